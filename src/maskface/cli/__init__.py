@@ -1,0 +1,21 @@
+"""``maskface`` command line: mirrors the Python API (``maskface detect`` ↔ ``Pipeline``)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from maskface.cli.apps import app
+
+# One module per command family; each registers its commands on the apps in cli/apps.py.
+COMMAND_MODULES = ("detect",)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for mod in COMMAND_MODULES:
+        importlib.import_module(f"maskface.cli.{mod}")
+    app()
+
+
+__all__ = ["app", "main"]

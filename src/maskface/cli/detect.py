@@ -1,0 +1,165 @@
+"""``maskface detect``, ``maskface demo`` and ``maskface models``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from tqdm import tqdm
+
+from maskface.cli.apps import app
+from maskface.cli.common import fail, user_errors
+from maskface.errors import MaskfaceError
+
+DEFAULT_OUT = Path("maskface-out")
+
+
+def _unique_stem(path: Path, used: set[str]) -> str:
+    stem = path.stem
+    name, k = stem, 1
+    while name in used:
+        k += 1
+        name = f"{stem}_{k}"
+    used.add(name)
+    return name
+
+
+def run_detect(inputs: list[str], out: Path, detector: str, classifier: str | None,
+               stride: int, print_json: bool, quiet: bool = False) -> int:
+    """Process every input; return the number that failed."""
+    from maskface.io.sources import expand_sources
+    from maskface.pipeline import Pipeline
+
+    sources = expand_sources(inputs)
+    if not sources:
+        fail("no inputs given")
+    pipe = Pipeline(detector=detector, classifier=classifier)
+    out.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+    n_faces = n_ok = 0
+    used: set[str] = set()
+    bar = tqdm(sources, desc="detect", unit="file", disable=quiet or len(sources) < 2,
+               leave=False)
+    for src in bar:
+        if src.error:
+            failures.append(f"{src.path}: {src.error}")
+            tqdm.write(f"error: {src.path}: {src.error}", file=sys.stderr)
+            continue
+        stem = _unique_stem(src.path, used)
+        try:
+            if src.kind == "video":
+                summary = _detect_video(pipe, src.path, out, stem, stride)
+                n_faces += summary["faces"]
+                record = summary
+            else:
+                result = pipe.analyze(src.path)
+                result.save(out / f"{stem}.jpg")
+                record = result.to_dict()
+                (out / f"{stem}.json").write_text(json.dumps(record, indent=2))
+                n_faces += len(result.faces)
+            n_ok += 1
+            if print_json:
+                typer.echo(json.dumps(record))
+        except MaskfaceError as exc:
+            failures.append(str(exc))
+            tqdm.write(f"error: {exc}", file=sys.stderr)
+    if not quiet:
+        typer.echo(f"{n_ok} of {len(sources)} inputs processed, {n_faces} faces; "
+                   f"outputs in {out}/", err=print_json)
+        if failures:
+            typer.echo(f"{len(failures)} failed:", err=True)
+            for f in failures:
+                typer.echo(f"  {f}", err=True)
+    return len(failures)
+
+
+def _detect_video(pipe, path: Path, out: Path, stem: str, stride: int) -> dict:
+    from maskface.io.video import VideoWriter, iter_frames, open_video
+
+    cap, info = open_video(path)
+    frames, n_faces = [], 0
+    total = info.frames // stride if info.frames else None
+    try:
+        with VideoWriter(out / f"{stem}.mp4", info.fps / stride) as writer:
+            for idx, frame in tqdm(iter_frames(cap, stride), total=total, desc=path.name,
+                                   unit="frame", leave=False):
+                result = pipe.analyze_array(frame, source=f"{path}#{idx}")
+                writer.write(result.plot())
+                n_faces += len(result.faces)
+                frames.append({"frame": idx, "time_s": round(idx / info.fps, 3),
+                               "faces": [f.to_dict() for f in result.faces]})
+    finally:
+        cap.release()
+    if not frames:
+        raise MaskfaceError(f"{path}: no frame could be decoded")
+    record = {"source": str(path), "fps": info.fps, "width": info.width,
+              "height": info.height, "stride": stride, "frames": frames, "faces": n_faces}
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+@app.command()
+@user_errors
+def detect(
+    inputs: Annotated[list[str], typer.Argument(
+        help="Images, folders (searched recursively), globs or video files.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = DEFAULT_OUT,
+    detector: Annotated[str, typer.Option(help="yunet, retinaface or mtcnn.")] = "yunet",
+    classifier: Annotated[str, typer.Option(
+        help="Mask classifier ONNX file, 'default', or 'none' to skip.")] = "default",
+    stride: Annotated[int, typer.Option(min=1, help="Video: process every N-th frame.")] = 1,
+    json_: Annotated[bool, typer.Option("--json", help="Also print one JSON line per input.")
+                     ] = False,
+) -> None:
+    """Find faces and their mask state; write annotated images/videos and one JSON per input."""
+    failed = run_detect(inputs, out, detector, None if classifier == "none" else classifier,
+                        stride, json_)
+    if failed:
+        raise typer.Exit(1)
+
+
+def demo_image() -> Path:
+    """The built-in example photo (public domain)."""
+    return Path(str(resources.files("maskface") / "assets" / "astronaut.jpg"))
+
+
+@app.command()
+@user_errors
+def demo(out: Annotated[Path, typer.Option("--out", "-o")] = Path("maskface-out/demo")) -> None:
+    """Run the whole pipeline on the built-in example photo and say where the outputs are."""
+    from maskface.pipeline import Pipeline
+
+    image = demo_image()
+    result = Pipeline().analyze(image)
+    out.mkdir(parents=True, exist_ok=True)
+    annotated = result.save(out / "astronaut.jpg")
+    js = out / "astronaut.json"
+    js.write_text(result.to_json())
+    for face in result.faces:
+        mask = face.mask.label if face.mask else "?"
+        prob = face.mask.probability if face.mask else 0.0
+        box = ", ".join(f"{v:.0f}" for v in face.box)
+        typer.echo(f"face at [{box}] score {face.score:.2f}: {mask} ({prob:.1%})")
+    typer.echo(f"{len(result.faces)} face(s) in {result.timings_ms['total']:.0f} ms")
+    typer.echo(f"annotated image: {annotated}")
+    typer.echo(f"JSON result:     {js}")
+
+
+@app.command()
+def models() -> None:
+    """List the registered models, where their files are and whether their digests match."""
+    from maskface.models import describe
+
+    bad = 0
+    for row in describe():
+        ok = row["status"] == "ok"
+        bad += not ok
+        typer.echo(f"{'ok ' if ok else 'BAD'} {row['name']:<22} {row['description']}")
+        if not ok:
+            typer.echo(f"    {row['status']}")
+    if bad:
+        raise typer.Exit(1)

@@ -1,0 +1,147 @@
+"""The one image loader: any path, bytes or array in, an upright 8-bit BGR array out.
+
+Real inputs are messy: EXIF-rotated phone photos, grey scans, RGBA screenshots, 16-bit PNGs,
+CMYK JPEGs, truncated uploads and decompression bombs. Everything is normalised here so the rest
+of the pipeline only ever sees ``uint8`` arrays of shape ``(H, W, 3)`` in BGR order (OpenCV's).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from maskface.errors import ImageLoadError
+
+ImageInput = str | os.PathLike | bytes | bytearray | np.ndarray | Image.Image
+
+#: largest image accepted, in pixels (override with MASKFACE_MAX_PIXELS)
+DEFAULT_MAX_PIXELS = 64_000_000
+#: largest encoded file accepted, in bytes (override with MASKFACE_MAX_BYTES)
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".jfif"}
+)
+
+
+def max_pixels() -> int:
+    return int(os.environ.get("MASKFACE_MAX_PIXELS", DEFAULT_MAX_PIXELS))
+
+
+def max_bytes() -> int:
+    return int(os.environ.get("MASKFACE_MAX_BYTES", DEFAULT_MAX_BYTES))
+
+
+def _to_rgb_array(im: Image.Image) -> np.ndarray:
+    """Convert any PIL mode to an RGB uint8 array, keeping the tonal range of deep images."""
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        hi = arr.max()
+        if mode.startswith("I;16"):
+            scale = 255.0 / 65535.0
+        else:
+            scale = 255.0 / hi if hi > 255 else 1.0
+        grey = np.clip(arr * scale, 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        # Transparent areas become white, as most viewers show them; faces keep their colours.
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        canvas.alpha_composite(rgba)
+        return np.asarray(canvas.convert("RGB"))
+    if mode != "RGB":
+        im = im.convert("RGB")
+    return np.asarray(im)
+
+
+def _check_array(arr: np.ndarray, name: str) -> np.ndarray:
+    if arr.size == 0 or arr.ndim not in (2, 3):
+        raise ImageLoadError(name, f"array of shape {arr.shape} is not an image")
+    if arr.ndim == 3 and arr.shape[2] not in (1, 3, 4):
+        raise ImageLoadError(name, f"array with {arr.shape[2]} channels is not an image")
+    if arr.shape[0] * arr.shape[1] > max_pixels():
+        raise ImageLoadError(name, f"image of {arr.shape[1]}x{arr.shape[0]} px is too large")
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0:
+            arr = arr * 255.0
+        elif arr.dtype == np.uint16:
+            arr = arr / 257.0
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    elif arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif arr.shape[2] == 4:
+        arr = arr[..., :3]
+    return np.ascontiguousarray(arr)
+
+
+def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Decode encoded image bytes (JPEG, PNG, …) to an upright BGR uint8 array."""
+    if not data:
+        raise ImageLoadError(name, "file is empty")
+    if len(data) > max_bytes():
+        raise ImageLoadError(name, f"file of {len(data) / 1e6:.0f} MB is larger than allowed")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            w, h = im.size
+            if w * h > max_pixels():
+                raise ImageLoadError(
+                    name, f"image of {w}x{h} px is too large (limit {max_pixels():,} px; "
+                    "set MASKFACE_MAX_PIXELS to raise it)"
+                )
+            if w == 0 or h == 0:
+                raise ImageLoadError(name, "image has no pixels")
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            rgb = _to_rgb_array(im)
+    except ImageLoadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageLoadError(name, "not a recognised image format") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageLoadError(name, "image is too large (decompression bomb guard)") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt streams
+        raise ImageLoadError(name, f"corrupt or truncated image ({exc})") from None
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def load_image(source: ImageInput) -> np.ndarray:
+    """Load an image from a path, encoded bytes, a PIL image or an array.
+
+    Arrays are taken as BGR (OpenCV's convention) when they have 3 channels. Returns an upright
+    ``uint8`` BGR array of shape ``(H, W, 3)``; raises :class:`ImageLoadError` with a one-line
+    reason naming the source otherwise.
+    """
+    if isinstance(source, np.ndarray):
+        return _check_array(source, "<array>")
+    if isinstance(source, Image.Image):
+        return np.ascontiguousarray(_to_rgb_array(ImageOps.exif_transpose(source))[..., ::-1])
+    if isinstance(source, (bytes, bytearray)):
+        return decode_image(bytes(source))
+    path = Path(os.fspath(source))
+    name = str(path)
+    if not path.exists():
+        raise ImageLoadError(name, "no such file")
+    if path.is_dir():
+        raise ImageLoadError(name, "is a folder, not an image")
+    try:
+        size = path.stat().st_size
+        if size > max_bytes():
+            raise ImageLoadError(name, f"file of {size / 1e6:.0f} MB is larger than allowed")
+        data = path.read_bytes()
+    except PermissionError:
+        raise ImageLoadError(name, "permission denied") from None
+    return decode_image(data, name)
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES

@@ -1,0 +1,63 @@
+"""Input sources: files, folders (recursive), globs and videos behind one expander."""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+from maskface.io.image import IMAGE_SUFFIXES
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input: an image or a video file, or a path that could not be used (``error``)."""
+
+    path: Path
+    kind: str  # "image", "video" or "missing"
+    error: str | None = None
+
+
+def _kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    return "image"
+
+
+def expand_sources(inputs: list[str]) -> list[Source]:
+    """Expand CLI inputs into sources, in a stable order, without duplicates.
+
+    Folders are searched recursively for image and video files; globs are expanded; any other
+    file is taken as an image (the loader reports it if it is not one); a path that does not
+    exist becomes a ``missing`` source so the caller can report it and go on.
+    """
+    out: list[Source] = []
+    seen: set[Path] = set()
+
+    def add(src: Source) -> None:
+        key = src.path.resolve() if src.kind != "missing" else src.path
+        if key not in seen:
+            seen.add(key)
+            out.append(src)
+
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            for p in sorted(path.rglob("*")):
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+                    add(Source(p, _kind(p)))
+        elif path.is_file():
+            add(Source(path, _kind(path)))
+        elif glob.has_magic(item):
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
+            files = [m for m in matches if m.is_file()]
+            if not files:
+                add(Source(path, "missing", "no file matches this pattern"))
+            for m in files:
+                add(Source(m, _kind(m)))
+        else:
+            add(Source(path, "missing", "no such file or folder"))
+    return out

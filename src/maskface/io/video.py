@@ -1,0 +1,80 @@
+"""Video decoding and writing through OpenCV."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskface.errors import InputError
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    fps: float
+    width: int
+    height: int
+    frames: int  # 0 when unknown (streams)
+
+
+def open_video(source: str | int | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
+    """Open a video file, stream URL or camera index; raise InputError if it cannot be read."""
+    src = int(source) if isinstance(source, str) and source.isdigit() else source
+    cap = cv2.VideoCapture(str(src) if isinstance(src, Path) else src)
+    if not cap.isOpened():
+        raise InputError(f"{source}: cannot open video")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+    info = VideoInfo(
+        fps=fps if 0 < fps < 1000 else 25.0,
+        width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        frames=max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))),
+    )
+    return cap, info
+
+
+def iter_frames(cap: cv2.VideoCapture, stride: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, frame)`` for every ``stride``-th frame; skipped frames are not decoded."""
+    idx = 0
+    while True:
+        if idx % stride == 0:
+            ok, frame = cap.read()
+            if not ok:
+                return
+            yield idx, frame
+        elif not cap.grab():
+            return
+        idx += 1
+
+
+class VideoWriter:
+    """MP4 writer that opens on the first frame (so its size is the frames' size)."""
+
+    def __init__(self, path: Path, fps: float):
+        self.path = Path(path)
+        self.fps = fps
+        self._writer: cv2.VideoWriter | None = None
+
+    def write(self, frame: np.ndarray) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            h, w = frame.shape[:2]
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"),
+                                           self.fps, (w, h))
+            if not self._writer.isOpened():
+                raise InputError(f"{self.path}: cannot write video")
+        self._writer.write(frame)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

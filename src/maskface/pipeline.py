@@ -1,0 +1,94 @@
+"""Detect → align → classify → recognise, composed once and run on many images.
+
+Each stage is a model object built once per :class:`Pipeline`; the detector makes the
+:class:`~maskface.results.Face` objects and every later stage fills in its own attribute, batched
+over all faces of an image.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from maskface.detect import FaceDetector, create_detector
+from maskface.io.image import ImageInput, load_image
+from maskface.results import Face, Result
+
+if TYPE_CHECKING:
+    from maskface.classify import MaskClassifier
+
+
+class Pipeline:
+    """The maskface pipeline.
+
+    Args:
+        detector: a detector name (``yunet``, ``retinaface``, ``mtcnn``) or instance.
+        classifier: path of a mask-classifier ONNX file, a ``MaskClassifier``, the default
+            registered model (``"default"``) or ``None`` to skip mask classification.
+        recognizer: an object with ``identify(image, faces) -> None`` that fills
+            ``face.identity`` (and ``face.embedding``), e.g. a gallery matcher; optional.
+    """
+
+    def __init__(self, detector: str | FaceDetector = "yunet",
+                 classifier: str | Path | MaskClassifier | None = "default",
+                 recognizer=None):
+        self.detector = create_detector(detector) if isinstance(detector, str) else detector
+        if classifier is None:
+            self.classifier = None
+        elif isinstance(classifier, (str, Path)):
+            from maskface.classify import MaskClassifier
+
+            self.classifier = (MaskClassifier() if str(classifier) == "default"
+                               else MaskClassifier(classifier))
+        else:
+            self.classifier = classifier
+        self.recognizer = recognizer
+
+    def __call__(self, source: ImageInput) -> Result:
+        return self.analyze(source)
+
+    def analyze(self, source: ImageInput) -> Result:
+        """Run every stage on one image (path, bytes, PIL image or BGR array)."""
+        t0 = time.perf_counter()
+        image = load_image(source)
+        name = str(source) if isinstance(source, (str, Path)) else "<image>"
+        t1 = time.perf_counter()
+        det = self.detector.detect(image)
+        faces = [Face(box=det.boxes[i], score=float(det.scores[i]), landmarks=det.landmarks[i])
+                 for i in range(len(det))]
+        t2 = time.perf_counter()
+        timings = {"decode": (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3}
+        if self.classifier is not None and faces:
+            preds = self.classifier.classify(image, det.boxes)
+            for face, pred in zip(faces, preds):
+                face.mask = pred
+        t3 = time.perf_counter()
+        timings["classify"] = (t3 - t2) * 1e3
+        if self.recognizer is not None and faces:
+            self.recognizer.identify(image, faces)
+            timings["recognize"] = (time.perf_counter() - t3) * 1e3
+        timings["total"] = (time.perf_counter() - t0) * 1e3
+        return Result(faces=faces, image=image, source=name, timings_ms=timings)
+
+    def analyze_array(self, image: np.ndarray, source: str = "<frame>") -> Result:
+        """Same as :meth:`analyze` for an already-decoded BGR frame (video)."""
+        result = self.analyze(image)
+        result.source = source
+        return result
+
+
+_default: Pipeline | None = None
+_default_lock = threading.Lock()
+
+
+def analyze(source: ImageInput) -> Result:
+    """Analyse one image with the default pipeline (built on first use, then reused)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Pipeline()
+    return _default.analyze(source)

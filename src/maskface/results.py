@@ -1,0 +1,133 @@
+"""Typed results: one :class:`Result` per image, one :class:`Face` per detected face."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: mask labels, in the classifier's output order for the three-class model
+MASK_LABELS = ("with_mask", "without_mask", "mask_incorrect")
+
+
+@dataclass(frozen=True)
+class MaskPrediction:
+    """Mask state of one face: the winning label, its probability and all class probabilities."""
+
+    label: str
+    probability: float
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def masked(self) -> bool:
+        return self.label == "with_mask"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "probability": round(float(self.probability), 4),
+            "probabilities": {k: round(float(v), 4) for k, v in self.probabilities.items()},
+        }
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the face belongs to; ``person_id`` is ``None`` for an unknown face."""
+
+    person_id: int | None
+    name: str | None
+    score: float
+
+    @property
+    def known(self) -> bool:
+        return self.person_id is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"person_id": self.person_id, "name": self.name, "score": round(self.score, 4)}
+
+
+@dataclass
+class Face:
+    """One detected face: box ``(x1, y1, x2, y2)`` in pixels, detector score, 5 landmarks
+    (right eye, left eye, nose tip, right and left mouth corners, as seen in the image), and the
+    attributes later stages fill in."""
+
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray
+    mask: MaskPrediction | None = None
+    identity: Identity | None = None
+    embedding: np.ndarray | None = field(default=None, repr=False)
+    track_id: int | None = None
+
+    @property
+    def width(self) -> float:
+        return float(self.box[2] - self.box[0])
+
+    @property
+    def height(self) -> float:
+        return float(self.box[3] - self.box[1])
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "box": [round(float(v), 1) for v in self.box],
+            "score": round(float(self.score), 4),
+            "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in self.landmarks],
+            "mask": self.mask.to_dict() if self.mask else None,
+            "identity": self.identity.to_dict() if self.identity else None,
+        }
+        if self.track_id is not None:
+            d["track_id"] = self.track_id
+        return d
+
+
+@dataclass
+class Result:
+    """All faces found in one image, plus the image itself for plotting."""
+
+    faces: list[Face]
+    image: np.ndarray = field(repr=False)
+    source: str = "<array>"
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __iter__(self):
+        return iter(self.faces)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.image.shape[0]), int(self.image.shape[1])
+
+    def to_dict(self) -> dict[str, Any]:
+        h, w = self.shape
+        return {
+            "source": self.source,
+            "width": w,
+            "height": h,
+            "faces": [f.to_dict() for f in self.faces],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def plot(self) -> np.ndarray:
+        """A copy of the image (BGR) with boxes and labels drawn on it."""
+        from maskface.draw import annotate
+
+        return annotate(self.image, self.faces)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the annotated image to ``path`` (format from the suffix)."""
+        import cv2
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(path), self.plot()):
+            raise OSError(f"cannot write image to {path}")
+        return path
