@@ -1,0 +1,77 @@
+"""The one image loader on everyday awkward and bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from badimages import write_awkward_images, write_bad_files
+from maskface.errors import ImageLoadError
+from maskface.io import decode_image, load_image
+
+
+def test_loads_upright_bgr(astronaut_path):
+    img = load_image(astronaut_path)
+    assert img.dtype == np.uint8 and img.shape == (512, 512, 3)
+    # The astronaut's suit is white and the flag behind her is red/blue: BGR order means the
+    # red stripes have more signal in channel 2 than channel 0.
+    assert img[..., 2].mean() > img[..., 0].mean()
+
+
+@pytest.mark.parametrize(
+    "name", ["grey.png", "rgba.png", "cmyk.jpg", "palette.png", "deep16.png", "exif_rotated.jpg"]
+)
+def test_awkward_encodings_decode_to_bgr(astronaut_path, tmp_path, name):
+    path = write_awkward_images(astronaut_path, tmp_path)[name]
+    img = load_image(path)
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+    assert img.shape[:2] == (512, 512)
+    assert img.std() > 10  # real content, not a blank canvas
+
+
+def test_exif_rotation_is_applied(astronaut_path, tmp_path):
+    upright = load_image(astronaut_path).astype(np.float32)
+    img = load_image(write_awkward_images(astronaut_path, tmp_path)["exif_rotated.jpg"])
+    diff = np.abs(img.astype(np.float32) - upright).mean()
+    assert diff < 8, f"EXIF-rotated image not turned upright (mean diff {diff:.1f})"
+
+
+def test_deep16_keeps_tonal_range(astronaut_path, tmp_path):
+    img = load_image(write_awkward_images(astronaut_path, tmp_path)["deep16.png"])
+    assert img.max() > 200 and img.min() < 50
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("empty.jpg", "empty"),
+        ("text.jpg", "not a recognised image"),
+        ("truncated.jpg", "truncated"),
+        ("corrupt.png", ""),
+        ("huge.png", "too large"),
+    ],
+)
+def test_bad_files_raise_one_line_error_naming_file(astronaut_path, tmp_path, name, fragment):
+    path = write_bad_files(astronaut_path, tmp_path)[name]
+    with pytest.raises(ImageLoadError) as info:
+        load_image(path)
+    msg = str(info.value)
+    assert "\n" not in msg and name in msg and fragment in msg
+
+
+def test_missing_and_folder(tmp_path):
+    with pytest.raises(ImageLoadError, match="no such file"):
+        load_image(tmp_path / "nope.jpg")
+    with pytest.raises(ImageLoadError, match="folder"):
+        load_image(tmp_path)
+
+
+def test_arrays_and_bytes(astronaut_path):
+    img = load_image(astronaut_path)
+    assert np.array_equal(decode_image(astronaut_path.read_bytes()), img)
+    grey = load_image(img[..., 0])
+    assert grey.shape == img.shape
+    rgba = np.dstack([img, np.full(img.shape[:2], 255, np.uint8)])
+    assert np.array_equal(load_image(rgba), img)
+    with pytest.raises(ImageLoadError):
+        load_image(np.zeros((0, 5, 3), np.uint8))
