@@ -11,11 +11,16 @@ from maskface.cli.apps import app
 COMMAND_MODULES = ("detect",)
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+def load_commands():
+    """Register every command family on the app and return it (commands import lazily)."""
     for mod in COMMAND_MODULES:
         importlib.import_module(f"maskface.cli.{mod}")
-    app()
+    return app
 
 
-__all__ = ["app", "main"]
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    load_commands()()
+
+
+__all__ = ["app", "load_commands", "main"]
