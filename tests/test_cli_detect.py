@@ -1,0 +1,80 @@
+"""`maskface detect` on real images, folders, globs, videos and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from badimages import write_awkward_images, write_bad_files
+from maskface.cli import load_commands
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(load_commands(), list(args), catch_exceptions=False)
+
+
+def test_detect_folder_with_bad_files_processes_rest_and_fails(astronaut_path, tmp_path):
+    inputs = tmp_path / "in"
+    write_awkward_images(astronaut_path, inputs / "ok")
+    bad = write_bad_files(astronaut_path, inputs / "bad")
+    out = tmp_path / "out"
+    res = invoke("detect", str(inputs), "--out", str(out), "--classifier", "none")
+    assert res.exit_code == 1
+    stderr = res.stderr
+    for name in bad:
+        lines = [ln for ln in stderr.splitlines() if name in ln and ln.startswith("error:")]
+        assert lines, f"no one-line error for {name}: {stderr}"
+    assert "Traceback" not in res.output
+    assert "6 of 11 inputs processed" in res.stdout
+    for stem in ("grey", "rgba", "cmyk", "palette", "deep16", "exif_rotated"):
+        record = json.loads((out / f"{stem}.json").read_text())
+        assert len(record["faces"]) == 1, stem
+        assert (out / f"{stem}.jpg").stat().st_size > 1000
+
+
+def test_detect_missing_path_and_glob(astronaut_path, tmp_path):
+    res = invoke("detect", str(tmp_path / "nothing.jpg"), str(tmp_path / "*.png"),
+                 "--out", str(tmp_path / "o"), "--classifier", "none")
+    assert res.exit_code == 1
+    assert "no such file" in res.stderr and "no file matches" in res.stderr
+
+
+def test_detect_json_lines(astronaut_path, tmp_path):
+    res = invoke("detect", str(astronaut_path), "--out", str(tmp_path), "--json",
+                 "--classifier", "none")
+    assert res.exit_code == 0, res.output
+    record = json.loads(res.stdout.strip().splitlines()[-1])
+    (face,) = record["faces"]
+    x1, y1, x2, y2 = face["box"]
+    assert 150 < x1 < x2 < 300 and 40 < y1 < y2 < 220  # her face, not the flag or the suit
+
+
+@pytest.mark.slow
+def test_detect_video_with_stride(astronaut, tmp_path):
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (512, 512))
+    for k in range(12):
+        writer.write(np.roll(astronaut, 4 * k, axis=1))  # a slow pan
+    writer.release()
+    out = tmp_path / "out"
+    res = invoke("detect", str(video), "--out", str(out), "--stride", "3",
+                 "--classifier", "none")
+    assert res.exit_code == 0, res.output
+    record = json.loads((out / "clip.json").read_text())
+    assert [f["frame"] for f in record["frames"]] == [0, 3, 6, 9]
+    xs = [f["faces"][0]["box"][0] for f in record["frames"]]
+    assert all(b > a for a, b in zip(xs, xs[1:]))  # the box follows the pan
+    cap = cv2.VideoCapture(str(out / "clip.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+
+
+def test_unknown_detector_is_one_line_error(astronaut_path, tmp_path):
+    res = invoke("detect", str(astronaut_path), "--detector", "haar", "--out", str(tmp_path))
+    assert res.exit_code == 1
+    assert res.stderr.strip().startswith("error: unknown detector 'haar'")

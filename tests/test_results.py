@@ -1,0 +1,48 @@
+"""Result serialisation and drawing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from maskface.draw import GREEN, RED, annotate, label_for
+from maskface.results import Face, Identity, MaskPrediction, Result
+
+
+def _face(box, label="with_mask", p=0.98):
+    x1, y1, x2, y2 = box
+    lm = np.array([[x1 + 5, y1 + 5]] * 5, dtype=np.float32)
+    return Face(box=np.array(box, np.float32), score=0.9, landmarks=lm,
+                mask=MaskPrediction(label, p, {label: p}))
+
+
+def test_labels_text_and_colour():
+    assert label_for(_face([0, 0, 10, 10])) == ("Mask 98%", GREEN)
+    assert label_for(_face([0, 0, 10, 10], "without_mask", 0.97)) == ("No mask 97%", RED)
+    f = _face([0, 0, 10, 10])
+    f.identity = Identity(3, "Ada", 0.71)
+    assert label_for(f)[0] == "Ada | Mask 98%"
+    f.identity = Identity(None, None, 0.2)
+    assert label_for(f)[0].startswith("Unknown")
+
+
+def test_label_stays_inside_image_for_face_at_top_right_corner():
+    img = np.zeros((200, 300, 3), np.uint8)
+    out = annotate(img, [_face([270, 0, 299, 25], "without_mask")])
+    assert out.shape == img.shape and not np.array_equal(out, img)
+    # The label background (red) is drawn inside the image, left of the corner face.
+    red = np.all(out == RED, axis=2)
+    ys, xs = np.nonzero(red)
+    assert len(xs) > 50 and xs.min() < 270 and ys.min() >= 0
+    assert img.sum() == 0  # the input is untouched
+
+
+def test_result_json_roundtrip():
+    img = np.zeros((50, 80, 3), np.uint8)
+    res = Result([_face([1, 2, 30, 40])], img, "x.jpg", {"total": 1.234})
+    d = json.loads(res.to_json())
+    assert d["width"] == 80 and d["height"] == 50 and d["source"] == "x.jpg"
+    assert d["faces"][0]["box"] == [1.0, 2.0, 30.0, 40.0]
+    assert d["faces"][0]["mask"]["label"] == "with_mask"
+    assert d["faces"][0]["identity"] is None
