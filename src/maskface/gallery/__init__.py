@@ -1,0 +1,25 @@
+"""The gallery of enrolled people: SQLite storage and 1:N / 1:1 matching.
+
+Example::
+
+    from maskface.gallery import Gallery
+    with Gallery("people.db", model="sface", dim=128) as g:
+        alice = g.enroll("Alice", embeddings)            # (K, 128) unit vectors
+        match = g.identify(query_embeddings, threshold=0.4)[0]
+        print(match.name if match.known else "unknown", match.score)
+        g.delete(alice.id)                               # erases every embedding of Alice
+"""
+
+from maskface.gallery.index import ExactIndex, GalleryIndex
+from maskface.gallery.store import (
+    DuplicateNameError,
+    Gallery,
+    GalleryError,
+    Match,
+    Person,
+    UnknownPersonError,
+    default_db_path,
+)
+
+__all__ = ["DuplicateNameError", "ExactIndex", "Gallery", "GalleryError", "GalleryIndex",
+           "Match", "Person", "UnknownPersonError", "default_db_path"]

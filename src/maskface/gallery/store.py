@@ -1,0 +1,492 @@
+"""The gallery: enrolled people and their face embeddings in one SQLite file.
+
+SQLite in WAL mode (readers never block the writer), every change in one ``BEGIN IMMEDIATE``
+transaction, foreign keys with ``ON DELETE CASCADE`` so deleting a person erases every one of
+their embeddings, and a busy timeout so two processes enrolling at once wait for each other
+instead of failing. Embeddings are float32 blobs tagged with the model that made them; a gallery
+holds one model's embeddings only (vectors of different models are not comparable).
+
+Search is exact, in numpy, over a matrix cached in memory and reloaded when the file changes
+(``PRAGMA data_version`` sees other connections' commits; our own writes bump a counter).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskface.errors import InputError, MaskfaceError
+from maskface.gallery.index import ExactIndex, GalleryIndex
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS people (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT NOT NULL UNIQUE,
+    metadata   TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    person_id  INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    model      TEXT NOT NULL,
+    dim        INTEGER NOT NULL,
+    masked     INTEGER NOT NULL DEFAULT 0,
+    vector     BLOB NOT NULL,
+    source     TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS embeddings_person ON embeddings(person_id);
+"""
+
+
+class GalleryError(MaskfaceError):
+    """The gallery file is unusable (corrupt, locked, foreign) or a request cannot be met."""
+
+
+class UnknownPersonError(GalleryError):
+    """No enrolled person has this id or name."""
+
+
+class DuplicateNameError(GalleryError):
+    """A person with this name is already enrolled."""
+
+
+@dataclass(frozen=True)
+class Person:
+    """An enrolled person (without their embeddings)."""
+
+    id: int
+    name: str
+    metadata: dict[str, Any]
+    created_at: str
+    n_embeddings: int = 0
+    n_masked: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "metadata": self.metadata,
+                "created_at": self.created_at, "embeddings": self.n_embeddings,
+                "masked_embeddings": self.n_masked}
+
+
+@dataclass(frozen=True)
+class Match:
+    """Outcome of a 1:N search for one query embedding.
+
+    ``person``/``name`` are the best candidate, ``known`` says whether its score reached the
+    threshold (open set: below it the face is "unknown"); ``candidates`` lists the best few
+    ``(person_id, name, score)``.
+    """
+
+    person_id: int | None
+    name: str | None
+    score: float
+    threshold: float
+    candidates: list[tuple[int, str, float]] = field(default_factory=list)
+
+    @property
+    def known(self) -> bool:
+        return self.person_id is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"person_id": self.person_id, "name": self.name, "score": round(self.score, 4),
+                "threshold": round(self.threshold, 4), "known": self.known,
+                "candidates": [{"person_id": p, "name": n, "score": round(s, 4)}
+                               for p, n, s in self.candidates]}
+
+
+def default_db_path() -> Path:
+    """``$MASKFACE_DB`` or ``~/.local/share/maskface/gallery.db``."""
+    env = os.environ.get("MASKFACE_DB")
+    if env:
+        return Path(env).expanduser()
+    base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "maskface" / "gallery.db"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise InputError("a person's name must not be empty")
+    if len(name) > 200:
+        raise InputError("a person's name must be at most 200 characters")
+    return name
+
+
+class Gallery:
+    """A persistent gallery of enrolled people (thread-safe; several processes may share it).
+
+    Args:
+        path: the SQLite file (created with its folder if missing).
+        model: name of the embedder whose vectors this gallery holds (e.g. ``"sface"``); the
+            first gallery to write fixes it and later writes with another model are refused.
+            ``None`` opens any gallery read-only-compatible (listing, renaming, deleting).
+        dim: the embedder's dimension, checked the same way.
+        index: the search index (default :class:`ExactIndex`).
+
+    Raises:
+        GalleryError: the file is not a maskface gallery, is corrupt, or is locked too long.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, model: str | None = None,
+                 dim: int | None = None, index: GalleryIndex | None = None):
+        self.path = Path(path) if path is not None else default_db_path()
+        self.model = model
+        self.dim = dim
+        self.index: GalleryIndex = index if index is not None else ExactIndex()
+        self._lock = threading.RLock()
+        self._names: dict[int, str] = {}
+        self._cache_key: tuple[int, int] | None = None
+        self._writes = 0
+        if self.path.is_dir():
+            raise GalleryError(f"{self.path}: is a folder, not a gallery file")
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        if new:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                         isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise GalleryError(f"{self.path}: cannot open gallery: {exc}") from None
+        try:
+            self._open(new)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # -- connection ---------------------------------------------------------------------------
+    def _open(self, new: bool) -> None:
+        c = self._conn
+        try:
+            # Read before any write: a corrupt or foreign file fails here, untouched.
+            tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            raise GalleryError(f"{self.path}: not a usable gallery database ({exc}); "
+                               "the file was left as it is") from None
+        if tables and "meta" not in tables:
+            raise GalleryError(f"{self.path}: an SQLite file that is not a maskface gallery; "
+                               "the file was left as it is")
+        try:
+            c.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            c.execute("PRAGMA foreign_keys=ON")
+            if c.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                c.execute("PRAGMA journal_mode=WAL")
+            c.execute("PRAGMA synchronous=NORMAL")
+            if not tables:
+                with self._transaction():
+                    for stmt in filter(str.strip, _SCHEMA.split(";")):
+                        c.execute(stmt)
+                    c.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                              (str(SCHEMA_VERSION),))
+        except sqlite3.DatabaseError as exc:
+            raise GalleryError(f"{self.path}: cannot initialise gallery: {exc}") from None
+        version = self._meta("schema_version")
+        if version is not None and int(version) > SCHEMA_VERSION:
+            raise GalleryError(f"{self.path}: gallery schema {version} is newer than this "
+                               f"maskface supports ({SCHEMA_VERSION}); upgrade maskface")
+        stored_model, stored_dim = self._meta("model"), self._meta("dim")
+        if self.model and stored_model and stored_model != self.model:
+            raise GalleryError(
+                f"{self.path}: gallery holds '{stored_model}' embeddings; they cannot be "
+                f"compared with model '{self.model}' (use another --db or re-enrol)")
+        if self.dim and stored_dim and int(stored_dim) != self.dim:
+            raise GalleryError(f"{self.path}: gallery holds {stored_dim}-d embeddings, "
+                               f"the model makes {self.dim}-d ones")
+        self.model = self.model or stored_model
+        self.dim = self.dim or (int(stored_dim) if stored_dim else None)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken up front (``IMMEDIATE``) so concurrent writers queue on
+        the busy timeout instead of failing half-way; rolled back on any error."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise GalleryError(f"{self.path}: gallery is locked by another process "
+                                   f"({exc}); try again") from None
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._writes += 1
+
+    def _meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    # -- people -------------------------------------------------------------------------------
+    def _bind_model(self, conn: sqlite3.Connection, dim: int) -> None:
+        if not self.model:
+            raise InputError("open the gallery with the embedder's model name to add embeddings")
+        if self.dim and dim != self.dim:
+            raise InputError(f"embeddings are {dim}-d, the gallery's model makes {self.dim}-d")
+        stored = conn.execute("SELECT value FROM meta WHERE key='model'").fetchone()
+        if stored and stored[0] != self.model:
+            raise GalleryError(f"{self.path}: gallery holds '{stored[0]}' embeddings, "
+                               f"not '{self.model}'")
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('model', ?)", (self.model,))
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('dim', ?)", (str(dim),))
+        self.dim = dim
+
+    @staticmethod
+    def _vectors(embeddings: np.ndarray) -> np.ndarray:
+        e = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
+        if e.ndim != 2 or len(e) == 0 or not np.isfinite(e).all():
+            raise InputError("embeddings must be a non-empty finite (N, D) array")
+        norms = np.linalg.norm(e, axis=1, keepdims=True)
+        if (norms < 1e-6).any():
+            raise InputError("an embedding has zero length")
+        return e / norms
+
+    def _insert_embeddings(self, conn: sqlite3.Connection, person_id: int, emb: np.ndarray,
+                           masked: Iterable[bool] | bool, sources: Iterable[str | None] | None
+                           ) -> int:
+        flags = [bool(masked)] * len(emb) if isinstance(masked, (bool, np.bool_)) else \
+            [bool(m) for m in masked]
+        srcs = list(sources) if sources is not None else [None] * len(emb)
+        if len(flags) != len(emb) or len(srcs) != len(emb):
+            raise InputError("one masked flag and one source per embedding, please")
+        self._bind_model(conn, emb.shape[1])
+        now = _now()
+        conn.executemany(
+            "INSERT INTO embeddings (person_id, model, dim, masked, vector, source, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(person_id, self.model, emb.shape[1], int(m), v.tobytes(), s, now)
+             for v, m, s in zip(emb, flags, srcs)])
+        return len(emb)
+
+    def enroll(self, name: str, embeddings: np.ndarray, masked: Iterable[bool] | bool = False,
+               metadata: Mapping[str, Any] | None = None,
+               sources: Iterable[str | None] | None = None) -> Person:
+        """Enrol a new person with one or more embeddings, atomically.
+
+        Raises:
+            DuplicateNameError: ``name`` is already enrolled (use :meth:`add_embeddings`).
+        """
+        name = _check_name(name)
+        emb = self._vectors(embeddings)
+        meta_json = json.dumps(dict(metadata or {}))
+        try:
+            with self._transaction() as conn:
+                cur = conn.execute(
+                    "INSERT INTO people (name, metadata, created_at) VALUES (?, ?, ?)",
+                    (name, meta_json, _now()))
+                pid = int(cur.lastrowid)
+                self._insert_embeddings(conn, pid, emb, masked, sources)
+        except sqlite3.IntegrityError:
+            raise DuplicateNameError(f"'{name}' is already enrolled; add photos to them "
+                                     "instead (--add) or choose another name") from None
+        return self.get(pid)
+
+    def add_embeddings(self, person: int | str, embeddings: np.ndarray,
+                       masked: Iterable[bool] | bool = False,
+                       sources: Iterable[str | None] | None = None) -> Person:
+        """Add embeddings (more photos) to an enrolled person, atomically."""
+        emb = self._vectors(embeddings)
+        with self._transaction() as conn:
+            pid = self._resolve(person, conn)
+            self._insert_embeddings(conn, pid, emb, masked, sources)
+        return self.get(pid)
+
+    def _resolve(self, person: int | str, conn: sqlite3.Connection | None = None) -> int:
+        conn = conn or self._conn
+        if isinstance(person, (int, np.integer)):
+            row = conn.execute("SELECT id FROM people WHERE id=?", (int(person),)).fetchone()
+        else:
+            row = conn.execute("SELECT id FROM people WHERE name=?", (str(person),)).fetchone()
+            if row is None and str(person).isdigit():
+                row = conn.execute("SELECT id FROM people WHERE id=?", (int(person),)).fetchone()
+        if row is None:
+            raise UnknownPersonError(f"no enrolled person '{person}'")
+        return int(row[0])
+
+    _PERSON_SQL = (
+        "SELECT p.id, p.name, p.metadata, p.created_at, COUNT(e.id), COALESCE(SUM(e.masked), 0)"
+        " FROM people p LEFT JOIN embeddings e ON e.person_id = p.id")
+
+    @staticmethod
+    def _person(row) -> Person:
+        return Person(int(row[0]), row[1], json.loads(row[2]), row[3], int(row[4]), int(row[5]))
+
+    def get(self, person: int | str) -> Person:
+        """One person by id or name (raises :class:`UnknownPersonError`)."""
+        with self._lock:
+            pid = self._resolve(person)
+            row = self._conn.execute(self._PERSON_SQL + " WHERE p.id=? GROUP BY p.id",
+                                     (pid,)).fetchone()
+        return self._person(row)
+
+    def people(self) -> list[Person]:
+        """Everyone enrolled, by id."""
+        with self._lock:
+            rows = self._conn.execute(self._PERSON_SQL + " GROUP BY p.id ORDER BY p.id").fetchall()
+        return [self._person(r) for r in rows]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM people").fetchone()[0])
+
+    def count_embeddings(self, person: int | str | None = None) -> int:
+        """Stored embeddings, of one person or in total."""
+        with self._lock:
+            if person is None:
+                return int(self._conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+            pid = self._resolve(person)
+            return int(self._conn.execute("SELECT COUNT(*) FROM embeddings WHERE person_id=?",
+                                          (pid,)).fetchone()[0])
+
+    def rename(self, person: int | str, new_name: str) -> Person:
+        """Give a person another (unique) name."""
+        new_name = _check_name(new_name)
+        try:
+            with self._transaction() as conn:
+                pid = self._resolve(person, conn)
+                conn.execute("UPDATE people SET name=? WHERE id=?", (new_name, pid))
+        except sqlite3.IntegrityError:
+            raise DuplicateNameError(f"'{new_name}' is already enrolled") from None
+        return self.get(pid)
+
+    def update_metadata(self, person: int | str, metadata: Mapping[str, Any]) -> Person:
+        """Replace a person's metadata (a JSON object)."""
+        with self._transaction() as conn:
+            pid = self._resolve(person, conn)
+            conn.execute("UPDATE people SET metadata=? WHERE id=?",
+                         (json.dumps(dict(metadata)), pid))
+        return self.get(pid)
+
+    def delete(self, person: int | str) -> int:
+        """Erase a person and every one of their embeddings; returns how many embeddings went.
+
+        Biometric data must be erasable: the rows are deleted in one transaction (foreign-key
+        cascade) and the WAL is checkpointed so the vectors do not linger in the journal.
+        """
+        with self._transaction() as conn:
+            pid = self._resolve(person, conn)
+            n = conn.execute("DELETE FROM embeddings WHERE person_id=?", (pid,)).rowcount
+            conn.execute("DELETE FROM people WHERE id=?", (pid,))
+        with self._lock:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError:  # busy readers: the next checkpoint will do it
+                log.debug("checkpoint after delete postponed")
+        return int(n)
+
+    def embeddings(self, person: int | str) -> tuple[np.ndarray, np.ndarray]:
+        """A person's stored embeddings ``(K, D)`` and their masked flags ``(K,)``."""
+        with self._lock:
+            pid = self._resolve(person)
+            rows = self._conn.execute(
+                "SELECT vector, masked, dim FROM embeddings WHERE person_id=? ORDER BY id",
+                (pid,)).fetchall()
+        if not rows:
+            return np.zeros((0, self.dim or 0), np.float32), np.zeros((0,), bool)
+        vecs = np.stack([np.frombuffer(r[0], np.float32, count=r[2]) for r in rows])
+        return vecs, np.array([bool(r[1]) for r in rows])
+
+    # -- search -------------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        """Reload the search matrix if this or another connection changed the file."""
+        version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        key = (version, self._writes)
+        if key == self._cache_key:
+            return
+        self._conn.execute("BEGIN")  # one consistent snapshot of both tables
+        try:
+            names = dict(self._conn.execute("SELECT id, name FROM people").fetchall())
+            rows = self._conn.execute(
+                "SELECT person_id, vector FROM embeddings WHERE model=? ORDER BY id",
+                (self.model or "",)).fetchall()
+        finally:
+            self._conn.execute("COMMIT")
+        dim = self.dim or 0
+        if rows:
+            blob = b"".join(r[1] for r in rows)
+            matrix = np.frombuffer(blob, np.float32).reshape(len(rows), -1)
+            labels = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        else:
+            matrix, labels = np.zeros((0, dim), np.float32), np.zeros((0,), np.int64)
+        self.index.build(matrix, labels)
+        self._names = names
+        self._cache_key = key
+
+    def search(self, queries: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """Raw 1:N search: best ``k`` people per query, ``(scores (Q, k), person_ids (Q, k))``."""
+        q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        if self.dim and q.shape[1] != self.dim:
+            raise InputError(f"query embeddings are {q.shape[1]}-d, the gallery holds "
+                             f"{self.dim}-d ones")
+        with self._lock:
+            self._refresh()
+            return self.index.search(q, k)
+
+    def identify(self, queries: np.ndarray, threshold: float, k: int = 5) -> list[Match]:
+        """Open-set 1:N identification of each query embedding.
+
+        A query is matched to the best-scoring person when that score is at least
+        ``threshold``; otherwise the match is unknown (``person_id`` ``None``), while the
+        best candidates are still reported.
+        """
+        scores, ids = self.search(queries, k)
+        matches = []
+        for srow, irow in zip(scores, ids):
+            cands = [(int(i), self._names.get(int(i), "?"), float(s))
+                     for s, i in zip(srow, irow) if i >= 0]
+            if cands and cands[0][2] >= threshold:
+                pid, name, score = cands[0]
+                matches.append(Match(pid, name, score, threshold, cands))
+            else:
+                best = cands[0][2] if cands else float("-inf")
+                matches.append(Match(None, None, best, threshold, cands))
+        return matches
+
+    def verify(self, query: np.ndarray, person: int | str, threshold: float) -> tuple[bool, float]:
+        """1:1 verification: is ``query`` this person? Returns ``(accepted, best score)``."""
+        vecs, _ = self.embeddings(person)
+        if len(vecs) == 0:
+            raise GalleryError(f"'{person}' has no stored embeddings")
+        q = self._vectors(query)[0]
+        score = float((vecs @ q).max())
+        return score >= threshold, score
+
+    def integrity_check(self) -> bool:
+        """SQLite's own consistency check of the file."""
+        with self._lock:
+            return self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
