@@ -1,0 +1,68 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from maskface.service.config import ServiceConfig
+from maskface.service.errors import install_error_handlers
+from maskface.service.middleware import BodyLimitMiddleware, MetricsMiddleware
+from maskface.service.routes import access, analyze, events, people, system
+from maskface.service.state import ServiceState
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(str(resources.files("maskface.service") / "static"))
+#: multipart overhead allowed on top of the per-image limit (several photos per enrolment)
+_BODY_SLACK = 64 * 1024
+
+DESCRIPTION = """Access control for a mask-aware kiosk: enrol people, analyse photos, and decide
+at the door from identity, mask and body temperature. Every route but `/v1/health` and
+`/metrics` needs an API key in the `X-API-Key` header (`maskface keys create --role admin`).
+Errors are JSON: `{"error": {"code": "...", "message": "..."}}`."""
+
+
+def create_app(config: ServiceConfig | None = None, engine=None) -> FastAPI:
+    """Build the app. Models load once at startup (or pass a ready ``engine`` to share one)."""
+    config = config or ServiceConfig()
+    state = ServiceState.open(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from maskface.service.engine import Engine
+        from maskface.service.people import People
+
+        state.engine = engine or Engine(config.models)
+        state.people = People(config.db, state.engine)
+        if not state.keys.list():
+            log.warning("no API keys in %s: create one with "
+                        "'maskface keys create --role admin --db %s'", config.db, config.db)
+        yield
+
+    app = FastAPI(title="maskface access control", version=state.version,
+                  description=DESCRIPTION, lifespan=lifespan)
+    app.state.service = state
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware,
+                       max_bytes=config.limits.max_upload_bytes * config.limits.max_photos
+                       + _BODY_SLACK)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+
+    for module in (system, analyze, people, access, events):
+        app.include_router(module.router)
+    app.add_api_route("/metrics", system.metrics, methods=["GET"], tags=["system"],
+                      summary="Prometheus metrics (no key needed)")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,109 @@
+"""API keys with two roles, stored hashed.
+
+A key looks like ``mf_<key id>_<secret>``. The key id (public, 8 hex digits) finds the row; the
+secret (32 random bytes) is stored only as ``sha256(salt || secret)``. A slow KDF such as scrypt
+protects low-entropy passwords; these secrets are 256-bit random, so a salted SHA-256 is as safe
+and keeps every request cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from maskface.errors import InputError
+from maskface.service.db import connect
+
+ADMIN = "admin"
+KIOSK = "kiosk"
+ROLES = (ADMIN, KIOSK)
+#: which roles satisfy a required role: admin may do everything a kiosk may
+_GRANTS = {ADMIN: {ADMIN}, KIOSK: {ADMIN, KIOSK}}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id   TEXT PRIMARY KEY,
+    role     TEXT NOT NULL,
+    label    TEXT NOT NULL DEFAULT '',
+    salt     BLOB NOT NULL,
+    digest   BLOB NOT NULL,
+    created  REAL NOT NULL,
+    revoked  REAL
+)
+"""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    role: str
+    label: str
+    created: float
+    revoked: float | None = None
+
+    def allows(self, required_role: str) -> bool:
+        return self.role in _GRANTS[required_role]
+
+    def to_dict(self) -> dict:
+        return {"key_id": self.key_id, "role": self.role, "label": self.label,
+                "created": self.created, "revoked": self.revoked}
+
+
+def _digest(salt: bytes, secret: str) -> bytes:
+    return hashlib.sha256(salt + secret.encode()).digest()
+
+
+class KeyStore:
+    """API keys in the service database."""
+
+    def __init__(self, db: str | Path):
+        self.db = Path(db)
+        with connect(self.db) as conn:
+            conn.execute(_SCHEMA)
+
+    def create(self, role: str, label: str = "") -> tuple[str, ApiKey]:
+        """Make a key; returns the plaintext (shown once, never stored) and its record."""
+        if role not in ROLES:
+            raise InputError(f"unknown role '{role}'; choose one of: {', '.join(ROLES)}")
+        key_id = secrets.token_hex(4)
+        secret = secrets.token_urlsafe(32)
+        salt = secrets.token_bytes(16)
+        rec = ApiKey(key_id, role, label, time.time())
+        with connect(self.db) as conn:
+            conn.execute("INSERT INTO api_keys (key_id, role, label, salt, digest, created) "
+                         "VALUES (?, ?, ?, ?, ?, ?)",
+                         (key_id, role, label, salt, _digest(salt, secret), rec.created))
+        return f"mf_{key_id}_{secret}", rec
+
+    def verify(self, key: str) -> ApiKey | None:
+        """The key's record if ``key`` is valid and not revoked, else ``None``."""
+        parts = key.split("_", 2)
+        if len(parts) != 3 or parts[0] != "mf":
+            return None
+        _, key_id, secret = parts
+        with connect(self.db, write=False) as conn:
+            row = conn.execute("SELECT role, label, salt, digest, created, revoked FROM api_keys "
+                               "WHERE key_id = ?", (key_id,)).fetchone()
+        if row is None:
+            return None
+        role, label, salt, digest, created, revoked = row
+        if not hmac.compare_digest(_digest(salt, secret), digest) or revoked is not None:
+            return None
+        return ApiKey(key_id, role, label, created)
+
+    def list(self) -> list[ApiKey]:
+        with connect(self.db, write=False) as conn:
+            rows = conn.execute("SELECT key_id, role, label, created, revoked FROM api_keys "
+                                "ORDER BY created").fetchall()
+        return [ApiKey(*r) for r in rows]
+
+    def revoke(self, key_id: str) -> bool:
+        """Revoke a key by id; returns whether an active key was revoked."""
+        with connect(self.db) as conn:
+            cur = conn.execute("UPDATE api_keys SET revoked = ? WHERE key_id = ? AND "
+                               "revoked IS NULL", (time.time(), key_id))
+        return cur.rowcount > 0

@@ -1,0 +1,177 @@
+"""Service configuration: the access policy, upload limits, models and storage, from TOML.
+
+A config file is optional; every setting has a default. Example (all keys optional)::
+
+    [policy]
+    mask_required = true
+    temperature_threshold = 37.5   # °C; a reading at or above it denies entry
+    require_temperature = false    # deny when no reading is available
+    match_threshold = 0.45         # open-set identify threshold (omit: the gallery's default)
+    allowed_groups = []            # empty: every enrolled person; else only these groups
+
+    [limits]
+    max_upload_mb = 10
+    max_pixels = 40_000_000
+    max_photos = 10
+
+    [models]
+    detector = "yunet"
+    classifier = "default"         # ONNX path, "default" or "none"
+    workers = 1                    # concurrent inferences (each uses every core)
+
+    [temperature]
+    source = "push"                # "push" (sensor POSTs readings), "simulated" or "none"
+    max_age_s = 10
+
+    [snapshots]
+    enabled = false
+    dir = "snapshots"              # relative to the database's folder
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from maskface.errors import InputError
+
+TEMPERATURE_SOURCES = ("push", "simulated", "none")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Who may enter: the rules :func:`maskface.service.decision.decide` applies."""
+
+    mask_required: bool = True
+    temperature_threshold: float = 37.5
+    require_temperature: bool = False
+    #: open-set threshold for identification; ``None`` uses the gallery's default
+    match_threshold: float | None = None
+    #: empty: everyone enrolled may enter; otherwise only members of these groups
+    allowed_groups: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not 30.0 <= self.temperature_threshold <= 45.0:
+            raise InputError(
+                f"policy.temperature_threshold {self.temperature_threshold} °C is not a plausible"
+                " body temperature threshold (30-45)")
+        if self.match_threshold is not None and not -1.0 <= self.match_threshold <= 1.0:
+            raise InputError(f"policy.match_threshold {self.match_threshold} is outside [-1, 1]")
+        object.__setattr__(self, "allowed_groups", tuple(str(g) for g in self.allowed_groups))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["allowed_groups"] = list(self.allowed_groups)
+        return d
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what a client may upload."""
+
+    max_upload_mb: float = 10.0
+    max_pixels: int = 40_000_000
+    max_photos: int = 10
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class Models:
+    detector: str = "yunet"
+    classifier: str = "default"
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class Temperature:
+    source: str = "push"
+    max_age_s: float = 10.0
+    #: simulated source only: mean and spread of readings in °C, and its seed
+    simulated_mean: float = 36.6
+    simulated_sd: float = 0.3
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.source not in TEMPERATURE_SOURCES:
+            raise InputError(f"temperature.source '{self.source}': choose one of "
+                             f"{', '.join(TEMPERATURE_SOURCES)}")
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    enabled: bool = False
+    dir: str = "snapshots"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything the app needs; ``db`` holds the gallery, the event log and the API keys."""
+
+    db: Path = Path("maskface.db")
+    policy: Policy = field(default_factory=Policy)
+    limits: Limits = field(default_factory=Limits)
+    models: Models = field(default_factory=Models)
+    temperature: Temperature = field(default_factory=Temperature)
+    snapshots: Snapshots = field(default_factory=Snapshots)
+
+    @property
+    def snapshot_dir(self) -> Path:
+        d = Path(self.snapshots.dir)
+        return d if d.is_absolute() else Path(self.db).resolve().parent / d
+
+    def with_db(self, db: str | Path) -> ServiceConfig:
+        return replace(self, db=Path(db))
+
+
+_SECTIONS = {"policy": Policy, "limits": Limits, "models": Models, "temperature": Temperature,
+             "snapshots": Snapshots}
+
+
+def _section(cls, values: Any, name: str):
+    if not isinstance(values, dict):
+        raise InputError(f"config: [{name}] must be a table")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InputError(f"config: unknown key(s) in [{name}]: {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(known))}")
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise InputError(f"config: [{name}]: {exc}") from None
+
+
+def config_from_dict(data: dict[str, Any], base: ServiceConfig | None = None) -> ServiceConfig:
+    """Build a config from parsed TOML (unknown sections or keys are errors, not ignored)."""
+    cfg = base or ServiceConfig()
+    unknown = sorted(set(data) - set(_SECTIONS) - {"db"})
+    if unknown:
+        raise InputError(f"config: unknown section(s): {', '.join(unknown)}; "
+                         f"known: db, {', '.join(_SECTIONS)}")
+    updates: dict[str, Any] = {k: _section(cls, data[k], k)
+                               for k, cls in _SECTIONS.items() if k in data}
+    if "db" in data:
+        updates["db"] = Path(data["db"])
+    return replace(cfg, **updates)
+
+
+def load_config(path: str | Path | None) -> ServiceConfig:
+    """Read a TOML config file; ``None`` gives the defaults."""
+    if path is None:
+        return ServiceConfig()
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: invalid TOML ({exc})") from None
+    cfg = config_from_dict(data)
+    if "db" in data and not cfg.db.is_absolute():
+        cfg = cfg.with_db(path.resolve().parent / cfg.db)
+    return cfg

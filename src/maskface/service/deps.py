@@ -1,0 +1,70 @@
+"""Request dependencies shared by the routers: the API-key check and image uploads."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+from fastapi import Depends, Request, UploadFile
+from fastapi.security import APIKeyHeader
+from PIL import Image
+
+from maskface.io import decode_image
+from maskface.service.auth import ADMIN, KIOSK, ApiKey
+from maskface.service.errors import ApiError
+from maskface.service.state import ServiceState
+
+# auto_error=False: a missing key gets our JSON error, not FastAPI's default body.
+_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                           description="An API key made with `maskface keys create`.")
+
+
+def get_state(request: Request) -> ServiceState:
+    return request.app.state.service
+
+
+def require(role: str) -> Callable[..., ApiKey]:
+    """A dependency that admits keys whose role grants ``role`` (admin grants everything)."""
+
+    def check(key: str | None = Depends(_key_header),
+              state: ServiceState = Depends(get_state)) -> ApiKey:
+        if not key:
+            raise ApiError(401, "missing_api_key", "send an API key in the X-API-Key header")
+        rec = state.keys.verify(key)
+        if rec is None:
+            raise ApiError(401, "invalid_api_key", "API key not recognised or revoked")
+        if not rec.allows(role):
+            raise ApiError(403, "forbidden", f"this route needs the {role} role; "
+                           f"the key has the {rec.role} role")
+        return rec
+
+    return check
+
+
+admin_key = require(ADMIN)
+kiosk_key = require(KIOSK)
+
+
+def read_image(upload: UploadFile, state: ServiceState, field: str = "image") -> np.ndarray:
+    """Decode one uploaded image within the service's limits.
+
+    The client's file name is only ever used in messages, never as a path.
+    """
+    limits = state.config.limits
+    data = upload.file.read(limits.max_upload_bytes + 1)
+    label = f"{field} '{upload.filename}'" if upload.filename else field
+    if len(data) > limits.max_upload_bytes:
+        raise ApiError(413, "payload_too_large",
+                       f"{label} is larger than {limits.max_upload_mb:g} MB")
+    # Check the declared size from the header before decoding anything: a small file can
+    # declare a huge canvas (decompression bomb).
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+    except Exception:  # undecodable: decode_image below gives the precise reason
+        w = h = 0
+    if w * h > limits.max_pixels:
+        raise ApiError(413, "image_too_large",
+                       f"{label}: {w}x{h} px exceeds the limit of {limits.max_pixels:,} px")
+    return decode_image(data, label)

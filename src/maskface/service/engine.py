@@ -1,0 +1,104 @@
+"""The models, loaded once per process: detector + mask classifier (the pipeline) and embedder.
+
+Inference is CPU-bound; routes are plain ``def`` functions, which FastAPI runs in its
+threadpool, so the event loop keeps answering (health, metrics) while images are processed. A
+semaphore bounds how many images are processed at once: every onnxruntime session already uses
+all cores, so running more in parallel only adds contention.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from maskface.align import align_faces
+from maskface.errors import ModelError
+from maskface.results import Face, Result
+from maskface.service.config import Models
+from maskface.service.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+#: cosine-similarity threshold for SFace (OpenCV's published value for the same-person decision)
+SFACE_THRESHOLD = 0.363
+#: classifier labels under which an enrolment photo counts as masked
+MASKED_LABELS = ("with_mask", "mask_incorrect")
+
+
+class Engine:
+    """Runs the models on decoded images; holds no per-deployment state (no database)."""
+
+    def __init__(self, models: Models | None = None):
+        from maskface.pipeline import Pipeline
+        from maskface.recognize.onnx_embedder import SFaceEmbedder
+
+        models = models or Models()
+        t0 = time.perf_counter()
+        self.pipeline = Pipeline(detector=models.detector, classifier=_classifier(models))
+        self.embedder = SFaceEmbedder()
+        self.threshold = float(self.embedder.metadata.get("threshold", SFACE_THRESHOLD))
+        self.models = models
+        self._slots = threading.BoundedSemaphore(max(1, models.workers))
+        log.info("models loaded in %.1f s", time.perf_counter() - t0)
+
+    def describe(self) -> dict[str, Any]:
+        return {"detector": self.pipeline.detector.name,
+                "mask_classifier": self.models.classifier if self.pipeline.classifier else None,
+                "embedder": self.embedder.name, "embedding_dim": self.embedder.dim,
+                "default_match_threshold": self.threshold}
+
+    def analyze(self, image: np.ndarray, embed: bool = True) -> Result:
+        """Detect, classify masks and (if ``embed``) compute each face's embedding."""
+        with self._slots:
+            result = self.pipeline.analyze(image)
+            if embed and result.faces:
+                t0 = time.perf_counter()
+                lms = np.stack([f.landmarks for f in result.faces])
+                vecs = self.embedder.embed(align_faces(result.image, lms))
+                for face, v in zip(result.faces, vecs):
+                    face.embedding = v
+                result.timings_ms["embed"] = (time.perf_counter() - t0) * 1e3
+        return result
+
+    def single_face(self, image: np.ndarray, label: str, largest: bool = False) -> Face:
+        """The one face of an enrolment/verification photo, embedded; 422 if none or several."""
+        faces = self.analyze(image).faces
+        if not faces:
+            raise ApiError(422, "no_face", f"{label}: no face found")
+        if len(faces) > 1 and not largest:
+            raise ApiError(422, "several_faces",
+                           f"{label}: {len(faces)} faces found; send a photo of one person "
+                           "(or set largest=true to use the largest face)")
+        return max(faces, key=lambda f: f.width * f.height)
+
+    def compare(self, a: Face, b: Face) -> dict[str, Any]:
+        """1:1 verification of two embedded faces."""
+        score = float(np.dot(a.embedding, b.embedding))
+        return {"same_person": score >= self.threshold, "score": round(score, 4),
+                "threshold": self.threshold,
+                "faces": {"image_a": a.to_dict(), "image_b": b.to_dict()}}
+
+
+def _classifier(models: Models):
+    """The mask classifier: an explicit file must load; a missing default model degrades to no
+    classifier (faces get no mask state, so a mask-requiring policy denies with
+    ``mask_unknown``) rather than keeping the whole service down."""
+    if models.classifier == "none":
+        return None
+    from maskface.classify import MaskClassifier
+
+    if models.classifier != "default":
+        return MaskClassifier(models.classifier)
+    try:
+        return MaskClassifier()
+    except ModelError as exc:
+        log.warning("no mask classifier (%s): mask states will be unknown", exc)
+        return None
+
+
+def is_masked(face: Face) -> bool:
+    return face.mask is not None and face.mask.label in MASKED_LABELS

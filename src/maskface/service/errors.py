@@ -1,0 +1,81 @@
+"""Every error leaves the API as JSON ``{"error": {"code", "message"}}``, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from maskface.errors import ImageLoadError, InputError, MaskfaceError, ModelError
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+               415: "unsupported_media_type", 422: "invalid_request", 429: "too_many_requests",
+               500: "internal", 503: "unavailable"}
+
+
+class ApiError(Exception):
+    """An error the client should see: HTTP status, stable code and a one-line message."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(status: int, code: str, message: str, headers=None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
+                        headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else err.get("msg", "invalid"))
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api(request: Request, exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        msg = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        return error_response(exc.status_code, code, msg, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        return error_response(422, "invalid_request", _validation_message(exc))
+
+    @app.exception_handler(ImageLoadError)
+    async def _image(request: Request, exc: ImageLoadError):
+        too_large = "too large" in exc.reason or "larger than" in exc.reason
+        return error_response(413 if too_large else 400,
+                              "image_too_large" if too_large else "bad_image", str(exc))
+
+    @app.exception_handler(ModelError)
+    async def _model(request: Request, exc: ModelError):
+        log.error("model error: %s", exc)
+        return error_response(503, "model_unavailable", str(exc))
+
+    @app.exception_handler(MaskfaceError)
+    async def _maskface(request: Request, exc: MaskfaceError):
+        status = 400 if isinstance(exc, InputError) else 500
+        if status == 500:
+            log.error("%s: %s", type(exc).__name__, exc)
+            return error_response(500, "internal", "internal server error")
+        return error_response(400, "bad_request", str(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        # The trace goes to the server log only: it can reveal paths, code and data.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal", "internal server error")

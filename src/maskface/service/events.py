@@ -1,0 +1,127 @@
+"""The access event log: one row per access check, queryable by time, person and decision."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from maskface.service.db import connect
+
+DECISIONS = ("granted", "denied")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    time        REAL NOT NULL,
+    person_id   INTEGER,
+    person_name TEXT,
+    decision    TEXT NOT NULL,
+    reasons     TEXT NOT NULL,
+    temperature REAL,
+    mask        TEXT,
+    score       REAL,
+    faces       INTEGER NOT NULL,
+    snapshot    TEXT
+);
+CREATE INDEX IF NOT EXISTS events_time ON events (time);
+CREATE INDEX IF NOT EXISTS events_person ON events (person_id, time);
+"""
+
+
+@dataclass
+class Event:
+    """One access check as recorded."""
+
+    id: int
+    time: float
+    decision: str
+    reasons: list[str] = field(default_factory=list)
+    person_id: int | None = None
+    person_name: str | None = None
+    temperature: float | None = None
+    mask: str | None = None
+    score: float | None = None
+    faces: int = 0
+    #: server-generated snapshot file name (never a client-supplied path), if stored
+    snapshot: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "time": self.time,
+                "time_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.time)),
+                "decision": self.decision, "reasons": self.reasons,
+                "person_id": self.person_id, "person_name": self.person_name,
+                "temperature": self.temperature, "mask": self.mask,
+                "score": None if self.score is None else round(self.score, 4),
+                "faces": self.faces, "snapshot": self.snapshot is not None}
+
+
+_COLUMNS = ("id, time, decision, reasons, person_id, person_name, temperature, mask, score, "
+            "faces, snapshot")
+
+
+def _event(row) -> Event:
+    ev = Event(*row)
+    ev.reasons = json.loads(ev.reasons)
+    return ev
+
+
+class EventLog:
+    """Append-only log of access events in the service database."""
+
+    def __init__(self, db: str | Path):
+        self.db = Path(db)
+        with connect(self.db) as conn:
+            for stmt in filter(str.strip, _SCHEMA.split(";")):
+                conn.execute(stmt)
+
+    def record(self, decision: str, reasons: list[str], *, person_id: int | None = None,
+               person_name: str | None = None, temperature: float | None = None,
+               mask: str | None = None, score: float | None = None, faces: int = 0,
+               snapshot: str | None = None, when: float | None = None) -> Event:
+        """Append an event and commit it before returning."""
+        if decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {DECISIONS}, not {decision!r}")
+        ev = Event(0, time.time() if when is None else when, decision, list(reasons), person_id,
+                   person_name, temperature, mask, score, faces, snapshot)
+        with connect(self.db) as conn:
+            cur = conn.execute(
+                "INSERT INTO events (time, decision, reasons, person_id, person_name, "
+                "temperature, mask, score, faces, snapshot) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (ev.time, ev.decision, json.dumps(ev.reasons), ev.person_id, ev.person_name,
+                 ev.temperature, ev.mask, ev.score, ev.faces, ev.snapshot))
+            ev.id = int(cur.lastrowid)
+        return ev
+
+    def get(self, event_id: int) -> Event | None:
+        with connect(self.db, write=False) as conn:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE id = ?",
+                               (event_id,)).fetchone()
+        return _event(row) if row else None
+
+    def query(self, *, since: float | None = None, until: float | None = None,
+              person_id: int | None = None, decision: str | None = None, limit: int = 100,
+              offset: int = 0) -> tuple[list[Event], int]:
+        """Events matching every given filter, newest first; returns (page, total matching)."""
+        where, args = [], []
+        if since is not None:
+            where.append("time >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("time < ?")
+            args.append(until)
+        if person_id is not None:
+            where.append("person_id = ?")
+            args.append(person_id)
+        if decision is not None:
+            where.append("decision = ?")
+            args.append(decision)
+        cond = f"WHERE {' AND '.join(where)}" if where else ""
+        with connect(self.db, write=False) as conn:
+            total = conn.execute(f"SELECT COUNT(*) FROM events {cond}", args).fetchone()[0]
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM events {cond} "
+                                "ORDER BY time DESC, id DESC LIMIT ? OFFSET ?",
+                                [*args, limit, offset]).fetchall()
+        return [_event(r) for r in rows], int(total)

@@ -1,0 +1,98 @@
+"""People enrolled in the gallery (``maskface.gallery``), as the API shows them.
+
+Groups live in the person's gallery metadata (``{"groups": [...]}``) so one row holds everything
+about a person and deleting them erases it all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskface.gallery import DuplicateNameError, Gallery, Person, UnknownPersonError
+from maskface.results import Face, Identity
+from maskface.service.engine import Engine, is_masked
+from maskface.service.errors import ApiError
+
+
+def _person(p: Person) -> dict[str, Any]:
+    return {"id": p.id, "name": p.name, "groups": list(p.metadata.get("groups", [])),
+            "created_at": p.created_at, "photos": p.n_embeddings,
+            "masked_photos": p.n_masked}
+
+
+class People:
+    """Enrol, list, rename, delete and identify, over one gallery file."""
+
+    def __init__(self, db: str | Path, engine: Engine):
+        self.engine = engine
+        self.gallery = Gallery(db, model=engine.embedder.name, dim=engine.embedder.dim)
+
+    def _get(self, person_id: int) -> Person:
+        try:
+            return self.gallery.get(int(person_id))
+        except UnknownPersonError:
+            raise ApiError(404, "person_not_found", f"no person with id {person_id}") from None
+
+    def count(self) -> int:
+        return len(self.gallery)
+
+    def list(self) -> list[dict[str, Any]]:
+        return [_person(p) for p in self.gallery.people()]
+
+    def get(self, person_id: int) -> dict[str, Any]:
+        return _person(self._get(person_id))
+
+    def groups_of(self, person_id: int) -> list[str]:
+        return list(self._get(person_id).metadata.get("groups", []))
+
+    def enrol(self, name: str, faces: Sequence[Face], groups: Sequence[str]) -> dict[str, Any]:
+        emb = np.stack([f.embedding for f in faces])
+        try:
+            p = self.gallery.enroll(name, emb, masked=[is_masked(f) for f in faces],
+                                    metadata={"groups": list(groups)})
+        except DuplicateNameError:
+            raise ApiError(409, "duplicate_name", f"'{name}' is already enrolled; add photos to "
+                           "that person or choose another name") from None
+        return _person(p)
+
+    def add_faces(self, person_id: int, faces: Sequence[Face]) -> dict[str, Any]:
+        self._get(person_id)
+        emb = np.stack([f.embedding for f in faces])
+        p = self.gallery.add_embeddings(int(person_id), emb, masked=[is_masked(f) for f in faces])
+        return _person(p)
+
+    def rename(self, person_id: int, name: str) -> None:
+        self._get(person_id)
+        try:
+            self.gallery.rename(int(person_id), name)
+        except DuplicateNameError:
+            raise ApiError(409, "duplicate_name", f"'{name}' is already enrolled") from None
+
+    def set_groups(self, person_id: int, groups: Sequence[str]) -> None:
+        meta = dict(self._get(person_id).metadata)
+        meta["groups"] = list(groups)
+        self.gallery.update_metadata(int(person_id), meta)
+
+    def delete(self, person_id: int) -> None:
+        self._get(person_id)
+        self.gallery.delete(int(person_id))
+
+    def identify(self, faces: Sequence[Face], threshold: float | None,
+                 k: int = 3) -> list[list[dict[str, Any]]]:
+        """Fill each face's ``identity`` (open set) and return its best ``k`` candidates."""
+        faces = [f for f in faces if f.embedding is not None]
+        if not faces:
+            return []
+        thr = self.engine.threshold if threshold is None else threshold
+        matches = self.gallery.identify(np.stack([f.embedding for f in faces]), thr, k=k)
+        out = []
+        for face, m in zip(faces, matches):
+            face.identity = Identity(m.person_id, m.name, float(m.score)) if m.known else \
+                Identity(None, None, float(m.score) if np.isfinite(m.score) else 0.0)
+            out.append([{"person_id": p, "name": n, "score": round(s, 4)}
+                        for p, n, s in m.candidates])
+        return out

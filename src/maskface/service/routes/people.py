@@ -1,0 +1,84 @@
+"""``/v1/people``: enrol, list, get, rename, delete, add photos (admin keys only)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
+from pydantic import BaseModel, Field
+
+from maskface.service.deps import admin_key, get_state, read_image
+from maskface.service.errors import ApiError
+from maskface.service.routes import API_PREFIX
+from maskface.service.state import ServiceState
+
+router = APIRouter(prefix=f"{API_PREFIX}/people", tags=["people"],
+                   dependencies=[Depends(admin_key)])
+
+
+class PersonUpdate(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    groups: list[str] | None = None
+
+
+def _groups(raw: str) -> list[str]:
+    return sorted({g.strip() for g in raw.split(",") if g.strip()})
+
+
+def _embeddings(photos: list[UploadFile], largest: bool, state: ServiceState):
+    """One embedding per photo, or a 4xx naming the photo that has no face or several."""
+    if not photos:
+        raise ApiError(422, "invalid_request", "send at least one photo")
+    if len(photos) > state.config.limits.max_photos:
+        raise ApiError(413, "too_many_photos",
+                       f"{len(photos)} photos sent; at most {state.config.limits.max_photos}")
+    faces = []
+    for i, up in enumerate(photos, 1):
+        label = f"photo {i}" + (f" ('{up.filename}')" if up.filename else "")
+        faces.append(state.engine.single_face(read_image(up, state, label), label, largest))
+    return faces
+
+
+@router.post("", status_code=201, summary="Enrol a person from one or more photos")
+def enrol(name: str = Form(..., min_length=1, max_length=200),
+          photos: list[UploadFile] = File(..., description="photos of the person, masked or not"),
+          groups: str = Form("", description="comma-separated groups, e.g. staff,lab"),
+          largest: bool = Form(False, description="use the largest face of group photos"),
+          state: ServiceState = Depends(get_state)):
+    faces = _embeddings(photos, largest, state)
+    return state.people.enrol(name.strip(), faces, _groups(groups))
+
+
+@router.get("", summary="List enrolled people")
+def list_people(state: ServiceState = Depends(get_state)):
+    people = state.people.list()
+    return {"people": people, "count": len(people)}
+
+
+@router.get("/{person_id}", summary="One enrolled person")
+def get_person(person_id: int, state: ServiceState = Depends(get_state)):
+    return state.people.get(person_id)
+
+
+@router.patch("/{person_id}", summary="Rename a person or change their groups")
+def update_person(person_id: int, update: PersonUpdate,
+                  state: ServiceState = Depends(get_state)):
+    if update.name is None and update.groups is None:
+        raise ApiError(422, "invalid_request", "send 'name' and/or 'groups'")
+    if update.name is not None:
+        state.people.rename(person_id, update.name.strip())
+    if update.groups is not None:
+        state.people.set_groups(person_id, _groups(",".join(update.groups)))
+    return state.people.get(person_id)
+
+
+@router.delete("/{person_id}", status_code=204, summary="Delete a person and every embedding")
+def delete_person(person_id: int, state: ServiceState = Depends(get_state)):
+    state.people.delete(person_id)
+    return Response(status_code=204)
+
+
+@router.post("/{person_id}/photos", summary="Add enrolment photos to a person")
+def add_photos(person_id: int, photos: list[UploadFile] = File(...),
+               largest: bool = Form(False), state: ServiceState = Depends(get_state)):
+    state.people.get(person_id)  # 404 before any inference
+    faces = _embeddings(photos, largest, state)
+    return state.people.add_faces(person_id, faces)

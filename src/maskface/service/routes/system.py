@@ -1,0 +1,55 @@
+"""Health, metrics and the access policy."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from maskface.service.config import Policy
+from maskface.service.deps import admin_key, get_state
+from maskface.service.routes import API_PREFIX
+from maskface.service.state import ServiceState
+
+router = APIRouter(prefix=API_PREFIX, tags=["system"])
+
+
+@router.get("/health", summary="Liveness and readiness (no key needed)")
+def health(state: ServiceState = Depends(get_state)):
+    return {"status": "ok", "version": state.version, "models": state.engine.describe(),
+            "people": state.people.count(), "uptime_s": round(state.uptime_s, 1)}
+
+
+def metrics(state: ServiceState = Depends(get_state)) -> PlainTextResponse:
+    """Prometheus text format (mounted at ``/metrics``, outside ``/v1``, where scrapers look)."""
+    gauges = {"maskface_people_enrolled": ("Enrolled people", float(state.people.count())),
+              "maskface_uptime_seconds": ("Seconds since start", state.uptime_s)}
+    return PlainTextResponse(state.metrics.render(gauges),
+                             media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+class PolicyBody(BaseModel):
+    mask_required: bool = True
+    temperature_threshold: float = Field(37.5, ge=30.0, le=45.0)
+    require_temperature: bool = False
+    match_threshold: float | None = Field(None, ge=-1.0, le=1.0)
+    allowed_groups: list[str] = Field(default_factory=list)
+
+
+@router.get("/policy", summary="The access policy in force", dependencies=[Depends(admin_key)])
+def get_policy(state: ServiceState = Depends(get_state)):
+    return {"policy": state.policy.to_dict(), "source": state.policy_source}
+
+
+@router.put("/policy", summary="Replace the access policy (stored; survives restarts)",
+            dependencies=[Depends(admin_key)])
+def put_policy(body: PolicyBody, state: ServiceState = Depends(get_state)):
+    state.settings.set_policy(Policy(**body.model_dump()))
+    return get_policy(state)
+
+
+@router.delete("/policy", summary="Go back to the config file's policy",
+               dependencies=[Depends(admin_key)])
+def reset_policy(state: ServiceState = Depends(get_state)):
+    state.settings.reset_policy()
+    return get_policy(state)

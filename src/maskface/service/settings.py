@@ -1,0 +1,44 @@
+"""Settings changed through the API (the policy), persisted so they survive a restart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from maskface.errors import InputError
+from maskface.service.config import Policy
+from maskface.service.db import connect
+
+_SCHEMA = "CREATE TABLE IF NOT EXISTS service_settings (key TEXT PRIMARY KEY, value TEXT)"
+
+
+class SettingsStore:
+    """Key/value JSON settings in the service database.
+
+    The policy set through ``PUT /v1/policy`` overrides the config file's until it is reset
+    with ``DELETE /v1/policy``; the file stays the deployment's baseline.
+    """
+
+    def __init__(self, db: str | Path):
+        self.db = Path(db)
+        with connect(self.db) as conn:
+            conn.execute(_SCHEMA)
+
+    def policy(self) -> Policy | None:
+        with connect(self.db, write=False) as conn:
+            row = conn.execute("SELECT value FROM service_settings WHERE key = 'policy'").fetchone()
+        if row is None:
+            return None
+        try:
+            return Policy(**json.loads(row[0]))
+        except (TypeError, ValueError, InputError):
+            return None  # a policy stored by an older version: fall back to the file's
+
+    def set_policy(self, policy: Policy) -> None:
+        with connect(self.db) as conn:
+            conn.execute("INSERT OR REPLACE INTO service_settings (key, value) "
+                         "VALUES ('policy', ?)", (json.dumps(policy.to_dict()),))
+
+    def reset_policy(self) -> None:
+        with connect(self.db) as conn:
+            conn.execute("DELETE FROM service_settings WHERE key = 'policy'")

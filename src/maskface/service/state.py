@@ -1,0 +1,61 @@
+"""Everything one app instance holds: config, stores, models (loaded once), metrics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from maskface.service.auth import KeyStore
+from maskface.service.config import Policy, ServiceConfig
+from maskface.service.events import EventLog
+from maskface.service.metrics import ServiceMetrics
+from maskface.service.settings import SettingsStore
+from maskface.service.temperature import TemperatureSource, create_source
+
+if TYPE_CHECKING:
+    from maskface.service.engine import Engine
+    from maskface.service.people import People
+
+
+@dataclass
+class ServiceState:
+    config: ServiceConfig
+    keys: KeyStore
+    events: EventLog
+    settings: SettingsStore
+    temperature: TemperatureSource
+    metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
+    version: str = "0"
+    started: float = field(default_factory=time.time)
+    #: set by the app's startup (lifespan): models load once per process, not per request
+    engine: Engine | None = None
+    people: People | None = None
+
+    @classmethod
+    def open(cls, config: ServiceConfig) -> ServiceState:
+        from maskface import __version__
+        from maskface.gallery import Gallery
+
+        config.db.parent.mkdir(parents=True, exist_ok=True)
+        # The gallery creates the file first: it refuses SQLite files it did not create.
+        Gallery(config.db).close()
+        t = config.temperature
+        return cls(config=config, keys=KeyStore(config.db), events=EventLog(config.db),
+                   settings=SettingsStore(config.db),
+                   temperature=create_source(t.source, t.max_age_s, t.simulated_mean,
+                                             t.simulated_sd, t.seed),
+                   version=__version__)
+
+    @property
+    def policy(self) -> Policy:
+        """The policy set through the API if any, else the config file's."""
+        return self.settings.policy() or self.config.policy
+
+    @property
+    def policy_source(self) -> str:
+        return "api" if self.settings.policy() is not None else "config"
+
+    @property
+    def uptime_s(self) -> float:
+        return time.time() - self.started
