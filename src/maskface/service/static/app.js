@@ -1,0 +1,302 @@
+// maskface web page: plain JavaScript, no build step. Talks to the /v1 API with the key typed in
+// the header (kept in localStorage). All text from the server goes in through textContent.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const keyInput = $("api-key");
+keyInput.value = localStorage.getItem("maskface-key") || "";
+keyInput.addEventListener("change", () => localStorage.setItem("maskface-key", keyInput.value));
+
+function status(msg, ok = false) {
+  $("status").textContent = msg;
+  $("status").className = ok ? "ok" : "";
+}
+
+async function api(method, path, body) {
+  const opts = { method, headers: { "X-API-Key": keyInput.value.trim() } };
+  if (body instanceof FormData) opts.body = body;
+  else if (body !== undefined) {
+    opts.body = JSON.stringify(body);
+    opts.headers["Content-Type"] = "application/json";
+  }
+  const res = await fetch(path, opts);
+  if (res.status === 204) return null;
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const err = (data && data.error) || { message: res.statusText };
+    throw new Error(`${res.status}: ${err.message}`);
+  }
+  return data;
+}
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+
+// ---- tabs -------------------------------------------------------------------------------
+document.querySelectorAll(".tab").forEach((b) => b.addEventListener("click", () => {
+  document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t === b));
+  document.querySelectorAll(".panel").forEach((p) =>
+    p.classList.toggle("active", p.id === b.dataset.tab));
+  if (b.dataset.tab === "people") loadPeople();
+  if (b.dataset.tab === "events") loadEvents();
+}));
+
+// ---- drawing ----------------------------------------------------------------------------
+const MASK_TEXT = { with_mask: "Mask", without_mask: "No mask", mask_incorrect: "Mask incorrect" };
+const MASK_COLOUR = { with_mask: "#16a34a", without_mask: "#dc2626", mask_incorrect: "#f59e0b" };
+
+function drawFaces(canvas, width, height, faces, source) {
+  canvas.width = width;
+  canvas.height = height;
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, width, height);
+  if (source) ctx.drawImage(source, 0, 0, width, height);
+  const line = Math.max(2, Math.round(Math.max(width, height) / 300));
+  ctx.font = `${Math.max(14, Math.round(height / 30))}px sans-serif`;
+  for (const f of faces) {
+    const [x1, y1, x2, y2] = f.box;
+    const label = f.mask ? f.mask.label : null;
+    const colour = MASK_COLOUR[label] || "#9ca3af";
+    const parts = [];
+    if (f.identity) parts.push(f.identity.name || "Unknown");
+    parts.push(label ? `${MASK_TEXT[label] || label} ${Math.round(f.mask.probability * 100)}%`
+      : "Face");
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = line;
+    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    const text = parts.join(" | ");
+    const tw = ctx.measureText(text).width + 8;
+    const th = parseInt(ctx.font, 10) + 6;
+    ctx.fillStyle = colour;
+    ctx.fillRect(x1, Math.max(0, y1 - th), tw, th);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(text, x1 + 4, Math.max(th - 6, y1 - 6));
+  }
+}
+
+function showDecision(d) {
+  const box = $("decision");
+  box.hidden = false;
+  box.className = `decision ${d.decision}`;
+  box.replaceChildren();
+  const who = d.person ? d.person.name : "unknown person";
+  const temp = d.temperature != null ? `, ${d.temperature.toFixed(1)} °C` : "";
+  box.append(el("strong", d.decision === "granted" ? "GRANTED" : "DENIED", "verdict"),
+    el("span", ` — ${who}${temp}`));
+  if (d.reasons.length) {
+    const ul = el("ul");
+    for (const r of d.reasons) ul.append(el("li", r.message));
+    box.append(ul);
+  }
+  box.dataset.eventId = d.event_id;
+}
+
+// ---- kiosk ------------------------------------------------------------------------------
+const video = $("video");
+const overlay = $("overlay");
+let stream = null;
+let liveTimer = null;
+let busy = false;
+let lastAutoCheck = 0;
+
+function frameBlob() {
+  const c = document.createElement("canvas");
+  c.width = video.videoWidth;
+  c.height = video.videoHeight;
+  c.getContext("2d").drawImage(video, 0, 0);
+  return new Promise((resolve) => c.toBlob(resolve, "image/jpeg", 0.85));
+}
+
+function accessForm(blob, name) {
+  const fd = new FormData();
+  fd.append("image", blob, name);
+  const t = $("temperature").value;
+  if (t) fd.append("temperature", t);
+  return fd;
+}
+
+async function liveTick() {
+  if (busy || !stream || !video.videoWidth) return;
+  busy = true;
+  try {
+    const fd = new FormData();
+    fd.append("image", await frameBlob(), "frame.jpg");
+    const r = await api("POST", "/v1/analyze", fd);
+    drawFaces(overlay, video.videoWidth, video.videoHeight, r.faces, null);
+    const one = r.faces.length === 1;
+    if ($("auto-check").checked && one && Date.now() - lastAutoCheck > 4000) {
+      lastAutoCheck = Date.now();
+      await checkCamera();
+    }
+  } catch (e) {
+    status(e.message);
+  } finally {
+    busy = false;
+  }
+}
+
+async function checkCamera() {
+  try {
+    const d = await api("POST", "/v1/access/check", accessForm(await frameBlob(), "frame.jpg"));
+    showDecision(d);
+    drawFaces(overlay, video.videoWidth, video.videoHeight, d.faces, null);
+  } catch (e) {
+    status(e.message);
+  }
+}
+
+$("cam-start").addEventListener("click", async () => {
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
+  } catch (e) {
+    status(`camera unavailable: ${e.message}`);
+    return;
+  }
+  video.srcObject = stream;
+  video.hidden = false;
+  $("cam-start").disabled = true;
+  $("cam-stop").disabled = false;
+  $("check-camera").disabled = false;
+  liveTimer = setInterval(liveTick, 700);
+});
+
+$("cam-stop").addEventListener("click", () => {
+  clearInterval(liveTimer);
+  if (stream) stream.getTracks().forEach((t) => t.stop());
+  stream = null;
+  $("cam-start").disabled = false;
+  $("cam-stop").disabled = true;
+  $("check-camera").disabled = true;
+});
+
+$("check-camera").addEventListener("click", checkCamera);
+
+$("check-file").addEventListener("change", async (ev) => {
+  const file = ev.target.files[0];
+  if (!file) return;
+  try {
+    const d = await api("POST", "/v1/access/check", accessForm(file, file.name));
+    showDecision(d);
+    const img = await createImageBitmap(file, { imageOrientation: "from-image" });
+    video.hidden = true;
+    drawFaces(overlay, img.width, img.height, d.faces, img);
+    overlay.style.position = "static";
+    status("");
+  } catch (e) {
+    status(e.message);
+  }
+});
+
+// ---- enrolment --------------------------------------------------------------------------
+const shots = [];
+let enrolStream = null;
+$("enrol-cam").addEventListener("click", async () => {
+  const v = $("enrol-video");
+  if (!enrolStream) {
+    try {
+      enrolStream = await navigator.mediaDevices.getUserMedia({ video: true });
+    } catch (e) {
+      status(`camera unavailable: ${e.message}`);
+      return;
+    }
+    v.srcObject = enrolStream;
+    v.hidden = false;
+    $("enrol-cam").textContent = "Capture";
+    return;
+  }
+  const c = document.createElement("canvas");
+  c.width = v.videoWidth;
+  c.height = v.videoHeight;
+  c.getContext("2d").drawImage(v, 0, 0);
+  shots.push(await new Promise((r) => c.toBlob(r, "image/jpeg", 0.9)));
+  $("enrol-shots").textContent = `${shots.length} camera photos`;
+});
+
+$("enrol-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const fd = new FormData();
+  fd.append("name", $("enrol-name").value);
+  fd.append("groups", $("enrol-groups").value);
+  for (const f of $("enrol-photos").files) fd.append("photos", f, f.name);
+  shots.forEach((b, i) => fd.append("photos", b, `camera-${i + 1}.jpg`));
+  try {
+    const p = await api("POST", "/v1/people", fd);
+    $("enrol-result").textContent =
+      `Enrolled ${p.name} (id ${p.id}) from ${p.photos} photos (${p.masked_photos} masked).`;
+    status("enrolled", true);
+    shots.length = 0;
+    $("enrol-shots").textContent = "0 camera photos";
+    ev.target.reset();
+  } catch (e) {
+    $("enrol-result").textContent = "";
+    status(e.message);
+  }
+});
+
+// ---- people -----------------------------------------------------------------------------
+async function loadPeople() {
+  try {
+    const r = await api("GET", "/v1/people");
+    const body = $("people-body");
+    body.replaceChildren();
+    for (const p of r.people) {
+      const tr = el("tr");
+      tr.append(el("td", p.id), el("td", p.name), el("td", p.groups.join(", ")),
+        el("td", `${p.photos} (${p.masked_photos} masked)`));
+      const td = el("td");
+      const ren = el("button", "Rename");
+      ren.addEventListener("click", async () => {
+        const name = prompt("New name", p.name);
+        if (!name) return;
+        try { await api("PATCH", `/v1/people/${p.id}`, { name }); loadPeople(); }
+        catch (e) { status(e.message); }
+      });
+      const del = el("button", "Delete");
+      del.addEventListener("click", async () => {
+        if (!confirm(`Delete ${p.name} and every photo embedding?`)) return;
+        try { await api("DELETE", `/v1/people/${p.id}`); loadPeople(); }
+        catch (e) { status(e.message); }
+      });
+      td.append(ren, del);
+      tr.append(td);
+      body.append(tr);
+    }
+    status("");
+  } catch (e) {
+    status(e.message);
+  }
+}
+$("people-refresh").addEventListener("click", loadPeople);
+
+// ---- events -----------------------------------------------------------------------------
+async function loadEvents() {
+  const q = new URLSearchParams({ limit: "100" });
+  const since = $("ev-since").value;
+  const until = $("ev-until").value;
+  // datetime-local is the browser's local time: send it with its UTC offset.
+  if (since) q.set("since", new Date(since).toISOString());
+  if (until) q.set("until", new Date(until).toISOString());
+  if ($("ev-person").value) q.set("person_id", $("ev-person").value);
+  if ($("ev-decision").value) q.set("decision", $("ev-decision").value);
+  try {
+    const r = await api("GET", `/v1/events?${q}`);
+    const body = $("events-body");
+    body.replaceChildren();
+    for (const e of r.events) {
+      const tr = el("tr");
+      tr.dataset.eventId = e.id;
+      tr.append(el("td", e.id), el("td", e.time_iso), el("td", e.person_name || "—"),
+        el("td", e.decision, e.decision), el("td", e.reasons.join(", ")),
+        el("td", e.mask || "—"), el("td", e.temperature != null ? e.temperature.toFixed(1) : "—"));
+      body.append(tr);
+    }
+    status("");
+  } catch (e) {
+    status(e.message);
+  }
+}
+$("events-refresh").addEventListener("click", loadEvents);

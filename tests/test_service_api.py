@@ -1,0 +1,481 @@
+"""The service's REST API through FastAPI's TestClient, on real photos: every route, both roles,
+every error path. Models load once per session (``engine`` fixture), as the app loads them once
+per process; each test gets a fresh database."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from maskface.io import load_image
+from service_util import (
+    blank,
+    decode_b64_jpeg,
+    engine,  # noqa: F401  (fixture)
+    jpeg,
+    lfw_person,
+    mask_face,
+    png,
+    two_faces,
+)
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from maskface.service import create_app  # noqa: E402
+from maskface.service.auth import KeyStore  # noqa: E402
+from maskface.service.config import Limits, Policy, ServiceConfig, Snapshots  # noqa: E402
+
+
+class Api:
+    """A TestClient with an admin and a kiosk key."""
+
+    def __init__(self, client: TestClient, admin: str, kiosk: str, config: ServiceConfig):
+        self.c, self.admin, self.kiosk, self.config = client, admin, kiosk, config
+
+    def __getattr__(self, name):
+        return getattr(self.c, name)
+
+    def h(self, role: str | None) -> dict[str, str]:
+        return {} if role is None else {"X-API-Key": getattr(self, role)}
+
+    def enrol(self, name: str, photos: list[bytes], role: str = "admin", groups: str = "",
+              **data):
+        files = [("photos", (f"p{i}.jpg", p, "image/jpeg")) for i, p in enumerate(photos)]
+        return self.c.post("/v1/people", headers=self.h(role), files=files,
+                           data={"name": name, "groups": groups, **data})
+
+    def check(self, image: bytes, role: str = "kiosk", temperature: float | None = None):
+        data = {} if temperature is None else {"temperature": str(temperature)}
+        return self.c.post("/v1/access/check", headers=self.h(role),
+                           files={"image": ("k.jpg", image, "image/jpeg")}, data=data)
+
+    def post_image(self, path: str, image: bytes, role: str | None = "admin", name="x.jpg"):
+        return self.c.post(path, headers=self.h(role), files={"image": (name, image, "image/jpeg")})
+
+
+def make_api(engine, tmp_path, raise_errors: bool = True,  # noqa: F811
+             **config) -> tuple[TestClient, Api]:
+    cfg = ServiceConfig(db=tmp_path / "maskface.db", **config)
+    app = create_app(cfg, engine=engine)
+    keys = KeyStore(cfg.db)
+    admin, _ = keys.create("admin", "test admin")
+    kiosk, _ = keys.create("kiosk", "test kiosk")
+    client = TestClient(app, raise_server_exceptions=raise_errors)
+    return client, Api(client, admin, kiosk, cfg)
+
+
+@pytest.fixture
+def api(engine, tmp_path):  # noqa: F811
+    client, a = make_api(engine, tmp_path)
+    with client:
+        yield a
+
+
+@pytest.fixture(scope="module")
+def photos(astronaut):
+    return {"face": jpeg(astronaut), "flipped": jpeg(np.ascontiguousarray(astronaut[:, ::-1])),
+            "masked": jpeg(mask_face(astronaut)),
+            "masked2": jpeg(mask_face(np.ascontiguousarray(astronaut[:, ::-1]), "white", 1)),
+            "two": jpeg(two_faces(astronaut)), "none": jpeg(blank())}
+
+
+def assert_error(resp, status: int, code: str | None = None) -> dict:
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    assert body["error"]["message"]
+    assert "Traceback" not in resp.text and 'File "' not in resp.text
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    return body["error"]
+
+
+# -- system ------------------------------------------------------------------------------------
+
+def test_health_metrics_docs_and_page_need_no_key(api, photos):
+    h = api.get("/v1/health").json()
+    assert h["status"] == "ok" and h["people"] == 0
+    assert h["models"]["detector"] == "yunet" and h["models"]["embedder"] == "sface"
+    api.check(photos["face"])
+    m = api.get("/metrics")
+    assert m.status_code == 200 and m.headers["content-type"].startswith("text/plain")
+    assert 'maskface_http_requests_total{method="POST",route="/v1/access/check",status="200"} 1' \
+        in m.text
+    assert 'maskface_access_decisions_total{decision="denied"} 1' in m.text
+    assert "maskface_http_request_duration_seconds_bucket" in m.text
+    assert api.get("/docs").status_code == 200
+    spec = api.get("/openapi.json").json()
+    for path in ("/v1/analyze", "/v1/identify", "/v1/verify", "/v1/people",
+                 "/v1/people/{person_id}", "/v1/people/{person_id}/photos", "/v1/access/check",
+                 "/v1/events", "/v1/temperature", "/v1/policy", "/v1/health"):
+        assert path in spec["paths"], path
+    page = api.get("/")
+    assert page.status_code == 200 and "<script src=\"/static/app.js\">" in page.text
+    assert api.get("/static/app.js").status_code == 200
+
+
+def test_unknown_route_and_method_are_json(api):
+    assert_error(api.get("/v1/nope"), 404, "not_found")
+    assert_error(api.put("/v1/health"), 405, "method_not_allowed")
+
+
+# -- auth --------------------------------------------------------------------------------------
+
+ADMIN_ONLY = [("get", "/v1/people"), ("get", "/v1/people/1"), ("delete", "/v1/people/1"),
+              ("get", "/v1/events"), ("get", "/v1/policy"), ("delete", "/v1/policy")]
+
+
+@pytest.mark.parametrize("method,path", ADMIN_ONLY)
+def test_admin_routes_refuse_kiosk_and_missing_or_bad_keys(api, method, path):
+    assert_error(getattr(api, method)(path), 401, "missing_api_key")
+    assert_error(getattr(api, method)(path, headers={"X-API-Key": "nonsense"}), 401,
+                 "invalid_api_key")
+    forged = api.admin[:-4] + "AAAA"  # right key id, wrong secret
+    assert_error(getattr(api, method)(path, headers={"X-API-Key": forged}), 401,
+                 "invalid_api_key")
+    assert_error(getattr(api, method)(path, headers=api.h("kiosk")), 403, "forbidden")
+
+
+def test_kiosk_cannot_enrol_identify_verify_or_configure(api, photos):
+    assert_error(api.enrol("X", [photos["face"]], role="kiosk"), 403, "forbidden")
+    assert_error(api.post_image("/v1/identify", photos["face"], "kiosk"), 403)
+    r = api.post("/v1/verify", headers=api.h("kiosk"),
+                 files={"image_a": ("a.jpg", photos["face"]), "image_b": ("b.jpg", photos["face"])})
+    assert_error(r, 403)
+    assert_error(api.put("/v1/policy", headers=api.h("kiosk"), json={}), 403)
+    assert_error(api.patch("/v1/people/1", headers=api.h("kiosk"), json={"name": "Y"}), 403)
+    assert api.get("/v1/people", headers=api.h("admin")).json()["count"] == 0
+
+
+def test_revoked_key_is_refused(api):
+    keys = KeyStore(api.config.db)
+    key_id = api.kiosk.split("_")[1]
+    assert api.get("/v1/temperature", headers=api.h("kiosk")).status_code == 200
+    assert keys.revoke(key_id)
+    assert_error(api.get("/v1/temperature", headers=api.h("kiosk")), 401, "invalid_api_key")
+
+
+def test_keys_are_stored_hashed(api):
+    import sqlite3
+
+    with sqlite3.connect(api.config.db) as conn:
+        dump = "\n".join(conn.iterdump())
+    secret = api.admin.split("_", 2)[2]
+    assert secret not in dump and api.admin.split("_")[1] in dump
+
+
+# -- analyse / identify / verify ------------------------------------------------------------
+
+def test_analyze_kiosk_gets_masks_not_names_admin_gets_names(api, photos):
+    assert api.enrol("Eileen Collins", [photos["face"]]).status_code == 201
+    k = api.post_image("/v1/analyze", photos["face"], "kiosk").json()
+    assert len(k["faces"]) == 1 and k["faces"][0]["identity"] is None
+    a = api.post_image("/v1/analyze?annotate=true", photos["face"], "admin").json()
+    assert a["faces"][0]["identity"]["name"] == "Eileen Collins"
+    annotated = decode_b64_jpeg(a["annotated_jpeg"])
+    assert annotated.shape[:2] == (a["height"], a["width"])
+    assert "annotated_jpeg" not in k
+
+
+def test_identify_known_and_unknown(api, photos, astronaut):
+    r = api.post_image("/v1/identify", photos["face"]).json()  # empty gallery
+    assert r["faces"][0]["identity"]["person_id"] is None and r["faces"][0]["candidates"] == []
+    pid = api.enrol("Eileen", [photos["face"], photos["masked"]]).json()["id"]
+    r = api.post_image("/v1/identify?top_k=2", photos["flipped"]).json()
+    face = r["faces"][0]
+    assert face["identity"]["person_id"] == pid and face["candidates"][0]["person_id"] == pid
+    r = api.post_image("/v1/identify", photos["none"]).json()
+    assert r["faces"] == []
+
+
+def test_verify_same_and_different_person(api, photos):
+    r = api.post("/v1/verify", headers=api.h("admin"),
+                 files={"image_a": ("a.jpg", photos["face"]),
+                        "image_b": ("b.jpg", photos["flipped"])})
+    assert r.status_code == 200, r.text
+    assert r.json()["same_person"] is True and r.json()["score"] > r.json()["threshold"]
+    r = api.post("/v1/verify", headers=api.h("admin"),
+                 files={"image_a": ("a.jpg", photos["face"]), "image_b": ("b.jpg", photos["none"])})
+    assert assert_error(r, 422, "no_face")["message"].startswith("image_b")
+    r = api.post("/v1/verify", headers=api.h("admin"),
+                 files={"image_a": ("a.jpg", photos["two"]), "image_b": ("b.jpg", photos["face"])})
+    assert_error(r, 422, "several_faces")
+    r = api.post("/v1/verify?largest=true", headers=api.h("admin"),
+                 files={"image_a": ("a.jpg", photos["two"]), "image_b": ("b.jpg", photos["face"])})
+    assert r.status_code == 200 and r.json()["same_person"] is True
+
+
+def test_verify_different_people_on_lfw(api, data_dir, photos):
+    a = lfw_person(data_dir)[0].read_bytes()
+    r = api.post("/v1/verify", headers=api.h("admin"),
+                 files={"image_a": ("a.jpg", a), "image_b": ("b.jpg", photos["face"])})
+    assert r.status_code == 200 and r.json()["same_person"] is False
+
+
+# -- people ------------------------------------------------------------------------------------
+
+def test_people_lifecycle(api, photos):
+    r = api.enrol("Eileen", [photos["face"], photos["masked"]], groups="staff, crew,staff")
+    assert r.status_code == 201, r.text
+    p = r.json()
+    assert p["name"] == "Eileen" and p["photos"] == 2 and p["groups"] == ["crew", "staff"]
+    pid = p["id"]
+    assert api.get(f"/v1/people/{pid}", headers=api.h("admin")).json() == p
+    assert [q["id"] for q in api.get("/v1/people", headers=api.h("admin")).json()["people"]] == \
+        [pid]
+    r = api.patch(f"/v1/people/{pid}", headers=api.h("admin"),
+                  json={"name": "Eileen Collins", "groups": ["astronauts"]})
+    assert r.status_code == 200 and r.json()["name"] == "Eileen Collins"
+    assert r.json()["groups"] == ["astronauts"]
+    files = [("photos", ("f.jpg", photos["flipped"], "image/jpeg"))]
+    r = api.post(f"/v1/people/{pid}/photos", headers=api.h("admin"), files=files)
+    assert r.status_code == 200 and r.json()["photos"] == 3
+    assert api.delete(f"/v1/people/{pid}", headers=api.h("admin")).status_code == 204
+    assert_error(api.get(f"/v1/people/{pid}", headers=api.h("admin")), 404, "person_not_found")
+    # every embedding is gone: the same face is now unknown
+    r = api.post_image("/v1/identify", photos["face"]).json()
+    assert r["faces"][0]["identity"]["person_id"] is None
+
+
+def test_enrol_errors(api, photos):
+    assert api.enrol("Eileen", [photos["face"]]).status_code == 201
+    assert_error(api.enrol("Eileen", [photos["flipped"]]), 409, "duplicate_name")
+    err = assert_error(api.enrol("Nobody", [photos["face"], photos["none"]]), 422, "no_face")
+    assert "photo 2" in err["message"]
+    assert_error(api.enrol("Two", [photos["two"]]), 422, "several_faces")
+    r = api.enrol("Two", [photos["two"]], largest="true")
+    assert r.status_code == 201
+    assert_error(api.enrol("   ", [photos["face"]]), 400)
+    assert_error(api.post("/v1/people", headers=api.h("admin"), data={"name": "NoPhotos"}), 422,
+                 "invalid_request")
+    too_many = [photos["face"]] * (api.config.limits.max_photos + 1)
+    assert_error(api.enrol("Many", too_many), 413, "too_many_photos")
+    # nothing half-stored by the failed requests
+    names = [p["name"] for p in api.get("/v1/people", headers=api.h("admin")).json()["people"]]
+    assert names == ["Eileen", "Two"]
+
+
+def test_unknown_person_ids(api, photos):
+    h = api.h("admin")
+    assert_error(api.get("/v1/people/999", headers=h), 404, "person_not_found")
+    assert_error(api.delete("/v1/people/999", headers=h), 404, "person_not_found")
+    assert_error(api.patch("/v1/people/999", headers=h, json={"name": "X"}), 404)
+    files = [("photos", ("f.jpg", photos["face"], "image/jpeg"))]
+    assert_error(api.post("/v1/people/999/photos", headers=h, files=files), 404)
+    assert_error(api.get("/v1/people/abc", headers=h), 422, "invalid_request")
+
+
+def test_rename_conflicts_and_empty_update(api, photos):
+    a = api.enrol("A", [photos["face"]]).json()["id"]
+    api.enrol("B", [photos["flipped"]])
+    assert_error(api.patch(f"/v1/people/{a}", headers=api.h("admin"), json={"name": "B"}), 409,
+                 "duplicate_name")
+    assert_error(api.patch(f"/v1/people/{a}", headers=api.h("admin"), json={}), 422)
+
+
+# -- bad uploads -------------------------------------------------------------------------------
+
+def test_non_image_corrupt_and_empty_uploads(api, photos):
+    assert_error(api.post_image("/v1/analyze", b"hello, not an image"), 400, "bad_image")
+    assert_error(api.post_image("/v1/analyze", photos["face"][:2000]), 400, "bad_image")
+    assert_error(api.post_image("/v1/analyze", b""), 400, "bad_image")
+    assert_error(api.post("/v1/analyze", headers=api.h("admin")), 422, "invalid_request")
+
+
+def test_huge_dimensions_are_refused_before_decoding(api):
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (10_000, 5_000)).save(buf, "PNG")  # 50 MP, a few kB compressed
+    assert len(buf.getvalue()) < 200_000
+    err = assert_error(api.post_image("/v1/analyze", buf.getvalue(), name="bomb.png"), 413,
+                       "image_too_large")
+    assert "10000x5000" in err["message"]
+
+
+def test_oversized_upload(engine, tmp_path, astronaut):  # noqa: F811
+    client, api = make_api(engine, tmp_path, limits=Limits(max_upload_mb=0.05, max_photos=2))
+    with client:
+        big = png(np.random.default_rng(0).integers(0, 255, (300, 300, 3), np.uint8))
+        assert len(big) > 0.05 * 1024 * 1024
+        assert_error(api.post_image("/v1/analyze", big), 413, "payload_too_large")
+        # a body over the whole-request limit is refused from its Content-Length
+        r = api.post("/v1/analyze", headers={**api.h("admin"), "Content-Type": "image/jpeg"},
+                     content=b"\0" * (1024 * 1024))
+        assert_error(r, 413, "payload_too_large")
+        small = jpeg(astronaut, 60)
+        assert len(small) < 0.05 * 1024 * 1024
+        assert api.post_image("/v1/analyze", small).status_code == 200
+
+
+def test_unexpected_error_is_json_500_without_trace(engine, tmp_path, photos, monkeypatch):  # noqa: F811
+    client, api = make_api(engine, tmp_path, raise_errors=False)
+    with client:
+        def boom(*a, **k):
+            raise RuntimeError("secret internal detail /srv/path")
+
+        monkeypatch.setattr(engine, "analyze", boom)
+        r = api.post_image("/v1/analyze", photos["face"])
+        err = assert_error(r, 500, "internal")
+        assert "secret" not in r.text and "/srv/path" not in r.text
+        assert err["message"] == "internal server error"
+
+
+# -- access check ------------------------------------------------------------------------------
+
+def test_access_unknown_person_no_face_several_faces(api, photos):
+    r = api.check(photos["face"], temperature=36.6).json()
+    assert r["decision"] == "denied"
+    assert "unknown_person" in [x["code"] for x in r["reasons"]]
+    r = api.check(photos["none"]).json()
+    assert r["decision"] == "denied" and [x["code"] for x in r["reasons"]] == ["no_face"]
+    r = api.check(photos["two"]).json()
+    assert [x["code"] for x in r["reasons"]] == ["several_faces"] and len(r["faces"]) == 2
+
+
+def _no_mask_policy(api, **kw):
+    body = {"mask_required": False, **kw}
+    r = api.put("/v1/policy", headers=api.h("admin"), json=body)
+    assert r.status_code == 200 and r.json()["source"] == "api"
+
+
+def test_access_granted_and_temperature_rules(api, photos):
+    pid = api.enrol("Eileen", [photos["face"]]).json()["id"]
+    _no_mask_policy(api)
+    r = api.check(photos["flipped"], temperature=36.6).json()
+    assert r["decision"] == "granted" and r["reasons"] == [], r
+    assert r["person"]["person_id"] == pid and r["temperature"] == 36.6
+    r = api.check(photos["flipped"], temperature=37.5).json()  # threshold is inclusive
+    assert r["decision"] == "denied" and [x["code"] for x in r["reasons"]] == ["temperature_high"]
+    assert_error(api.check(photos["face"], temperature=98.6), 400, "bad_request")  # Fahrenheit
+    # admin keys may run access checks too
+    assert api.check(photos["face"], role="admin").json()["decision"] == "granted"
+
+
+def test_sensor_pushed_temperature_is_used_then_goes_stale(api, photos, monkeypatch):
+    api.enrol("Eileen", [photos["face"]])
+    _no_mask_policy(api)
+    r = api.post("/v1/temperature", headers=api.h("kiosk"), json={"celsius": 38.2,
+                                                                  "sensor": "door-1"})
+    assert r.status_code == 200 and r.json()["source"] == "door-1"
+    assert api.get("/v1/temperature", headers=api.h("kiosk")).json()["reading"]["celsius"] == 38.2
+    r = api.check(photos["face"]).json()
+    assert r["decision"] == "denied" and r["temperature_source"] == "door-1"
+    assert [x["code"] for x in r["reasons"]] == ["temperature_high"]
+    assert_error(api.post("/v1/temperature", headers=api.h("kiosk"), json={"celsius": 12}),
+                 400)
+    assert_error(api.post("/v1/temperature", headers=api.h("kiosk"),
+                          json={"celsius": 36.5, "sensor": "../etc"}), 422)
+    import time as _time
+
+    real = _time.time
+    monkeypatch.setattr("maskface.service.temperature.time.time", lambda: real() + 60)
+    assert api.get("/v1/temperature", headers=api.h("kiosk")).json()["reading"] is None
+    assert api.check(photos["face"]).json()["decision"] == "granted"
+
+
+def test_policy_groups_and_required_temperature(api, photos):
+    api.enrol("Eileen", [photos["face"]], groups="visitors")
+    _no_mask_policy(api, allowed_groups=["staff"], require_temperature=True)
+    r = api.check(photos["face"]).json()
+    assert sorted(x["code"] for x in r["reasons"]) == ["group_not_allowed", "temperature_missing"]
+    pid = r["person"]["person_id"]
+    api.patch(f"/v1/people/{pid}", headers=api.h("admin"), json={"groups": ["staff"]})
+    assert api.check(photos["face"], temperature=36.5).json()["decision"] == "granted"
+
+
+def test_mask_policy(api, photos, engine):  # noqa: F811
+    api.enrol("Eileen", [photos["face"], photos["masked"]])
+    r = api.check(photos["face"], temperature=36.5).json()
+    codes = [x["code"] for x in r["reasons"]]
+    if engine.pipeline.classifier is None:
+        assert codes == ["mask_unknown"]
+        pytest.skip("no mask classifier installed: mask states are unknown")
+    assert r["mask"] == "without_mask" and codes == ["no_mask"]
+    r = api.check(photos["masked2"], temperature=36.5).json()
+    assert r["mask"] == "with_mask" and r["decision"] == "granted", r
+
+
+def test_policy_get_put_reset_validation(api):
+    h = api.h("admin")
+    assert api.get("/v1/policy", headers=h).json() == {"policy": Policy().to_dict(),
+                                                       "source": "config"}
+    assert_error(api.put("/v1/policy", headers=h, json={"temperature_threshold": 60}), 422)
+    api.put("/v1/policy", headers=h, json={"temperature_threshold": 38.0})
+    assert api.get("/v1/policy", headers=h).json()["policy"]["temperature_threshold"] == 38.0
+    assert api.delete("/v1/policy", headers=h).json()["source"] == "config"
+
+
+# -- events ------------------------------------------------------------------------------------
+
+def test_events_query_filters(api, photos):
+    import time
+
+    pid = api.enrol("Eileen", [photos["face"]]).json()["id"]
+    _no_mask_policy(api)
+    t0 = time.time()
+    e1 = api.check(photos["face"], temperature=36.5).json()["event_id"]
+    e2 = api.check(photos["none"]).json()["event_id"]
+    e3 = api.check(photos["face"], temperature=39.0).json()["event_id"]
+    h = api.h("admin")
+    everything = api.get("/v1/events", headers=h).json()
+    assert [e["id"] for e in everything["events"]] == [e3, e2, e1] and everything["total"] == 3
+    denied = api.get("/v1/events?decision=denied", headers=h).json()["events"]
+    assert [e["id"] for e in denied] == [e3, e2]
+    assert denied[0]["reasons"] == ["temperature_high"] and denied[0]["temperature"] == 39.0
+    mine = api.get(f"/v1/events?person_id={pid}", headers=h).json()["events"]
+    assert [e["id"] for e in mine] == [e3, e1]
+    assert api.get(f"/v1/events?since={t0 + 3600:.0f}", headers=h).json()["total"] == 0
+    assert api.get(f"/v1/events?until={t0 - 3600:.0f}", headers=h).json()["total"] == 0
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 - 5))
+    assert api.get(f"/v1/events?since={iso}&limit=1", headers=h).json()["events"][0]["id"] == e3
+    assert api.get(f"/v1/events/{e1}", headers=h).json()["decision"] == "granted"
+    assert_error(api.get("/v1/events/9999", headers=h), 404)
+    assert_error(api.get("/v1/events?decision=maybe", headers=h), 422)
+    assert_error(api.get(f"/v1/events?since={t0:.0f}&until={t0 - 10:.0f}", headers=h), 422)
+    assert_error(api.get(f"/v1/events/{e1}/snapshot", headers=h), 404)  # snapshots are off
+
+
+def test_snapshots_use_server_generated_names(engine, tmp_path, photos):  # noqa: F811
+    client, api = make_api(engine, tmp_path, snapshots=Snapshots(enabled=True, dir="snaps"))
+    with client:
+        r = api.post_image("/v1/access/check", photos["face"], "kiosk", name="../../evil.jpg")
+        ev = r.json()["event_id"]
+        files = list((tmp_path / "snaps").iterdir())
+        assert len(files) == 1 and "evil" not in files[0].name and files[0].suffix == ".jpg"
+        assert not (tmp_path.parent / "evil.jpg").exists()
+        snap = api.get(f"/v1/events/{ev}/snapshot", headers=api.h("admin"))
+        assert snap.status_code == 200 and snap.headers["content-type"] == "image/jpeg"
+        assert load_image(snap.content).shape == load_image(photos["face"]).shape
+
+
+# -- persistence -------------------------------------------------------------------------------
+
+def test_everything_survives_a_restart(engine, tmp_path, photos):  # noqa: F811
+    client, api = make_api(engine, tmp_path)
+    with client:
+        pid = api.enrol("Eileen", [photos["face"]]).json()["id"]
+        _no_mask_policy(api)
+        ev = api.check(photos["face"]).json()["event_id"]
+        admin = api.admin
+    app = create_app(replace(api.config), engine=engine)
+    with TestClient(app) as c:
+        h = {"X-API-Key": admin}
+        assert c.get(f"/v1/people/{pid}", headers=h).json()["name"] == "Eileen"
+        assert c.get(f"/v1/events/{ev}", headers=h).json()["decision"] == "granted"
+        assert c.get("/v1/policy", headers=h).json()["source"] == "api"
+        r = c.post("/v1/access/check", headers=h, files={"image": ("a.jpg", photos["face"])})
+        assert r.json()["decision"] == "granted"
+
+
+def test_openapi_is_valid_json(api):
+    spec = api.get("/openapi.json")
+    assert json.loads(spec.text)["info"]["title"] == "maskface access control"
+    sec = spec.json()["components"]["securitySchemes"]
+    assert any(s.get("name") == "X-API-Key" for s in sec.values())
