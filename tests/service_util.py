@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import base64
+import os
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -98,3 +102,28 @@ def engine():
     from maskface.service.engine import Engine
 
     return Engine()
+
+
+def start_server(db: Path, port: int, log: Path, config: Path | None = None,
+                 timeout: float = 120) -> subprocess.Popen:
+    """``maskface serve`` in a subprocess on 127.0.0.1, returned once /v1/health answers."""
+    import httpx
+
+    cmd = [sys.executable, "-c", "from maskface.cli import main; main()", "serve", "--host",
+           "127.0.0.1", "--port", str(port), "--db", str(db), "--log-level", "warning"]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    with open(log, "ab") as log_file:
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                                env={**os.environ, "MASKFACE_THREADS": "1"})
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"server did not start within {timeout:.0f} s")

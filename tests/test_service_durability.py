@@ -1,0 +1,59 @@
+"""A killed server loses nothing it acknowledged: enrol and check through a real uvicorn process,
+SIGKILL it, and reopen the database (and a new server) to find every person and event."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from service_util import free_port, jpeg, start_server
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("uvicorn")
+
+@pytest.mark.slow
+def test_sigkill_loses_no_committed_enrolment_or_event(tmp_path, astronaut):
+    from maskface.gallery import Gallery
+    from maskface.service.auth import KeyStore
+    from maskface.service.events import EventLog
+
+    db = tmp_path / "svc.db"
+    Gallery(db).close()
+    key, _ = KeyStore(db).create("admin")
+    h = {"X-API-Key": key}
+    port = free_port()
+    proc = start_server(db, port, tmp_path / "server.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        photo = jpeg(astronaut)
+        r = httpx.post(f"{base}/v1/people", headers=h, data={"name": "Eileen"},
+                       files=[("photos", ("a.jpg", photo, "image/jpeg"))], timeout=60)
+        assert r.status_code == 201, r.text
+        pid = r.json()["id"]
+        ids = []
+        for t in (36.4, 38.9):
+            r = httpx.post(f"{base}/v1/access/check", headers=h, data={"temperature": str(t)},
+                           files={"image": ("k.jpg", photo, "image/jpeg")}, timeout=60)
+            assert r.status_code == 200, r.text
+            ids.append(r.json()["event_id"])
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+    with Gallery(db) as g:
+        assert g.integrity_check()
+        assert g.get(pid).name == "Eileen" and g.count_embeddings(pid) == 1
+    events, total = EventLog(db).query()
+    assert total == 2 and sorted(e.id for e in events) == sorted(ids)
+    assert {e.temperature for e in events} == {36.4, 38.9}
+
+    # a new server on the same file serves the same data
+    proc = start_server(db, port, tmp_path / "server.log")
+    try:
+        assert httpx.get(f"{base}/v1/people/{pid}", headers=h).json()["name"] == "Eileen"
+        assert httpx.get(f"{base}/v1/events", headers=h).json()["total"] == 2
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

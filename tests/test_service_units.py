@@ -1,0 +1,214 @@
+"""The service's building blocks on their own: decision rules, config, keys, event log,
+temperature sources, metrics and the ``maskface serve``/``keys`` CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from maskface.errors import InputError
+from maskface.results import Face, Identity, MaskPrediction
+from maskface.service.config import Policy, ServiceConfig, config_from_dict, load_config
+from maskface.service.decision import REASONS, decide
+
+
+def face(label: str | None = "with_mask", person: int | None = 1) -> Face:
+    f = Face(box=np.array([0, 0, 100, 100], np.float32), score=0.9,
+             landmarks=np.zeros((5, 2), np.float32))
+    if label is not None:
+        f.mask = MaskPrediction(label, 0.9, {label: 0.9})
+    f.identity = Identity(person, "Ann" if person else None, 0.8 if person else 0.1)
+    return f
+
+
+def codes(d) -> list[str]:
+    return list(d.reasons)
+
+
+# -- decision ----------------------------------------------------------------------------------
+
+def test_granted_when_every_rule_holds():
+    d = decide([face()], Policy(), temperature=36.6)
+    assert d.granted and d.reasons == () and d.to_dict()["person"]["name"] == "Ann"
+
+
+@pytest.mark.parametrize("faces,policy,temp,expected", [
+    ([], Policy(), 36.5, ["no_face"]),
+    ([face(), face()], Policy(), 36.5, ["several_faces"]),
+    ([face(person=None)], Policy(), 36.5, ["unknown_person"]),
+    ([face("without_mask")], Policy(), 36.5, ["no_mask"]),
+    ([face("mask_incorrect")], Policy(), 36.5, ["mask_incorrect"]),
+    ([face(None)], Policy(), 36.5, ["mask_unknown"]),
+    ([face()], Policy(), 37.5, ["temperature_high"]),  # at the threshold: denied
+    ([face()], Policy(temperature_threshold=38.0), 37.9, []),
+    ([face()], Policy(require_temperature=True), None, ["temperature_missing"]),
+    ([face()], Policy(), None, []),
+    ([face("without_mask")], Policy(mask_required=False), 36.5, []),
+    ([face("mask_incorrect", None)], Policy(), 38.0,
+     ["unknown_person", "mask_incorrect", "temperature_high"]),
+])
+def test_decision_rules(faces, policy, temp, expected):
+    d = decide(faces, policy, temp)
+    assert codes(d) == expected
+    assert d.granted == (not expected)
+    assert all(r in REASONS for r in d.reasons)
+
+
+def test_allowed_groups():
+    p = Policy(allowed_groups=("staff",))
+    assert codes(decide([face()], p, 36.5, person_groups=["visitor"])) == ["group_not_allowed"]
+    assert decide([face()], p, 36.5, person_groups=["visitor", "staff"]).granted
+    # an unknown person is refused as unknown, not for their (non-existent) groups
+    assert codes(decide([face(person=None)], p, 36.5)) == ["unknown_person"]
+
+
+# -- config ------------------------------------------------------------------------------------
+
+def test_config_file(tmp_path):
+    cfg_file = tmp_path / "maskface.toml"
+    cfg_file.write_text("""
+db = "data/people.db"
+[policy]
+mask_required = false
+temperature_threshold = 37.8
+allowed_groups = ["staff"]
+[limits]
+max_upload_mb = 2
+[temperature]
+source = "simulated"
+[snapshots]
+enabled = true
+""")
+    cfg = load_config(cfg_file)
+    assert cfg.db == tmp_path / "data" / "people.db"
+    assert cfg.policy == Policy(mask_required=False, temperature_threshold=37.8,
+                                allowed_groups=("staff",))
+    assert cfg.limits.max_upload_bytes == 2 * 1024 * 1024
+    assert cfg.temperature.source == "simulated"
+    assert cfg.snapshot_dir == tmp_path / "data" / "snapshots"
+    assert load_config(None) == ServiceConfig()
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"policy": {"mask_requird": True}}, "unknown key"),
+    ({"polic": {}}, "unknown section"),
+    ({"policy": {"temperature_threshold": 99.5}}, "plausible"),
+    ({"policy": {"match_threshold": 3}}, "match_threshold"),
+    ({"temperature": {"source": "thermal"}}, "temperature.source"),
+    ({"policy": "strict"}, "must be a table"),
+])
+def test_config_errors(data, message):
+    with pytest.raises(InputError, match=message):
+        config_from_dict(data)
+
+
+def test_config_file_errors(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[policy\nmask_required = ")
+    with pytest.raises(InputError, match="invalid TOML"):
+        load_config(bad)
+
+
+# -- keys and events ---------------------------------------------------------------------------
+
+def test_key_store(tmp_path):
+    from maskface.service.auth import KeyStore
+
+    ks = KeyStore(tmp_path / "k.db")
+    key, rec = ks.create("kiosk", "door 1")
+    assert key.startswith(f"mf_{rec.key_id}_")
+    assert ks.verify(key).role == "kiosk"
+    assert not ks.verify(key).allows("admin") and ks.verify(key).allows("kiosk")
+    admin, _ = ks.create("admin")
+    assert ks.verify(admin).allows("kiosk")
+    for bad in ("", "mf_", key + "x", key.replace("mf_", "xx_"), f"mf_{rec.key_id}_guess"):
+        assert ks.verify(bad) is None
+    assert ks.revoke(rec.key_id) and ks.verify(key) is None and not ks.revoke(rec.key_id)
+    with pytest.raises(InputError, match="unknown role"):
+        ks.create("root")
+
+
+def test_event_log_query(tmp_path):
+    from maskface.service.events import EventLog
+
+    log = EventLog(tmp_path / "e.db")
+    a = log.record("granted", [], person_id=1, person_name="Ann", temperature=36.5, when=100.0)
+    b = log.record("denied", ["no_mask"], person_id=2, when=200.0)
+    c = log.record("denied", ["no_face"], when=300.0)
+    assert [e.id for e in log.query()[0]] == [c.id, b.id, a.id]
+    assert [e.id for e in log.query(since=150, until=300)[0]] == [b.id]
+    assert [e.id for e in log.query(person_id=1)[0]] == [a.id]
+    events, total = log.query(decision="denied", limit=1)
+    assert total == 2 and [e.id for e in events] == [c.id]
+    assert log.get(b.id).reasons == ["no_mask"] and log.get(999) is None
+    with pytest.raises(ValueError):
+        log.record("maybe", [])
+    assert EventLog(tmp_path / "e.db").query()[1] == 3  # reopened: all there
+
+
+# -- temperature -------------------------------------------------------------------------------
+
+def test_temperature_sources(monkeypatch):
+    from maskface.service import temperature as t
+
+    sim = [t.SimulatedTemperature(seed=3).read().celsius for _ in range(2)]
+    again = t.SimulatedTemperature(seed=3).read().celsius
+    assert sim[0] == again and 35.0 < sim[0] < 38.0
+    pushed = t.PushedTemperature(max_age_s=5)
+    assert pushed.read() is None
+    pushed.push(36.9, "door")
+    assert pushed.read().celsius == 36.9
+    now = t.time.time()
+    monkeypatch.setattr(t.time, "time", lambda: now + 6)
+    assert pushed.read() is None  # stale
+    with pytest.raises(InputError, match="plausible"):
+        pushed.push(98.4)
+    assert t.create_source("none").read() is None
+    with pytest.raises(InputError):
+        t.create_source("infrared")
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+def test_metrics_text_format():
+    from maskface.service.metrics import Counter, Histogram
+
+    c = Counter("x_total", "things", ("kind",))
+    c.inc("a")
+    c.inc("a")
+    c.inc('we"ird')
+    text = "\n".join(c.render())
+    assert 'x_total{kind="a"} 2' in text and 'x_total{kind="we\\"ird"} 1' in text
+    h = Histogram("lat_seconds", "latency", buckets=(0.1, 1.0))
+    for v in (0.05, 0.5, 5.0):
+        h.observe(v)
+    lines = h.render()
+    assert 'lat_seconds_bucket{le="0.1"} 1' in lines and 'lat_seconds_bucket{le="1"} 2' in lines
+    assert 'lat_seconds_bucket{le="+Inf"} 3' in lines and "lat_seconds_count 3" in lines
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+def test_keys_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+    from maskface.service.auth import KeyStore
+
+    app, db = load_commands(), tmp_path / "svc.db"
+    runner = CliRunner()
+    r = runner.invoke(app, ["keys", "create", "--role", "admin", "--label", "ops", "--db",
+                            str(db)])
+    assert r.exit_code == 0, r.output
+    key = r.stdout.strip().splitlines()[0]
+    rec = KeyStore(db).verify(key)
+    assert rec is not None and rec.role == "admin"
+    listing = runner.invoke(app, ["keys", "list", "--db", str(db)])
+    assert rec.key_id in listing.stdout and key not in listing.stdout
+    assert runner.invoke(app, ["keys", "revoke", rec.key_id, "--db", str(db)]).exit_code == 0
+    assert KeyStore(db).verify(key) is None
+    bad = runner.invoke(app, ["keys", "create", "--role", "root", "--db", str(db)])
+    assert bad.exit_code == 1 and "unknown role" in bad.output
+    assert runner.invoke(app, ["serve", "--help"]).exit_code == 0
