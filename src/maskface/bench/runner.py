@@ -1,0 +1,282 @@
+"""``maskface bench``: stage-by-stage and end-to-end timings of the pipeline and of the seeds'
+baseline, measured in one run so the report can state a ratio."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskface.bench.timing import Stat, measure, peak_rss_mb
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BenchConfig:
+    """What to time and how. ``images`` are BGR frames, all of one size."""
+
+    images: list[np.ndarray]
+    image_source: str = "built-in"
+    repeats: int = 5
+    warmup: int = 1
+    batch: int = 8
+    detector: str = "yunet"
+    #: detector input size (YuNet's longest side); ``None`` keeps the detector's default
+    det_size: int | None = None
+    classifier: str = "default"
+    #: embedder name (``default``, ``sface`` or an ONNX path); ``None`` skips recognition
+    embedder: str | None = "default"
+    gallery_size: int = 100
+    match_threshold: float = 0.4
+    baseline: bool = True
+    baseline_model: Path | None = None
+    scenes: Path | None = None
+    scenes_limit: int = 60
+    threads: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_embedder(name: str):
+    """The embedder to time: the project's default when it is installed, else SFace."""
+    if name == "default":
+        try:
+            from maskface.recognize import create_embedder  # the project's default
+        except ImportError:
+            name = "sface"
+        else:
+            return create_embedder()
+    if name == "sface":
+        from maskface.recognize.onnx_embedder import SFaceEmbedder
+
+        return SFaceEmbedder()
+    from maskface.recognize.onnx_embedder import OnnxEmbedder
+
+    return OnnxEmbedder(name)
+
+
+def _random_gallery(path: Path, embedder, people: int, per_person: int = 5, seed: int = 0):
+    """A gallery of ``people`` random identities: search cost depends on size, not content."""
+    from maskface.gallery import Gallery
+    from maskface.recognize.base import l2_normalize
+
+    rng = np.random.default_rng(seed)
+    gallery = Gallery(path, model=embedder.name, dim=embedder.dim)
+    for i in range(people):
+        gallery.enroll(f"person{i:05d}",
+                       l2_normalize(rng.normal(size=(per_person, embedder.dim))))
+    return gallery
+
+
+class OurPipeline:
+    """The project's stages, built once; every method is one timed unit."""
+
+    def __init__(self, cfg: BenchConfig, workdir: Path):
+        from maskface.classify import MaskClassifier
+        from maskface.detect import create_detector
+
+        kwargs = {"input_size": cfg.det_size} if cfg.det_size else {}
+        self.detector = create_detector(cfg.detector, **kwargs)
+        self.classifier = (MaskClassifier() if cfg.classifier == "default"
+                           else MaskClassifier(cfg.classifier))
+        self.embedder = self.gallery = None
+        self.threshold = cfg.match_threshold
+        if cfg.embedder:
+            self.embedder = load_embedder(cfg.embedder)
+            self.gallery = _random_gallery(workdir / "bench-gallery.db", self.embedder,
+                                           cfg.gallery_size)
+
+    @property
+    def recognition(self) -> bool:
+        return self.embedder is not None
+
+    def detect_classify(self, jpeg: bytes):
+        from maskface.io.image import decode_image
+
+        img = decode_image(jpeg)
+        det = self.detector.detect(img)
+        return img, det, self.classifier.classify(img, det.boxes)
+
+    def full(self, jpeg: bytes):
+        from maskface.align import align_faces
+
+        img, det, preds = self.detect_classify(jpeg)
+        if len(det):
+            emb = self.embedder.embed(align_faces(img, det.landmarks))
+            self.gallery.identify(emb, self.threshold)
+        return preds
+
+    def full_batched(self, jpegs: list[bytes], recognise: bool):
+        """Several frames: detection per frame, then one classifier batch and one embedder
+        batch for all their faces (how a multi-camera server or ``maskface batch`` runs)."""
+        from maskface.align import align_faces
+        from maskface.io.image import decode_image
+
+        crops, aligned = [], []
+        for jpeg in jpegs:
+            img = decode_image(jpeg)
+            det = self.detector.detect(img)
+            crops.append(self.classifier.crops(img, det.boxes))
+            if recognise:
+                aligned.append(align_faces(img, det.landmarks))
+        self.classifier.predict_proba(np.concatenate(crops))
+        if recognise:
+            faces = np.concatenate(aligned)
+            if len(faces):
+                self.gallery.identify(self.embedder.embed(faces), self.threshold)
+
+
+def _environment(cfg: BenchConfig) -> dict[str, Any]:
+    import cv2
+    import onnxruntime as ort
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "threads": cfg.threads or int(os.environ.get("MASKFACE_THREADS", 0)) or os.cpu_count(),
+        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "onnxruntime": ort.__version__,
+        "opencv": cv2.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None
+              ) -> dict[str, Any]:
+    """Time everything; return the report (see ``docs/performance.md`` for its fields)."""
+    from maskface.align import align_faces
+    from maskface.bench.images import encode_jpeg
+    from maskface.io.image import decode_image
+
+    say = progress or (lambda _msg: None)
+    if cfg.threads:
+        os.environ["MASKFACE_THREADS"] = str(cfg.threads)
+        import cv2
+
+        cv2.setNumThreads(cfg.threads)
+    report: dict[str, Any] = {"environment": _environment(cfg)}
+    h, w = cfg.images[0].shape[:2]
+    jpegs = [encode_jpeg(im) for im in cfg.images]
+    rss0 = peak_rss_mb()
+    tmp = tempfile.TemporaryDirectory(prefix="maskface-bench-")
+    ours = OurPipeline(cfg, Path(tmp.name))
+    rss_loaded = peak_rss_mb()
+    imgs = [decode_image(j) for j in jpegs]
+    dets = [ours.detector.detect(im) for im in imgs]
+    n_faces = [len(d) for d in dets]
+    report["images"] = {"source": cfg.image_source, "count": len(imgs), "size": f"{w}x{h}",
+                        "faces_per_image": n_faces, "faces_mean": float(np.mean(n_faces))}
+    run = dict(repeats=cfg.repeats, warmup=cfg.warmup)
+    stages: dict[str, Stat] = {}
+
+    def time_stage(name: str, fn, items, per: int = 1) -> None:
+        say(name)
+        stages[name] = measure(fn, items, per=per, **run)
+
+    pairs = list(zip(imgs, dets))
+    time_stage("decode", decode_image, jpegs)
+    time_stage("detect", ours.detector.detect, imgs)
+    time_stage("align", lambda p: align_faces(p[0], p[1].landmarks), pairs)
+    time_stage("classify", lambda p: ours.classifier.classify(p[0], p[1].boxes), pairs)
+    time_stage("classify_one_at_a_time",
+               lambda p: [ours.classifier.classify(p[0], b[None]) for b in p[1].boxes], pairs)
+    if ours.recognition:
+        aligned = [align_faces(im, d.landmarks) for im, d in pairs]
+        embs = [ours.embedder.embed(a) for a in aligned]
+        time_stage("embed", ours.embedder.embed, aligned)
+        time_stage("match", lambda e: ours.gallery.identify(e, ours.threshold), embs)
+    e2e: dict[str, Stat] = {}
+    say("end to end")
+    e2e["detect_classify"] = measure(ours.detect_classify, jpegs, **run)
+    batch = [[jpegs[k % len(jpegs)] for k in range(cfg.batch)]]
+    e2e[f"detect_classify_batched_x{cfg.batch}"] = measure(
+        lambda b: ours.full_batched(b, False), batch * len(jpegs), per=cfg.batch, **run)
+    if ours.recognition:
+        e2e["full"] = measure(ours.full, jpegs, **run)
+        e2e[f"full_batched_x{cfg.batch}"] = measure(
+            lambda b: ours.full_batched(b, True), batch * len(jpegs), per=cfg.batch, **run)
+    rss_ours = peak_rss_mb()
+
+    base_report: dict[str, Any] | None = None
+    baseline = None
+    if cfg.baseline:
+        from maskface.bench.baseline import BaselinePipeline
+
+        say("baseline")
+        baseline = BaselinePipeline(cfg.baseline_model)
+        bdets = [baseline.detector.detect(im) for im in imgs]
+        bstages = {
+            "detect_ssd": measure(baseline.detector.detect, imgs, **run),
+            "classify_224_one_at_a_time": measure(
+                lambda p: baseline.classifier.classify(p[0], p[1].boxes),
+                list(zip(imgs, bdets)), **run),
+        }
+        b_e2e = measure(lambda j: baseline.analyze(decode_image(j)), jpegs, **run)
+        base_report = {
+            "description": "OpenCV ResNet-10 SSD (300x300) + MobileNetV2 224 px, one face per run",
+            "faces_per_image": [len(d) for d in bdets],
+            "stages": {k: v.to_dict() for k, v in bstages.items()},
+            "end_to_end": b_e2e.to_dict(),
+        }
+        ratio = {"detect_classify": b_e2e.median_ms / e2e["detect_classify"].median_ms,
+                 "detect_classify_cpu": b_e2e.cpu_ms / max(e2e["detect_classify"].cpu_ms, 1e-9)}
+        if ours.recognition:
+            ratio["full"] = b_e2e.median_ms / e2e["full"].median_ms
+        report["speedup_vs_baseline"] = {k: round(v, 2) for k, v in ratio.items()}
+
+    report["stages"] = {k: v.to_dict() for k, v in stages.items()}
+    report["end_to_end"] = {k: v.to_dict() for k, v in e2e.items()}
+    report["baseline"] = base_report
+    report["memory_mb"] = {"before_models": round(rss0, 1),
+                           "peak_after_loading_ours": round(rss_loaded, 1),
+                           "peak_after_ours": round(rss_ours, 1),
+                           "peak_after_baseline": round(peak_rss_mb(), 1)}
+    if cfg.scenes is not None:
+        say("accuracy")
+        report["accuracy"] = _accuracy(cfg, ours, baseline)
+    report["environment"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    report["config"] = {"repeats": cfg.repeats, "warmup": cfg.warmup, "batch": cfg.batch,
+                        "detector": cfg.detector, "det_size": cfg.det_size,
+                        "classifier": cfg.classifier, "embedder": cfg.embedder,
+                        "embedder_name": getattr(ours.embedder, "name", None),
+                        "gallery_size": cfg.gallery_size, **cfg.extra}
+    if ours.gallery is not None:
+        ours.gallery.close()
+    tmp.cleanup()
+    return report
+
+
+def _accuracy(cfg: BenchConfig, ours: OurPipeline, baseline) -> dict[str, Any]:
+    """Scene accuracy of ours and of the baseline detector (with our classifier: the seeds'
+    trained 224-px weights are not available)."""
+    from maskface.bench.accuracy import scene_accuracy
+    from maskface.eval.scenes import load_scenes
+
+    scenes = load_scenes(cfg.scenes)[: cfg.scenes_limit]
+    labels = ours.classifier.labels
+
+    def ours_predict(img):
+        det = ours.detector.detect(img)
+        probs = ours.classifier.predict_proba(ours.classifier.crops(img, det.boxes))
+        return det.boxes, [labels[int(k)] for k in probs.argmax(1)] if len(probs) else []
+
+    out = {"scenes": str(cfg.scenes), "images": len(scenes),
+           "ours": scene_accuracy(scenes, ours_predict).to_dict()}
+    if baseline is not None:
+        def base_predict(img):
+            det = baseline.detector.detect(img)
+            probs = ours.classifier.predict_proba(ours.classifier.crops(img, det.boxes))
+            return det.boxes, [labels[int(k)] for k in probs.argmax(1)] if len(probs) else []
+
+        out["baseline_detector_with_our_classifier"] = scene_accuracy(
+            scenes, base_predict).to_dict()
+    return out

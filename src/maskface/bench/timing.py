@@ -1,0 +1,67 @@
+"""Repeated timing with warm-up: median and inter-quartile range of wall and CPU time."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Wall time per call in milliseconds (median, quartiles, extremes) and median CPU time.
+
+    CPU time is the process's (all threads): on a machine shared with other jobs, wall time
+    grows with the load while CPU time stays close to the work done.
+    """
+
+    n: int
+    median_ms: float
+    q1_ms: float
+    q3_ms: float
+    min_ms: float
+    max_ms: float
+    cpu_ms: float
+
+    @property
+    def fps(self) -> float:
+        return 1000.0 / self.median_ms if self.median_ms > 0 else float("inf")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
+        d["per_second"] = round(self.fps, 2)
+        return d
+
+
+def measure(fn: Callable[[Any], Any], items: Sequence[Any], repeats: int = 5,
+            warmup: int = 1, per: int = 1) -> Stat:
+    """Time ``fn(item)`` for every item, ``repeats`` times after ``warmup`` untimed rounds.
+
+    ``per`` divides each sample (e.g. a batch of ``per`` images timed as one call).
+    """
+    for _ in range(warmup):
+        for it in items:
+            fn(it)
+    wall, cpu = [], []
+    for _ in range(repeats):
+        for it in items:
+            c0 = time.process_time()
+            t0 = time.perf_counter()
+            fn(it)
+            wall.append((time.perf_counter() - t0) * 1e3 / per)
+            cpu.append((time.process_time() - c0) * 1e3 / per)
+    w = np.asarray(wall)
+    q1, med, q3 = np.percentile(w, [25, 50, 75])
+    return Stat(len(w), float(med), float(q1), float(q3), float(w.min()), float(w.max()),
+                float(np.median(cpu)))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024

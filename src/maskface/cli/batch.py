@@ -1,0 +1,51 @@
+"""``maskface batch``: many images on Ray (this machine or a cluster), resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from maskface.cli.apps import app
+from maskface.cli.common import user_errors
+
+
+@app.command()
+@user_errors
+def batch(
+    inputs: Annotated[list[str], typer.Argument(
+        help="Folders (searched recursively), globs, image files, or .txt lists of paths.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (results/, "
+                                      "manifest.jsonl, summary-*.json).")],
+    ray: Annotated[str | None, typer.Option(
+        "--ray", help="Ray cluster to join: 'auto' (a `ray start` node on this machine) or "
+                      "ray://HOST:10001; default: a local Ray on this machine.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or jsonl.")] = "parquet",
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per model batch.")] = 16,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Most worker actors (one model load each); default: CPU cores.")] = None,
+    detector: Annotated[str, typer.Option(help="yunet, retinaface or mtcnn.")] = "yunet",
+    det_size: Annotated[int | None, typer.Option(
+        help="Detector input size (YuNet: longest side); default: the detector's own.")] = None,
+    classifier: Annotated[str, typer.Option(
+        help="Mask classifier ONNX file, 'default', or 'none'.")] = "default",
+) -> None:
+    """Detect faces and classify masks in every image; inputs already done are skipped."""
+    from maskface.batch import run_batch
+
+    summary = run_batch(inputs, out, ray_address=ray, fmt=fmt, batch_size=batch_size,
+                        workers=workers, detector=detector, det_size=det_size,
+                        classifier=None if classifier == "none" else classifier)
+    typer.echo(f"{summary.inputs} inputs: {summary.processed} processed, {summary.skipped} "
+               f"skipped (done before), {summary.failed} failed; {summary.faces} faces "
+               f"{summary.mask_labels}; {summary.images_per_s:.1f} images/s "
+               f"({summary.wall_s:.1f} s)")
+    for reason in summary.failures[:20] + summary.unusable_inputs[:20]:
+        typer.echo(f"  failed: {reason}", err=True)
+    if len(summary.failures) > 20:
+        typer.echo(f"  … and {len(summary.failures) - 20} more (see {out}/manifest.jsonl)",
+                   err=True)
+    typer.echo(f"results: {out / 'results'}; summary: {out}/summary-{summary.run_id}.json")
+    if summary.failed or summary.unusable_inputs:
+        raise typer.Exit(1)

@@ -1,0 +1,65 @@
+"""``maskface bench``: how fast is the pipeline, stage by stage, against the seeds' baseline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from maskface.cli.apps import app
+from maskface.cli.common import user_errors
+
+
+@app.command()
+@user_errors
+def bench(
+    images: Annotated[Path | None, typer.Option(
+        help="Folder of photos to time on (fitted to --size); default: a built-in set of the "
+             "astronaut photo with 1-3 faces.")] = None,
+    report: Annotated[Path, typer.Option(help="JSON report; a .md table is written beside it.")
+                      ] = Path("maskface-out/bench.json"),
+    repeats: Annotated[int, typer.Option(min=1, help="Timed rounds over the image set.")] = 5,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed rounds first.")] = 1,
+    size: Annotated[str, typer.Option(help="Frame size WIDTHxHEIGHT.")] = "640x480",
+    batch: Annotated[int, typer.Option(min=1, help="Frames per batch in the batched run.")] = 8,
+    detector: Annotated[str, typer.Option(help="Detector name.")] = "yunet",
+    det_size: Annotated[int | None, typer.Option(
+        help="Detector input size (YuNet: longest side); default: the detector's own.")] = None,
+    classifier: Annotated[str, typer.Option(help="Mask classifier ONNX or 'default'.")
+                          ] = "default",
+    embedder: Annotated[str, typer.Option(
+        help="Embedder: 'default', 'sface', an ONNX file, or 'none' to skip recognition.")
+                        ] = "default",
+    gallery_size: Annotated[int, typer.Option(min=1, help="People in the synthetic gallery.")
+                            ] = 100,
+    baseline: Annotated[bool, typer.Option(help="Also time the seeds' baseline pipeline.")
+                        ] = True,
+    scenes: Annotated[Path | None, typer.Option(
+        help="Labelled scenes (dataroots or VOC layout) for the accuracy check.")] = None,
+    scenes_limit: Annotated[int, typer.Option(min=1, help="Scene images to use.")] = 60,
+    threads: Annotated[int | None, typer.Option(
+        help="Threads per model (sets MASKFACE_THREADS); default: all cores.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many --images.")] = 30,
+) -> None:
+    """Time decode/detect/align/classify/embed/match and end to end, beside the baseline."""
+    from maskface.bench import BenchConfig, run_bench, to_markdown
+    from maskface.bench.images import builtin_images, folder_images, parse_size
+
+    wh = parse_size(size)
+    frames = folder_images(images, wh, limit) if images else builtin_images(wh)
+    cfg = BenchConfig(
+        images=frames, image_source=str(images) if images else "built-in (astronaut, 1-3 faces)",
+        repeats=repeats, warmup=warmup, batch=batch, detector=detector, det_size=det_size,
+        classifier=classifier, embedder=None if embedder == "none" else embedder,
+        gallery_size=gallery_size, baseline=baseline, scenes=scenes, scenes_limit=scenes_limit,
+        threads=threads,
+    )
+    result = run_bench(cfg, progress=lambda msg: typer.echo(f"timing {msg}…", err=True))
+    table = to_markdown(result)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps(result, indent=2))
+    report.with_suffix(".md").write_text(table)
+    typer.echo(table)
+    typer.echo(f"report: {report} (table: {report.with_suffix('.md')})")

@@ -1,0 +1,69 @@
+"""``maskface watch``: faces in a video file, stream or camera, tracked across frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from maskface.cli.apps import app
+from maskface.cli.common import user_errors
+
+
+def _stem(source: str) -> str:
+    if source.isdigit():
+        return f"camera{source}"
+    path = Path(source)
+    return path.stem if path.is_file() else "stream"
+
+
+@app.command()
+@user_errors
+def watch(
+    source: Annotated[str, typer.Argument(
+        help="Video file, stream URL (rtsp://, http://) or camera index (0, 1, ...).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")
+                   ] = Path("maskface-out/watch"),
+    refresh: Annotated[int, typer.Option(
+        min=1, help="Re-classify/re-identify a tracked face every N frames (and whenever its "
+                    "box changes a lot).")] = 15,
+    realtime: Annotated[bool, typer.Option(
+        help="Files: play at the video's own frame rate and drop the frames the analysis "
+             "cannot keep up with (live sources always do).")] = False,
+    detector: Annotated[str, typer.Option(help="yunet, retinaface or mtcnn.")] = "yunet",
+    det_size: Annotated[int | None, typer.Option(
+        help="Detector input size (YuNet: longest side); default: the detector's own.")] = None,
+    classifier: Annotated[str, typer.Option(
+        help="Mask classifier ONNX file, 'default', or 'none'.")] = "default",
+    max_frames: Annotated[int | None, typer.Option(
+        min=1, help="Stop after analysing this many frames (live sources run until ended).")
+                          ] = None,
+) -> None:
+    """Track faces through a video or stream; write an annotated video and per-track JSON lines.
+
+    Mask classification (and recognition) runs once per track and is refreshed every
+    --refresh frames, not on every frame.
+    """
+    from maskface.detect import create_detector
+    from maskface.pipeline import Pipeline
+    from maskface.track import VideoWatcher, open_source, watch_to_files
+
+    kwargs = {"input_size": det_size} if det_size else {}
+    pipe = Pipeline(detector=create_detector(detector, **kwargs),
+                    classifier=None if classifier == "none" else classifier)
+    src = open_source(source, realtime=realtime)
+    try:
+        summary = watch_to_files(VideoWatcher(pipe, refresh_frames=refresh), src, out,
+                                 _stem(source), max_frames=max_frames)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+    finally:
+        src.close()
+    typer.echo(f"{summary['frames_processed']} frames analysed "
+               f"({summary['frames_dropped']} dropped to keep up), {summary['n_tracks']} tracks, "
+               f"{summary['faces_classified']} mask classifications for {summary['faces']} "
+               f"faces, {summary['fps']:.1f} frames/s")
+    typer.echo(f"annotated video: {summary['video_file']}")
+    typer.echo(f"tracks (JSON lines): {summary['tracks_file']}")

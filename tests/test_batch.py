@@ -1,0 +1,74 @@
+"""``maskface batch`` on Ray in local mode: real images plus a corrupt one, then a resume."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+pytestmark = pytest.mark.slow
+N_IMAGES = 19
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def classifier() -> str | None:
+    """The shipped mask classifier, or none (batch then only detects) where it is missing."""
+    from maskface.errors import ModelError
+    from maskface.models import model_path
+
+    try:
+        model_path("mask_classifier")
+        return "default"
+    except ModelError:
+        return None
+
+
+def test_batch_processes_reports_failures_and_resumes(ray_local, classifier, data_dir,
+                                                      tmp_path):
+    import pyarrow.parquet as pq
+
+    from maskface.batch import run_batch
+
+    images = sorted((data_dir / "scenes/dataroots/images").glob("*.jpg"))[:N_IMAGES]
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(images[0].read_bytes()[:200])  # a truncated upload
+    listing = tmp_path / "inputs.txt"
+    listing.write_text("\n".join(str(p) for p in [*images, corrupt]) + "\n")
+    out = tmp_path / "out"
+
+    first = run_batch([str(listing)], out, batch_size=4, classifier=classifier, progress=False)
+    assert (first.inputs, first.processed, first.failed, first.skipped) == (20, 19, 1, 0)
+    assert "corrupt.jpg" in first.failures[0]
+    assert first.faces >= N_IMAGES  # every chosen scene has at least one annotated face
+    table = pq.read_table(out / "results")
+    assert table.num_rows == 20
+    rows = {r["path"]: r for r in table.to_pylist()}
+    assert rows[str(corrupt)]["error"] and rows[str(corrupt)]["n_faces"] == 0
+    ok = rows[str(images[0])]
+    assert not ok["error"] and ok["n_faces"] == len(json.loads(ok["faces"])) > 0
+    if classifier:
+        assert first.mask_labels and sum(first.mask_labels.values()) == first.faces
+
+    second = run_batch([str(listing)], out, batch_size=4, classifier=classifier,
+                       progress=False)
+    assert (second.skipped, second.processed, second.failed) == (20, 0, 0)
+
+    # A replaced input (new size and mtime) is processed again, here as JSON lines.
+    corrupt.write_bytes(images[1].read_bytes())
+    st = os.stat(corrupt)
+    os.utime(corrupt, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    third = run_batch([str(listing)], out, fmt="jsonl", classifier=classifier, progress=False)
+    assert (third.skipped, third.processed, third.failed) == (19, 1, 0)
+    lines = [json.loads(x) for f in (out / "results").glob("*.jsonl")
+             for x in f.read_text().splitlines()]
+    assert len(lines) == 1 and lines[0]["path"] == str(corrupt) and lines[0]["n_faces"] > 0
+    assert len(list(out.glob("summary-*.json"))) == 3

@@ -1,0 +1,97 @@
+"""``maskface bench`` and its parts. Timings are reported, never asserted."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from maskface.geometry import iou_matrix
+
+
+def test_ssd_baseline_finds_the_astronaut_without_landmarks(astronaut):
+    from maskface.detect import create_detector
+    from maskface.detect.ssd_baseline import SSDBaselineDetector
+
+    ssd = SSDBaselineDetector().detect(astronaut)
+    yunet = create_detector("yunet").detect(astronaut)
+    assert len(ssd) == 1
+    assert iou_matrix(ssd.boxes, yunet.boxes)[0, 0] > 0.5
+    assert np.isnan(ssd.landmarks).all()  # the SSD predicts none: never aligned on
+
+
+def test_measure_counts_calls_and_orders_quartiles():
+    from maskface.bench import measure
+
+    calls = []
+    stat = measure(calls.append, [1, 2, 3], repeats=4, warmup=2)
+    assert len(calls) == 3 * (4 + 2) and stat.n == 12
+    assert stat.min_ms <= stat.q1_ms <= stat.median_ms <= stat.q3_ms <= stat.max_ms
+
+
+def test_builtin_images_have_one_to_three_faces():
+    from maskface.bench.images import builtin_images
+    from maskface.detect import create_detector
+
+    frames = builtin_images((640, 480))
+    assert all(f.shape == (480, 640, 3) for f in frames)
+    det = create_detector("yunet")
+    assert [len(det.detect(f)) for f in frames] == [1, 2, 3]
+
+
+def test_scene_accuracy_matches_ground_truth(data_dir):
+    from maskface.bench.accuracy import scene_accuracy
+    from maskface.eval.scenes import load_scenes
+
+    scenes = load_scenes(data_dir / "scenes/dataroots")[:8]
+    by_path = {s.path: s for s in scenes}
+    current = {}
+
+    def load(path):
+        current["scene"] = by_path[path]
+        return np.zeros((4, 4, 3), np.uint8)
+
+    perfect = scene_accuracy(scenes, lambda _: (current["scene"].boxes,
+                                                list(current["scene"].labels)), load=load)
+    assert perfect.faces == sum(len(s) for s in scenes)
+    assert perfect.recall == perfect.accuracy == 1.0 and perfect.false_detections == 0
+    flipped = scene_accuracy(
+        scenes, lambda _: (current["scene"].boxes + 1000.0,
+                           ["without_mask"] * len(current["scene"])), load=load)
+    assert flipped.recall == 0.0 and flipped.false_detections == perfect.faces
+
+
+@pytest.fixture(scope="module")
+def classifier_available() -> None:
+    from maskface.errors import ModelError
+    from maskface.models import model_path
+
+    try:
+        model_path("mask_classifier")
+    except ModelError as exc:
+        pytest.skip(f"no shipped mask classifier: {exc}")
+
+
+@pytest.mark.slow
+def test_bench_cli_reports_stages_baseline_ratio_and_table(classifier_available, tmp_path):
+    pytest.importorskip("torch")  # the 224-px baseline classifier is exported at bench time
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+
+    report = tmp_path / "bench.json"
+    res = CliRunner().invoke(load_commands(), [
+        "bench", "--report", str(report), "--repeats", "1", "--warmup", "0", "--batch", "2",
+        "--embedder", "sface", "--gallery-size", "20", "--det-size", "640"],
+        env={"MASKFACE_CACHE": str(tmp_path / "cache")})
+    assert res.exit_code == 0, res.output
+    data = json.loads(report.read_text())
+    assert set(data["stages"]) >= {"decode", "detect", "align", "classify", "embed", "match"}
+    assert set(data["end_to_end"]) >= {"detect_classify", "full", "full_batched_x2"}
+    assert data["images"]["faces_per_image"] == [1, 2, 3]
+    assert data["baseline"]["faces_per_image"] == [1, 2, 3]  # same faces, fair comparison
+    assert data["speedup_vs_baseline"]["detect_classify"] > 0
+    assert data["memory_mb"]["peak_after_baseline"] >= data["memory_mb"]["before_models"] > 0
+    table = report.with_suffix(".md").read_text()
+    assert "| detect |" in table and "baseline end to end" in table and "Speed-up" in table

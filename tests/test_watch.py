@@ -1,0 +1,137 @@
+"""``maskface watch``: tracking on a real video made at test time from a dataroots photo."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from maskface.results import MaskPrediction
+
+PHOTO = "scenes/dataroots/images/34.jpg"  # two people in masks, faces ~110 px
+N_FRAMES = 60
+FPS = 25.0
+
+
+def pan_zoom_video(photo: Path, path: Path, n: int = N_FRAMES, size=(640, 480)) -> Path:
+    """A camera slowly panning across and zooming into ``photo`` (faces move and grow)."""
+    img = cv2.imread(str(photo))
+    h, w = img.shape[:2]
+    out_w, out_h = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, size)
+    assert writer.isOpened()
+    for i in range(n):
+        t = i / (n - 1)
+        zoom = 1.0 + 0.25 * t
+        cw, ch = w / zoom, h / zoom
+        cx, cy = w / 2 + (t - 0.5) * (w - cw) * 0.8, h / 2
+        sx, sy = out_w / cw, out_h / ch
+        m = np.array([[sx, 0, -(cx - cw / 2) * sx], [0, sy, -(cy - ch / 2) * sy]])
+        writer.write(cv2.warpAffine(img, m, size, flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REFLECT))
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def video(data_dir, tmp_path_factory) -> Path:
+    return pan_zoom_video(data_dir / PHOTO, tmp_path_factory.mktemp("watch") / "pan.mp4")
+
+
+class CountingClassifier:
+    """Stands in for the mask classifier to count how many faces are sent to it."""
+
+    def __init__(self):
+        self.faces = 0
+        self.calls = 0
+
+    def classify(self, image, boxes):
+        self.calls += 1
+        self.faces += len(boxes)
+        return [MaskPrediction("with_mask", 0.9, {"with_mask": 0.9, "without_mask": 0.1})
+                for _ in boxes]
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from maskface.detect import create_detector
+
+    return create_detector("yunet", input_size=640)
+
+
+def test_one_stable_track_per_face_and_classification_once_per_refresh(video, detector):
+    from maskface.pipeline import Pipeline
+    from maskface.track import FileSource, VideoWatcher
+
+    counter = CountingClassifier()
+    watcher = VideoWatcher(Pipeline(detector=detector, classifier=counter), refresh_frames=20)
+    ended = []
+    src = FileSource(video)
+    ids_per_frame = [[f.track_id for f in res.faces]
+                     for _, res in watcher.run(src, on_track_end=ended.append)]
+    src.close()
+    assert len(ids_per_frame) == N_FRAMES and watcher.stats.frames_dropped == 0
+    # Two faces in the photo: two tracks over the whole clip, no id switches or re-starts.
+    assert sorted(len(ids) for ids in ids_per_frame[5:]) == [2] * (N_FRAMES - 5)
+    assert len(ended) == 2
+    assert all(st.n_frames >= N_FRAMES - 3 for st in ended)
+    assert {i for ids in ids_per_frame[5:] for i in ids} == {st.track_id for st in ended}
+    # Classified when each track starts, then every 20 frames or on a big box change:
+    # far fewer classifications than faces shown.
+    faces_shown = sum(len(ids) for ids in ids_per_frame)
+    assert 2 <= counter.faces <= 2 * (N_FRAMES // 20 + 2) < faces_shown
+    assert counter.faces == sum(len(st.mask_history) for st in ended)
+    assert all(st.mask is not None and st.mask.label == "with_mask" for st in ended)
+
+
+def test_watch_cli_writes_video_and_track_lines(video, tmp_path):
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+
+    out = tmp_path / "out"
+    res = CliRunner().invoke(load_commands(), ["watch", str(video), "--out", str(out),
+                                               "--det-size", "640", "--refresh", "10"])
+    assert res.exit_code == 0, res.output
+    tracks = [json.loads(line) for line in (out / "pan.tracks.jsonl").read_text().splitlines()]
+    assert len(tracks) == 2
+    for tr in tracks:
+        assert tr["last_frame"] - tr["first_frame"] >= N_FRAMES - 5
+        assert tr["mask"]["label"] in ("with_mask", "without_mask", "mask_incorrect")
+        assert 1 <= len(tr["mask_history"]) <= N_FRAMES // 10 + 3
+    cap = cv2.VideoCapture(str(out / "pan.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == N_FRAMES
+    cap.release()
+    summary = json.loads((out / "pan.summary.json").read_text())
+    assert summary["frames_processed"] == N_FRAMES and summary["n_tracks"] == 2
+
+
+def test_realtime_file_source_drops_frames_instead_of_falling_behind(video):
+    from maskface.track import FileSource
+
+    src = FileSource(video, realtime=True)
+    seen = []
+    for frame in src:
+        seen.append(frame.index)
+        time.sleep(3 / FPS)  # an analysis three times slower than the video
+    src.close()
+    assert seen[0] == 0 and seen == sorted(set(seen))
+    assert src.dropped > 0 and src.read + src.dropped == N_FRAMES
+    assert len(seen) < N_FRAMES / 1.5
+
+
+def test_live_source_keeps_only_the_newest_frame(video):
+    from maskface.track import LiveSource
+
+    src = LiveSource(str(video))  # a file read as fast as it decodes stands in for a camera
+    seen = []
+    for frame in src:
+        seen.append(frame.index)
+        time.sleep(0.05)
+    src.close()
+    assert seen == sorted(set(seen))
+    assert src.dropped > 0 and len(seen) + src.dropped == src.read == N_FRAMES
