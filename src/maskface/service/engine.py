@@ -15,16 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from maskface.align import align_faces
 from maskface.errors import ModelError
+from maskface.recognize.faces import largest as largest_face
 from maskface.results import Face, Result
 from maskface.service.config import Models
 from maskface.service.errors import ApiError
 
 log = logging.getLogger(__name__)
 
-#: cosine-similarity threshold for SFace (OpenCV's published value for the same-person decision)
-SFACE_THRESHOLD = 0.363
 #: classifier labels under which an enrolment photo counts as masked
 MASKED_LABELS = ("with_mask", "mask_incorrect")
 
@@ -33,14 +31,19 @@ class Engine:
     """Runs the models on decoded images; holds no per-deployment state (no database)."""
 
     def __init__(self, models: Models | None = None):
+        from maskface.detect import create_detector
         from maskface.pipeline import Pipeline
-        from maskface.recognize.onnx_embedder import SFaceEmbedder
+        from maskface.recognize import Recognizer, create_embedder, default_threshold
 
         models = models or Models()
         t0 = time.perf_counter()
-        self.pipeline = Pipeline(detector=models.detector, classifier=_classifier(models))
-        self.embedder = SFaceEmbedder()
-        self.threshold = float(self.embedder.metadata.get("threshold", SFACE_THRESHOLD))
+        detector = create_detector(models.detector, input_size=models.detector_input_size) \
+            if models.detector == "yunet" else create_detector(models.detector)
+        self.pipeline = Pipeline(detector=detector, classifier=_classifier(models))
+        self.embedder = create_embedder(models.embedder)
+        # Embedding only: matching needs the deployment's gallery (maskface.service.people).
+        self.recognizer = Recognizer(self.embedder)
+        self.threshold = default_threshold(self.embedder)
         self.models = models
         self._slots = threading.BoundedSemaphore(max(1, models.workers))
         log.info("models loaded in %.1f s", time.perf_counter() - t0)
@@ -57,10 +60,7 @@ class Engine:
             result = self.pipeline.analyze(image)
             if embed and result.faces:
                 t0 = time.perf_counter()
-                lms = np.stack([f.landmarks for f in result.faces])
-                vecs = self.embedder.embed(align_faces(result.image, lms))
-                for face, v in zip(result.faces, vecs):
-                    face.embedding = v
+                self.recognizer.embed(result.image, result.faces)
                 result.timings_ms["embed"] = (time.perf_counter() - t0) * 1e3
         return result
 
@@ -73,7 +73,7 @@ class Engine:
             raise ApiError(422, "several_faces",
                            f"{label}: {len(faces)} faces found; send a photo of one person "
                            "(or set largest=true to use the largest face)")
-        return max(faces, key=lambda f: f.width * f.height)
+        return largest_face(faces)
 
     def compare(self, a: Face, b: Face) -> dict[str, Any]:
         """1:1 verification of two embedded faces."""
