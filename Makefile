@@ -14,6 +14,9 @@ EXTRAS_ALL := dev,eval,train,synth,serve,scale
 # The tracker library is installed --no-deps: it requires opencv-python, which must never sit
 # beside the headless build; its real needs are in the 'scale' extra.
 NODEPS_SCALE := trackers==2.6.1
+# MediaPipe (dense landmarks for 'maskface synth') requires opencv-contrib-python, which would
+# replace the headless OpenCV 4 with OpenCV 5: installed --no-deps, its real needs in 'synth'.
+NODEPS_SYNTH := mediapipe==1.2.2
 
 .PHONY: demo test install install-all lint format clean e2e-deps
 
@@ -26,7 +29,7 @@ $(VENV)/.core: pyproject.toml Makefile
 
 $(VENV)/.all: $(VENV)/.core
 	$(PIP) install -e '.[$(EXTRAS_ALL)]'
-	$(PIP) install --no-deps $(NODEPS_SCALE)
+	$(PIP) install --no-deps $(NODEPS_SCALE) $(NODEPS_SYNTH)
 	touch $@
 
 install: $(VENV)/.core
