@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -41,6 +42,9 @@ def create_app(config: ServiceConfig | None = None, engine=None) -> FastAPI:
 
         state.engine = engine or Engine(config.models)
         state.people = People(config.db, state.engine)
+        # Two requests per inference worker: one runs the models while the next decodes its
+        # upload or writes its event; the rest wait here, off the threadpool.
+        state.gate = asyncio.Semaphore(2 * config.models.workers)
         if not state.keys.list():
             log.warning("no API keys in %s: create one with "
                         "'maskface keys create --role admin --db %s'", config.db, config.db)

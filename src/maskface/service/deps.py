@@ -46,6 +46,17 @@ admin_key = require(ADMIN)
 kiosk_key = require(KIOSK)
 
 
+async def inference_slot(state: ServiceState = Depends(get_state)):
+    """Admit a model-running request only when an inference worker is nearly free.
+
+    FastAPI runs plain ``def`` routes in a threadpool of ~40 threads. Without this gate, 50
+    waiting access checks would each hold a thread blocked on the models, and even
+    ``/v1/health`` would queue for a thread; here they wait on the event loop instead.
+    """
+    async with state.gate:
+        yield
+
+
 def read_image(upload: UploadFile, state: ServiceState, field: str = "image") -> np.ndarray:
     """Decode one uploaded image within the service's limits.
 

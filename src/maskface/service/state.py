@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -31,6 +32,8 @@ class ServiceState:
     #: set by the app's startup (lifespan): models load once per process, not per request
     engine: Engine | None = None
     people: People | None = None
+    #: admission to model-running routes (see deps.inference_slot); made in the app's event loop
+    gate: asyncio.Semaphore | None = None
 
     @classmethod
     def open(cls, config: ServiceConfig) -> ServiceState:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from pydantic import BaseModel, Field
 
 from maskface.service.decision import decide
-from maskface.service.deps import get_state, kiosk_key, read_image
+from maskface.service.deps import get_state, inference_slot, kiosk_key, read_image
 from maskface.service.errors import ApiError
 from maskface.service.routes import API_PREFIX
 from maskface.service.state import ServiceState
@@ -18,7 +18,8 @@ from maskface.service.temperature import PushedTemperature, check_celsius
 router = APIRouter(prefix=API_PREFIX, tags=["access"], dependencies=[Depends(kiosk_key)])
 
 
-@router.post("/access/check", summary="Grant or deny entry; the outcome is recorded as an event")
+@router.post("/access/check", summary="Grant or deny entry; the outcome is recorded as an event",
+             dependencies=[Depends(inference_slot)])
 def access_check(image: UploadFile = File(..., description="the kiosk camera's photo"),
                  temperature: float | None = Form(
                      None, description="body temperature in °C; else the sensor's latest"),

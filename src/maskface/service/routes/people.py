@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 from pydantic import BaseModel, Field
 
-from maskface.service.deps import admin_key, get_state, read_image
+from maskface.service.deps import admin_key, get_state, inference_slot, read_image
 from maskface.service.errors import ApiError
 from maskface.service.routes import API_PREFIX
 from maskface.service.state import ServiceState
@@ -37,7 +37,8 @@ def _embeddings(photos: list[UploadFile], largest: bool, state: ServiceState):
     return faces
 
 
-@router.post("", status_code=201, summary="Enrol a person from one or more photos")
+@router.post("", status_code=201, summary="Enrol a person from one or more photos",
+             dependencies=[Depends(inference_slot)])
 def enrol(name: str = Form(..., min_length=1, max_length=200),
           photos: list[UploadFile] = File(..., description="photos of the person, masked or not"),
           groups: str = Form("", description="comma-separated groups, e.g. staff,lab"),
@@ -76,7 +77,8 @@ def delete_person(person_id: int, state: ServiceState = Depends(get_state)):
     return Response(status_code=204)
 
 
-@router.post("/{person_id}/photos", summary="Add enrolment photos to a person")
+@router.post("/{person_id}/photos", summary="Add enrolment photos to a person",
+             dependencies=[Depends(inference_slot)])
 def add_photos(person_id: int, photos: list[UploadFile] = File(...),
                largest: bool = Form(False), state: ServiceState = Depends(get_state)):
     state.people.get(person_id)  # 404 before any inference
