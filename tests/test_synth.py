@@ -1,0 +1,244 @@
+"""maskface synth: mask geometry on real faces, determinism, skips, templates, CLI."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from maskface.synth import MaskStyle, TemplateSet, apply_mask
+from maskface.synth import landmarks as L
+
+pytest.importorskip("mediapipe", reason="dense landmarks need MediaPipe (make install-all)")
+
+#: one of each drawn type, in colours that differ from skin
+STYLES = (MaskStyle("surgical", "blue"), MaskStyle("n95", "white"), MaskStyle("kn95", "black"),
+          MaskStyle("cloth", "navy", "dots"))
+
+
+@pytest.fixture(scope="module")
+def landmarker():
+    from maskface.synth import FaceLandmarker
+
+    with FaceLandmarker() as lm:
+        yield lm
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from maskface.detect import create_detector
+
+    return create_detector("yunet")
+
+
+@pytest.fixture(scope="module")
+def vgg_faces(data_dir, detector, landmarker):
+    """8 photos of 8 identities from the VGGFace2 sample, with their dense landmarks."""
+    root = data_dir / "faces" / "vggface2-sample"
+    if not root.is_dir():
+        pytest.skip(f"{root} not found")
+    out = []
+    for ident in sorted(p for p in root.iterdir() if p.is_dir())[::60][:8]:
+        path = sorted(ident.glob("*.jpg"))[0]
+        image = cv2.imread(str(path))
+        det = detector.detect(image)
+        if len(det) == 0:
+            continue
+        lm = landmarker.landmarks(image, det.boxes[int(np.argmax(det.scores))])
+        if lm is not None:
+            out.append((path, image, lm))
+    assert len(out) >= 6, "the landmarker should find most faces of the sample"
+    return out
+
+
+def _changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    return np.any(before != after, axis=2)
+
+
+def _down_coordinate(lm, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Position along the face's down axis (perpendicular to the eye line), in pixels."""
+    c, s = np.cos(-lm.roll), np.sin(-lm.roll)
+    return xs * s + ys * c
+
+
+def _at(mask: np.ndarray, pt: np.ndarray) -> bool:
+    x, y = np.round(pt).astype(int)
+    return bool(mask[y, x])
+
+
+def _check_correct_mask(image, lm, style):
+    out = apply_mask(image, lm, style)
+    changed = _changed(image, out)
+    ys, xs = np.nonzero(changed)
+    assert len(xs) > 0.05 * changed.size / 4, f"{style.name}: hardly anything was drawn"
+    # Inside the face region: the mesh's box, grown a little for the ear loops and the fabric
+    # that wraps under the chin.
+    x1, y1, x2, y2 = lm.box
+    w, h = x2 - x1, y2 - y1
+    assert xs.min() >= x1 - 0.15 * w and xs.max() <= x2 + 0.15 * w, style.name
+    assert ys.max() <= y2 + 0.12 * h, style.name
+    # Entirely below the eyes: nothing above the lower eyelids (along the face's own axes).
+    eyes_low = _down_coordinate(lm, *lm.points[[L.EYE_BOTTOM_L, L.EYE_BOTTOM_R]].T).max()
+    assert _down_coordinate(lm, xs, ys).min() > eyes_low, style.name
+    assert not any(_at(changed, lm.points[i]) for i in L.EYE_L + L.EYE_R), style.name
+    # Covers the mouth (both corners and the lips) and the nose tip.
+    for i in (L.MOUTH_L, L.MOUTH_R, L.UPPER_LIP_TOP, L.LOWER_LIP_BOTTOM, L.NOSE_TIP):
+        assert _at(changed, lm.points[i]), f"{style.name}: landmark {i} not covered"
+
+
+def test_correct_masks_on_real_faces(vgg_faces):
+    for k, (_path, image, lm) in enumerate(vgg_faces):
+        _check_correct_mask(image, lm, STYLES[k % len(STYLES)])
+
+
+def test_nose_exposed_keeps_nose_tip_and_covers_mouth(vgg_faces):
+    for _path, image, lm in vgg_faces:
+        out = apply_mask(image, lm, MaskStyle("surgical", "green", wear="nose_exposed"))
+        changed = _changed(image, out)
+        assert not _at(changed, lm.points[L.NOSE_TIP]), "nose tip must stay visible"
+        for i in (L.MOUTH_L, L.MOUTH_R, L.LOWER_LIP_BOTTOM):
+            assert _at(changed, lm.points[i]), f"landmark {i} should be covered"
+        # The whole nose ridge, from between the eyes down to the tip, stays visible.
+        top, tip = lm.points[L.NOSE_BRIDGE_TOP], lm.points[L.NOSE_TIP]
+        for t in np.linspace(0, 1, 12):
+            assert not _at(changed, top + (tip - top) * t)
+
+
+def test_chin_only_leaves_mouth_visible(vgg_faces):
+    for _path, image, lm in vgg_faces:
+        out = apply_mask(image, lm, MaskStyle("cloth", "black", wear="chin_only"))
+        changed = _changed(image, out)
+        for i in (L.NOSE_TIP, L.MOUTH_L, L.MOUTH_R, L.UPPER_LIP_TOP):
+            assert not _at(changed, lm.points[i]), f"landmark {i} should stay visible"
+        assert changed.sum() > 0
+        assert _at(changed, lm.points[L.CHIN])
+
+
+def test_procedural_masks_on_astronaut(astronaut, detector, landmarker):
+    """No shared data needed: every drawn type on the built-in photo."""
+    det = detector.detect(astronaut)
+    lm = landmarker.landmarks(astronaut, det.boxes[0])
+    assert lm is not None
+    for style in STYLES + (MaskStyle("cloth", "beige", "check", accent="navy"),
+                           MaskStyle("cloth", "red", "stripes")):
+        _check_correct_mask(astronaut, lm, style)
+
+
+def test_apply_mask_takes_a_detected_face(astronaut, detector):
+    from maskface.results import Face
+
+    det = detector.detect(astronaut)
+    face = Face(det.boxes[0], float(det.scores[0]), det.landmarks[0])
+    out = apply_mask(astronaut, face, MaskStyle("surgical", "blue"))
+    assert out.shape == astronaut.shape and out.dtype == np.uint8
+    assert _changed(astronaut, out).sum() > 1000
+    # Seeded details: the same style gives the same pixels, another seed other pixels.
+    assert np.array_equal(out, apply_mask(astronaut, face, MaskStyle("surgical", "blue")))
+    other = apply_mask(astronaut, face, MaskStyle("surgical", "blue", seed=1))
+    assert not np.array_equal(out, other)
+
+
+def test_templates_mode(data_dir, astronaut, detector, landmarker):
+    folder = data_dir / "mask-templates" / "masktheface"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found")
+    templates = TemplateSet(folder)
+    assert {"surgical", "N95", "KN95", "cloth"} <= set(templates.frontal_names)
+    assert templates.view("surgical", -0.6).name == "surgical_left"
+    assert templates.view("surgical", 0.6).name == "surgical_right"
+    det = detector.detect(astronaut)
+    lm = landmarker.landmarks(astronaut, det.boxes[0])
+    for name in ("surgical_blue", "KN95"):
+        out = apply_mask(astronaut, lm, MaskStyle("surgical", "blue", template=name),
+                         templates=templates)
+        changed = _changed(astronaut, out)
+        for i in (L.MOUTH_L, L.MOUTH_R, L.NOSE_TIP):
+            assert _at(changed, lm.points[i]), f"template {name}: landmark {i} not covered"
+        ys, xs = np.nonzero(changed)
+        x1, y1, x2, y2 = lm.box
+        w = x2 - x1
+        assert xs.min() >= x1 - 0.2 * w and xs.max() <= x2 + 0.2 * w
+
+
+def test_template_folder_without_cfg_is_a_user_error(tmp_path):
+    from maskface.errors import InputError
+
+    with pytest.raises(InputError, match="masks.cfg"):
+        TemplateSet(tmp_path)
+
+
+def _small_tree(tmp_path: Path, astronaut_path: Path, vgg: list | None) -> Path:
+    """A folder with two identities and one photo without a face."""
+    src = tmp_path / "in"
+    (src / "a").mkdir(parents=True)
+    (src / "b").mkdir()
+    shutil.copy(astronaut_path, src / "a" / "astro.jpg")
+    small = cv2.resize(cv2.imread(str(astronaut_path)), (200, 200))
+    cv2.imwrite(str(src / "b" / "astro_small.png"), small)
+    rng = np.random.default_rng(0)
+    blank = cv2.GaussianBlur(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8), (0, 0), 8)
+    cv2.imwrite(str(src / "b" / "no_face.jpg"), blank)
+    return src
+
+
+def test_synthesize_folder_is_deterministic_and_reports_skips(tmp_path, astronaut_path):
+    from maskface.synth.batch import SynthConfig, read_manifest, synthesize
+
+    src = _small_tree(tmp_path, astronaut_path, None)
+    cfg = SynthConfig(per_image=2, incorrect_rate=0.5, seed=7)
+    s1 = synthesize(src, tmp_path / "o1", cfg)
+    synthesize(src, tmp_path / "o2", cfg)
+    synthesize(src, tmp_path / "o3", SynthConfig(per_image=2, incorrect_rate=0.5, seed=8))
+    assert s1.inputs == 3 and s1.outputs == 4
+    assert [Path(p).name for p, _ in s1.skipped] == ["no_face.jpg"]
+    files = sorted(p.relative_to(tmp_path / "o1") for p in (tmp_path / "o1").rglob("*.*"))
+    assert Path("a/astro_0.jpg") in files and Path("b/astro_small_1.png") in files
+    for rel in files:  # same seed: byte-identical images, manifest and skip list
+        assert (tmp_path / "o1" / rel).read_bytes() == (tmp_path / "o2" / rel).read_bytes()
+    assert (tmp_path / "o1" / "a/astro_0.jpg").read_bytes() != \
+        (tmp_path / "o3" / "a/astro_0.jpg").read_bytes()
+    rows = read_manifest(tmp_path / "o1" / "manifest.csv")
+    assert len(rows) == 4 and {r.identity for r in rows} == {"a", "b"}
+    assert all(r.worn_correctly == (r.wear == "correct") for r in rows)
+    with open(tmp_path / "o1" / "skipped.csv") as f:
+        skipped = list(csv.DictReader(f))
+    assert skipped[0]["reason"] == "no face detected"
+
+
+def test_workers_give_the_same_bytes(tmp_path, astronaut_path):
+    from maskface.synth.batch import SynthConfig, synthesize
+
+    src = _small_tree(tmp_path, astronaut_path, None)
+    cfg = SynthConfig(seed=3, by_class=True, incorrect_rate=0.5, per_image=2)
+    synthesize(src, tmp_path / "one", cfg, workers=1)
+    synthesize(src, tmp_path / "two", cfg, workers=2)
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.*"))
+    assert {f.parts[0] for f in files if f.suffix != ".csv"} <= {"with_mask", "mask_incorrect"}
+    for rel in files:
+        assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes()
+
+
+def test_cli_synth_with_preview(tmp_path, astronaut_path):
+    from typer.testing import CliRunner
+
+    import maskface.cli.synth  # noqa: F401 - registers the command
+    from maskface.cli.apps import app
+
+    src = _small_tree(tmp_path, astronaut_path, None)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["synth", str(src), str(out), "--types", "cloth,kn95",
+                                      "--seed", "1", "--preview", str(tmp_path / "p.png")])
+    assert result.exit_code == 0, result.output
+    assert "2 masked images from 2 of 3 photos" in result.output
+    assert "no_face.jpg: no face detected" in result.output
+    sheet = cv2.imread(str(tmp_path / "p.png"))
+    assert sheet is not None and sheet.shape[0] > 100
+    with open(out / "manifest.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["mask_type"] for r in rows} <= {"cloth", "kn95"}
+    bad = CliRunner().invoke(app, ["synth", str(src), str(out), "--types", "gas"])
+    assert bad.exit_code == 1 and "unknown mask type" in bad.output
