@@ -8,7 +8,7 @@ import logging
 from maskface.cli.apps import app
 
 # One module per command family; each registers its commands on the apps in cli/apps.py.
-COMMAND_MODULES = ("detect", "serve", "synth", "bench", "watch", "batch")
+COMMAND_MODULES = ("detect", "serve", "synth", "bench", "watch", "batch", "pipeline_eval")
 
 
 def load_commands():

@@ -6,10 +6,14 @@ from maskface.detect.base import Detections, FaceDetector
 from maskface.errors import InputError
 
 DETECTORS = ("yunet", "retinaface", "mtcnn")
+#: the detector with the best recall/cost trade-off on real scenes (see docs/detection.md)
+DEFAULT_DETECTOR = "retinaface"
 
 
-def create_detector(name: str = "yunet", **kwargs) -> FaceDetector:
-    """Build a detector by name: ``yunet`` (default), ``retinaface`` or ``mtcnn``."""
+def create_detector(name: str = DEFAULT_DETECTOR, **kwargs) -> FaceDetector:
+    """Build a detector by name: ``retinaface`` (default), ``yunet`` or ``mtcnn``; keyword
+    arguments (``input_size``, ``scales``, ``flip``, ``tile``, ``score_threshold``, ...) go to
+    the detector's class."""
     name = name.lower()
     if name == "yunet":
         from maskface.detect.yunet import YuNetDetector
@@ -26,4 +30,4 @@ def create_detector(name: str = "yunet", **kwargs) -> FaceDetector:
     raise InputError(f"unknown detector '{name}'; choose one of: {', '.join(DETECTORS)}")
 
 
-__all__ = ["DETECTORS", "Detections", "FaceDetector", "create_detector"]
+__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detections", "FaceDetector", "create_detector"]

@@ -1,0 +1,131 @@
+"""``maskface eval pipeline``: detection + mask classification against scene ground truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from maskface.cli.apps import eval_app
+from maskface.cli.common import fail, user_errors
+
+
+def _scales(text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        scales = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        fail(f"--scales takes comma-separated numbers such as 0.625,1, not '{text}'")
+    if not scales or any(s <= 0 for s in scales):
+        fail(f"--scales needs positive numbers, not '{text}'")
+    return scales
+
+
+def detector_options(input_size: int | None, scales: str | None, flip: bool | None,
+                     tile: bool | None, score_threshold: float | None) -> dict[str, Any]:
+    """The detector keyword arguments given on the command line (the rest keep defaults)."""
+    opts: dict[str, Any] = {"input_size": input_size, "scales": _scales(scales), "flip": flip,
+                            "tile": tile, "score_threshold": score_threshold}
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def describe_detector(det) -> dict[str, Any]:
+    keys = ("input_size", "scales", "flip", "tile", "score_threshold", "min_face_size")
+    out = {"name": det.name}
+    out.update({k: getattr(det, k) for k in keys if hasattr(det, k)})
+    return out
+
+
+def format_summary(rep: dict[str, Any]) -> str:
+    d = rep["detection"]
+    lines = [f"{rep['images']} images, {rep['faces']} true faces: recall {d['recall']:.3f}, "
+             f"precision {d['precision']:.3f}, {d['false_detections']} false detections"]
+    sizes = ", ".join(f"{k} {v['recall']:.3f} ({v['found']}/{v['faces']})"
+                      for k, v in d["recall_by_size"].items())
+    lines.append(f"recall by size: {sizes}")
+    labels = ", ".join(f"{k} {v['recall']:.3f}" for k, v in d["recall_by_label"].items())
+    lines.append(f"recall by class: {labels}")
+    if rep.get("classification"):
+        lines.append(f"TNR (unmasked caught) {rep['tnr']:.3f}, FNR (masked flagged) "
+                     f"{rep['fnr']:.3f}" + (f", pipeline ROC AUC {rep['roc']['auc']:.4f}"
+                                            if rep.get("roc") else ""))
+        lines.append(f"{'true class':<14}{'correct':>9}{'wrong':>7}{'missed':>8}")
+        for lab, t in rep["classification"]["table"].items():
+            lines.append(f"{lab:<14}{t['correct']:>9}{t['wrong']:>7}{t['not_identified']:>8}")
+    lines.append(f"{rep['timing']['per_image_mean_ms']:.0f} ms per image on average")
+    return "\n".join(lines)
+
+
+@eval_app.command("pipeline")
+@user_errors
+def eval_pipeline(
+    scenes: Annotated[Path, typer.Option(help="Scenes folder: images/ + annotations.csv "
+                                         "(dataroots) or images/ + annotations/*.xml (VOC).")],
+    report: Annotated[Path, typer.Option("--report", "-r", help="JSON report to write; PNG "
+                                         "plots go beside it.")] = Path("pipeline.json"),
+    detector: Annotated[str | None, typer.Option(
+        help="yunet, retinaface or mtcnn (default: the package default).")] = None,
+    classifier: Annotated[str, typer.Option(
+        help="Mask classifier ONNX file, 'default', or 'none' for detection only.")
+    ] = "default",
+    input_size: Annotated[int | None, typer.Option(
+        min=32, help="Longest side the image is resized to before detection.")] = None,
+    scales: Annotated[str | None, typer.Option(
+        help="Extra test-time scales, multiples of --input-size, e.g. 0.625,1.")] = None,
+    flip: Annotated[bool | None, typer.Option(
+        "--flip/--no-flip", help="Also detect on the mirrored image.", show_default=False)
+    ] = None,
+    tile: Annotated[bool | None, typer.Option(
+        "--tile/--no-tile", help="Also search native-resolution tiles of large images.",
+        show_default=False)] = None,
+    score_threshold: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Detector score threshold.")] = None,
+    limit: Annotated[int, typer.Option(min=0, help="Only the first N images (0: all).")] = 0,
+    examples: Annotated[int, typer.Option(min=0, help="Annotated example scenes in the "
+                                          "examples PNG (0: none).")] = 6,
+) -> None:
+    """Detection recall/precision, TNR/FNR, per-class table, recall by face size and the
+    pipeline ROC on a scenes dataset with true face boxes."""
+    from tqdm import tqdm
+
+    from maskface.detect import DEFAULT_DETECTOR, create_detector
+    from maskface.eval import pipeline as ev
+    from maskface.eval.scenes import detect_layout, load_scenes
+    from maskface.pipeline import Pipeline
+
+    layout = detect_layout(scenes)
+    data = load_scenes(scenes)
+    if limit:
+        data = data[:limit]
+    det = create_detector(detector or DEFAULT_DETECTOR,
+                          **detector_options(input_size, scales, flip, tile, score_threshold))
+    pipe = Pipeline(detector=det, classifier=None if classifier == "none" else classifier)
+    evals = ev.evaluate(data, pipe, progress=lambda it: tqdm(it, desc="eval pipeline",
+                                                             unit="image", leave=False))
+    rep: dict[str, Any] = {"scenes": str(scenes), "layout": layout,
+                           "iou_threshold": ev.IOU_THRESHOLD,
+                           "detector": describe_detector(det),
+                           "classifier": None if pipe.classifier is None else classifier}
+    rep.update(ev.summarise(evals, classified=pipe.classifier is not None))
+    rep["timing"] = ev.timing(evals)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    plots: dict[str, str] = {}
+    roc = ev.pipeline_roc(evals) if pipe.classifier is not None else None
+    if roc is not None:
+        from maskface.eval.plots import plot_roc
+
+        plots["roc"] = str(plot_roc({"pipeline": roc},
+                                    report.with_name(report.stem + "_roc.png"),
+                                    title="pipeline ROC (missed faces = masked)"))
+    if examples:
+        plots["examples"] = str(ev.plot_examples(
+            evals, report.with_name(report.stem + "_examples.png"), n=examples))
+    rep["plots"] = plots
+    report.write_text(json.dumps(rep, indent=2))
+    typer.echo(format_summary(rep))
+    typer.echo(f"report: {report}")
+    for p in plots.values():
+        typer.echo(f"plot:   {p}")

@@ -1,0 +1,276 @@
+"""Pipeline evaluation on scenes with ground-truth faces (protocol in ``docs/evaluation.md``).
+
+Each predicted face is matched one-to-one to a true face at IoU > 0.5 (greedy, highest IoU
+first). Then, per true class, every true face is *identified and classified correctly*,
+*identified but classified wrongly* or *not identified*; unmatched predictions are false
+detections. A face is *flagged* when the classifier does not say ``with_mask`` (the kiosk would
+refuse it):
+
+* TNR = unmasked faces caught = flagged faces among true ``without_mask`` faces;
+* FNR = masked faces flagged as unmasked = flagged faces among true ``with_mask`` faces.
+
+Missed faces are never flagged, so they count as "masked" (they lower TNR, not FNR); the ROC of
+the pipeline scores every true face by ``1 - P(with_mask)``, with 0 for a missed face.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskface.eval.scenes import SCENE_LABELS, SceneImage
+from maskface.geometry import iou_matrix
+
+IOU_THRESHOLD = 0.5
+#: face-size bins by true box height in pixels: (name, lower bound inclusive, upper exclusive)
+SIZE_BINS = (("small", 0.0, 32.0), ("medium", 32.0, 96.0), ("large", 96.0, float("inf")))
+NOT_DETECTED = "not_identified"
+
+
+def match_boxes(pred: np.ndarray, truth: np.ndarray, iou_threshold: float = IOU_THRESHOLD
+                ) -> np.ndarray:
+    """One-to-one matching: for each true box the index of its predicted box, or -1.
+
+    Pairs are taken greedily by decreasing IoU, and only pairs with IoU > ``iou_threshold``.
+    """
+    iou = iou_matrix(pred, truth)
+    match = np.full(iou.shape[1], -1, dtype=np.int64)
+    if iou.size == 0:
+        return match
+    pi, ti = np.nonzero(iou > iou_threshold)
+    used = np.zeros(iou.shape[0], dtype=bool)
+    for k in np.argsort(-iou[pi, ti], kind="stable"):
+        p, t = pi[k], ti[k]
+        if not used[p] and match[t] < 0:
+            match[t] = p
+            used[p] = True
+    return match
+
+
+@dataclass
+class ImageEval:
+    """Predictions for one scene and their matching to its true faces."""
+
+    scene: SceneImage
+    boxes: np.ndarray  # (P, 4) predicted boxes
+    scores: np.ndarray  # (P,) detector scores
+    labels: list[str | None]  # predicted mask label per box (None without a classifier)
+    p_masked: np.ndarray  # (P,) P(with_mask) per box (nan without a classifier)
+    match: np.ndarray = field(init=False)  # (T,) index into boxes, or -1
+    time_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.match = match_boxes(self.boxes, self.scene.boxes)
+
+    @property
+    def false_detections(self) -> np.ndarray:
+        """Indices of predictions matched to no true face."""
+        matched = set(self.match[self.match >= 0].tolist())
+        return np.array([i for i in range(len(self.boxes)) if i not in matched], np.int64)
+
+
+def size_bin(height: float) -> str:
+    for name, lo, hi in SIZE_BINS:
+        if lo <= height < hi:
+            return name
+    return SIZE_BINS[-1][0]
+
+
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def summarise(evals: Sequence[ImageEval], classified: bool) -> dict[str, Any]:
+    """The report's figures (see ``docs/evaluation.md``, section "pipeline")."""
+    n_true = sum(len(e.scene) for e in evals)
+    n_pred = sum(len(e.boxes) for e in evals)
+    found = sum(int((e.match >= 0).sum()) for e in evals)
+    fd = n_pred - found
+    by_size = {name: [0, 0] for name, _, _ in SIZE_BINS}
+    by_label = {lab: [0, 0] for lab in SCENE_LABELS}
+    table = {lab: {"correct": 0, "wrong": 0, NOT_DETECTED: 0} for lab in SCENE_LABELS}
+    flagged = dict.fromkeys(SCENE_LABELS, 0)
+    fd_labels: dict[str, int] = {}
+    for e in evals:
+        heights = e.scene.boxes[:, 3] - e.scene.boxes[:, 1]
+        for t, (lab, h) in enumerate(zip(e.scene.labels, heights)):
+            p = int(e.match[t])
+            by_size[size_bin(h)][0] += p >= 0
+            by_size[size_bin(h)][1] += 1
+            by_label[lab][0] += p >= 0
+            by_label[lab][1] += 1
+            if not classified:
+                continue
+            if p < 0:
+                table[lab][NOT_DETECTED] += 1
+            else:
+                table[lab]["correct" if e.labels[p] == lab else "wrong"] += 1
+                flagged[lab] += e.labels[p] != "with_mask"
+        if classified:
+            for i in e.false_detections:
+                key = str(e.labels[i])
+                fd_labels[key] = fd_labels.get(key, 0) + 1
+
+    def bins(counts: dict[str, list[int]]) -> dict[str, dict[str, Any]]:
+        return {k: {"faces": n, "found": f, "recall": _rate(f, n)}
+                for k, (f, n) in counts.items() if n}
+
+    report: dict[str, Any] = {
+        "images": len(evals),
+        "faces": n_true,
+        "faces_by_label": {k: n for k, (_, n) in by_label.items() if n},
+        "detection": {
+            "recall": _rate(found, n_true),
+            "precision": _rate(found, n_pred),
+            "found": found,
+            "missed": n_true - found,
+            "predicted": n_pred,
+            "false_detections": fd,
+            "recall_by_size": bins(by_size),
+            "size_bins_px": {name: [lo, None if np.isinf(hi) else hi]
+                             for name, lo, hi in SIZE_BINS},
+            "recall_by_label": bins(by_label),
+        },
+        "false_detections": fd,
+    }
+    if not classified:
+        report.update(tnr=None, fnr=None, classification=None)
+        return report
+    report["tnr"] = _rate(flagged["without_mask"], by_label["without_mask"][1])
+    report["fnr"] = _rate(flagged["with_mask"], by_label["with_mask"][1])
+    identified = {lab: t["correct"] + t["wrong"] for lab, t in table.items()}
+    report["classification"] = {
+        "table": {lab: {**t, "faces": sum(t.values())} for lab, t in table.items()
+                  if sum(t.values())},
+        "accuracy_on_identified": _rate(sum(t["correct"] for t in table.values()),
+                                        sum(identified.values())),
+        "accuracy_end_to_end": _rate(sum(t["correct"] for t in table.values()), n_true),
+        "false_detections_by_predicted_label": fd_labels,
+    }
+    roc = pipeline_roc(evals)
+    report["roc"] = None if roc is None else {
+        "positive": "without_mask", "score": "1 - P(with_mask); 0 for a missed face",
+        "faces": len(roc_samples(evals)[0]), "auc": round(roc[1], 4), "curve": roc[0].to_dict()}
+    return report
+
+
+def roc_samples(evals: Sequence[ImageEval]) -> tuple[np.ndarray, np.ndarray]:
+    """Score ``1 - P(with_mask)`` (0 when missed) and label "is without_mask" of every true
+    ``with_mask``/``without_mask`` face."""
+    scores, labels = [], []
+    for e in evals:
+        for t, lab in enumerate(e.scene.labels):
+            if lab in ("with_mask", "without_mask"):
+                p = int(e.match[t])
+                scores.append(0.0 if p < 0 else 1.0 - float(e.p_masked[p]))
+                labels.append(lab == "without_mask")
+    return np.array(scores, np.float64), np.array(labels, bool)
+
+
+def pipeline_roc(evals: Sequence[ImageEval]):
+    """``(RocCurve, auc)`` of the pipeline, or ``None`` without both classes."""
+    from maskface.eval.metrics import roc_auc, roc_curve
+
+    scores, labels = roc_samples(evals)
+    if labels.all() or not labels.any() or np.isnan(scores).any():
+        return None
+    return roc_curve(scores, labels), roc_auc(scores, labels)
+
+
+def evaluate(scenes: Sequence[SceneImage], pipeline, progress: Callable | None = None
+             ) -> list[ImageEval]:
+    """Run ``pipeline`` (a :class:`maskface.pipeline.Pipeline`) on every scene.
+
+    ``progress`` wraps the scene iterator (e.g. ``tqdm``)."""
+    classified = pipeline.classifier is not None
+    evals = []
+    it = progress(scenes) if progress else scenes
+    for scene in it:
+        t0 = time.perf_counter()
+        result = pipeline.analyze(scene.path)
+        ms = (time.perf_counter() - t0) * 1e3
+        boxes = np.array([f.box for f in result.faces], np.float64).reshape(-1, 4)
+        scores = np.array([f.score for f in result.faces], np.float64)
+        if classified:
+            labels = [f.mask.label if f.mask else None for f in result.faces]
+            p_masked = np.array([f.mask.probabilities.get("with_mask", float(f.mask.masked))
+                                 if f.mask else np.nan for f in result.faces], np.float64)
+        else:
+            labels, p_masked = [None] * len(boxes), np.full(len(boxes), np.nan)
+        evals.append(ImageEval(scene, boxes, scores, labels, p_masked, time_ms=ms))
+    return evals
+
+
+def timing(evals: Sequence[ImageEval]) -> dict[str, float]:
+    t = np.array([e.time_ms for e in evals])
+    return {"per_image_mean_ms": round(float(t.mean()), 1),
+            "per_image_median_ms": round(float(np.median(t)), 1)} if len(t) else {}
+
+
+def plot_examples(evals: Sequence[ImageEval], path: str | Path, n: int = 6,
+                  width: int = 480) -> Path:
+    """A grid of ``n`` scenes (the ones with the most true faces, then errors first) with true
+    boxes in green and predictions in magenta (labelled), missed faces in red."""
+    import cv2
+
+    ranked = sorted(evals, key=lambda e: (-(e.match < 0).sum() - len(e.false_detections),
+                                          -len(e.scene), e.scene.name))
+    picks = sorted(ranked[: n // 2], key=lambda e: e.scene.name)
+    rest = sorted((e for e in evals if e not in picks), key=lambda e: (-len(e.scene), e.scene.name))
+    picks += rest[: n - len(picks)]
+    tiles = []
+    from maskface.io import load_image
+
+    for e in picks:
+        img = load_image(e.scene.path)
+        f = width / img.shape[1]
+        img = cv2.resize(img, (width, max(1, round(img.shape[0] * f))),
+                         interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+        for t, box in enumerate(e.scene.boxes):
+            colour = (0, 200, 0) if e.match[t] >= 0 else (0, 0, 255)
+            _rect(img, box * f, colour, 2)
+        for i, box in enumerate(e.boxes):
+            _rect(img, box * f, (255, 0, 255), 1)
+            lab = e.labels[i]
+            text = f"{e.scores[i]:.2f}" + ("" if lab is None else f" {_short(lab)}")
+            x, y = int(box[0] * f), max(10, int(box[1] * f) - 3)
+            cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 0, 255), 1,
+                        cv2.LINE_AA)
+        cv2.putText(img, e.scene.name, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255),
+                    1, cv2.LINE_AA)
+        tiles.append(img)
+    rows = []
+    for k in range(0, len(tiles), 2):
+        pair = tiles[k : k + 2]
+        h = max(t.shape[0] for t in pair)
+        pair = [cv2.copyMakeBorder(t, 0, h - t.shape[0], 0, 0, cv2.BORDER_CONSTANT) for t in pair]
+        if len(pair) == 1:
+            pair.append(np.zeros_like(pair[0]))
+        rows.append(np.hstack(pair))
+    grid = np.vstack(rows) if rows else np.zeros((32, 2 * width, 3), np.uint8)
+    legend = np.full((22, grid.shape[1], 3), 255, np.uint8)
+    cv2.putText(legend, "green: true face found   red: true face missed   magenta: prediction "
+                "(score, label)", (6, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
+                cv2.LINE_AA)
+    grid = np.vstack([legend, grid])
+    path = Path(path)
+    if not cv2.imwrite(str(path), grid):
+        raise OSError(f"cannot write {path}")
+    return path
+
+
+def _short(label: str) -> str:
+    return {"with_mask": "mask", "without_mask": "NO", "mask_incorrect": "incorr"}.get(label,
+                                                                                      label)
+
+
+def _rect(img: np.ndarray, box: np.ndarray, colour: tuple[int, int, int], thick: int) -> None:
+    import cv2
+
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    cv2.rectangle(img, (x1, y1), (x2, y2), colour, thick)
