@@ -327,6 +327,20 @@ def test_unexpected_error_is_json_500_without_trace(engine, tmp_path, photos, mo
         assert err["message"] == "internal server error"
 
 
+def test_database_errors_are_503_without_paths(engine, tmp_path, monkeypatch):  # noqa: F811
+    from maskface.gallery import Gallery, GalleryError
+
+    client, api = make_api(engine, tmp_path, raise_errors=False)
+    with client:
+        def locked(self):
+            raise GalleryError("/srv/secret/maskface.db: gallery is locked by another process")
+
+        monkeypatch.setattr(Gallery, "people", locked)
+        r = api.get("/v1/people", headers=api.h("admin"))
+        assert_error(r, 503, "store_unavailable")
+        assert "/srv/secret" not in r.text
+
+
 # -- access check ------------------------------------------------------------------------------
 
 def test_access_unknown_person_no_face_several_faces(api, photos):

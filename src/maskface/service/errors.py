@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maskface.errors import ImageLoadError, InputError, MaskfaceError, ModelError
+from maskface.gallery import DuplicateNameError, GalleryError, UnknownPersonError
+from maskface.service.db import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,22 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ModelError)
     async def _model(request: Request, exc: ModelError):
         log.error("model error: %s", exc)
-        return error_response(503, "model_unavailable", str(exc))
+        return error_response(503, "model_unavailable", "a model is unavailable; see the log")
+
+    @app.exception_handler(UnknownPersonError)
+    async def _unknown_person(request: Request, exc: UnknownPersonError):
+        return error_response(404, "person_not_found", str(exc))
+
+    @app.exception_handler(DuplicateNameError)
+    async def _duplicate(request: Request, exc: DuplicateNameError):
+        return error_response(409, "duplicate_name", str(exc))
+
+    @app.exception_handler(StoreError)
+    @app.exception_handler(GalleryError)
+    async def _store(request: Request, exc: MaskfaceError):
+        # The message names server paths: log it, tell the client only what to do.
+        log.error("database error: %s", exc)
+        return error_response(503, "store_unavailable", "database busy or unavailable; retry")
 
     @app.exception_handler(MaskfaceError)
     async def _maskface(request: Request, exc: MaskfaceError):
