@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import cv2
@@ -15,6 +16,7 @@ from maskface.service.routes import API_PREFIX
 from maskface.service.state import ServiceState
 from maskface.service.temperature import PushedTemperature, check_celsius
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix=API_PREFIX, tags=["access"], dependencies=[Depends(kiosk_key)])
 
 
@@ -24,12 +26,14 @@ def access_check(image: UploadFile = File(..., description="the kiosk camera's p
                  temperature: float | None = Form(
                      None, description="body temperature in °C; else the sensor's latest"),
                  state: ServiceState = Depends(get_state)):
+    # A bad reading is refused before any model runs.
+    temp = check_celsius(temperature) if temperature is not None else None
     img = read_image(image, state)
     policy = state.policy
     result = state.engine.analyze(img)
     state.people.identify(result.faces, policy.match_threshold)
-    if temperature is not None:
-        temp, temp_source = check_celsius(temperature), "request"
+    if temp is not None:
+        temp_source = "request"
     else:
         reading = state.temperature.read()
         temp, temp_source = (reading.celsius, reading.source) if reading else (None, None)
@@ -42,7 +46,9 @@ def access_check(image: UploadFile = File(..., description="the kiosk camera's p
         # The file name is generated here; nothing the client sent reaches the file system.
         snapshot = f"{uuid.uuid4().hex}.jpg"
         state.config.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(state.config.snapshot_dir / snapshot), img)
+        if not cv2.imwrite(str(state.config.snapshot_dir / snapshot), img):
+            log.warning("could not write snapshot to %s", state.config.snapshot_dir)
+            snapshot = None
     face = decision.face
     ident = face.identity if face is not None else None
     event = state.events.record(
