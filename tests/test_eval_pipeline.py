@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
-from maskface.errors import InputError
-from maskface.eval.scenes import count_faces, detect_layout, load_scenes
+from maskface.cli import load_commands
+from maskface.errors import InputError, ModelError
+from maskface.eval.pipeline import ImageEval, match_boxes, summarise
+from maskface.eval.scenes import SceneImage, count_faces, detect_layout, load_scenes
 
 
 def _write_images(root, names, size=(40, 60)):
@@ -91,3 +98,129 @@ def test_dataroots_real(data_dir):
     scenes = load_scenes(data_dir / "scenes" / "dataroots")
     assert len(scenes) == 273
     assert count_faces(scenes) == {"with_mask": 246, "without_mask": 278, "mask_incorrect": 0}
+
+
+# --- matching and the report's figures on hand-made boxes ------------------------------------
+
+
+def test_match_boxes_one_to_one_by_iou():
+    truth = np.array([[0, 0, 10, 10], [20, 0, 30, 10], [100, 100, 110, 110]], float)
+    pred = np.array([
+        [1, 0, 11, 10],     # IoU 0.82 with truth 0
+        [0, 0, 10, 9],      # IoU 0.90 with truth 0: wins it, so pred 0 is left over
+        [22, 0, 32, 10],    # IoU 0.67 with truth 1
+        [100, 100, 104, 104],  # IoU 0.16 with truth 2: too small
+    ], float)
+    np.testing.assert_array_equal(match_boxes(pred, truth), [1, 2, -1])
+    np.testing.assert_array_equal(match_boxes(np.zeros((0, 4)), truth), [-1, -1, -1])
+    assert match_boxes(pred, np.zeros((0, 4))).shape == (0,)
+    # IoU exactly 0.5 does not match (strictly greater is required)
+    np.testing.assert_array_equal(match_boxes(np.array([[0, 0, 10, 10.]]),
+                                              np.array([[0, 0, 10, 20.]])), [-1])
+
+
+def _scene(boxes, labels):
+    return SceneImage(Path("x.jpg"), np.asarray(boxes, float).reshape(-1, 4), tuple(labels))
+
+
+def _eval(scene, boxes, labels, p_masked):
+    boxes = np.asarray(boxes, float).reshape(-1, 4)
+    return ImageEval(scene, boxes, np.ones(len(boxes)), list(labels),
+                     np.asarray(p_masked, float))
+
+
+def test_summary_table_rates_and_roc():
+    # image 1: two masked faces (one 20 px, one 40 px tall), one unmasked 100 px face
+    s1 = _scene([[0, 0, 20, 20], [50, 0, 90, 40], [200, 0, 300, 100]],
+                ["with_mask", "with_mask", "without_mask"])
+    e1 = _eval(s1, [[0, 0, 20, 20], [50, 0, 90, 40], [200, 0, 300, 100], [400, 400, 420, 420]],
+               ["with_mask", "without_mask", "without_mask", "without_mask"],
+               [0.9, 0.3, 0.2, 0.1])
+    # image 2: an unmasked face that is missed, and an unmasked one classified as masked
+    s2 = _scene([[0, 0, 50, 50], [100, 0, 150, 50]], ["without_mask", "without_mask"])
+    e2 = _eval(s2, [[100, 0, 150, 50]], ["with_mask"], [0.6])
+    rep = summarise([e1, e2], classified=True)
+    det = rep["detection"]
+    assert (rep["faces"], det["found"], det["missed"], rep["false_detections"]) == (5, 4, 1, 1)
+    assert det["recall"] == 0.8 and det["precision"] == 0.8
+    assert det["recall_by_size"]["small"] == {"faces": 1, "found": 1, "recall": 1.0}
+    assert det["recall_by_size"]["medium"]["recall"] == 0.6667  # 2 of 3 (40 and 50 px)
+    assert det["recall_by_size"]["large"]["recall"] == 1.0
+    table = rep["classification"]["table"]
+    assert table["with_mask"] == {"correct": 1, "wrong": 1, "not_identified": 0, "faces": 2}
+    assert table["without_mask"] == {"correct": 1, "wrong": 1, "not_identified": 1, "faces": 3}
+    assert rep["tnr"] == 0.3333  # 1 of 3 unmasked faces caught (the missed one counts as masked)
+    assert rep["fnr"] == 0.5  # 1 of 2 masked faces flagged
+    assert rep["classification"]["false_detections_by_predicted_label"] == {"without_mask": 1}
+    # ROC scores 1 - P(with_mask): masked 0.1, 0.7; unmasked 0.8, 0.0 (missed), 0.4.
+    # Pairs unmasked > masked: 0.8 beats both, 0.4 beats 0.1, 0.0 beats none -> 3 of 6.
+    assert rep["roc"]["auc"] == 0.5
+    assert rep["roc"]["faces"] == 5
+
+
+def test_summary_without_classifier():
+    s = _scene([[0, 0, 40, 40]], ["with_mask"])
+    rep = summarise([_eval(s, [[0, 0, 40, 40]], [None], [np.nan])], classified=False)
+    assert rep["detection"]["recall"] == 1.0
+    assert rep["tnr"] is None and rep["classification"] is None
+
+
+def _subset(data_dir, tmp_path, n=10):
+    """A scenes folder holding the first ``n`` dataroots images that have unmasked faces plus
+    masked ones (symlinked), with their annotation rows."""
+    src = data_dir / "scenes" / "dataroots"
+    with open(src / "annotations.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    by_image: dict[str, list[dict]] = {}
+    for r in rows:
+        by_image.setdefault(r["image"], []).append(r)
+    chosen = [im for im, rs in by_image.items()
+              if {r["label"] for r in rs} == {"with_mask", "without_mask"}][: n // 2]
+    chosen += [im for im, rs in by_image.items() if im not in chosen][: n - len(chosen)]
+    (tmp_path / "images").mkdir(parents=True)
+    for im in chosen:
+        (tmp_path / "images" / im).symlink_to(src / "images" / im)
+    with open(tmp_path / "annotations.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["image", "label", "x", "y", "w", "h"])
+        w.writeheader()
+        for im in chosen:
+            w.writerows(by_image[im])
+    return tmp_path, sum(len(by_image[im]) for im in chosen)
+
+
+def test_eval_pipeline_cli_on_dataroots(data_dir, tmp_path):
+    scenes, n_faces = _subset(data_dir, tmp_path / "scenes")
+    try:
+        from maskface.classify import MaskClassifier
+
+        MaskClassifier()
+        classifier = "default"
+    except ModelError:  # the shipped classifier is not in this checkout yet
+        classifier = "none"
+    report = tmp_path / "out" / "pipe.json"
+    res = CliRunner().invoke(load_commands(), [
+        "eval", "pipeline", "--scenes", str(scenes), "--report", str(report),
+        "--classifier", classifier, "--examples", "4"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(report.read_text())
+    assert rep["images"] == 10 and rep["faces"] == n_faces
+    det = rep["detection"]
+    assert det["recall"] >= 0.8 and det["precision"] >= 0.7
+    assert det["found"] + det["missed"] == n_faces
+    assert rep["false_detections"] == det["predicted"] - det["found"]
+    assert sum(v["faces"] for v in det["recall_by_size"].values()) == n_faces
+    assert set(rep["faces_by_label"]) == {"with_mask", "without_mask"}
+    assert (tmp_path / "out" / "pipe_examples.png").stat().st_size > 10_000
+    if classifier != "none":
+        assert 0.5 <= rep["tnr"] <= 1 and 0 <= rep["fnr"] <= 0.5
+        assert rep["roc"]["auc"] > 0.8
+        assert (tmp_path / "out" / "pipe_roc.png").is_file()
+        table = rep["classification"]["table"]
+        assert sum(t["faces"] for t in table.values()) == n_faces
+
+
+def test_eval_pipeline_cli_bad_scenes(tmp_path):
+    res = CliRunner().invoke(load_commands(), [
+        "eval", "pipeline", "--scenes", str(tmp_path), "--report", str(tmp_path / "r.json")])
+    assert res.exit_code == 1
+    assert "error:" in res.output and "images/" in res.output
