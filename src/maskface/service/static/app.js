@@ -84,9 +84,10 @@ function showDecision(d) {
   box.className = `decision ${d.decision}`;
   box.replaceChildren();
   const who = d.person ? d.person.name : "unknown person";
+  const mask = d.mask ? `, ${(MASK_TEXT[d.mask] || d.mask).toLowerCase()}` : "";
   const temp = d.temperature != null ? `, ${d.temperature.toFixed(1)} °C` : "";
   box.append(el("strong", d.decision === "granted" ? "GRANTED" : "DENIED", "verdict"),
-    el("span", ` — ${who}${temp}`));
+    el("span", ` — ${who}${mask}${temp}`));
   if (d.reasons.length) {
     const ul = el("ul");
     for (const r of d.reasons) ul.append(el("li", r.message));
@@ -158,6 +159,7 @@ $("cam-start").addEventListener("click", async () => {
   }
   video.srcObject = stream;
   video.hidden = false;
+  overlay.style.position = "";
   $("cam-start").disabled = true;
   $("cam-stop").disabled = false;
   $("check-camera").disabled = false;
