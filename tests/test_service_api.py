@@ -309,6 +309,16 @@ def test_oversized_upload(engine, tmp_path, astronaut):  # noqa: F811
         r = api.post("/v1/analyze", headers={**api.h("admin"), "Content-Type": "image/jpeg"},
                      content=b"\0" * (1024 * 1024))
         assert_error(r, 413, "payload_too_large")
+        # a chunked upload declares no length: it is cut off while streaming
+        boundary = "maskfaceboundary"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; "
+                f"filename=\"big.png\"\r\nContent-Type: image/png\r\n\r\n").encode() + \
+            b"\0" * (1024 * 1024) + f"\r\n--{boundary}--\r\n".encode()
+        chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))
+        r = api.post("/v1/analyze", content=chunks,
+                     headers={**api.h("admin"),
+                              "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        assert_error(r, 413, "payload_too_large")
         small = jpeg(astronaut, 60)
         assert len(small) < 0.05 * 1024 * 1024
         assert api.post_image("/v1/analyze", small).status_code == 200
