@@ -95,3 +95,29 @@ def test_bench_cli_reports_stages_baseline_ratio_and_table(classifier_available,
     assert data["memory_mb"]["peak_after_baseline"] >= data["memory_mb"]["before_models"] > 0
     table = report.with_suffix(".md").read_text()
     assert "| detect |" in table and "baseline end to end" in table and "Speed-up" in table
+
+
+def test_yunet_on_onnxruntime_matches_opencv(data_dir):
+    """The onnxruntime YuNet (a speed-up) must find the same faces as cv2.FaceDetectorYN."""
+    import cv2
+
+    from maskface.detect.yunet_onnx import YuNetOnnx
+    from maskface.eval.scenes import load_scenes
+    from maskface.io import load_image
+    from maskface.models import model_path
+
+    ref = cv2.FaceDetectorYN.create(str(model_path("yunet")), "", (320, 320), 0.6, 0.3, 5000)
+    ours = YuNetOnnx(0.6, 0.3, 5000)
+    n = 0
+    for scene in load_scenes(data_dir / "scenes/dataroots")[:12]:
+        img = load_image(scene.path)
+        ref.setInputSize((img.shape[1], img.shape[0]))
+        a, b = ref.detect(img)[1], ours.detect(img)[1]
+        if a is None:
+            assert b is None
+            continue
+        assert b is not None and len(a) == len(b)
+        order = np.argsort(-a[:, 14]), np.argsort(-b[:, 14])
+        np.testing.assert_allclose(b[order[1]], a[order[0]], atol=1e-2)
+        n += len(a)
+    assert n >= 12
