@@ -11,7 +11,7 @@ from maskface.errors import InputError
 from maskface.results import Face
 from maskface.synth.draw import ASPECT, render_texture
 from maskface.synth.landmarks import N_POINTS, DenseLandmarks, FaceLandmarker
-from maskface.synth.shape import MaskOutline, mask_outline
+from maskface.synth.shape import MaskOutline, mask_outline, template_anchors
 from maskface.synth.styles import MaskStyle
 from maskface.synth.templates import TemplateSet, warp_template
 from maskface.synth.warp import grid_remap
@@ -71,7 +71,8 @@ def apply_mask(image: np.ndarray, face: Face | DenseLandmarks | np.ndarray,
     style = style or MaskStyle()
     lm = dense_landmarks(image, face, landmarker)
     outline = mask_outline(lm, style.wear)
-    roi = _roi(outline, image.shape)
+    anchors = template_anchors(lm, style.wear) if style.template else None
+    roi = _roi(outline, image.shape, anchors)
     if roi is None:
         return image.copy()
     x0, y0, x1, y1 = roi
@@ -80,7 +81,7 @@ def apply_mask(image: np.ndarray, face: Face | DenseLandmarks | np.ndarray,
         if templates is None:
             raise InputError(f"style uses template '{style.template}' but no templates given")
         tpl = templates.view(style.template, lm.yaw)
-        colour, alpha = warp_template(tpl, outline.anchors, roi)
+        colour, alpha = warp_template(tpl, anchors, roi)
     else:
         colour, alpha = _procedural(outline, style, roi, rng)
     region = image[y0:y1, x0:x1].astype(np.float32) / 255.0
@@ -99,8 +100,13 @@ def apply_mask(image: np.ndarray, face: Face | DenseLandmarks | np.ndarray,
     return out
 
 
-def _roi(outline: MaskOutline, shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
+def _roi(outline: MaskOutline, shape: tuple[int, ...], anchors: np.ndarray | None = None
+         ) -> tuple[int, int, int, int] | None:
     pts = outline.polygon
+    if anchors is not None:
+        # A template reaches past its anchors (loops, the lower curve): leave it room.
+        centre = anchors.mean(0)
+        pts = np.concatenate([pts, centre + (anchors - centre) * 1.5])
     x0 = max(int(np.floor(pts[:, 0].min())) - 3, 0)
     y0 = max(int(np.floor(pts[:, 1].min())) - 3, 0)
     x1 = min(int(np.ceil(pts[:, 0].max())) + 4, shape[1])

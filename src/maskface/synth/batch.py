@@ -130,12 +130,15 @@ class FaceMasker:
         self.detector = create_detector(config.detector)
         self.landmarker = FaceLandmarker()
         self.templates = None
-        self.template_names: tuple[str, ...] = ()
+        self.template_labels: dict[str, tuple[str, str]] | None = None
         if config.templates is not None:
             from maskface.synth.templates import TemplateSet
 
             self.templates = TemplateSet(config.templates)
-            self.template_names = self.templates.frontal_names
+            self.template_labels = self.templates.labels(config.types)
+            if not self.template_labels:
+                raise InputError(f"{config.templates}: no template of type "
+                                 f"{', '.join(config.types)}")
 
     def find_face(self, image: np.ndarray) -> tuple[np.ndarray, DenseLandmarks] | str:
         """The largest detected face and its dense landmarks, or why there is none."""
@@ -174,7 +177,7 @@ class FaceMasker:
         rng = np.random.default_rng(image_seed(cfg.seed, rel.as_posix()))
         rows = []
         for k in range(cfg.per_image):
-            style = random_style(rng, cfg.types, cfg.incorrect_rate, self.template_names)
+            style = random_style(rng, cfg.types, cfg.incorrect_rate, self.template_labels)
             out = apply_mask(image, lm, style, templates=self.templates)
             label = None
             if cfg.by_class:

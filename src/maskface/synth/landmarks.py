@@ -106,7 +106,8 @@ class FaceLandmarker:
     manager, to release it before interpreter shutdown.
     """
 
-    def __init__(self, crop_size: int = 256, margin: float = 1.8, min_confidence: float = 0.3):
+    def __init__(self, crop_size: int = 256, margins: tuple[float, ...] = (1.8, 2.5, 1.3),
+                 min_confidence: float = 0.3):
         os.environ.setdefault("GLOG_minloglevel", "2")  # silence MediaPipe's C++ info logs
         try:
             from mediapipe.tasks.python import BaseOptions, vision
@@ -117,7 +118,9 @@ class FaceLandmarker:
         from maskface.models import model_bytes
 
         self.crop_size = crop_size
-        self.margin = margin
+        #: crop sizes (times the box's longer side) tried in turn: the landmarker's own face
+        #: detector misses some turned or tilted faces at one framing and finds them at another
+        self.margins = tuple(margins)
         opts = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_buffer=model_bytes("face_landmarker")),
             running_mode=vision.RunningMode.IMAGE,
@@ -134,14 +137,20 @@ class FaceLandmarker:
     def landmarks(self, image: np.ndarray, box: np.ndarray | None = None
                   ) -> DenseLandmarks | None:
         """Dense landmarks of the face in ``box`` (``x1, y1, x2, y2``; whole image if ``None``),
-        or ``None`` when the landmarker finds no face there."""
+        or ``None`` when the landmarker finds no face there at any of its framings."""
         h, w = image.shape[:2]
         if box is None:
-            box = np.array([0, 0, w, h], np.float64)
-            scale = 1.0
-        else:
-            scale = self.margin
-        sq = square_crop_box(np.asarray(box, np.float64), scale)
+            return self._run(image, np.array([0, 0, w, h], np.float64), 1.0)
+        box = np.asarray(box, np.float64)
+        for margin in self.margins:
+            lm = self._run(image, box, margin)
+            # The crop may hold other faces: accept only the mesh whose nose is in the box.
+            if lm is not None and _inside(lm.points[NOSE_TIP], box):
+                return lm
+        return None
+
+    def _run(self, image: np.ndarray, box: np.ndarray, margin: float) -> DenseLandmarks | None:
+        sq = square_crop_box(box, margin)
         side = sq[2] - sq[0]
         crop = crop_padded(image, sq)
         interp = cv2.INTER_AREA if crop.shape[0] > self.crop_size else cv2.INTER_LINEAR
@@ -164,6 +173,10 @@ class FaceLandmarker:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _inside(pt: np.ndarray, box: np.ndarray) -> bool:
+    return bool(box[0] <= pt[0] <= box[2] and box[1] <= pt[1] <= box[3])
 
 
 def _close_task(task) -> None:

@@ -166,6 +166,23 @@ def mask_outline(lm: DenseLandmarks, wear: str = "correct", n: int = 24) -> Mask
                        anchors.astype(np.float32))
 
 
+def template_anchors(lm: DenseLandmarks, wear: str) -> np.ndarray:
+    """Anchors a-f for a template mask: those of the correctly worn outline, slid down the face
+    for an incorrect wear (a pulled-down mask keeps its shape; a template cannot be reshaped
+    like the drawn outline without distorting its picture)."""
+    anchors = mask_outline(lm, "correct").anchors.astype(np.float64)
+    if wear == "correct":
+        return anchors.astype(np.float32)
+    P = lm.points.astype(np.float64)
+    down = _unit(P[L.CHIN] - P[L.NOSE_BRIDGE_TOP])
+    if wear == "nose_exposed":
+        target = _lerp(P[L.SUBNASALE], P[L.UPPER_LIP_TOP], 0.5)
+    else:
+        target = _lerp(P[L.LOWER_LIP_BOTTOM], P[L.CHIN], 0.22)
+    shift = max(0.0, float(np.dot(target - anchors[1], down)))
+    return (anchors + down * shift).astype(np.float32)
+
+
 def _bezier(a: np.ndarray, b: np.ndarray, bulge: np.ndarray, k: int = 12) -> np.ndarray:
     ctrl = (a + b) / 2 + bulge
     t = np.linspace(0, 1, k)[:, None]

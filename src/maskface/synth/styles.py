@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -64,7 +65,7 @@ class MaskStyle:
         if self.pattern not in PATTERNS:
             raise InputError(f"unknown pattern '{self.pattern}'; "
                              f"choose from: {', '.join(PATTERNS)}")
-        for c in (self.colour, self.accent):
+        for c in (None if self.template else self.colour, self.accent):
             if c is not None and c not in COLOURS:
                 raise InputError(f"unknown colour '{c}'; choose from: {', '.join(COLOURS)}")
 
@@ -99,8 +100,10 @@ class MaskStyle:
 
 
 def random_style(rng: np.random.Generator, types: tuple[str, ...] = MASK_TYPES,
-                 incorrect_rate: float = 0.0, templates: tuple[str, ...] = ()) -> MaskStyle:
-    """Draw a style: a type from ``types`` (or a template name from ``templates`` when given),
+                 incorrect_rate: float = 0.0,
+                 templates: Mapping[str, tuple[str, str]] | None = None) -> MaskStyle:
+    """Draw a style: a type from ``types`` (or, when ``templates`` maps template names to their
+    ``(type, colour)`` labels, one of those templates),
     a colour that type comes in, a pattern for cloth, and with probability ``incorrect_rate``
     an incorrect wear (nose exposed or chin only, equally likely)."""
     wear = "correct"
@@ -108,8 +111,8 @@ def random_style(rng: np.random.Generator, types: tuple[str, ...] = MASK_TYPES,
         wear = str(rng.choice(WEARS[1:]))
     seed = int(rng.integers(0, 2**31 - 1))
     if templates:
-        name = str(rng.choice(templates))
-        mtype, colour = template_label(name)
+        name = str(rng.choice(sorted(templates)))
+        mtype, colour = templates[name]
         return MaskStyle(mtype, colour, "solid", wear, template=name, seed=seed)
     mtype = str(rng.choice(types))
     colour = str(rng.choice(TYPE_COLOURS[mtype]))
@@ -120,11 +123,3 @@ def random_style(rng: np.random.Generator, types: tuple[str, ...] = MASK_TYPES,
         accent = str(rng.choice([c for c in TYPE_COLOURS["cloth"] if c != colour]))
     return MaskStyle(mtype, colour, pattern, wear, seed=seed, accent=accent)
 
-
-def template_label(name: str) -> tuple[str, str]:
-    """(mask type, colour) for a MaskTheFace template name such as ``surgical_blue_left``."""
-    parts = [p for p in name.lower().split("_") if p not in ("left", "right")]
-    mtype = parts[0] if parts else name
-    colour = parts[1] if len(parts) > 1 else ("white" if mtype in ("n95", "kn95") else
-                                              "default")
-    return mtype, colour

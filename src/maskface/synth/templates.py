@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from maskface.errors import InputError
+from maskface.synth.styles import COLOURS
 
 ANCHOR_KEYS = ("mask_a", "mask_b", "mask_c", "mask_d", "mask_e", "mask_f")
 #: |yaw| beyond which a turned view (``_left`` / ``_right``) is used when the set has one
@@ -73,6 +74,17 @@ class TemplateSet:
         return tuple(sorted(n for n in self.templates
                             if not n.endswith(("_left", "_right"))))
 
+    def labels(self, types: tuple[str, ...] | None = None) -> dict[str, tuple[str, str]]:
+        """``{name: (mask type, colour)}`` of the frontal templates whose type (the name's first
+        word, e.g. ``KN95`` -> ``kn95``) is in ``types``; the colour is the named colour
+        nearest to the template's mean colour."""
+        out = {}
+        for name in self.frontal_names:
+            mtype = name.lower().split("_")[0]
+            if types is None or mtype in types:
+                out[name] = (mtype, _nearest_colour(self.templates[name].image))
+        return out
+
     def view(self, name: str, yaw: float) -> Template:
         """The template ``name`` in the view matching the head's ``yaw``."""
         if name not in self.templates:
@@ -85,32 +97,57 @@ class TemplateSet:
         return self.templates[name]
 
 
+def _nearest_colour(bgra: np.ndarray) -> str:
+    opaque = bgra[..., 3] > 128
+    mean = bgra[..., :3][opaque].mean(0) if opaque.any() else np.zeros(3)
+    names = list(COLOURS)
+    dist = [float(np.linalg.norm(mean - np.array(COLOURS[n]))) for n in names]
+    return names[int(np.argmin(dist))]
+
+
 def warp_template(template: Template, anchors: np.ndarray, roi: tuple[int, int, int, int]
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Warp ``template`` so its anchors land on ``anchors`` (image px); returns the colour
     (float32 BGR 0..1) and alpha (float32 0..1) of the region ``roi``.
 
-    Each half of the mask (a-b-e-d and b-c-f-e) gets its own homography, so a turned head's
-    near and far halves are shaped independently; the halves meet on the b-e midline.
+    Piecewise affine over the triangles a-b-d, b-e-d (left half) and b-c-f, b-f-e (right half),
+    each extended beyond its triangle to the plane region nearest it, so the parts of the
+    template outside the anchors (ear loops, the curved lower edge) come along. Neighbouring
+    triangles agree on their shared edge lines, so the mask has no seams; affine pieces stay
+    well-behaved on turned heads where a homography of a squashed half would blow up.
     """
     x0, y0, x1, y1 = roi
-    size = (x1 - x0, y1 - y0)
-    off = np.array([x0, y0], np.float32)
+    w, h = x1 - x0, y1 - y0
+    src = template.anchors.astype(np.float32)
+    dst = anchors.astype(np.float32) - np.array([x0, y0], np.float32)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+
+    def side(p: np.ndarray, q: np.ndarray, x, y):
+        """Sign of which side of the line p -> q the point(s) (x, y) are on."""
+        return np.sign((q[0] - p[0]) * (y - p[1]) - (q[1] - p[1]) * (x - p[0]))
+
+    a, b, c, d, e, f = dst
+    left = side(b, e, xs, ys) == side(b, e, *a)
+    regions = (  # (triangle, pixels it maps), in order of precedence
+        ((0, 1, 3), left & (side(b, d, xs, ys) == side(b, d, *a))),
+        ((1, 4, 3), left),
+        ((1, 2, 5), ~left & (side(b, f, xs, ys) == side(b, f, *c))),
+        ((1, 5, 4), ~left),
+    )
+    mapx = np.empty((h, w), np.float32)
+    mapy = np.empty((h, w), np.float32)
+    done = np.zeros((h, w), bool)
+    for tri, region in regions:
+        sel = region & ~done
+        m = cv2.getAffineTransform(dst[list(tri)], src[list(tri)])  # image -> template
+        mapx[sel] = m[0, 0] * xs[sel] + m[0, 1] * ys[sel] + m[0, 2]
+        mapy[sel] = m[1, 0] * xs[sel] + m[1, 1] * ys[sel] + m[1, 2]
+        done |= sel
     img = template.image.astype(np.float32) / 255.0
     # Premultiply so bilinear sampling does not bleed the transparent pixels' colour.
     img[..., :3] *= img[..., 3:]
-    src, dst = template.anchors, anchors.astype(np.float32) - off
-    halves = []
-    for idx in ((0, 1, 4, 3), (1, 2, 5, 4)):
-        h = cv2.getPerspectiveTransform(src[list(idx)], dst[list(idx)])
-        halves.append(cv2.warpPerspective(img, h, size, flags=cv2.INTER_LINEAR,
-                                          borderMode=cv2.BORDER_CONSTANT, borderValue=0))
-    # Which side of the image midline b->e each pixel is on.
-    b, e = dst[1], dst[4]
-    ys, xs = np.mgrid[0 : size[1], 0 : size[0]].astype(np.float32)
-    side = (e[0] - b[0]) * (ys - b[1]) - (e[1] - b[1]) * (xs - b[0])
-    left = (side > 0)[..., None]
-    out = np.where(left, halves[0], halves[1])
+    out = cv2.remap(img, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                    borderValue=0)
     alpha = out[..., 3]
     colour = out[..., :3] / np.maximum(alpha[..., None], 1e-4)
     return colour, alpha
