@@ -84,9 +84,11 @@ class Limits:
 
 @dataclass(frozen=True)
 class Models:
+    #: YuNet, not the library's default RetinaFace@1024: a kiosk photo shows one close face,
+    #: where the fastest detector loses nothing
     detector: str = "yunet"
-    #: YuNet's working resolution (longest side). A kiosk photo shows one close face: 640 px
-    #: finds faces down to ~20 px in a 1280 px frame at a third of the cost of 1024 px.
+    #: the detector's working resolution (longest side); 640 px finds faces down to ~20 px in a
+    #: 1280 px frame at a third of the cost of 1024 px
     detector_input_size: int = 640
     classifier: str = "default"
     embedder: str = "default"

@@ -37,8 +37,9 @@ class Engine:
 
         models = models or Models()
         t0 = time.perf_counter()
-        detector = create_detector(models.detector, input_size=models.detector_input_size) \
-            if models.detector == "yunet" else create_detector(models.detector)
+        # MTCNN works from a minimum face size instead of a working resolution.
+        detector = create_detector(models.detector) if models.detector == "mtcnn" else \
+            create_detector(models.detector, input_size=models.detector_input_size)
         self.pipeline = Pipeline(detector=detector, classifier=_classifier(models))
         self.embedder = create_embedder(models.embedder)
         # Embedding only: matching needs the deployment's gallery (maskface.service.people).
