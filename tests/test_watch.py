@@ -135,3 +135,44 @@ def test_live_source_keeps_only_the_newest_frame(video):
     src.close()
     assert seen == sorted(set(seen))
     assert src.dropped > 0 and len(seen) + src.dropped == src.read == N_FRAMES
+
+
+def test_tracks_carry_the_identity_of_their_face(video, detector, tmp_path):
+    """Enrol the two faces of the first frame, then each track must be recognised as its own
+    person (recognition runs once per track refresh, and the track votes)."""
+    recognize = pytest.importorskip("maskface.recognize")
+    from maskface.gallery import Gallery
+    from maskface.pipeline import Pipeline
+    from maskface.results import Face
+    from maskface.track import FileSource, VideoWatcher
+
+    embedder = recognize.create_embedder("sface")
+    gallery = Gallery(tmp_path / "people.db", model=embedder.name, dim=embedder.dim)
+    recognizer = recognize.Recognizer(embedder, gallery)
+    cap = cv2.VideoCapture(str(video))
+    ok, first = cap.read()
+    cap.release()
+    assert ok
+    det = detector.detect(first)
+    assert len(det) == 2
+    names = {}
+    for i in np.argsort(det.boxes[:, 0]):  # left to right
+        face = Face(box=det.boxes[i], score=float(det.scores[i]), landmarks=det.landmarks[i])
+        name = "left" if not names else "right"
+        gallery.enroll(name, recognizer.embed(first, [face]))
+        names[name] = float(det.boxes[i, 0])
+
+    watcher = VideoWatcher(Pipeline(detector=detector, classifier=None, recognizer=recognizer),
+                           refresh_frames=15)
+    ended = []
+    src = FileSource(video)
+    for _ in watcher.run(src, on_track_end=ended.append):
+        pass
+    src.close()
+    gallery.close()
+    assert len(ended) == 2
+    assert watcher.stats.faces_recognized < watcher.stats.faces / 4
+    by_name = {st.identity.name: st for st in ended if st.identity and st.identity.known}
+    assert set(by_name) == {"left", "right"}
+    assert by_name["left"].refresh_box[0] < by_name["right"].refresh_box[0]
+    assert all(len(st.identity_history) >= 2 for st in ended)

@@ -18,6 +18,17 @@ def _stem(source: str) -> str:
     return path.stem if path.is_file() else "stream"
 
 
+def _recognizer(gallery: Path, embedder: str):
+    from maskface.errors import InputError
+    from maskface.gallery import Gallery
+    from maskface.recognize import Recognizer, create_embedder
+
+    if not gallery.is_file():
+        raise InputError(f"{gallery}: no such gallery (enrol people with 'maskface people')")
+    emb = create_embedder(embedder)
+    return Recognizer(emb, Gallery(gallery, model=emb.name, dim=emb.dim))
+
+
 @app.command()
 @user_errors
 def watch(
@@ -36,14 +47,17 @@ def watch(
         help="Detector input size (YuNet: longest side); default: the detector's own.")] = None,
     classifier: Annotated[str, typer.Option(
         help="Mask classifier ONNX file, 'default', or 'none'.")] = "default",
+    gallery: Annotated[Path | None, typer.Option(
+        help="Gallery of enrolled people (SQLite): also recognise each tracked face.")] = None,
+    embedder: Annotated[str, typer.Option(help="Embedder for --gallery.")] = "default",
     max_frames: Annotated[int | None, typer.Option(
         min=1, help="Stop after analysing this many frames (live sources run until ended).")
                           ] = None,
 ) -> None:
     """Track faces through a video or stream; write an annotated video and per-track JSON lines.
 
-    Mask classification (and recognition) runs once per track and is refreshed every
-    --refresh frames, not on every frame.
+    Mask classification (and, with --gallery, recognition) runs once per track and is refreshed
+    every --refresh frames or when the face's box changes a lot, not on every frame.
     """
     from maskface.detect import create_detector
     from maskface.pipeline import Pipeline
@@ -51,7 +65,8 @@ def watch(
 
     kwargs = {"input_size": det_size} if det_size else {}
     pipe = Pipeline(detector=create_detector(detector, **kwargs),
-                    classifier=None if classifier == "none" else classifier)
+                    classifier=None if classifier == "none" else classifier,
+                    recognizer=_recognizer(gallery, embedder) if gallery else None)
     src = open_source(source, realtime=realtime)
     try:
         summary = watch_to_files(VideoWatcher(pipe, refresh_frames=refresh), src, out,
