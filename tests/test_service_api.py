@@ -115,6 +115,7 @@ def test_health_metrics_docs_and_page_need_no_key(api, photos):
         assert path in spec["paths"], path
     page = api.get("/")
     assert page.status_code == 200 and "<script src=\"/static/app.js\">" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
     assert api.get("/static/app.js").status_code == 200
 
 

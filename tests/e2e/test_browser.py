@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import cv2
@@ -108,8 +109,7 @@ def test_enrol_then_masked_access_check_is_granted_and_logged(server, page, astr
     page.fill("#enrol-name", name)
     page.set_input_files("#enrol-photos", [str(p) for p in enrol])
     page.click("#enrol-submit")
-    page.wait_for_function("document.querySelector('#enrol-result').textContent.length > 0",
-                           timeout=60_000)
+    page.wait_for_selector("#enrol-result:not(:empty)", timeout=60_000)
     result = page.text_content("#enrol-result")
     assert f"Enrolled {name}" in result and "from 2 photos" in result, page.text_content("#status")
 
@@ -143,7 +143,11 @@ def test_live_kiosk_view_streams_camera_frames(server, page):
     page.fill("#api-key", key)
     page.dispatch_event("#api-key", "change")
     page.click("#cam-start")
-    page.wait_for_function("document.querySelector('#video').videoWidth > 0", timeout=30_000)
+    # (polled from here: wait_for_function would need 'unsafe-eval', which the page's CSP bans)
+    deadline = time.time() + 30
+    while page.evaluate("document.querySelector('#video').videoWidth") == 0:
+        assert time.time() < deadline, "the fake camera never produced a frame"
+        page.wait_for_timeout(200)
 
     def analysed() -> int:
         text = httpx.get(f"{base}/metrics").text

@@ -24,6 +24,14 @@ STATIC_DIR = Path(str(resources.files("maskface.service") / "static"))
 #: multipart overhead allowed on top of the per-image limit (several photos per enrolment)
 _BODY_SLACK = 64 * 1024
 
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
+                               "media-src 'self' blob: mediastream:; object-src 'none'; "
+                               "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
 DESCRIPTION = """Access control for a mask-aware kiosk: enrol people, analyse photos, and decide
 at the door from identity, mask and body temperature. Every route but `/v1/health` and
 `/metrics` needs an API key in the `X-API-Key` header (`maskface keys create --role admin`).
@@ -48,7 +56,10 @@ def create_app(config: ServiceConfig | None = None, engine=None) -> FastAPI:
         if not state.keys.list():
             log.warning("no API keys in %s: create one with "
                         "'maskface keys create --role admin --db %s'", config.db, config.db)
-        yield
+        try:
+            yield
+        finally:
+            state.people.gallery.close()
 
     app = FastAPI(title="maskface access control", version=state.version,
                   description=DESCRIPTION, lifespan=lifespan)
@@ -66,7 +77,8 @@ def create_app(config: ServiceConfig | None = None, engine=None) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html")
+        # The page loads nothing from elsewhere; the policy keeps it that way (and blunts XSS).
+        return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
