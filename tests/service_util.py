@@ -84,16 +84,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def lfw_person(data_dir: Path, min_images: int = 3) -> list[Path]:
-    """Photos of one LFW person with at least ``min_images`` photos, or skip."""
+def lfw_people(data_dir: Path, n_people: int = 1, min_images: int = 3) -> list[list[Path]]:
+    """Photos of the first ``n_people`` LFW people (by name) with ``min_images`` photos, or
+    skip."""
     root = data_dir / "lfw" / "images"
     if not root.is_dir():
         pytest.skip(f"LFW not found under {root}")
+    found = []
     for person in sorted(root.iterdir()):
         photos = sorted(person.glob("*.jpg"))
         if len(photos) >= min_images:
-            return photos[:min_images]
-    pytest.skip("no LFW person with enough photos")
+            found.append(photos[:min_images])
+            if len(found) == n_people:
+                return found
+    pytest.skip(f"fewer than {n_people} LFW people with {min_images} photos")
+
+
+def lfw_portrait(path: Path) -> np.ndarray:
+    """An LFW photo cropped to its centre: the person is centred, bystanders sit at the edges."""
+    from maskface.io import load_image
+
+    return load_image(path)[45:205, 45:205]
+
+
+def lfw_person(data_dir: Path, min_images: int = 3) -> list[Path]:
+    """Photos of one LFW person with at least ``min_images`` photos, or skip."""
+    return lfw_people(data_dir, 1, min_images)[0]
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,9 @@ from service_util import (
     decode_b64_jpeg,
     engine,  # noqa: F401  (fixture)
     jpeg,
+    lfw_people,
     lfw_person,
+    lfw_portrait,
     mask_face,
     png,
     two_faces,
@@ -425,6 +427,27 @@ def test_mask_policy(api, photos, engine):  # noqa: F811
     assert r["mask"] == "without_mask" and codes == ["no_mask"]
     r = api.check(photos["masked2"], temperature=36.5).json()
     assert r["mask"] == "with_mask" and r["decision"] == "granted", r
+
+
+def test_masked_access_checks_identify_the_right_lfw_person(api, data_dir, engine):  # noqa: F811
+    """Three LFW people enrolled from an unmasked and a masked photo each; a third photo of
+    each, masked, must be granted as that person (mask rule on when a classifier exists)."""
+    people = lfw_people(data_dir, n_people=3, min_images=3)
+    ids = {}
+    for k, paths in enumerate(people):
+        imgs = [lfw_portrait(p) for p in paths]
+        name = paths[0].parent.name
+        r = api.enrol(name, [jpeg(imgs[0]), jpeg(mask_face(imgs[1], "blue", k))])
+        assert r.status_code == 201, r.text
+        ids[name] = r.json()["id"]
+    if engine.pipeline.classifier is None:
+        _no_mask_policy(api)
+    for k, paths in enumerate(people):
+        name = paths[0].parent.name
+        r = api.check(jpeg(mask_face(lfw_portrait(paths[2]), "white", 10 + k)), temperature=36.6)
+        d = r.json()
+        assert d["decision"] == "granted", (name, d)
+        assert d["person"]["person_id"] == ids[name]
 
 
 def test_policy_get_put_reset_validation(api):

@@ -28,7 +28,7 @@ if not CHROMIUM.exists() and shutil.which("chromium") is None:
     pytest.skip("Debian's chromium is not installed (run 'make e2e-deps' as root)",
                 allow_module_level=True)
 
-from service_util import free_port, lfw_person, mask_face, start_server  # noqa: E402
+from service_util import free_port, lfw_person, lfw_portrait, mask_face, start_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,6 @@ def _photos(tmp: Path, astronaut: np.ndarray) -> tuple[str, list[Path], Path]:
     photo not used for enrolment), else the built-in astronaut (the check photo mirrored).
     """
     from conftest import data_root
-    from maskface.io import load_image
 
     root = data_root()
     name, imgs = "Eileen Collins", None
@@ -48,7 +47,7 @@ def _photos(tmp: Path, astronaut: np.ndarray) -> tuple[str, list[Path], Path]:
         try:
             paths = lfw_person(root, 3)
             name = paths[0].parent.name.replace("_", " ")
-            imgs = [load_image(p) for p in paths]
+            imgs = [lfw_portrait(p) for p in paths]
         except pytest.skip.Exception:
             imgs = None
     if imgs is None:
