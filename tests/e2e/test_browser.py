@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run",
         # a fake camera (a test pattern) and no permission prompt, for the live kiosk view
@@ -24,7 +24,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 sync_api = pytest.importorskip("playwright.sync_api",
                                reason="Playwright for Python is not installed (dev extra)")
-if not CHROMIUM.exists() and shutil.which("chromium") is None:
+if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed (run 'make e2e-deps' as root)",
                 allow_module_level=True)
 
