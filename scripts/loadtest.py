@@ -169,6 +169,7 @@ def main() -> None:
             url, key = args.url.rstrip("/"), args.key
         else:
             proc, url, key = _start_server(Path(tmp), photo)
+        load_before = os.getloadavg()
         try:
             health = httpx.get(f"{url}/v1/health", timeout=10).json()
             print(f"load test: {args.concurrency} concurrent access checks for "
@@ -182,7 +183,8 @@ def main() -> None:
     report.update(image=str(args.image), models=health.get("models"),
                   machine={"cpus": os.cpu_count(), "platform": platform.platform(),
                            "python": platform.python_version()},
-                  load_average_after=os.getloadavg())
+                  # other work on the machine shares the cores: say how busy it was
+                  load_average_before=load_before, load_average_after=os.getloadavg())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     lat = report["latency_ms"]
