@@ -473,7 +473,7 @@ class Gallery:
                 pid, name, score = cands[0]
                 matches.append(Match(pid, name, score, threshold, cands))
             else:
-                best = cands[0][2] if cands else float("-inf")
+                best = cands[0][2] if cands else -1.0  # empty gallery: the lowest cosine
                 matches.append(Match(None, None, best, threshold, cands))
         return matches
 

@@ -1,0 +1,378 @@
+"""``maskface enroll / identify / verify``, ``maskface people ...``, ``maskface eval verify /
+identify`` and ``maskface train recognizer``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from tqdm import tqdm
+
+from maskface.cli.apps import app, eval_app, people_app, train_app
+from maskface.cli.common import fail, user_errors
+from maskface.errors import MaskfaceError
+
+DbOpt = Annotated[Path | None, typer.Option(
+    "--db", help="Gallery file [default: $MASKFACE_DB or ~/.local/share/maskface/gallery.db].")]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", help="Embedder: sface, an adapted model name or an .onnx file "
+    "[default: the gallery's model, else the default embedder].")]
+ThresholdOpt = Annotated[float | None, typer.Option(
+    help="Cosine threshold for a match [default: the model's calibrated one].")]
+
+
+def _open(db: Path | None, model: str | None, for_writing: bool):
+    """The gallery and the embedder that matches it."""
+    from maskface.gallery import Gallery, default_db_path
+    from maskface.recognize import create_embedder
+
+    path = db or default_db_path()
+    if not for_writing and not path.exists():
+        fail(f"{path}: no gallery yet; enrol someone first (maskface enroll NAME PHOTO...)")
+    probe = Gallery(path)  # read the model the gallery is bound to, if any
+    stored = probe.model
+    probe.close()
+    embedder = create_embedder(model or stored or "default")
+    return Gallery(path, model=embedder.name, dim=embedder.dim), embedder
+
+
+def _mask_flags(image_faces) -> list[bool]:
+    """Masked flag of each enrolment face, from the mask classifier when one is installed."""
+    from maskface.classify import MaskClassifier
+
+    try:
+        clf = MaskClassifier()
+    except MaskfaceError:
+        return [False] * len(image_faces)
+    return [clf.classify(img, face.box[None])[0].masked for img, face in image_faces]
+
+
+@app.command()
+@user_errors
+def enroll(
+    name: Annotated[str, typer.Argument(help="The person's name (unique in the gallery).")],
+    images: Annotated[list[Path], typer.Argument(help="One or more photos of this person.")],
+    db: DbOpt = None,
+    model: ModelOpt = None,
+    largest: Annotated[bool, typer.Option(
+        "--largest", help="Take the largest face of a photo with several.")] = False,
+    add: Annotated[bool, typer.Option(
+        "--add", help="Add the photos to an already enrolled person.")] = False,
+    metadata: Annotated[str | None, typer.Option(
+        help='JSON object stored with the person, e.g. \'{"badge": 42}\'.')] = None,
+) -> None:
+    """Enrol a person from photos of their face (each photo must show one face)."""
+    import numpy as np
+
+    from maskface.align import align_faces
+    from maskface.detect import create_detector
+    from maskface.errors import InputError
+    from maskface.io import load_image
+    from maskface.recognize import single_face
+
+    meta = None
+    if metadata:
+        try:
+            meta = json.loads(metadata)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"--metadata is not JSON: {exc}") from None
+        if not isinstance(meta, dict):
+            raise InputError("--metadata must be a JSON object")
+    gallery, embedder = _open(db, model, for_writing=True)
+    with gallery:
+        if not add and name.strip() in {p.name for p in gallery.people()}:
+            fail(f"'{name}' is already enrolled; use --add to add photos to them")
+        detector = create_detector("yunet")
+        picked = []
+        # Check every photo before storing anything: enrolment is all or nothing.
+        for path in tqdm(images, desc="faces", unit="img", leave=False,
+                         disable=len(images) < 3):
+            img = load_image(path)
+            picked.append((img, single_face(detector, img, str(path), largest).face))
+        aligned = [align_faces(img, f.landmarks[None])[0] for img, f in picked]
+        emb = embedder.embed(np.stack(aligned))
+        flags = _mask_flags(picked)
+        sources = [str(p) for p in images]
+        if add:
+            person = gallery.add_embeddings(name, emb, flags, sources)
+        else:
+            person = gallery.enroll(name, emb, flags, meta, sources)
+        typer.echo(f"{'added to' if add else 'enrolled'} {person.name} (id {person.id}): "
+                   f"{person.n_embeddings} embeddings ({person.n_masked} masked), "
+                   f"model {embedder.name}, gallery {gallery.path}")
+
+
+@app.command()
+@user_errors
+def identify(
+    images: Annotated[list[str], typer.Argument(help="Images, folders or globs.")],
+    db: DbOpt = None,
+    model: ModelOpt = None,
+    threshold: ThresholdOpt = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")
+                   ] = Path("maskface-out/identify"),
+    classifier: Annotated[str, typer.Option(
+        help="Mask classifier ONNX file, 'default', or 'none' to skip.")] = "default",
+) -> None:
+    """Say who is in each photo (or "unknown"); write annotated images and JSON."""
+    from maskface.io.sources import expand_sources
+    from maskface.pipeline import Pipeline
+    from maskface.recognize import Recognizer
+
+    sources = expand_sources(images)
+    if not sources:
+        fail("no inputs given")
+    gallery, embedder = _open(db, model, for_writing=False)
+    with gallery:
+        recognizer = Recognizer(embedder, gallery, threshold)
+        try:
+            pipe = Pipeline(classifier=None if classifier == "none" else classifier,
+                            recognizer=recognizer)
+        except MaskfaceError:  # no mask classifier installed: identities only
+            pipe = Pipeline(classifier=None, recognizer=recognizer)
+        out.mkdir(parents=True, exist_ok=True)
+        failed = 0
+        for src in sources:
+            if src.error or src.kind == "video":
+                failed += 1
+                typer.echo(f"error: {src.path}: {src.error or 'videos are not supported here'}",
+                           err=True)
+                continue
+            try:
+                result = pipe.analyze(src.path)
+            except MaskfaceError as exc:
+                failed += 1
+                typer.echo(f"error: {exc}", err=True)
+                continue
+            result.save(out / f"{src.path.stem}.jpg")
+            record = result.to_dict()
+            record["threshold"] = recognizer.threshold
+            record["model"] = embedder.name
+            (out / f"{src.path.stem}.json").write_text(json.dumps(record, indent=2))
+            names = [f.identity.name if f.identity and f.identity.known else "unknown"
+                     for f in result.faces]
+            scores = [f"{f.identity.score:.3f}" for f in result.faces if f.identity]
+            typer.echo(f"{src.path}: " + (", ".join(f"{n} ({s})" for n, s in zip(names, scores))
+                                          or "no face"))
+        typer.echo(f"annotated images and JSON in {out}/", err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def verify(
+    image_a: Annotated[Path, typer.Argument(help="First photo (one face).")],
+    image_b: Annotated[Path, typer.Argument(help="Second photo (one face).")],
+    model: Annotated[str, typer.Option(help="Embedder name or .onnx file.")] = "default",
+    threshold: ThresholdOpt = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Are these two photos of the same person? Prints the score against the threshold."""
+    import numpy as np
+
+    from maskface.align import align_faces
+    from maskface.detect import create_detector
+    from maskface.io import load_image
+    from maskface.recognize import create_embedder, default_threshold, single_face
+
+    embedder = create_embedder(model)
+    detector = create_detector("yunet")
+    crops = []
+    for path in (image_a, image_b):
+        img = load_image(path)
+        face = single_face(detector, img, str(path), pick_largest=True).face
+        crops.append(align_faces(img, face.landmarks[None])[0])
+    ea, eb = embedder.embed(np.stack(crops))
+    score = float(ea @ eb)
+    t = default_threshold(embedder) if threshold is None else threshold
+    same = score >= t
+    if json_:
+        typer.echo(json.dumps({"image_a": str(image_a), "image_b": str(image_b),
+                               "model": embedder.name, "score": round(score, 4),
+                               "threshold": round(t, 4), "same": same}))
+    else:
+        typer.echo(f"score {score:.3f} (threshold {t:.3f}): "
+                   f"{'same person' if same else 'different people'}")
+
+
+# -- people -----------------------------------------------------------------------------------
+def _gallery(db: Path | None):
+    from maskface.gallery import Gallery, default_db_path
+
+    path = db or default_db_path()
+    if not path.exists():
+        fail(f"{path}: no gallery yet")
+    return Gallery(path)
+
+
+@people_app.command("list")
+@user_errors
+def people_list(
+    db: DbOpt = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List enrolled people."""
+    with _gallery(db) as g:
+        people = g.people()
+        if json_:
+            typer.echo(json.dumps([p.to_dict() for p in people], indent=2))
+            return
+        if not people:
+            typer.echo("no one enrolled")
+        for p in people:
+            typer.echo(f"{p.id:>5}  {p.name:<30} {p.n_embeddings} embeddings "
+                       f"({p.n_masked} masked)  since {p.created_at}")
+
+
+@people_app.command("remove")
+@user_errors
+def people_remove(
+    person: Annotated[str, typer.Argument(help="Name or id.")],
+    db: DbOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
+                   ] = False,
+) -> None:
+    """Delete a person and every one of their embeddings."""
+    with _gallery(db) as g:
+        p = g.get(person)
+        if not yes and not typer.confirm(f"delete {p.name} (id {p.id}) and their "
+                                         f"{p.n_embeddings} embeddings?"):
+            raise typer.Exit(1)
+        n = g.delete(p.id)
+        typer.echo(f"deleted {p.name} (id {p.id}) and {n} embeddings")
+
+
+@people_app.command("rename")
+@user_errors
+def people_rename(
+    person: Annotated[str, typer.Argument(help="Name or id.")],
+    new_name: Annotated[str, typer.Argument(help="The new name.")],
+    db: DbOpt = None,
+) -> None:
+    """Rename an enrolled person."""
+    with _gallery(db) as g:
+        old = g.get(person)
+        p = g.rename(old.id, new_name)
+        typer.echo(f"renamed {old.name} -> {p.name} (id {p.id})")
+
+
+# -- evaluation -------------------------------------------------------------------------------
+@eval_app.command("verify")
+@user_errors
+def eval_verify(
+    report: Annotated[Path, typer.Option(help="JSON report to write (PNG beside it).")],
+    lfw: Annotated[Path | None, typer.Option(help="LFW folder (pairs.txt + images/).")] = None,
+    pairs: Annotated[Path | None, typer.Option(help="CSV of path_a,path_b,same.")] = None,
+    mask: Annotated[str, typer.Option(help="Mask no image (none), the second (one) or both.")
+                    ] = "none",
+    model: Annotated[str, typer.Option(help="Embedder name or .onnx file.")] = "default",
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic masks.")] = 0,
+) -> None:
+    """Pair verification accuracy (k-fold), ROC AUC and TAR@FAR, with a score histogram."""
+    from maskface.eval.verify import (
+        evaluate_pairs,
+        plot_score_histograms,
+        read_lfw_pairs,
+        read_pairs_csv,
+    )
+    from maskface.recognize import create_embedder
+    from maskface.recognize.faces import portrait_detector
+
+    if (lfw is None) == (pairs is None):
+        fail("give exactly one of --lfw DIR or --pairs CSV")
+    pair_list = read_lfw_pairs(lfw) if lfw else read_pairs_csv(pairs)
+    embedder = create_embedder(model)
+    res = evaluate_pairs(pair_list, embedder, portrait_detector(), mask, seed)
+    scores, same = res.pop("_scores"), res.pop("_same")
+    res["source"] = str(lfw or pairs)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    png = plot_score_histograms(scores, same, res["threshold"], report.with_suffix(".png"),
+                                f"{embedder.name}, mask={mask}: acc {res['accuracy']:.2%}")
+    res["histogram_png"] = str(png)
+    report.write_text(json.dumps(res, indent=2))
+    typer.echo(f"{embedder.name} mask={mask}: accuracy {res['accuracy']:.2%} "
+               f"± {res['accuracy_std']:.2%} over {res['folds']} folds, "
+               f"ROC AUC {res['roc_auc']:.4f}, TAR@FAR=1e-3 {res['tar_at_far_1e-3']:.2%}; "
+               f"{res['no_face_fallback']} images without a detected face")
+    typer.echo(f"report: {report}\nhistogram: {png}", err=True)
+
+
+@eval_app.command("identify")
+@user_errors
+def eval_identify(
+    report: Annotated[Path, typer.Option(help="JSON report to write.")],
+    faces: Annotated[Path | None, typer.Option(
+        help="Identity folders (<identity>/*.jpg) [default: vggface2-sample in the data].")
+                     ] = None,
+    masked: Annotated[Path | None, typer.Option(
+        help="Masked copies (<identity>/*) [default: mask queries on the fly].")] = None,
+    split: Annotated[Path | None, typer.Option(
+        help="Training card JSON whose held-out identities to use [default: all].")] = None,
+    model: Annotated[str, typer.Option(help="Embedder name or .onnx file.")] = "default",
+    enrol: Annotated[int, typer.Option(help="Unmasked photos enrolled per identity.")] = 3,
+    unknown_fraction: Annotated[float, typer.Option(
+        help="Share of identities left out of the gallery as unknown people.")] = 0.2,
+    threshold: ThresholdOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of the enrol/unknown draw.")] = 0,
+) -> None:
+    """Rank-1 identification and open-set rejection: enrol unmasked photos, query masked ones."""
+    from maskface.eval.identify import run_identify_eval
+
+    res = run_identify_eval(report, faces=faces, masked_dir=masked, split_card=split,
+                            model=model, n_enrol=enrol, unknown_fraction=unknown_fraction,
+                            threshold=threshold, seed=seed)
+    typer.echo(f"{res['model']}: rank-1 {res['rank1']:.2%} over {res['known_queries']} masked "
+               f"queries of {res['gallery_people']} enrolled people; at threshold "
+               f"{res['threshold']:.3f}: TPIR {res['tpir']:.2%}, FPIR {res['fpir']:.2%} "
+               f"({res['unknown_queries']} unknown queries)")
+    typer.echo(f"report: {report}", err=True)
+
+
+@app.command("gallery-bench")
+@user_errors
+def gallery_bench(
+    report: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    n: Annotated[int, typer.Option(help="Enrolled embeddings.")] = 100_000,
+    queries: Annotated[int, typer.Option(help="Timed queries.")] = 200,
+) -> None:
+    """Time 1:N search over N random enrolled embeddings (exact numpy search)."""
+    from maskface.gallery.bench import benchmark_search
+
+    res = benchmark_search(n, n_queries=queries)
+    typer.echo(json.dumps(res, indent=2))
+    if report:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(res, indent=2))
+
+
+@train_app.command("recognizer")
+@user_errors
+def train_recognizer(
+    out: Annotated[Path, typer.Option(help="Output folder (model, card, curves).")
+                   ] = Path("runs/recognizer"),
+    faces: Annotated[Path | None, typer.Option(
+        help="Identity folders [default: vggface2-sample in the data].")] = None,
+    masked: Annotated[Path | None, typer.Option(
+        help="Synthetic masked copies of the same identities (maskface synth output).")] = None,
+    cache: Annotated[Path, typer.Option(help="Backbone feature cache folder.")
+                     ] = Path("runs/recognizer/cache"),
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    holdout: Annotated[int, typer.Option(help="Identities held out for identification.")
+                       ] = 120,
+    val: Annotated[int, typer.Option(help="Identities held out for validation.")] = 60,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Adapt the recogniser to masked faces (head on the frozen SFace backbone); exports ONNX."""
+    try:
+        from maskface.train.recognizer import TrainConfig, train
+    except ImportError as exc:
+        fail(f"training needs the 'train' extra (pip install 'maskface[train]'): {exc}")
+    cfg = TrainConfig(out=out, faces=faces, masked=masked, cache=cache, epochs=epochs,
+                      holdout=holdout, val=val, seed=seed)
+    card = train(cfg)
+    typer.echo(json.dumps({k: card[k] for k in ("best_epoch", "val_pair_accuracy", "onnx")
+                           if k in card}, indent=2))
+

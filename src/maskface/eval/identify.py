@@ -1,0 +1,136 @@
+"""Open-set identification protocol: enrol a few unmasked photos per person, query masked ones.
+
+From identity folders (``<identity>/*.jpg``; by default the held-out identities of a training
+card), a seeded draw leaves ``unknown_fraction`` of the identities out of the gallery. Every
+enrolled identity gets ``n_enrol`` unmasked photos in a real :class:`~maskface.gallery.Gallery`;
+its other photos, masked synthetically (or taken from ``masked_dir``), are the known queries; all
+photos of the left-out identities, masked the same way, are the unknown queries.
+
+Reported: rank-1 / rank-5 (closed set, known queries), and at the decision threshold TPIR (known
+query identified as the right person with a score over the threshold), FPIR (unknown query
+matched to anyone) and the unknown rejection rate; also TPIR at FPIR 1% and 5%.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskface.errors import InputError
+
+
+def default_data_root() -> Path:
+    """``$MASKFACE_DATA`` or ``../shared/data`` beside the repository."""
+    env = os.environ.get("MASKFACE_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+
+def _tpir_at_fpir(known_best: np.ndarray, known_correct: np.ndarray, unknown_best: np.ndarray,
+                  fpir: float) -> tuple[float, float]:
+    """TPIR at the threshold letting through at most ``fpir`` of the unknown queries."""
+    if len(unknown_best) == 0:
+        return float("nan"), float("nan")
+    t = float(np.quantile(unknown_best, 1 - fpir, method="higher")) + 1e-6
+    return float((known_correct & (known_best >= t)).mean()), t
+
+
+def run_identify_eval(report: str | Path, faces: str | Path | None = None,
+                      masked_dir: str | Path | None = None, split_card: str | Path | None = None,
+                      model: str = "default", n_enrol: int = 3, unknown_fraction: float = 0.2,
+                      threshold: float | None = None, seed: int = 0, progress: bool = True
+                      ) -> dict[str, Any]:
+    """Run the protocol, write the JSON report, and return it."""
+    from maskface.eval.verify import PairEmbedder, default_mask_fn
+    from maskface.gallery import Gallery
+    from maskface.recognize import create_embedder, default_threshold
+    from maskface.recognize.faces import portrait_detector
+    from maskface.train.recog_data import IdentitySplit, identity_photos, masked_copies
+
+    t0 = time.perf_counter()
+    faces = Path(faces) if faces else default_data_root() / "faces" / "vggface2-sample"
+    photos = identity_photos(faces)
+    if split_card:
+        held = IdentitySplit.from_card(split_card).holdout
+        photos = {k: v for k, v in photos.items() if k in set(held)}
+    photos = {k: v for k, v in photos.items() if len(v) > n_enrol}
+    if len(photos) < 4:
+        raise InputError(f"{faces}: need at least 4 identities with more than {n_enrol} photos")
+    rng = np.random.default_rng(seed)
+    names = sorted(photos)
+    n_unknown = int(round(unknown_fraction * len(names)))
+    unknown = set(rng.choice(names, n_unknown, replace=False).tolist()) if n_unknown else set()
+    copies = masked_copies(masked_dir)
+
+    embedder = create_embedder(model)
+    t = default_threshold(embedder) if threshold is None else float(threshold)
+
+    def query_item(name: str, p: Path) -> tuple[Path, bool]:
+        mp = copies.get((name, p.stem))
+        return (mp, False) if mp is not None else (p, True)  # a given copy is already masked
+
+    enrol_items, known_q, unknown_q = {}, [], []
+    for name in names:
+        order = rng.permutation(len(photos[name]))
+        ps = [photos[name][i] for i in order]
+        if name in unknown:
+            unknown_q += [(name, query_item(name, p)) for p in ps]
+        else:
+            enrol_items[name] = [(p, False) for p in ps[:n_enrol]]
+            known_q += [(name, query_item(name, p)) for p in ps[n_enrol:]]
+    pe = PairEmbedder(embedder, portrait_detector(), None if copies else default_mask_fn(),
+                      seed)
+    all_items = [it for v in enrol_items.values() for it in v] + [it for _, it in known_q] + \
+        [it for _, it in unknown_q]
+    cache = pe.embed(all_items, progress)
+
+    with tempfile.TemporaryDirectory() as tmp, \
+            Gallery(Path(tmp) / "eval.db", model=embedder.name, dim=embedder.dim) as g:
+        for name, items in enrol_items.items():
+            g.enroll(name, np.stack([cache[it] for it in items]), masked=False)
+        kq = np.stack([cache[it] for _, it in known_q])
+        uq = np.stack([cache[it] for _, it in unknown_q]) if unknown_q else None
+        k_matches = g.identify(kq, t, k=5)
+        u_matches = g.identify(uq, t, k=1) if uq is not None else []
+    truth = [n for n, _ in known_q]
+    top1 = np.array([m.candidates[0][1] == n for m, n in zip(k_matches, truth)])
+    top5 = np.array([n in [c[1] for c in m.candidates] for m, n in zip(k_matches, truth)])
+    k_best = np.array([m.candidates[0][2] for m in k_matches])
+    u_best = np.array([m.candidates[0][2] for m in u_matches]) if u_matches else np.zeros(0)
+    tpir = float((top1 & (k_best >= t)).mean())
+    fpir = float((u_best >= t).mean()) if len(u_best) else float("nan")
+    res: dict[str, Any] = {
+        "model": embedder.name,
+        "faces": str(faces),
+        "masked": str(masked_dir) if masked_dir else "drawn by maskface.synth (seeded)",
+        "identities": len(names),
+        "gallery_people": len(enrol_items),
+        "unknown_people": len(unknown),
+        "enrol_photos_per_person": n_enrol,
+        "known_queries": len(known_q),
+        "unknown_queries": len(unknown_q),
+        "rank1": round(float(top1.mean()), 5),
+        "rank5": round(float(top5.mean()), 5),
+        "threshold": round(t, 4),
+        "tpir": round(tpir, 5),
+        "fpir": round(fpir, 5),
+        "unknown_rejection_rate": round(1 - fpir, 5),
+        "seed": seed,
+        **{k: int(v) for k, v in pe.counts.items()},
+    }
+    for far in (0.01, 0.05):
+        v, th = _tpir_at_fpir(k_best, top1, u_best, far)
+        res[f"tpir_at_fpir_{far:g}"] = round(v, 5)
+        res[f"threshold_at_fpir_{far:g}"] = round(th, 4)
+    res["time_s"] = round(time.perf_counter() - t0, 1)
+    report = Path(report)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps(res, indent=2))
+    return res

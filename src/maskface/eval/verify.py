@@ -1,0 +1,271 @@
+"""Face verification protocol: pairs of photos, same person or not, k-fold accuracy.
+
+Two pair sources:
+
+* **LFW View 2** (``--lfw DIR``): ``DIR/pairs.txt`` with a ``<folds> <n>`` header, then per fold
+  ``n`` matched lines ``name i j`` and ``n`` mismatched lines ``name1 i name2 j``; images at
+  ``DIR/images/<name>/<name>_<NNNN>.jpg``.
+* **CSV** (``--pairs FILE``): columns ``path_a,path_b,same`` (paths relative to the CSV, ``same``
+  1/0 or true/false); the pairs are split into ten contiguous folds.
+
+Every fold's threshold is chosen on the other folds (best accuracy there) and applied to it; the
+report gives the mean and standard deviation of the fold accuracies, ROC AUC, TAR at FAR 1e-3 and
+a PNG of the same/different score histograms. ``mask`` masks the second image of each pair
+(``one``) or both (``both``) synthetically, seeded per image.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskface.errors import InputError, MaskfaceError
+
+log = logging.getLogger(__name__)
+
+MASK_MODES = ("none", "one", "both")
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: Path
+    b: Path
+    same: bool
+    fold: int
+
+
+def read_lfw_pairs(lfw_dir: str | Path) -> list[Pair]:
+    """The pairs of an LFW View-2 ``pairs.txt`` (any number of folds)."""
+    root = Path(lfw_dir)
+    path = root / "pairs.txt"
+    if not path.is_file():
+        raise InputError(f"{root}: no pairs.txt (expected LFW View-2 layout)")
+    lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
+    try:
+        n_folds, n = int(lines[0][0]), int(lines[0][1])
+    except (IndexError, ValueError):
+        raise InputError(f"{path}: first line must be '<folds> <pairs per class>'") from None
+    if len(lines) - 1 != n_folds * 2 * n:
+        raise InputError(f"{path}: header promises {n_folds}x{2 * n} pairs, file has "
+                         f"{len(lines) - 1}")
+
+    def img(name: str, idx: str) -> Path:
+        return root / "images" / name / f"{name}_{int(idx):04d}.jpg"
+
+    pairs = []
+    for k, parts in enumerate(lines[1:]):
+        fold = k // (2 * n)
+        if len(parts) == 3:
+            pairs.append(Pair(img(parts[0], parts[1]), img(parts[0], parts[2]), True, fold))
+        elif len(parts) == 4:
+            pairs.append(Pair(img(parts[0], parts[1]), img(parts[2], parts[3]), False, fold))
+        else:
+            raise InputError(f"{path}: line {k + 2} is neither 'name i j' nor 'a i b j'")
+    return pairs
+
+
+_TRUE = {"1", "true", "yes", "same"}
+_FALSE = {"0", "false", "no", "different"}
+
+
+def read_pairs_csv(csv_path: str | Path, n_folds: int = 10) -> list[Pair]:
+    """Pairs from a ``path_a,path_b,same`` CSV, in ``n_folds`` contiguous folds."""
+    path = Path(csv_path)
+    if not path.is_file():
+        raise InputError(f"{path}: pairs CSV not found")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"path_a", "path_b", "same"} <= set(rows[0]):
+        raise InputError(f"{path}: needs a header with columns path_a,path_b,same")
+    out = []
+    for i, row in enumerate(rows):
+        flag = str(row["same"]).strip().lower()
+        if flag not in _TRUE | _FALSE:
+            raise InputError(f"{path}: row {i + 2}: 'same' must be 1/0 or true/false")
+        out.append(Pair(path.parent / row["path_a"], path.parent / row["path_b"],
+                        flag in _TRUE, i * n_folds // len(rows)))
+    if n_folds < 2 or len(out) < n_folds:
+        raise InputError(f"{path}: need at least {max(n_folds, 2)} pairs for {n_folds} folds")
+    if len({p.same for p in out}) < 2:
+        raise InputError(f"{path}: needs both same-person and different-person pairs")
+    return out
+
+
+# -- scores -> accuracy ---------------------------------------------------------------------
+def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
+    """The threshold with the best accuracy on these pairs (midpoint between scores)."""
+    s = np.sort(np.unique(scores))
+    cands = np.concatenate([[s[0] - 1e-6], (s[:-1] + s[1:]) / 2, [s[-1] + 1e-6]])
+    acc = [((scores >= t) == same).mean() for t in cands]
+    return float(cands[int(np.argmax(acc))])
+
+
+def fold_accuracies(scores: np.ndarray, same: np.ndarray, folds: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy of each fold at the threshold chosen on the other folds."""
+    accs, ths = [], []
+    for k in np.unique(folds):
+        test = folds == k
+        t = best_threshold(scores[~test], same[~test])
+        accs.append(((scores[test] >= t) == same[test]).mean())
+        ths.append(t)
+    return np.array(accs), np.array(ths)
+
+
+# -- images -> embeddings ---------------------------------------------------------------------
+MaskFn = Callable[[np.ndarray, Any, int], np.ndarray]
+
+
+class PairEmbedder:
+    """Embeds each distinct (image, masked) once per run: find the central face (centred
+    fallback when none is detected), optionally mask it synthetically and re-detect, align,
+    embed. Counts the fallbacks for the report."""
+
+    def __init__(self, embedder, detector, mask_fn: MaskFn | None = None, seed: int = 0):
+        self.embedder = embedder
+        self.detector = detector
+        self.mask_fn = mask_fn
+        self.seed = seed
+        self.cache: dict[tuple[Path, bool], np.ndarray] = {}
+        self.counts = {"images": 0, "no_face_fallback": 0, "mask_failed": 0,
+                       "masked_not_redetected": 0}
+
+    def aligned(self, path: Path, masked: bool) -> np.ndarray:
+        from maskface.align import align_face
+        from maskface.io import load_image
+        from maskface.recognize.faces import central_face
+
+        image = load_image(path)
+        picked = central_face(self.detector, image)
+        self.counts["images"] += 1
+        self.counts["no_face_fallback"] += picked.how == "fallback"
+        landmarks = picked.face.landmarks
+        if masked:
+            # Seeded per image, so 'one' and 'both' runs mask an image the same way.
+            seed = zlib.crc32(f"{self.seed}:{path.name}".encode())
+            try:
+                image = self.mask_fn(image, picked.face, seed)
+            except MaskfaceError as exc:  # no dense landmarks: the image stays unmasked
+                log.debug("%s: not masked: %s", path, exc)
+                self.counts["mask_failed"] += 1
+                return align_face(image, landmarks)
+            again = central_face(self.detector, image)
+            if again.how == "fallback":  # the detector missed the masked face: keep geometry
+                self.counts["masked_not_redetected"] += 1
+            else:
+                landmarks = again.face.landmarks
+        return align_face(image, landmarks)
+
+    def embed(self, items: Sequence[tuple[Path, bool]], progress: bool = True
+              ) -> dict[tuple[Path, bool], np.ndarray]:
+        from tqdm import tqdm
+
+        todo = [it for it in dict.fromkeys(items) if it not in self.cache]
+        batch: list[tuple[tuple[Path, bool], np.ndarray]] = []
+
+        def flush() -> None:
+            emb = self.embedder.embed(np.stack([a for _, a in batch]))
+            self.cache.update({k: e for (k, _), e in zip(batch, emb)})
+            batch.clear()
+
+        for it in tqdm(todo, desc="embed", unit="img", disable=not progress, leave=False):
+            batch.append((it, self.aligned(*it)))
+            if len(batch) == 32:
+                flush()
+        if batch:
+            flush()
+        return self.cache
+
+
+def default_mask_fn() -> MaskFn:
+    """Masks a face with a seeded random style from :mod:`maskface.synth` (worn correctly)."""
+    from maskface.synth import apply_mask, random_style
+
+    def mask(image: np.ndarray, face, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        return apply_mask(image, face, random_style(rng))
+
+    return mask
+
+
+def evaluate_pairs(pairs: Sequence[Pair], embedder, detector, mask: str = "none",
+                   seed: int = 0, mask_fn: MaskFn | None = None, progress: bool = True,
+                   pair_embedder: PairEmbedder | None = None) -> dict[str, Any]:
+    """Run the verification protocol; returns the report dict (scores included under
+    ``"_scores"``/``"_same"`` for plotting, stripped before writing)."""
+    from maskface.eval.metrics import roc_auc, tar_at_far
+
+    if mask not in MASK_MODES:
+        raise InputError(f"--mask must be one of {', '.join(MASK_MODES)}")
+    if mask != "none" and mask_fn is None:
+        mask_fn = default_mask_fn()
+    t0 = time.perf_counter()
+    pe = pair_embedder or PairEmbedder(embedder, detector, mask_fn, seed)
+    items_a = [(p.a, mask == "both") for p in pairs]
+    items_b = [(p.b, mask != "none") for p in pairs]
+    missing = [str(p) for p, _ in items_a + items_b if not p.is_file()]
+    if missing:
+        raise InputError(f"{len(missing)} pair images not found, e.g. {missing[0]}")
+    cache = pe.embed(items_a + items_b, progress)
+    ea = np.stack([cache[k] for k in items_a])
+    eb = np.stack([cache[k] for k in items_b])
+    scores = (ea * eb).sum(1)
+    same = np.array([p.same for p in pairs])
+    folds = np.array([p.fold for p in pairs])
+    accs, ths = fold_accuracies(scores, same, folds)
+    return {
+        "model": embedder.name,
+        "mask": mask,
+        "seed": seed,
+        "pairs": len(pairs),
+        "same_pairs": int(same.sum()),
+        "different_pairs": int((~same).sum()),
+        "folds": len(accs),
+        "accuracy": round(float(accs.mean()), 5),
+        "accuracy_std": round(float(accs.std()), 5),
+        "fold_accuracy": [round(float(a), 5) for a in accs],
+        "fold_threshold": [round(float(t), 4) for t in ths],
+        "threshold": round(best_threshold(scores, same), 4),
+        "roc_auc": round(roc_auc(scores, same), 5),
+        "tar_at_far_1e-3": round(tar_at_far(scores, same, 1e-3), 5),
+        "tar_at_far_1e-2": round(tar_at_far(scores, same, 1e-2), 5),
+        "mean_score_same": round(float(scores[same].mean()), 4),
+        "mean_score_different": round(float(scores[~same].mean()), 4),
+        **{k: int(v) for k, v in pe.counts.items()},
+        "time_s": round(time.perf_counter() - t0, 1),
+        "_scores": scores,
+        "_same": same,
+    }
+
+
+def plot_score_histograms(scores: np.ndarray, same: np.ndarray, threshold: float,
+                          path: str | Path, title: str = "") -> Path:
+    """Histograms of same-person and different-person scores with the threshold (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    bins = np.linspace(min(-0.2, scores.min()), 1.0, 60)
+    ax.hist(scores[~same], bins=bins, alpha=0.6, label=f"different ({(~same).sum()})",
+            color="tab:red")
+    ax.hist(scores[same], bins=bins, alpha=0.6, label=f"same ({same.sum()})", color="tab:blue")
+    ax.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.3f}")
+    ax.set_xlabel("cosine similarity")
+    ax.set_ylabel("pairs")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,66 @@
+"""Embedders run on onnxruntime: SFace (the registered baseline) and this project's adapted model.
+
+Contract shared by both graphs: input ``float32 (N, 3, 112, 112)`` **RGB** pixels in 0..255
+(normalisation is inside the graph), output ``(N, D)`` raw embeddings. SFace's own OpenCV wrapper
+(``cv2.FaceRecognizerSF``) swaps BGR to RGB before the network; we do the same, and the tests
+check that our embeddings match it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from maskface.errors import ModelError
+from maskface.models import ort_session
+from maskface.recognize.base import Embedder
+
+
+class OnnxEmbedder(Embedder):
+    """An embedder backed by one ONNX graph (a registered model name or a file path).
+
+    Graphs with a fixed batch of 1 (SFace) are run one face at a time; graphs with a dynamic
+    batch dimension are run ``batch_size`` faces at a time.
+    """
+
+    def __init__(self, model: str | Path = "sface", name: str | None = None,
+                 batch_size: int = 32, threads: int | None = None):
+        self.session = ort_session(model, threads)
+        inputs = self.session.get_inputs()
+        first = inputs[0]
+        if len(first.shape) != 4 or list(first.shape[1:]) != [3, 112, 112]:
+            raise ModelError(f"{model}: not a face embedder (input shape {first.shape})")
+        self._input = first.name
+        # The SFace release declares its weights as graph inputs that no node reads; onnxruntime
+        # still insists on a feed for each, so they get zeros (allocated once, never used).
+        self._extra = {
+            i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
+            for i in inputs[1:]
+        }
+        self._fixed_batch = isinstance(first.shape[0], int)
+        self.batch_size = 1 if self._fixed_batch else batch_size
+        out_dim = self.session.get_outputs()[0].shape[-1]
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.name = name or meta.get("embedder_name") or Path(str(model)).stem
+        self.dim = int(meta.get("embedding_dim", out_dim))
+        self.metadata = {k: (json.loads(v) if v[:1] in "[{" else v) for k, v in meta.items()}
+        self._lock = threading.Lock()  # one session, callers on several threads
+
+    def _embed(self, faces: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(faces[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+        out = []
+        with self._lock:
+            for i in range(0, len(x), self.batch_size):
+                feed = {self._input: x[i : i + self.batch_size], **self._extra}
+                out.append(self.session.run(None, feed)[0])
+        return np.concatenate(out).reshape(len(x), -1)
+
+
+class SFaceEmbedder(OnnxEmbedder):
+    """SFace (OpenCV Zoo, 2021dec int8), 128-d: the registered baseline recogniser."""
+
+    def __init__(self, threads: int | None = None):
+        super().__init__("sface", name="sface", threads=threads)

@@ -1,0 +1,141 @@
+"""SFace graph surgery (needs ``onnx``): the frozen backbone's features for training, and the
+adapted recogniser exported as one ONNX graph (SFace backbone + the trained head).
+
+SFace ends ``bn1 (N,1024,7,7) -> Flatten -> Gemm (pre_fc1) -> BatchNorm (fc1)``. Training reads
+the cached ``Flatten`` output and learns a low-rank residual added to SFace's embedding; the
+export keeps SFace whole and adds that branch, so the input contract (RGB 0..255,
+(N,3,112,112)) is SFace's and one session runs the whole embedder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+FEATURES = "flatten_254"
+FEATURE_DIM = 1024 * 7 * 7
+_TAIL = ("pre_fc1", "fc1")
+
+
+def _sface():
+    import onnx
+
+    from maskface.models import model_bytes
+
+    m = onnx.load_from_string(model_bytes("sface"))
+    # The release lists its weights (and unused names) as graph inputs, which stops
+    # onnxruntime from folding batch norms into convolutions: keep only the image input.
+    keep = [i for i in m.graph.input if i.name == "data"]
+    del m.graph.input[:]
+    m.graph.input.extend(keep)
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    m.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    del m.graph.value_info[:]  # stale batch-1 shapes
+    return m
+
+
+def backbone_session(threads: int | None = None):
+    """onnxruntime session: aligned RGB faces (N,3,112,112) -> (SFace embedding (N,128),
+    features (N,50176))."""
+    import onnx
+    import onnxruntime as ort
+
+    m = _sface()
+    m.graph.output.append(onnx.helper.make_tensor_value_info(FEATURES, onnx.TensorProto.FLOAT,
+                                                             ["N", FEATURE_DIM]))
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    # Fold the int8 weights to float once instead of dequantizing them on every run.
+    opts.add_session_config_entry("session.disable_quant_qdq", "1")
+    return ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def _tmpdir() -> str:
+    import tempfile
+
+    d = Path(tempfile.gettempdir()) / "maskface-train"
+    d.mkdir(exist_ok=True)
+    return str(d)
+
+
+def sface_tail() -> tuple[np.ndarray, np.ndarray]:
+    """SFace's own tail folded into one linear map ``emb = f @ W.T + b`` (W (128, 50176))."""
+    import onnx
+    from onnx import numpy_helper
+
+    from maskface.models import ort_session
+
+    m = _sface()
+    names = ["pre_fc1_weight_dequantized", "pre_fc1_bias_dequantized"]
+    for n in names:
+        m.graph.output.append(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT,
+                                                                 None))
+    path = Path(_tmpdir()) / "sface_tail.onnx"
+    onnx.save(m, path)
+    sess = ort_session(path, 1)
+    w, b = sess.run(names, {"data": np.zeros((1, 3, 112, 112), np.float32)})
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    bn = next(n for n in m.graph.node if n.output[0] == "fc1")
+    eps = next(a.f for a in bn.attribute if a.name == "epsilon")
+    gamma, beta, mean, var = (inits[bn.input[k]].astype(np.float64) for k in range(1, 5))
+    scale = gamma / np.sqrt(var + eps)
+    w_f = (w.astype(np.float64) * scale[:, None]).astype(np.float32)
+    b_f = ((b - mean) * scale + beta).astype(np.float32)
+    return w_f, b_f
+
+
+def extract_features(crops: np.ndarray, batch: int = 64, progress: bool = True
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Backbone features (float16, (M, 50176)) and SFace embeddings (float32) of aligned BGR
+    crops."""
+    from tqdm import tqdm
+
+    sess = backbone_session()
+    feats = np.zeros((len(crops), FEATURE_DIM), np.float16)
+    embs = np.zeros((len(crops), 128), np.float32)
+    for i in tqdm(range(0, len(crops), batch), desc="backbone", disable=not progress,
+                  mininterval=5):
+        x = np.ascontiguousarray(crops[i:i + batch][..., ::-1].transpose(0, 3, 1, 2),
+                                 dtype=np.float32)
+        e, f = sess.run(None, {"data": x})
+        feats[i:i + batch] = f
+        embs[i:i + batch] = e
+    return feats, embs
+
+
+def export_adapted(u: np.ndarray, v: np.ndarray, path: str | Path, metadata: dict) -> Path:
+    """SFace plus the trained low-rank residual ``U (V f)`` as one ONNX graph with metadata.
+
+    SFace's own layers are kept as they are (int8 weights); ``V`` is stored as float16 (cast to
+    float32 in the graph) to keep the file small.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    m = _sface()
+    m.graph.initializer.extend([
+        numpy_helper.from_array(np.ascontiguousarray(v.T, np.float16), "residual_v_t"),
+        numpy_helper.from_array(np.ascontiguousarray(u.T, np.float32), "residual_u_t")])
+    m.graph.node.extend([
+        helper.make_node("Cast", ["residual_v_t"], ["residual_v_t32"], to=onnx.TensorProto.FLOAT),
+        helper.make_node("MatMul", [FEATURES, "residual_v_t32"], ["residual_low"]),
+        helper.make_node("MatMul", ["residual_low", "residual_u_t"], ["residual"]),
+        helper.make_node("Add", [m.graph.output[0].name, "residual"], ["embedding"]),
+    ])
+    del m.graph.output[:]
+    m.graph.output.append(helper.make_tensor_value_info("embedding", onnx.TensorProto.FLOAT,
+                                                        ["N", u.shape[0]]))
+    del m.metadata_props[:]
+    for k, val in metadata.items():
+        m.metadata_props.append(onnx.StringStringEntryProto(
+            key=k, value=val if isinstance(val, str) else json.dumps(val)))
+    onnx.checker.check_model(m)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(m, path)
+    return path

@@ -1,0 +1,180 @@
+"""Recognition: SFace embeddings (checked against OpenCV's own wrapper), the pipeline stage,
+real same/different pairs, the CLI round trip and the adapted-model export."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from maskface.align import align_faces
+from maskface.cli import load_commands
+from maskface.errors import InputError
+from maskface.gallery import Gallery
+from maskface.models import model_path
+from maskface.recognize import Recognizer, SFaceEmbedder, central_face, single_face
+from maskface.recognize.faces import portrait_detector
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(load_commands(), list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return SFaceEmbedder()
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return portrait_detector()
+
+
+def lfw(data_dir, name: str, idx: int):
+    return data_dir / "lfw" / "images" / name / f"{name}_{idx:04d}.jpg"
+
+
+def aligned(detector, path_or_image):
+    from maskface.io import load_image
+
+    img = load_image(path_or_image)
+    return align_faces(img, central_face(detector, img).face.landmarks[None])[0]
+
+
+def test_embeddings_match_opencv_face_recognizer(embedder, detector, astronaut, data_dir):
+    faces = [aligned(detector, astronaut)] + [
+        aligned(detector, lfw(data_dir, n, i))
+        for n, i in (("Abdullah_Gul", 1), ("Adrien_Brody", 3), ("Abdullah_Gul", 7))]
+    ours = embedder.embed(np.stack(faces))
+    rec = cv2.FaceRecognizerSF.create(str(model_path("sface")), "")
+    ref = np.stack([rec.feature(f).ravel() for f in faces])
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    assert ours.shape == (4, 128) and embedder.dim == 128
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_less(1 - 1e-4, (ours * ref).sum(1))
+
+
+def test_embedder_rejects_unaligned_input(embedder):
+    with pytest.raises(InputError):
+        embedder.embed(np.zeros((2, 100, 100, 3), np.uint8))
+    assert embedder.embed(np.zeros((0, 112, 112, 3), np.uint8)).shape == (0, 128)
+
+
+@pytest.mark.data
+def test_same_person_scores_higher_on_lfw_pairs(embedder, detector, data_dir):
+    from maskface.eval.metrics import roc_auc
+    from maskface.eval.verify import read_lfw_pairs
+
+    pairs = read_lfw_pairs(data_dir / "lfw")
+    pick = pairs[:12] + pairs[300:312]  # fold 1: the first matched and mismatched pairs
+    emb = {p: embedder.embed(aligned(detector, p))[0] for pr in pick for p in (pr.a, pr.b)}
+    scores = np.array([emb[p.a] @ emb[p.b] for p in pick])
+    same = np.array([p.same for p in pick])
+    assert same.sum() == 12
+    assert scores[same].mean() > scores[~same].mean() + 0.3
+    assert roc_auc(scores, same) > 0.95
+
+
+def test_recognizer_in_pipeline_open_set(embedder, astronaut, tmp_path, data_dir):
+    from maskface.pipeline import Pipeline
+
+    with Gallery(tmp_path / "g.db", model=embedder.name, dim=embedder.dim) as g:
+        rec = Recognizer(embedder, g)
+        pipe = Pipeline(classifier=None, recognizer=rec)
+        result = pipe.analyze(astronaut)
+        assert len(result.faces) == 1 and not result.faces[0].identity.known  # empty gallery
+        g.enroll("Eileen Collins", result.faces[0].embedding[None])
+        again = pipe.analyze(astronaut)
+        assert again.faces[0].identity.name == "Eileen Collins"
+        assert again.faces[0].identity.score > 0.99
+        stranger = pipe.analyze(lfw(data_dir, "Adrien_Brody", 3))
+        assert stranger.faces and all(not f.identity.known for f in stranger.faces)
+        assert json.loads(again.to_json())["faces"][0]["identity"]["name"] == "Eileen Collins"
+
+
+def test_single_face_refuses_crowds_and_blanks(detector, data_dir):
+    from maskface.io import load_image
+
+    with pytest.raises(InputError, match="no face"):
+        single_face(detector, np.full((200, 200, 3), 128, np.uint8), "blank.png")
+    two = load_image(lfw(data_dir, "Adrien_Brody", 2))  # a second face in the background
+    with pytest.raises(InputError, match="2 faces"):
+        single_face(detector, two, "two.jpg")
+    assert single_face(detector, two, "two.jpg", pick_largest=True).how == "largest"
+
+
+@pytest.mark.data
+def test_cli_enroll_identify_verify_round_trip(tmp_path, data_dir, astronaut_path):
+    db = str(tmp_path / "people.db")
+    gul = [str(lfw(data_dir, "Abdullah_Gul", i)) for i in (1, 6, 7)]
+    brody = [str(lfw(data_dir, "Adrien_Brody", i)) for i in (2, 3, 5)]
+    res = invoke("enroll", "Abdullah Gul", gul[0], gul[1], "--db", db, "--largest")
+    assert res.exit_code == 0, res.output
+    assert "2 embeddings" in res.output
+    res = runner.invoke(load_commands(), ["enroll", "Adrien Brody", brody[0], "--db", db])
+    assert res.exit_code == 1 and "2 faces" in res.output and brody[0] in res.output
+    assert invoke("enroll", "Adrien Brody", brody[0], "--largest", "--db", db).exit_code == 0
+    res = runner.invoke(load_commands(), ["enroll", "Adrien Brody", brody[1], "--db", db])
+    assert res.exit_code == 1 and "already enrolled" in res.output
+    assert invoke("enroll", "Adrien Brody", brody[1], "--add", "--largest", "--db", db
+                  ).exit_code == 0
+
+    out = tmp_path / "out"
+    res = invoke("identify", gul[2], brody[2], str(astronaut_path), "--db", db, "--out",
+                 str(out), "--classifier", "none")
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.strip().splitlines()
+    assert lines[0].startswith(gul[2]) and "Abdullah Gul" in lines[0]
+    assert "Adrien Brody" in lines[1]
+    assert "unknown" in lines[2] and "Abdullah" not in lines[2] and "Brody" not in lines[2]
+    record = json.loads((out / "Abdullah_Gul_0007.json").read_text())
+    assert record["faces"][0]["identity"]["name"] == "Abdullah Gul"
+    assert (out / "Abdullah_Gul_0007.jpg").is_file()
+
+    res = invoke("verify", gul[1], gul[2], "--json")
+    same = json.loads(res.stdout)
+    res = invoke("verify", gul[1], brody[2], "--json")
+    diff = json.loads(res.stdout)
+    assert same["same"] and not diff["same"] and same["score"] > diff["score"]
+
+    res = invoke("people", "list", "--db", db, "--json")
+    people = {p["name"]: p for p in json.loads(res.stdout)}
+    assert people["Adrien Brody"]["embeddings"] == 2
+    assert invoke("people", "rename", "Adrien Brody", "A. Brody", "--db", db).exit_code == 0
+    res = invoke("people", "remove", "A. Brody", "--yes", "--db", db)
+    assert "2 embeddings" in res.output
+    with Gallery(db) as g:
+        assert [p.name for p in g.people()] == ["Abdullah Gul"]
+        assert g.count_embeddings() == 2
+    res = runner.invoke(load_commands(), ["people", "remove", "Nobody", "--yes", "--db", db])
+    assert res.exit_code == 1 and "no enrolled person" in res.output
+
+
+def test_adapted_export_matches_its_formula(embedder, tmp_path):
+    pytest.importorskip("onnx")
+    from maskface.recognize import OnnxEmbedder
+    from maskface.train.recog_model import export_adapted, extract_features, sface_tail
+
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (3, 112, 112, 3), dtype=np.uint8)
+    w0, b0 = sface_tail()
+    feats, sface_emb = extract_features(crops, progress=False)
+    # Zero residual: the folded tail reproduces SFace exactly.
+    base = feats.astype(np.float32) @ w0.T + b0
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    np.testing.assert_array_less(1 - 1e-4, (base * embedder.embed(crops)).sum(1))
+    u = rng.standard_normal((128, 4)).astype(np.float32) * 0.05
+    v = rng.standard_normal((4, feats.shape[1])).astype(np.float32) * 0.01
+    path = export_adapted(u, v, tmp_path / "adapted.onnx",
+                          {"embedder_name": "t", "threshold": "0.3"})
+    model = OnnxEmbedder(path)
+    want = feats.astype(np.float32) @ (w0 + u @ v).T + b0
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    assert model.name == "t" and model.dim == 128
+    np.testing.assert_array_less(1 - 1e-3, (model.embed(crops) * want).sum(1))
+
