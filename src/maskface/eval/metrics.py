@@ -1,0 +1,154 @@
+"""Classification and verification metrics in plain numpy (no scikit-learn).
+
+General building blocks shared by every evaluation: ROC curve and AUC from scores, TAR at a
+given FAR, confusion matrices and per-class precision/recall/F1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RocCurve:
+    """False/true positive rates at every distinct threshold, thresholds descending.
+
+    The first point is (0, 0) at threshold ``+inf``; the last is (1, 1)."""
+
+    fpr: np.ndarray
+    tpr: np.ndarray
+    thresholds: np.ndarray
+
+    def to_dict(self, max_points: int = 200) -> dict[str, list[float]]:
+        """The curve, thinned to at most ``max_points`` points for a JSON report."""
+        idx = np.unique(np.linspace(0, len(self.fpr) - 1, min(len(self.fpr), max_points))
+                        .round().astype(int))
+        th = [float(t) if np.isfinite(t) else None for t in self.thresholds[idx]]
+        return {"fpr": [round(float(v), 6) for v in self.fpr[idx]],
+                "tpr": [round(float(v), 6) for v in self.tpr[idx]], "thresholds": th}
+
+
+def _binary(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    labels = np.asarray(labels).ravel()
+    if labels.dtype != bool and not np.isin(labels, (0, 1)).all():
+        raise ValueError("labels must be booleans or 0/1 (arguments are scores, labels)")
+    labels = labels.astype(bool)
+    if scores.shape != labels.shape:
+        raise ValueError(f"scores {scores.shape} and labels {labels.shape} differ in length")
+    return scores, labels
+
+
+def roc_curve(scores: np.ndarray, labels: np.ndarray) -> RocCurve:
+    """ROC of ``scores`` (higher = more positive) against boolean ``labels``.
+
+    Tied scores form one threshold, so the curve is exact (no ordering artefacts)."""
+    scores, labels = _binary(scores, labels)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("ROC needs both positive and negative samples")
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], labels[order]
+    # Last index of each run of equal scores: the curve steps once per distinct threshold.
+    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
+    tp = np.cumsum(y)[last]
+    fp = (last + 1) - tp
+    tpr = np.r_[0.0, tp / n_pos]
+    fpr = np.r_[0.0, fp / n_neg]
+    return RocCurve(fpr, tpr, np.r_[np.inf, s[last]])
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve: the probability that a random positive outscores a random
+    negative (ties count one half)."""
+    curve = roc_curve(scores, labels)
+    return float(np.trapezoid(curve.tpr, curve.fpr))
+
+
+def _at_far(scores: np.ndarray, labels: np.ndarray, far: float) -> tuple[float, float]:
+    curve = roc_curve(scores, labels)
+    ok = np.nonzero(curve.fpr <= far + 1e-12)[0]
+    k = ok[-1]  # fpr is non-decreasing, so the last admissible point has the highest tpr
+    return float(curve.tpr[k]), float(curve.thresholds[k])
+
+
+def tar_at_far(scores: np.ndarray, labels: np.ndarray, far: float) -> float:
+    """True-accept rate at the loosest threshold whose false-accept rate is still ``<= far``
+    (a sample is accepted when ``score >= threshold``)."""
+    return _at_far(scores, labels, far)[0]
+
+
+def threshold_at_far(scores: np.ndarray, labels: np.ndarray, far: float) -> float:
+    """The decision threshold of :func:`tar_at_far` (``inf`` when no threshold reaches it)."""
+    return _at_far(scores, labels, far)[1]
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """``C[i, j]`` = number of samples of true class ``i`` predicted as ``j``."""
+    y_true = np.asarray(y_true, dtype=np.int64).ravel()
+    y_pred = np.asarray(y_pred, dtype=np.int64).ravel()
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    return cm
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+def per_class_metrics(cm: np.ndarray) -> list[ClassMetrics]:
+    """Precision, recall, F1 and support for each class of a confusion matrix (0 when
+    undefined, e.g. precision of a class never predicted)."""
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diag(cm)
+    pred = cm.sum(0)
+    true = cm.sum(1)
+    out = []
+    for k in range(len(cm)):
+        p = tp[k] / pred[k] if pred[k] else 0.0
+        r = tp[k] / true[k] if true[k] else 0.0
+        f = 2 * p * r / (p + r) if p + r else 0.0
+        out.append(ClassMetrics(float(p), float(r), float(f), int(true[k])))
+    return out
+
+
+def classification_report(probs: np.ndarray, y_true: np.ndarray, labels: Sequence[str],
+                          positive: int = 0) -> dict:
+    """Accuracy, per-class P/R/F1, confusion matrix and ROC AUC of predicted probabilities.
+
+    Binary: ``roc_auc`` scores class ``positive`` (``with_mask``) by its probability.
+    More classes: one-vs-rest AUC per class and their macro mean (classes absent from
+    ``y_true`` are skipped)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    y_true = np.asarray(y_true, dtype=np.int64)
+    n = len(labels)
+    y_pred = probs.argmax(1) if len(probs) else np.zeros(0, np.int64)
+    cm = confusion_matrix(y_true, y_pred, n)
+    classes = per_class_metrics(cm)
+    report: dict = {
+        "n": int(len(y_true)),
+        "accuracy": float((y_pred == y_true).mean()) if len(y_true) else float("nan"),
+        "labels": list(labels),
+        "per_class": {lab: vars(m) for lab, m in zip(labels, classes)},
+        "macro_f1": float(np.mean([m.f1 for m in classes if m.support])) if len(y_true)
+        else float("nan"),
+        "confusion_matrix": cm.tolist(),
+    }
+    aucs = {}
+    for k, lab in enumerate(labels):
+        pos = y_true == k
+        if pos.any() and (~pos).any():
+            aucs[lab] = roc_auc(probs[:, k], pos)
+    if n == 2:
+        report["roc_auc"] = aucs.get(labels[positive], float("nan"))
+    else:
+        report["roc_auc"] = float(np.mean(list(aucs.values()))) if aucs else float("nan")
+        report["roc_auc_per_class"] = aucs
+    return report

@@ -1,0 +1,63 @@
+"""Evaluation plots (matplotlib, headless): ROC curves and confusion matrices as PNG files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from maskface.eval.metrics import RocCurve
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_roc(curves: Mapping[str, tuple[RocCurve, float]], path: str | Path,
+             title: str = "ROC curve") -> Path:
+    """One ROC line per entry of ``curves`` (``name -> (curve, auc)``), written to ``path``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    for name, (curve, auc) in curves.items():
+        ax.plot(curve.fpr, curve.tpr, lw=1.8, label=f"{name} (AUC {auc:.4f})")
+    ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title,
+           xlim=(-0.01, 1.0), ylim=(0.0, 1.01))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: str | Path,
+                   pred_labels: Sequence[str] | None = None,
+                   title: str = "confusion matrix") -> Path:
+    """Counts with row-normalised shading (rows: true class, columns: predicted class)."""
+    plt = _pyplot()
+    cm = np.asarray(cm)
+    pred_labels = list(pred_labels or labels)
+    rows = cm.sum(1, keepdims=True)
+    frac = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * cm.shape[1], 1.2 + 1.1 * cm.shape[0]))
+    ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, f"{cm[i, j]}\n{frac[i, j]:.1%}", ha="center", va="center",
+                    color="white" if frac[i, j] > 0.6 else "black", fontsize=9)
+    ax.set_xticks(range(cm.shape[1]), pred_labels, rotation=20)
+    ax.set_yticks(range(cm.shape[0]), list(labels))
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

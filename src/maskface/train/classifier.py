@@ -1,0 +1,393 @@
+"""Fine-tune ImageNet MobileNetV2 into the mask classifier and export it to ONNX.
+
+Recipe: a fixed, seeded, near-duplicate-aware split (see :mod:`maskface.train.data`); the
+head alone for ``freeze_epochs`` (backbone frozen, BatchNorm statistics untouched), then the
+whole network with AdamW and a cosine schedule; class-and-source balanced sampling; label
+smoothing; the checkpoint with the best validation accuracy (mean over data sources, so the
+real photos count as much as the more numerous synthetic ones) is exported with its
+normalisation inside the ONNX graph, checked against torch, and described by a training card.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import platform
+import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from maskface.classify.crop import CROP_SCALE, whole_image_crop
+from maskface.errors import InputError
+from maskface.eval.metrics import classification_report
+from maskface.io.image import decode_image
+from maskface.models import sha256_file
+from maskface.train.augment import augment
+from maskface.train.data import (
+    Sample,
+    SplitReport,
+    assign_splits,
+    dhash,
+    read_class_folders,
+    write_split_lists,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLASSES = ("with_mask", "without_mask")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (recorded in the card)."""
+
+    data: list[str]
+    out: str
+    classes: tuple[str, ...] = DEFAULT_CLASSES
+    epochs: int = 8
+    freeze_epochs: int = 1
+    size: int = 128
+    batch: int = 32
+    lr: float = 5e-4
+    head_lr: float = 3e-3
+    weight_decay: float = 0.02
+    label_smoothing: float = 0.1
+    #: training images drawn per epoch (class/source balanced, no repeats); 0 = all
+    samples_per_epoch: int = 0
+    #: leading MobileNetV2 feature blocks kept frozen while fine-tuning (speed on CPU; the
+    #: first blocks are generic edge/colour filters)
+    frozen_blocks: int = 4
+    val_frac: float = 0.10
+    test_frac: float = 0.15
+    seed: int = 0
+    threads: int = 2
+    opset: int = 17
+
+
+@dataclass
+class LoadedData:
+    samples: list[Sample]
+    images: dict[str, np.ndarray] = field(repr=False)
+    split: SplitReport
+
+
+def load_data(cfg: TrainConfig, progress: bool = True) -> LoadedData:
+    """Read every class folder under the data roots, decode, hash and split."""
+    found: list[Sample] = []
+    for root in cfg.data:
+        got = read_class_folders(root, cfg.classes)
+        if not got:
+            raise InputError(f"{root}: no images in folders named {', '.join(cfg.classes)} "
+                             "(or their aliases)")
+        found += got
+    images: dict[str, np.ndarray] = {}
+    hashes = []
+    kept = []
+    for s in tqdm(found, desc="load", unit="img", disable=not progress, leave=False):
+        try:
+            img = decode_image(Path(s.path).read_bytes(), s.path)
+        except Exception as exc:  # one unreadable file must not stop a training run
+            log.warning("skipping %s: %s", s.path, exc)
+            continue
+        # Keep memory bounded: the crops are resized to a few hundred pixels at most anyway.
+        h, w = img.shape[:2]
+        cap = 2 * cfg.size
+        if max(h, w) > cap:
+            f = cap / max(h, w)
+            import cv2
+
+            img = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))),
+                             interpolation=cv2.INTER_AREA)
+        images[s.path] = img
+        hashes.append(dhash(img))
+        kept.append(s)
+    samples, report = assign_splits(kept, np.array(hashes), cfg.seed, cfg.val_frac,
+                                    cfg.test_frac)
+    return LoadedData(samples, {s.path: images[s.path] for s in samples}, report)
+
+
+def balanced_indices(train: Sequence[Sample], n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` distinct training indices, each (source, label) cell equally likely."""
+    cells = Counter((s.source, s.label) for s in train)
+    w = np.array([1.0 / cells[(s.source, s.label)] for s in train])
+    n = min(n or len(train), len(train))
+    return rng.choice(len(train), size=n, replace=False, p=w / w.sum())
+
+
+def _eval_crops(samples: Sequence[Sample], images: dict[str, np.ndarray], size: int
+                ) -> np.ndarray:
+    return np.stack([whole_image_crop(images[s.path], size) for s in samples])
+
+
+def _batches(n: int, batch: int):
+    for i in range(0, n, batch):
+        yield slice(i, min(n, i + batch))
+
+
+class Trainer:
+    """Runs one training configuration end to end; see :func:`train_classifier`."""
+
+    def __init__(self, cfg: TrainConfig, progress: bool = True):
+        import cv2
+        import torch
+
+        from maskface.train.mobilenet import DeployModel, mobilenet_v2
+
+        cv2.setNumThreads(1)  # augmentation runs beside torch's threads; do not oversubscribe
+        self.cfg = cfg
+        self.progress = progress
+        self.torch = torch
+        torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.model = DeployModel(mobilenet_v2(len(cfg.classes))).to(
+            memory_format=torch.channels_last)
+        self.class_index = {c: i for i, c in enumerate(cfg.classes)}
+
+    # -- batches ---------------------------------------------------------------------------
+    def _train_batch(self, samples: Sequence[Sample], images, epoch: int, k: int,
+                     ids: np.ndarray):
+        cfg = self.cfg
+        # One generator per batch, keyed by (seed, epoch, batch): the views do not depend on
+        # the prefetch thread's timing.
+        rng = np.random.default_rng([cfg.seed, epoch, k])
+        x = np.stack([augment(images[samples[i].path], cfg.size, rng) for i in ids])
+        y = np.array([self.class_index[samples[i].label] for i in ids])
+        return x, y
+
+    def _tensor(self, x: np.ndarray):
+        t = self.torch.from_numpy(x).permute(0, 3, 1, 2).float()
+        return t.contiguous(memory_format=self.torch.channels_last)
+
+    def predict(self, crops: np.ndarray, batch: int = 64) -> np.ndarray:
+        """Softmax probabilities for BGR uint8 crops ``(N, S, S, 3)``."""
+        torch = self.torch
+        self.model.eval()
+        out = []
+        with torch.inference_mode():
+            for sl in _batches(len(crops), batch):
+                out.append(self.model(self._tensor(crops[sl])).numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.cfg.classes)))
+
+    def evaluate(self, samples: Sequence[Sample], crops: np.ndarray) -> dict:
+        """Classification report overall and per data source."""
+        probs = self.predict(crops)
+        y = np.array([self.class_index[s.label] for s in samples])
+        rep = {"all": classification_report(probs, y, self.cfg.classes)}
+        for src in sorted({s.source for s in samples}):
+            m = np.array([s.source == src for s in samples])
+            rep[src] = classification_report(probs[m], y[m], self.cfg.classes)
+        return rep
+
+    # -- training --------------------------------------------------------------------------
+    def _set_phase(self, head_only: bool):
+        net = self.model.net
+        for p in net.parameters():
+            p.requires_grad_(True)
+        frozen = net.features if head_only else net.features[: self.cfg.frozen_blocks]
+        for p in frozen.parameters():
+            p.requires_grad_(False)
+        return frozen
+
+    def fit(self, data: LoadedData) -> dict:
+        torch = self.torch
+        cfg = self.cfg
+        train = [s for s in data.samples if s.split == "train"]
+        val = [s for s in data.samples if s.split == "val"]
+        if not train or not val:
+            raise InputError("training needs images in both the train and val splits")
+        val_crops = _eval_crops(val, data.images, cfg.size)
+        loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        n_per_epoch = min(cfg.samples_per_epoch or len(train), len(train))
+        steps_per_epoch = -(-n_per_epoch // cfg.batch)
+        tune_steps = max(1, (cfg.epochs - cfg.freeze_epochs) * steps_per_epoch)
+        history: list[dict] = []
+        best: dict = {"score": -1.0}
+        opt = sched = None
+        pool = ThreadPoolExecutor(1)
+        try:
+            for epoch in range(cfg.epochs):
+                head_only = epoch < cfg.freeze_epochs
+                if epoch == 0 or epoch == cfg.freeze_epochs:
+                    frozen = self._set_phase(head_only)
+                    params = [p for p in self.model.parameters() if p.requires_grad]
+                    lr = cfg.head_lr if head_only else cfg.lr
+                    opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+                    sched = None if head_only else torch.optim.lr_scheduler.OneCycleLR(
+                        opt, max_lr=lr, total_steps=tune_steps, pct_start=0.1,
+                        anneal_strategy="cos")
+                t0 = time.perf_counter()
+                ids = balanced_indices(train, n_per_epoch,
+                                       np.random.default_rng([cfg.seed, epoch, 1 << 20]))
+                self.model.train()
+                frozen.eval()  # frozen blocks keep their ImageNet BatchNorm statistics
+                chunks = [ids[sl] for sl in _batches(len(ids), cfg.batch)]
+                pending = pool.submit(self._train_batch, train, data.images, epoch, 0,
+                                      chunks[0])
+                tot_loss = tot_ok = seen = 0.0
+                bar = tqdm(range(len(chunks)), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                           unit="batch", disable=not self.progress, leave=False)
+                for k in bar:
+                    x, y = pending.result()
+                    if k + 1 < len(chunks):
+                        pending = pool.submit(self._train_batch, train, data.images, epoch,
+                                              k + 1, chunks[k + 1])
+                    logits = self.model.logits(self._tensor(x))
+                    yt = torch.from_numpy(y)
+                    loss = loss_fn(logits, yt)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    if sched is not None:
+                        sched.step()
+                    tot_loss += loss.item() * len(y)
+                    tot_ok += float((logits.argmax(1) == yt).sum())
+                    seen += len(y)
+                    bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_ok / seen:.3f}")
+                train_s = time.perf_counter() - t0
+                rep = self.evaluate(val, val_crops)
+                sources = [k for k in rep if k != "all"]
+                score = float(np.mean([rep[s]["accuracy"] for s in sources]))
+                row = {"epoch": epoch + 1, "phase": "head" if head_only else "finetune",
+                       "train_loss": tot_loss / seen, "train_acc": tot_ok / seen,
+                       "val_score": score,
+                       "val_acc": {s: rep[s]["accuracy"] for s in rep},
+                       "train_s": round(train_s, 1),
+                       "epoch_s": round(time.perf_counter() - t0, 1)}
+                history.append(row)
+                accs = ", ".join(f"{s} {rep[s]['accuracy']:.4f}" for s in rep)
+                msg = (f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f} "
+                       f"val {accs} ({row['epoch_s']:.0f} s)")
+                if self.progress:
+                    tqdm.write(msg)
+                log.info(msg)
+                if score > best["score"]:
+                    best = {"score": score, "epoch": epoch + 1,
+                            "state": copy.deepcopy(self.model.state_dict())}
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self.model.load_state_dict(best["state"])
+        return {"history": history, "best_epoch": best["epoch"], "best_val_score": best["score"]}
+
+    # -- export ----------------------------------------------------------------------------
+    def export_onnx(self, path: Path, check_crops: np.ndarray) -> float:
+        """Write the ONNX model (normalisation and softmax inside, dynamic batch, metadata)
+        and return the max abs difference to torch on ``check_crops``."""
+        import onnx
+        import onnxruntime as ort
+
+        torch = self.torch
+        cfg = self.cfg
+        model = copy.deepcopy(self.model).to(memory_format=torch.contiguous_format).eval()
+        dummy = torch.zeros(2, 3, cfg.size, cfg.size)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.onnx.export(model, (dummy,), str(path), input_names=["image"],
+                          output_names=["probs"], opset_version=cfg.opset,
+                          dynamic_axes={"image": {0: "batch"}, "probs": {0: "batch"}},
+                          dynamo=False)
+        proto = onnx.load(str(path))
+        meta = {"labels": json.dumps(list(cfg.classes)), "input_size": str(cfg.size),
+                "crop_scale": str(CROP_SCALE), "input": "BGR float32 0..255 (N,3,S,S)",
+                "output": "softmax probabilities (N,C)", "architecture": "mobilenet_v2"}
+        del proto.metadata_props[:]
+        for k, v in meta.items():
+            proto.metadata_props.add(key=k, value=v)
+        proto.producer_name = "maskface"
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(path))
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        x = check_crops.astype(np.float32).transpose(0, 3, 1, 2)
+        got = sess.run(None, {"image": np.ascontiguousarray(x)})[0]
+        want = self.predict(check_crops)
+        return float(np.abs(got - want).max())
+
+
+def plot_history(history: Sequence[dict], path: Path) -> Path:
+    """Training loss and validation accuracy per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    a.plot(ep, [h["train_loss"] for h in history], "o-", label="train loss")
+    a.set_xlabel("epoch")
+    a.set_title("training loss (label-smoothed CE)")
+    for src in history[0]["val_acc"]:
+        b.plot(ep, [h["val_acc"][src] for h in history], "o-", label=src)
+    b.plot(ep, [h["train_acc"] for h in history], "--", color="grey", label="train (augmented)")
+    b.set_xlabel("epoch")
+    b.set_title("validation accuracy")
+    b.legend(fontsize=8)
+    b.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def train_classifier(cfg: TrainConfig, progress: bool = True) -> dict:
+    """Train, pick the best epoch on validation, test once, export ONNX and write the card.
+
+    Writes into ``cfg.out``: ``mask_classifier.onnx``, ``card.json``, ``curves.png``,
+    ``best.pt`` and ``splits/{train,val,test}.txt``. Returns the card.
+    """
+    import torch
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    data = load_data(cfg, progress)
+    split_files = write_split_lists(data.samples, out / "splits")
+    trainer = Trainer(cfg, progress)
+    fit = trainer.fit(data)
+    torch.save(trainer.model.net.state_dict(), out / "best.pt")
+    test = [s for s in data.samples if s.split == "test"]
+    val = [s for s in data.samples if s.split == "val"]
+    test_crops = _eval_crops(test, data.images, cfg.size) if test else None
+    test_rep = trainer.evaluate(test, test_crops) if test else {}
+    val_rep = trainer.evaluate(val, _eval_crops(val, data.images, cfg.size))
+    onnx_path = out / "mask_classifier.onnx"
+    check = test_crops[:64] if test_crops is not None else _eval_crops(val[:64], data.images,
+                                                                       cfg.size)
+    diff = trainer.export_onnx(onnx_path, check)
+    if diff > 1e-3:
+        raise RuntimeError(f"ONNX output differs from torch by {diff:.2e}")
+    plot_history(fit["history"], out / "curves.png")
+    epoch_s = [h["epoch_s"] for h in fit["history"]]
+    card = {
+        "model": "MobileNetV2 (ImageNet init, torchvision weights from the registry)",
+        "classes": list(cfg.classes),
+        "input_size": cfg.size,
+        "crop_scale": CROP_SCALE,
+        "config": asdict(cfg),
+        "data_roots": [str(Path(d).resolve()) for d in cfg.data],
+        "split": data.split.to_dict(),
+        "split_lists": {k: str(v.relative_to(out)) for k, v in split_files.items()},
+        "best_epoch": fit["best_epoch"],
+        "selection": "mean over data sources of validation accuracy",
+        "history": fit["history"],
+        "time": {"epoch_s_mean": round(float(np.mean(epoch_s)), 1),
+                 "total_s": round(time.perf_counter() - t_start, 1)},
+        "val": _strip(val_rep),
+        "test": _strip(test_rep),
+        "onnx": {"file": onnx_path.name, "sha256": sha256_file(onnx_path),
+                 "bytes": onnx_path.stat().st_size, "opset": cfg.opset,
+                 "max_abs_diff_vs_torch": diff},
+        "environment": {"torch": torch.__version__, "threads": cfg.threads,
+                        "machine": platform.machine(), "python": platform.python_version()},
+    }
+    (out / "card.json").write_text(json.dumps(card, indent=2))
+    return card
+
+
+def _strip(rep: dict) -> dict:
+    """Keep reports compact in the card (no ROC points)."""
+    return {k: {kk: vv for kk, vv in v.items() if kk != "roc"} for k, v in rep.items()}
