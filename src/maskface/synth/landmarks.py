@@ -144,8 +144,9 @@ class FaceLandmarker:
         box = np.asarray(box, np.float64)
         for margin in self.margins:
             lm = self._run(image, box, margin)
-            # The crop may hold other faces: accept only the mesh whose nose is in the box.
-            if lm is not None and _inside(lm.points[NOSE_TIP], box):
+            # The crop may hold other faces: accept only the mesh whose nose is in the box
+            # (grown by 30%: on a profile the nose sticks out of the detector's box).
+            if lm is not None and _inside(lm.points[NOSE_TIP], box, 0.3):
                 return lm
         return None
 
@@ -175,8 +176,9 @@ class FaceLandmarker:
         self.close()
 
 
-def _inside(pt: np.ndarray, box: np.ndarray) -> bool:
-    return bool(box[0] <= pt[0] <= box[2] and box[1] <= pt[1] <= box[3])
+def _inside(pt: np.ndarray, box: np.ndarray, grow: float = 0.0) -> bool:
+    mx, my = (box[2] - box[0]) * grow, (box[3] - box[1]) * grow
+    return bool(box[0] - mx <= pt[0] <= box[2] + mx and box[1] - my <= pt[1] <= box[3] + my)
 
 
 def _close_task(task) -> None:

@@ -11,11 +11,17 @@ import numpy as np
 from maskface.io import load_image
 
 
-def _thumb(image: np.ndarray, height: int) -> np.ndarray:
+def _thumb(image: np.ndarray, size: int) -> np.ndarray:
+    """``image`` fitted into a white ``size`` x ``size`` square (aspect ratio kept)."""
     h, w = image.shape[:2]
-    width = max(1, round(w * height / h))
-    interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR
-    return cv2.resize(image, (width, height), interpolation=interp)
+    scale = size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(image, (nw, nh), interpolation=interp)
+    out = np.full((size, size, 3), 255, np.uint8)
+    y, x = (size - nh) // 2, (size - nw) // 2
+    out[y : y + nh, x : x + nw] = small
+    return out
 
 
 def contact_sheet(pairs: Sequence[tuple[np.ndarray, np.ndarray, str]], columns: int = 4,
