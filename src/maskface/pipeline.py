@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from maskface.detect import FaceDetector, create_detector
+from maskface.detect import DEFAULT_DETECTOR, FaceDetector, create_detector
 from maskface.io.image import ImageInput, load_image
 from maskface.results import Face, Result
 
@@ -33,7 +33,7 @@ class Pipeline:
             ``face.identity`` (and ``face.embedding``), e.g. a gallery matcher; optional.
     """
 
-    def __init__(self, detector: str | FaceDetector = "yunet",
+    def __init__(self, detector: str | FaceDetector = DEFAULT_DETECTOR,
                  classifier: str | Path | MaskClassifier | None = "default",
                  recognizer=None):
         self.detector = create_detector(detector) if isinstance(detector, str) else detector

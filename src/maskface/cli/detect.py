@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from maskface.cli.apps import app
 from maskface.cli.common import fail, user_errors
+from maskface.detect import DEFAULT_DETECTOR
 from maskface.errors import MaskfaceError
 
 DEFAULT_OUT = Path("maskface-out")
@@ -108,7 +109,8 @@ def detect(
     inputs: Annotated[list[str], typer.Argument(
         help="Images, folders (searched recursively), globs or video files.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = DEFAULT_OUT,
-    detector: Annotated[str, typer.Option(help="yunet, retinaface or mtcnn.")] = "yunet",
+    detector: Annotated[str, typer.Option(help="retinaface, yunet or mtcnn.")
+                        ] = DEFAULT_DETECTOR,
     classifier: Annotated[str, typer.Option(
         help="Mask classifier ONNX file, 'default', or 'none' to skip.")] = "default",
     stride: Annotated[int, typer.Option(min=1, help="Video: process every N-th frame.")] = 1,

@@ -139,7 +139,7 @@ def summarise(evals: Sequence[ImageEval], classified: bool) -> dict[str, Any]:
         "false_detections": fd,
     }
     if not classified:
-        report.update(tnr=None, fnr=None, classification=None)
+        report.update(tnr=None, fnr=None, classification=None, roc=None)
         return report
     report["tnr"] = _rate(flagged["without_mask"], by_label["without_mask"][1])
     report["fnr"] = _rate(flagged["with_mask"], by_label["with_mask"][1])
