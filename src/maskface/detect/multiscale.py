@@ -8,9 +8,12 @@ optionally
   voting, and a face's score is the *mean* over passes (0 for a pass that missed it), so a box
   seen by only one pass needs a high score to survive: more recall for small faces with fewer
   false detections than any single pass at a lower threshold;
-* in overlapping native-resolution ``tile`` s when the image is larger than ``input_size``, so
-  faces too small to survive the downscale are still found; tile detections join the global
-  ones by box voting with the *maximum* score, since a small face is expected in one tile only.
+* in overlapping native-resolution tiles (``tile``) when the image is larger than
+  ``input_size``, so faces too small to survive the downscale are still found; tile detections
+  join the whole-image ones by box voting with the *maximum* score (a small face is expected in
+  one tile only), and whole-image boxes under ``TILE_HANDOVER_PX`` are left to the tiles.
+
+Measurements of each option are in ``docs/detection.md``.
 """
 
 from __future__ import annotations
