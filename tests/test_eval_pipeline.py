@@ -224,3 +224,30 @@ def test_eval_pipeline_cli_bad_scenes(tmp_path):
         "eval", "pipeline", "--scenes", str(tmp_path), "--report", str(tmp_path / "r.json")])
     assert res.exit_code == 1
     assert "error:" in res.output and "images/" in res.output
+
+
+def test_eval_pipeline_cli_voc_astronaut(tmp_path, astronaut_path):
+    """End to end on a VOC-layout scene set: the astronaut (face hand-labelled) and an empty
+    image, so the one face must be found and nothing else."""
+    import cv2
+
+    (tmp_path / "scenes" / "images").mkdir(parents=True)
+    (tmp_path / "scenes" / "annotations").mkdir()
+    (tmp_path / "scenes" / "images" / "astronaut.jpg").symlink_to(astronaut_path)
+    cv2.imwrite(str(tmp_path / "scenes" / "images" / "blank.png"),
+                np.full((300, 400, 3), 200, np.uint8))
+    (tmp_path / "scenes" / "annotations" / "astronaut.xml").write_text(
+        "<annotation><filename>astronaut.jpg</filename><object><name>without_mask</name>"
+        "<bndbox><xmin>176</xmin><ymin>60</ymin><xmax>272</xmax><ymax>182</ymax></bndbox>"
+        "</object></annotation>")
+    report = tmp_path / "r.json"
+    res = CliRunner().invoke(load_commands(), [
+        "eval", "pipeline", "--scenes", str(tmp_path / "scenes"), "--report", str(report),
+        "--classifier", "none", "--detector", "yunet", "--examples", "2"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(report.read_text())
+    assert rep["layout"] == "voc" and rep["images"] == 2
+    assert rep["detection"]["recall"] == 1.0 and rep["false_detections"] == 0
+    assert rep["detection"]["recall_by_size"] == {"large": {"faces": 1, "found": 1,
+                                                            "recall": 1.0}}
+    assert rep["detector"]["name"] == "yunet"
