@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from maskface.detect.base import Detections, FaceDetector
+from maskface.errors import InputError
 from maskface.models import ort_session
 
 PNET_STRIDE, PNET_CELL = 2, 12
@@ -83,7 +84,10 @@ class MTCNNDetector(FaceDetector):
 
     def __init__(self, score_threshold: float = 0.7, min_face_size: int = 20,
                  scale_factor: float = 0.709, stage_thresholds: tuple[float, float] = (0.6, 0.7),
-                 threads: int | None = None):
+                 threads: int | None = None, **unsupported):
+        if unsupported:
+            raise InputError(f"the mtcnn detector has no option {', '.join(unsupported)} "
+                             f"(it searches an image pyramid down to min_face_size)")
         super().__init__(score_threshold)
         self.min_face_size = min_face_size
         self.scale_factor = scale_factor

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from maskface.detect.base import Detections, FaceDetector
+from maskface.errors import InputError
 from maskface.geometry import iou_matrix
 
 #: with tiling, faces smaller than this (pixels, in the downscaled image) come from the tiles only
@@ -127,8 +128,6 @@ class ScaledDetector(FaceDetector):
                  tile_overlap: float = 0.25, pass_threshold: float | None = None):
         super().__init__(score_threshold)
         if input_size < 32:
-            from maskface.errors import InputError
-
             raise InputError(f"input_size must be at least 32 px, not {input_size}")
         self.input_size = int(input_size)
         self.scales = tuple(float(s) for s in scales) or (1.0,)
