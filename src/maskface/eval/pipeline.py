@@ -214,15 +214,21 @@ def timing(evals: Sequence[ImageEval]) -> dict[str, float]:
 
 def plot_examples(evals: Sequence[ImageEval], path: str | Path, n: int = 6,
                   width: int = 480) -> Path:
-    """A grid of ``n`` scenes (the ones with the most true faces, then errors first) with true
-    boxes in green and predictions in magenta (labelled), missed faces in red."""
+    """A grid of ``n`` scenes with true boxes in green (red when missed) and predictions in
+    magenta (score and label): half the scenes with the most errors (missed, falsely detected or
+    misclassified faces), half with the most masked faces."""
     import cv2
 
-    ranked = sorted(evals, key=lambda e: (-(e.match < 0).sum() - len(e.false_detections),
-                                          -len(e.scene), e.scene.name))
-    picks = sorted(ranked[: n // 2], key=lambda e: e.scene.name)
-    rest = sorted((e for e in evals if e not in picks), key=lambda e: (-len(e.scene), e.scene.name))
-    picks += rest[: n - len(picks)]
+    def errors(e: ImageEval) -> int:
+        wrong = sum(1 for t, p in enumerate(e.match)
+                    if p >= 0 and e.labels[p] is not None and e.labels[p] != e.scene.labels[t])
+        return int((e.match < 0).sum()) + len(e.false_detections) + wrong
+
+    by_errors = sorted(evals, key=lambda e: (-errors(e), -len(e.scene), e.scene.name))
+    picks = by_errors[: n // 2]
+    by_masked = sorted((e for e in evals if e not in picks),
+                       key=lambda e: (-e.scene.labels.count("with_mask"), e.scene.name))
+    picks += by_masked[: n - len(picks)]
     tiles = []
     from maskface.io import load_image
 
