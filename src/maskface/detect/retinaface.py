@@ -15,6 +15,7 @@ import numpy as np
 
 from maskface.detect.base import Detections
 from maskface.detect.multiscale import ScaledDetector, rescale, resize
+from maskface.errors import ModelError
 from maskface.geometry import nms
 from maskface.models import ort_session
 
@@ -79,11 +80,15 @@ class RetinaFaceDetector(ScaledDetector):
         x[:nh, :nw] = img.astype(np.float32) - MEAN_BGR
         blob = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
         loc, conf, pts = self._session.run(None, {self._input: blob})
+        anchors = anchor_grid(ph, pw)
+        if len(anchors) != loc.shape[1]:
+            raise ModelError(f"retinaface: {loc.shape[1]} outputs for {len(anchors)} anchors; "
+                             "not the RetinaFace-MobileNet0.25 graph this decoder expects")
         scores = conf[0, :, 1]
         keep = scores >= self.pass_threshold
         if not keep.any():
             return Detections.empty()
-        boxes, lms = decode(loc[0][keep], pts[0][keep], anchor_grid(ph, pw)[keep])
+        boxes, lms = decode(loc[0][keep], pts[0][keep], anchors[keep])
         scores = scores[keep]
         order = nms(boxes, scores, self.nms_threshold)
         det = Detections(boxes[order].astype(np.float32), scores[order].astype(np.float32),
