@@ -63,6 +63,7 @@ class ImageEval:
     p_masked: np.ndarray  # (P,) P(with_mask) per box (nan without a classifier)
     match: np.ndarray = field(init=False)  # (T,) index into boxes, or -1
     time_ms: float = 0.0
+    stage_ms: dict[str, float] = field(default_factory=dict)  # the pipeline's timings_ms
 
     def __post_init__(self) -> None:
         self.match = match_boxes(self.boxes, self.scene.boxes)
@@ -202,14 +203,23 @@ def evaluate(scenes: Sequence[SceneImage], pipeline, progress: Callable | None =
                                  if f.mask else np.nan for f in result.faces], np.float64)
         else:
             labels, p_masked = [None] * len(boxes), np.full(len(boxes), np.nan)
-        evals.append(ImageEval(scene, boxes, scores, labels, p_masked, time_ms=ms))
+        evals.append(ImageEval(scene, boxes, scores, labels, p_masked, time_ms=ms,
+                               stage_ms=dict(result.timings_ms)))
     return evals
 
 
 def timing(evals: Sequence[ImageEval]) -> dict[str, float]:
+    """Mean and median wall time per image, and the mean of each pipeline stage."""
+    if not evals:
+        return {}
     t = np.array([e.time_ms for e in evals])
-    return {"per_image_mean_ms": round(float(t.mean()), 1),
-            "per_image_median_ms": round(float(np.median(t)), 1)} if len(t) else {}
+    out = {"per_image_mean_ms": round(float(t.mean()), 1),
+           "per_image_median_ms": round(float(np.median(t)), 1)}
+    for stage in ("decode", "detect", "classify"):
+        vals = [e.stage_ms[stage] for e in evals if stage in e.stage_ms]
+        if vals:
+            out[f"{stage}_mean_ms"] = round(float(np.mean(vals)), 1)
+    return out
 
 
 def plot_examples(evals: Sequence[ImageEval], path: str | Path, n: int = 6,
