@@ -18,7 +18,7 @@ def detectors():
 
 
 @pytest.fixture(scope="module")
-def reference(detectors, astronaut) -> np.ndarray:
+def reference(astronaut) -> np.ndarray:
     """The face box of the default detector on the astronaut photo."""
     det = create_detector().detect(astronaut)
     assert len(det) == 1
