@@ -38,7 +38,7 @@ install-all: $(VENV)/.all
 demo: $(VENV)/.core
 	$(VENV)/bin/maskface demo
 
-test: $(VENV)/.all
+test: $(VENV)/.all e2e-deps
 	$(VENV)/bin/ruff check src tests
 	$(PY) -m pytest -q
 
