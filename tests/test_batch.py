@@ -61,6 +61,14 @@ def test_batch_processes_reports_failures_and_resumes(ray_local, classifier, dat
     second = run_batch([str(listing)], out, batch_size=4, classifier=classifier,
                        progress=False)
     assert (second.skipped, second.processed, second.failed) == (20, 0, 0)
+    # The CLI over the same done-list: nothing to do, so Ray is not even needed.
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+
+    res = CliRunner().invoke(load_commands(), ["batch", str(listing), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "0 processed, 20 skipped" in res.output
 
     # A replaced input (new size and mtime) is processed again, here as JSON lines.
     corrupt.write_bytes(images[1].read_bytes())
@@ -71,4 +79,4 @@ def test_batch_processes_reports_failures_and_resumes(ray_local, classifier, dat
     lines = [json.loads(x) for f in (out / "results").glob("*.jsonl")
              for x in f.read_text().splitlines()]
     assert len(lines) == 1 and lines[0]["path"] == str(corrupt) and lines[0]["n_faces"] > 0
-    assert len(list(out.glob("summary-*.json"))) == 3
+    assert len(list(out.glob("summary-*.json"))) == 4  # one per run, the CLI run too
