@@ -8,6 +8,7 @@ are written as JSON lines as soon as they end, so a long stream does not grow me
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -69,6 +70,9 @@ class VideoWatcher:
         self.refresh_frames = refresh_frames
         self.refresh_iou = refresh_iou
         self.lost_seconds = lost_seconds
+        #: counters and live tracks of the current (or last) run
+        self.stats = WatchStats()
+        self.book = TrackBook(refresh_frames, refresh_iou)
 
     def run(self, source: FileSource | LiveSource, tracks_out: IO[str] | None = None,
             on_track_end: Callable[[TrackState], None] | None = None,
@@ -78,8 +82,7 @@ class VideoWatcher:
         fps = source.info.fps
         tracker = FaceTracker(fps=fps, lost_seconds=self.lost_seconds,
                               min_score=getattr(self.pipeline.detector, "score_threshold", 0.6))
-        book = TrackBook(self.refresh_frames, self.refresh_iou)
-        self.book = book
+        book = self.book = TrackBook(self.refresh_frames, self.refresh_iou)
         stats = self.stats = WatchStats()
         stage = {"detect": 0.0, "track": 0.0, "classify": 0.0, "recognize": 0.0}
         max_gap = max(1, round(self.lost_seconds * fps)) + 1
@@ -175,8 +178,11 @@ def watch_to_files(watcher: VideoWatcher, source: FileSource | LiveSource, out: 
     total = source.info.frames or None
     last_index = -1
     with open(tracks_path, "w") as tracks_out, VideoWriter(video_path, source.info.fps) as writer, \
-            tqdm(total=total, unit="frame", desc=stem, disable=not progress, leave=False) as bar:
-        for frame, result in watcher.run(source, tracks_out, max_frames=max_frames):
+            tqdm(total=total, unit="frame", desc=stem, disable=not progress, leave=False) as bar, \
+            contextlib.closing(watcher.run(source, tracks_out, max_frames=max_frames)) as frames:
+        # closing(): on Ctrl-C the generator's finally (which writes the open tracks) runs
+        # while the tracks file is still open.
+        for frame, result in frames:
             annotated = result.plot()
             # Repeat the frame for the frames dropped before it, so the video keeps the
             # source's timing.
