@@ -270,6 +270,9 @@ def eval_verify(
                     ] = "none",
     model: Annotated[str, typer.Option(help="Embedder name or .onnx file.")] = "default",
     seed: Annotated[int, typer.Option(help="Seed of the synthetic masks.")] = 0,
+    cache_dir: Annotated[Path | None, typer.Option(
+        help="Keep aligned (and masked) crops here across runs, e.g. to compare models.")
+                         ] = None,
 ) -> None:
     """Pair verification accuracy (k-fold), ROC AUC and TAR@FAR, with a score histogram."""
     from maskface.eval.verify import (
@@ -285,7 +288,9 @@ def eval_verify(
         fail("give exactly one of --lfw DIR or --pairs CSV")
     pair_list = read_lfw_pairs(lfw) if lfw else read_pairs_csv(pairs)
     embedder = create_embedder(model)
-    res = evaluate_pairs(pair_list, embedder, portrait_detector(), mask, seed)
+    cache = cache_dir / f"aligned_crops_seed{seed}.npz" if cache_dir else None
+    res = evaluate_pairs(pair_list, embedder, portrait_detector(), mask, seed,
+                         crop_cache=cache)
     scores, same = res.pop("_scores"), res.pop("_same")
     res["source"] = str(lfw or pairs)
     report.parent.mkdir(parents=True, exist_ok=True)
@@ -316,14 +321,20 @@ def eval_identify(
     unknown_fraction: Annotated[float, typer.Option(
         help="Share of identities left out of the gallery as unknown people.")] = 0.2,
     threshold: ThresholdOpt = None,
-    seed: Annotated[int, typer.Option(help="Seed of the enrol/unknown draw.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the enrol/unknown draw and the masks.")
+                    ] = 0,
+    cache_dir: Annotated[Path | None, typer.Option(
+        help="Keep aligned (and masked) crops here across runs, e.g. to compare models.")
+                         ] = None,
 ) -> None:
     """Rank-1 identification and open-set rejection: enrol unmasked photos, query masked ones."""
     from maskface.eval.identify import run_identify_eval
 
     res = run_identify_eval(report, faces=faces, masked_dir=masked, split_card=split,
                             model=model, n_enrol=enrol, unknown_fraction=unknown_fraction,
-                            threshold=threshold, seed=seed)
+                            threshold=threshold, seed=seed,
+                            crop_cache=cache_dir / f"identify_crops_seed{seed}.npz"
+                            if cache_dir else None)
     typer.echo(f"{res['model']}: rank-1 {res['rank1']:.2%} over {res['known_queries']} masked "
                f"queries of {res['gallery_people']} enrolled people; at threshold "
                f"{res['threshold']:.3f}: TPIR {res['tpir']:.2%}, FPIR {res['fpir']:.2%} "

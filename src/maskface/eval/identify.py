@@ -45,8 +45,8 @@ def _tpir_at_fpir(known_best: np.ndarray, known_correct: np.ndarray, unknown_bes
 def run_identify_eval(report: str | Path, faces: str | Path | None = None,
                       masked_dir: str | Path | None = None, split_card: str | Path | None = None,
                       model: str = "default", n_enrol: int = 3, unknown_fraction: float = 0.2,
-                      threshold: float | None = None, seed: int = 0, progress: bool = True
-                      ) -> dict[str, Any]:
+                      threshold: float | None = None, seed: int = 0, progress: bool = True,
+                      crop_cache: str | Path | None = None) -> dict[str, Any]:
     """Run the protocol, write the JSON report, and return it."""
     from maskface.eval.verify import PairEmbedder, default_mask_fn
     from maskface.gallery import Gallery
@@ -86,7 +86,7 @@ def run_identify_eval(report: str | Path, faces: str | Path | None = None,
             enrol_items[name] = [(p, False) for p in ps[:n_enrol]]
             known_q += [(name, query_item(name, p)) for p in ps[n_enrol:]]
     pe = PairEmbedder(embedder, portrait_detector(), None if copies else default_mask_fn(),
-                      seed)
+                      seed, crop_cache)
     all_items = [it for v in enrol_items.values() for it in v] + [it for _, it in known_q] + \
         [it for _, it in unknown_q]
     cache = pe.embed(all_items, progress)

@@ -127,26 +127,40 @@ MaskFn = Callable[[np.ndarray, Any, int], np.ndarray]
 class PairEmbedder:
     """Embeds each distinct (image, masked) once per run: find the central face (centred
     fallback when none is detected), optionally mask it synthetically and re-detect, align,
-    embed. Counts the fallbacks for the report."""
+    embed. Counts the fallbacks for the report.
 
-    def __init__(self, embedder, detector, mask_fn: MaskFn | None = None, seed: int = 0):
+    With ``crop_cache`` (an ``.npz`` file) the aligned crops, and what happened while making
+    them, are kept across runs, so comparing embedders does not redo detection and masking;
+    the file is specific to the seed and masking function.
+    """
+
+    EVENTS = ("no_face_fallback", "mask_failed", "masked_not_redetected")
+
+    def __init__(self, embedder, detector, mask_fn: MaskFn | None = None, seed: int = 0,
+                 crop_cache: str | Path | None = None):
         self.embedder = embedder
         self.detector = detector
         self.mask_fn = mask_fn
         self.seed = seed
         self.cache: dict[tuple[Path, bool], np.ndarray] = {}
-        self.counts = {"images": 0, "no_face_fallback": 0, "mask_failed": 0,
-                       "masked_not_redetected": 0}
+        self.crop_cache = Path(crop_cache) if crop_cache else None
+        self._crops: dict[tuple[Path, bool], tuple[np.ndarray, str]] = {}
+        self._dirty = False
+        if self.crop_cache and self.crop_cache.is_file():
+            with np.load(self.crop_cache) as z:
+                for p, m, ev, c in zip(z["paths"], z["masked"], z["events"], z["crops"]):
+                    self._crops[(Path(str(p)), bool(m))] = (c, str(ev))
+        self.counts = {"images": 0, **dict.fromkeys(self.EVENTS, 0)}
 
-    def aligned(self, path: Path, masked: bool) -> np.ndarray:
+    def _align(self, path: Path, masked: bool) -> tuple[np.ndarray, str]:
+        """The aligned crop and the events met making it (comma-separated)."""
         from maskface.align import align_face
         from maskface.io import load_image
         from maskface.recognize.faces import central_face
 
         image = load_image(path)
         picked = central_face(self.detector, image)
-        self.counts["images"] += 1
-        self.counts["no_face_fallback"] += picked.how == "fallback"
+        events = ["no_face_fallback"] if picked.how == "fallback" else []
         landmarks = picked.face.landmarks
         if masked:
             # Seeded per image, so 'one' and 'both' runs mask an image the same way.
@@ -155,14 +169,38 @@ class PairEmbedder:
                 image = self.mask_fn(image, picked.face, seed)
             except MaskfaceError as exc:  # no dense landmarks: the image stays unmasked
                 log.debug("%s: not masked: %s", path, exc)
-                self.counts["mask_failed"] += 1
-                return align_face(image, landmarks)
+                return align_face(image, landmarks), ",".join(events + ["mask_failed"])
             again = central_face(self.detector, image)
             if again.how == "fallback":  # the detector missed the masked face: keep geometry
-                self.counts["masked_not_redetected"] += 1
+                events.append("masked_not_redetected")
             else:
                 landmarks = again.face.landmarks
-        return align_face(image, landmarks)
+        return align_face(image, landmarks), ",".join(events)
+
+    def aligned(self, path: Path, masked: bool) -> np.ndarray:
+        """The aligned crop of one item (from the crop cache when there), counting events."""
+        key = (Path(path), masked)
+        if key not in self._crops:
+            self._crops[key] = self._align(*key)
+            self._dirty = True
+        crop, events = self._crops[key]
+        self.counts["images"] += 1
+        for ev in filter(None, events.split(",")):
+            self.counts[ev] += 1
+        return crop
+
+    def save_crops(self) -> None:
+        if not (self.crop_cache and self._dirty):
+            return
+        keys = list(self._crops)
+        self.crop_cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.crop_cache.with_suffix(".tmp.npz")
+        np.savez(tmp, paths=np.array([str(p) for p, _ in keys]),
+                 masked=np.array([m for _, m in keys]),
+                 events=np.array([self._crops[k][1] for k in keys]),
+                 crops=np.stack([self._crops[k][0] for k in keys]))
+        tmp.replace(self.crop_cache)
+        self._dirty = False
 
     def embed(self, items: Sequence[tuple[Path, bool]], progress: bool = True
               ) -> dict[tuple[Path, bool], np.ndarray]:
@@ -176,12 +214,15 @@ class PairEmbedder:
             self.cache.update({k: e for (k, _), e in zip(batch, emb)})
             batch.clear()
 
-        for it in tqdm(todo, desc="embed", unit="img", disable=not progress, leave=False):
-            batch.append((it, self.aligned(*it)))
-            if len(batch) == 32:
+        try:
+            for it in tqdm(todo, desc="embed", unit="img", disable=not progress, leave=False):
+                batch.append((it, self.aligned(*it)))
+                if len(batch) == 32:
+                    flush()
+            if batch:
                 flush()
-        if batch:
-            flush()
+        finally:
+            self.save_crops()  # keep what was done, even when interrupted
         return self.cache
 
 
@@ -198,7 +239,8 @@ def default_mask_fn() -> MaskFn:
 
 def evaluate_pairs(pairs: Sequence[Pair], embedder, detector, mask: str = "none",
                    seed: int = 0, mask_fn: MaskFn | None = None, progress: bool = True,
-                   pair_embedder: PairEmbedder | None = None) -> dict[str, Any]:
+                   pair_embedder: PairEmbedder | None = None,
+                   crop_cache: str | Path | None = None) -> dict[str, Any]:
     """Run the verification protocol; returns the report dict (scores included under
     ``"_scores"``/``"_same"`` for plotting, stripped before writing)."""
     from maskface.eval.metrics import roc_auc, tar_at_far
@@ -208,7 +250,7 @@ def evaluate_pairs(pairs: Sequence[Pair], embedder, detector, mask: str = "none"
     if mask != "none" and mask_fn is None:
         mask_fn = default_mask_fn()
     t0 = time.perf_counter()
-    pe = pair_embedder or PairEmbedder(embedder, detector, mask_fn, seed)
+    pe = pair_embedder or PairEmbedder(embedder, detector, mask_fn, seed, crop_cache)
     items_a = [(p.a, mask == "both") for p in pairs]
     items_b = [(p.b, mask != "none") for p in pairs]
     missing = [str(p) for p, _ in items_a + items_b if not p.is_file()]
