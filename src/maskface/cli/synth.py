@@ -26,9 +26,10 @@ def _bar(desc: str):
 def _print_check(report: dict) -> None:
     s = report["summary"]
     typer.echo(f"check on {report['images_checked']} images "
-               f"({s['correctly_worn_images']} worn correctly): detector finds "
-               f"{s['detection_rate']:.1%}, classifier says with_mask for "
-               f"{s['with_mask_rate']:.1%} (detected and with_mask: "
+               f"({s['correctly_worn_images']} worn correctly): detector "
+               f"(input {report['detector_input_size']} px) finds {s['detection_rate']:.1%} "
+               f"(unmasked sources: {s['source_detection_rate']:.1%}), classifier says "
+               f"with_mask for {s['with_mask_rate']:.1%} (detected and with_mask: "
                f"{s['detected_and_with_mask_rate']:.1%})")
     for wear, e in report["by_wear"].items():
         if wear != "correct":
@@ -108,6 +109,8 @@ def eval_synth(
     detector: Annotated[str, typer.Option(help="yunet, retinaface or mtcnn.")] = "yunet",
     classifier: Annotated[str, typer.Option(
         help="Mask classifier: registered name or ONNX file.")] = "mask_classifier",
+    input_size: Annotated[int | None, typer.Option(
+        min=32, help="Detector input size (longest side, px); default: the detector's.")] = None,
     exclude_identities_of: Annotated[Path | None, typer.Option(
         help="A manifest.csv (e.g. of the classifier's training set): leave out its identities."
     )] = None,
@@ -121,5 +124,5 @@ def eval_synth(
     exclude = None
     if exclude_identities_of is not None:
         exclude = {r.identity for r in read_manifest(exclude_identities_of)}
-    _print_check(check_synth(synth_dir, limit, detector, classifier, exclude,
+    _print_check(check_synth(synth_dir, limit, detector, classifier, exclude, input_size,
                              progress=_bar("check")))
