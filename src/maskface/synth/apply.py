@@ -9,7 +9,7 @@ import numpy as np
 
 from maskface.errors import InputError
 from maskface.results import Face
-from maskface.synth.draw import ASPECT, render_texture
+from maskface.synth.draw import render_texture
 from maskface.synth.landmarks import N_POINTS, DenseLandmarks, FaceLandmarker
 from maskface.synth.shape import MaskOutline, mask_outline, template_anchors
 from maskface.synth.styles import MaskStyle
@@ -161,4 +161,4 @@ def _draw_loops(image: np.ndarray, outline: MaskOutline, style: MaskStyle, expos
                       shift=4)
 
 
-__all__ = ["ASPECT", "NoLandmarksError", "apply_mask", "default_landmarker", "dense_landmarks"]
+__all__ = ["NoLandmarksError", "apply_mask", "default_landmarker", "dense_landmarks"]

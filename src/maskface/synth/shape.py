@@ -61,7 +61,7 @@ def resample(poly: np.ndarray, n: int) -> np.ndarray:
 
 
 def _catmull_rom(points: np.ndarray, per_segment: int = 8) -> np.ndarray:
-    """A smooth curve through ``points`` (centripetal-free uniform Catmull-Rom)."""
+    """A smooth curve through ``points`` (uniform Catmull-Rom spline, ends extrapolated)."""
     p = np.concatenate([points[:1] * 2 - points[1:2], points, points[-1:] * 2 - points[-2:-1]])
     out = [points[:1]]
     t = np.linspace(0, 1, per_segment + 1)[1:, None]
