@@ -263,3 +263,39 @@ def test_eval_synth_writes_report(tmp_path, astronaut_path):
     # The masked astronaut must still be found by the project's own detector.
     assert all(e["detection_rate"] == 1.0 for e in by_wear.values())
     assert (tmp_path / "out" / "synth_check.json").is_file()
+
+
+def test_mirrored_landmarks_fallback(tmp_path, astronaut_path, landmarker, detector):
+    """When the landmarker misses a face, the mirrored photo is tried and the mask is drawn on
+    the mirror image and flipped back: it must land on the face of the original."""
+    from maskface.synth.batch import FaceMasker, SynthConfig
+
+    original = cv2.imread(str(astronaut_path))
+    truth = landmarker.landmarks(original, detector.detect(original).boxes[0])
+    masker = FaceMasker(SynthConfig(seed=0))
+    real = masker.landmarker.landmarks
+
+    def miss_unless_mirrored(image, box=None):
+        return None if np.array_equal(image, original) else real(image, box)
+
+    masker.landmarker.landmarks = miss_unless_mirrored
+    try:
+        src = tmp_path / "in" / "astro.jpg"
+        src.parent.mkdir()
+        cv2.imwrite(str(src), original)
+        from maskface.io import load_image
+
+        original = load_image(src)  # what the masker will see
+        found = masker.find_face(original)
+        assert found.mirrored, "the fallback should have been taken"
+        rows, reason = masker.process(src, Path("astro.jpg"), tmp_path / "out")
+    finally:
+        masker.close()
+    assert reason is None and len(rows) == 1
+    out = cv2.imread(str(tmp_path / "out" / "astro.jpg"))
+    changed = np.abs(out.astype(int) - original).sum(axis=2) > 30  # beyond JPEG noise
+    for i in (L.MOUTH_L, L.MOUTH_R, L.NOSE_TIP):
+        assert _at(changed, truth.points[i]), f"landmark {i} not covered"
+    for i in L.EYE_L + L.EYE_R:
+        assert not _at(changed, truth.points[i])
+    assert rows[0].yaw == pytest.approx(truth.yaw, abs=0.1)
