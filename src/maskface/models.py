@@ -125,7 +125,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             "mask_classifier",
             "mask classifier: MobileNetV2 fine-tuned by maskface (see mask_classifier.card.json)",
-            "60d1f5fcdad4b9c289ee5d3d65f8c3944ba55b53d4545978eb23a15d29a4572b",
+            "c36baa86eccae5c56216c69f31b07e1d34e708f8d5adfb3342730575f3fb82af",
             None,
             "mask_classifier.onnx",
         ),

@@ -30,6 +30,9 @@ def train_classifier(
     samples_per_epoch: Annotated[int, typer.Option(
         min=0, help="Balanced training draws per epoch (0 = all training images).")] = 0,
     seed: int = 0,
+    group_pattern: Annotated[str | None, typer.Option(
+        help="Regex on file names whose (first group) match keeps a group, e.g. an identity, "
+        "in one split: '^(n\\d+)_' for VGGFace2 names.")] = None,
     classes: Annotated[str, typer.Option(
         help="Class names in output order, comma-separated.")] = "with_mask,without_mask",
     threads: Annotated[int, typer.Option(min=1, help="PyTorch threads.")] = 2,
@@ -47,7 +50,8 @@ def train_classifier(
     cfg = TrainConfig(data=roots, out=str(out), classes=names, epochs=epochs,
                       freeze_epochs=min(freeze_epochs, epochs - 1), size=size, batch=batch,
                       lr=lr, label_smoothing=label_smoothing,
-                      samples_per_epoch=samples_per_epoch, seed=seed, threads=threads)
+                      samples_per_epoch=samples_per_epoch, seed=seed, threads=threads,
+                      group_pattern=group_pattern)
     card = run(cfg)
     typer.echo(f"best epoch {card['best_epoch']} of {epochs}; "
                f"{card['time']['epoch_s_mean']:.0f} s/epoch, {card['time']['total_s']:.0f} s "

@@ -31,6 +31,9 @@ class AugmentConfig:
     grey: float = 0.08
     jpeg: float = 0.3
     jpeg_quality: tuple[int, int] = (35, 90)
+    #: faces in scene photos are often 15-40 px wide and get upsampled by ``face_crop``
+    low_res: float = 0.35
+    low_res_side: tuple[int, int] = (12, 64)
 
 
 def jitter_crop(image: np.ndarray, size: int, rng: np.random.Generator,
@@ -60,7 +63,8 @@ def jitter_crop(image: np.ndarray, size: int, rng: np.random.Generator,
 
 def photometric(crop: np.ndarray, rng: np.random.Generator,
                 cfg: AugmentConfig = AugmentConfig()) -> np.ndarray:
-    """Brightness, contrast, saturation, blur, greyscale and JPEG re-encoding (BGR uint8)."""
+    """Brightness, contrast, saturation, blur, low resolution, greyscale and JPEG re-encoding
+    (BGR uint8)."""
     f = crop.astype(np.float32)
     grey = f @ np.array([0.114, 0.587, 0.299], np.float32)
     if rng.random() < cfg.grey:
@@ -74,6 +78,12 @@ def photometric(crop: np.ndarray, rng: np.random.Generator,
     out = np.clip(((f - mean) * c + mean) * b, 0, 255).astype(np.uint8)
     if rng.random() < cfg.blur:
         out = cv2.GaussianBlur(out, (3, 3), rng.uniform(0.5, 1.2))
+    if rng.random() < cfg.low_res:
+        # A small face upsampled to the input size, as face_crop does for distant faces.
+        size = out.shape[0]
+        side = int(rng.integers(cfg.low_res_side[0], min(cfg.low_res_side[1], size) + 1))
+        small = cv2.resize(out, (side, side), interpolation=cv2.INTER_AREA)
+        out = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
     if rng.random() < cfg.jpeg:
         q = int(rng.integers(*cfg.jpeg_quality))
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, q])

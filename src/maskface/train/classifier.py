@@ -4,7 +4,8 @@ Recipe: a fixed, seeded, near-duplicate-aware split (see :mod:`maskface.train.da
 head alone for ``freeze_epochs`` (backbone frozen, BatchNorm statistics untouched), then the
 whole network with AdamW and a cosine schedule; class-and-source balanced sampling; label
 smoothing; the checkpoint with the best validation accuracy (mean over data sources, so the
-real photos count as much as the more numerous synthetic ones) is exported with its
+real photos count as much as the more numerous synthetic ones; ties broken by validation
+log-loss) is exported with its
 normalisation inside the ONNX graph, checked against torch, and described by a training card.
 """
 
@@ -66,6 +67,8 @@ class TrainConfig:
     frozen_blocks: int = 4
     val_frac: float = 0.10
     test_frac: float = 0.15
+    #: regex on file names naming a group (e.g. identity) kept within one split
+    group_pattern: str | None = None
     seed: int = 0
     threads: int = 2
     opset: int = 17
@@ -109,7 +112,7 @@ def load_data(cfg: TrainConfig, progress: bool = True) -> LoadedData:
         hashes.append(dhash(img))
         kept.append(s)
     samples, report = assign_splits(kept, np.array(hashes), cfg.seed, cfg.val_frac,
-                                    cfg.test_frac)
+                                    cfg.test_frac, group_pattern=cfg.group_pattern)
     return LoadedData(samples, {s.path: images[s.path] for s in samples}, report)
 
 
@@ -179,10 +182,13 @@ class Trainer:
         """Classification report overall and per data source."""
         probs = self.predict(crops)
         y = np.array([self.class_index[s.label] for s in samples])
+        nll = -np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0))
         rep = {"all": classification_report(probs, y, self.cfg.classes)}
+        rep["all"]["nll"] = float(nll.mean())
         for src in sorted({s.source for s in samples}):
             m = np.array([s.source == src for s in samples])
             rep[src] = classification_report(probs[m], y[m], self.cfg.classes)
+            rep[src]["nll"] = float(nll[m].mean())
         return rep
 
     # -- training --------------------------------------------------------------------------
@@ -254,9 +260,11 @@ class Trainer:
                 rep = self.evaluate(val, val_crops)
                 sources = [k for k in rep if k != "all"]
                 score = float(np.mean([rep[s]["accuracy"] for s in sources]))
+                # Ties (a saturated validation set) go to the more confident model.
+                val_nll = float(np.mean([rep[s]["nll"] for s in sources]))
                 row = {"epoch": epoch + 1, "phase": "head" if head_only else "finetune",
                        "train_loss": tot_loss / seen, "train_acc": tot_ok / seen,
-                       "val_score": score,
+                       "val_score": score, "val_nll": val_nll,
                        "val_acc": {s: rep[s]["accuracy"] for s in rep},
                        "train_s": round(train_s, 1),
                        "epoch_s": round(time.perf_counter() - t0, 1)}
@@ -267,8 +275,8 @@ class Trainer:
                 if self.progress:
                     tqdm.write(msg)
                 log.info(msg)
-                if score > best["score"]:
-                    best = {"score": score, "epoch": epoch + 1,
+                if (score, -val_nll) > (best["score"], -best.get("nll", np.inf)):
+                    best = {"score": score, "nll": val_nll, "epoch": epoch + 1,
                             "state": copy.deepcopy(self.model.state_dict())}
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -371,8 +379,9 @@ def train_classifier(cfg: TrainConfig, progress: bool = True) -> dict:
         "data_roots": [str(Path(d).resolve()) for d in cfg.data],
         "split": data.split.to_dict(),
         "split_lists": {k: str(v.relative_to(out)) for k, v in split_files.items()},
+        "held_out_files": held_out_files(data.samples, cfg.data),
         "best_epoch": fit["best_epoch"],
-        "selection": "mean over data sources of validation accuracy",
+        "selection": "mean over data sources of validation accuracy; ties: lower mean NLL",
         "history": fit["history"],
         "time": {"epoch_s_mean": round(float(np.mean(epoch_s)), 1),
                  "total_s": round(time.perf_counter() - t_start, 1)},
@@ -386,6 +395,23 @@ def train_classifier(cfg: TrainConfig, progress: bool = True) -> dict:
     }
     (out / "card.json").write_text(json.dumps(card, indent=2))
     return card
+
+
+def held_out_files(samples: Sequence[Sample], roots: Sequence[str]) -> dict:
+    """Validation and test files of the sources this run split itself (paths relative to their
+    data root), so the card alone pins down which real photos were never trained on."""
+    out: dict = {}
+    resolved = [(r, Path(r).resolve()) for r in roots]
+    for s in samples:
+        if s.split == "train" or s.subset.split("/")[0] in ("train", "val", "test"):
+            continue
+        p = Path(s.path).resolve()
+        for root, rp in resolved:
+            if p.is_relative_to(rp):
+                key = f"{Path(root).name}:{s.split}"
+                out.setdefault(key, []).append(str(p.relative_to(rp)))
+                break
+    return {k: sorted(v) for k, v in sorted(out.items())}
 
 
 def _strip(rep: dict) -> dict:

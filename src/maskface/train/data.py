@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -53,6 +54,8 @@ class Sample:
     subset: str
     source: str
     split: str = ""
+    #: path relative to the data root: names the sample independently of where the data lives
+    rel: str = ""
 
 
 def canonical_class(name: str, classes: Sequence[str]) -> str | None:
@@ -99,7 +102,8 @@ def read_class_folders(root: str | os.PathLike, classes: Sequence[str]) -> list[
             for f in sorted(files):
                 p = Path(sub) / f
                 if is_image_path(p):
-                    samples.append(Sample(str(p), cls, subset, source or root.name, split))
+                    samples.append(Sample(str(p), cls, subset, source or root.name, split,
+                                          p.relative_to(root).as_posix()))
     return samples
 
 
@@ -116,8 +120,10 @@ def hamming_matrix(hashes: np.ndarray) -> np.ndarray:
     return bits @ (1 - bits).T + (1 - bits) @ bits.T
 
 
-def near_duplicate_groups(hashes: np.ndarray, max_bits: int = NEAR_DUP_BITS) -> np.ndarray:
-    """Connected components of the near-duplicate graph: a group id per image."""
+def near_duplicate_groups(hashes: np.ndarray, max_bits: int = NEAR_DUP_BITS,
+                          keys: Sequence[str | None] | None = None) -> np.ndarray:
+    """Connected components of the near-duplicate graph: a group id per image. Images with the
+    same non-empty ``keys`` entry (e.g. one identity) are joined as well."""
     n = len(hashes)
     parent = np.arange(n)
 
@@ -137,7 +143,27 @@ def near_duplicate_groups(hashes: np.ndarray, max_bits: int = NEAR_DUP_BITS) -> 
             a, b = find(s + int(i)), find(int(j))
             if a != b:
                 parent[max(a, b)] = min(a, b)
+    first: dict[str, int] = {}
+    for i, key in enumerate(keys or ()):
+        if key:
+            a, b = find(first.setdefault(key, i)), find(i)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
     return np.array([find(i) for i in range(n)])
+
+
+def group_keys(samples: Sequence[Sample], pattern: str | None) -> list[str | None]:
+    """Per sample not already split, ``source`` + the first group of ``pattern`` matched in the
+    file name (e.g. ``^(n\\d+)_`` for VGGFace2 identities): one person never straddles splits."""
+    if not pattern:
+        return [None] * len(samples)
+    rx = re.compile(pattern)
+    keys: list[str | None] = []
+    for s in samples:
+        # Pre-split folders keep the split they came with (even if it mixes identities).
+        m = None if s.split else rx.search(Path(s.path).name)
+        keys.append(f"{s.source}:{m.group(1) if m.groups() else m.group(0)}" if m else None)
+    return keys
 
 
 def _group_rank(key: str, seed: int) -> str:
@@ -157,6 +183,7 @@ class SplitReport:
     dropped_label_conflicts: int
     seed: int
     fractions: dict[str, float]
+    group_pattern: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -164,14 +191,20 @@ class SplitReport:
 
 def assign_splits(samples: Sequence[Sample], hashes: np.ndarray, seed: int = 0,
                   val_frac: float = 0.10, test_frac: float = 0.15,
-                  max_bits: int = NEAR_DUP_BITS) -> tuple[list[Sample], SplitReport]:
-    """Give every sample a split (keeping pre-split folders) and drop leaking duplicates."""
-    groups = near_duplicate_groups(hashes, max_bits)
+                  max_bits: int = NEAR_DUP_BITS, group_pattern: str | None = None
+                  ) -> tuple[list[Sample], SplitReport]:
+    """Give every sample a split (keeping pre-split folders) and drop leaking duplicates.
+
+    ``group_pattern``: a regular expression on file names whose match (first group) names a
+    group within a source, e.g. an identity, kept in one split."""
+    groups = near_duplicate_groups(hashes, max_bits, group_keys(samples, group_pattern))
     members: dict[int, list[int]] = defaultdict(list)
     for i, g in enumerate(groups):
         members[int(g)].append(i)
-    # The group's key is its smallest path, so group ids are stable across runs.
-    key = {g: min(samples[i].path for i in idx) for g, idx in members.items()}
+    # A group's key is its smallest root-relative name: the split does not depend on where
+    # the data lives or how its path was spelled.
+    key = {g: min(f"{samples[i].source}/{samples[i].rel or samples[i].path}" for i in idx)
+           for g, idx in members.items()}
     conflicted = {g for g, idx in members.items()
                   if len({samples[i].label for i in idx}) > 1
                   and _identical_across_labels([samples[i] for i in idx], hashes[idx])}
@@ -195,8 +228,7 @@ def assign_splits(samples: Sequence[Sample], hashes: np.ndarray, seed: int = 0,
             if split[i] != "train" and in_train:
                 dropped_dup += 1
                 continue
-            kept.append(Sample(samples[i].path, samples[i].label, samples[i].subset,
-                               samples[i].source, split[i]))
+            kept.append(replace(samples[i], split=split[i]))
     kept.sort(key=lambda s: s.path)
     counts: dict[str, dict[str, dict[str, int]]] = {}
     for sp in SPLITS:
@@ -213,6 +245,7 @@ def assign_splits(samples: Sequence[Sample], hashes: np.ndarray, seed: int = 0,
         dropped_label_conflicts=dropped_conflict,
         seed=seed,
         fractions={"val": val_frac, "test": test_frac},
+        group_pattern=group_pattern,
     )
     return kept, report
 

@@ -217,7 +217,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             opt.step()
             sched.step()
             for k, v in (("arc", arc), ("triplet", triplet), ("distill", distill)):
-                losses[k] += float(v) / steps_per_epoch
+                losses[k] += v.item() / steps_per_epoch
         val = _pair_accuracy(embed_all(va), val_pairs)
         history.append({"epoch": epoch, "val": val, "loss": losses,
                         "lr": sched.get_last_lr()[0], "time_s": time.perf_counter() - t0})

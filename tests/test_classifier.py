@@ -1,0 +1,90 @@
+"""The shipped mask classifier on real faces, and `maskface eval classifier`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from maskface.classify import MaskClassifier
+from maskface.classify.crop import whole_image_crop
+from maskface.cli import load_commands
+from maskface.detect import create_detector
+from maskface.io import load_image
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def classifier() -> MaskClassifier:
+    return MaskClassifier()
+
+
+def test_shipped_model_contract(classifier):
+    assert set(classifier.labels) >= {"with_mask", "without_mask"}
+    assert classifier.input_size >= 64
+    p = classifier.predict_proba(np.zeros((3, classifier.input_size, classifier.input_size, 3),
+                                          np.uint8))
+    assert p.shape == (3, len(classifier.labels))
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+
+
+def test_astronaut_is_unmasked(classifier, astronaut):
+    det = create_detector("yunet").detect(astronaut)
+    assert len(det) == 1
+    pred = classifier.classify(astronaut, det.boxes)[0]
+    assert pred.label == "without_mask"
+    assert pred.probability > 0.9
+
+
+@pytest.mark.data
+def test_real_masked_and_unmasked_photos(classifier, data_dir):
+    """The first 40 real photos of each class (file names sorted) are classified correctly, bar
+    at most two (the real set has a few whole scenes and odd crops)."""
+    real = data_dir / "mask-crops" / "real"
+    if not real.is_dir():
+        pytest.skip(f"{real} not found")
+    for cls in ("with_mask", "without_mask"):
+        paths = sorted((real / cls).glob("*.jpg"))[:40]
+        crops = np.stack([whole_image_crop(load_image(p), classifier.input_size)
+                          for p in paths])
+        pred = np.array(classifier.labels)[classifier.predict_proba(crops).argmax(1)]
+        assert (pred == cls).sum() >= len(paths) - 2, cls
+
+
+@pytest.mark.data
+def test_eval_classifier_cli_writes_report_and_plots(data_dir, tmp_path):
+    real = data_dir / "mask-crops" / "real"
+    if not real.is_dir():
+        pytest.skip(f"{real} not found")
+    data = tmp_path / "crops"
+    for src, dst in (("with_mask", "masked"), ("without_mask", "not_masked")):  # aliases
+        (data / dst).mkdir(parents=True)
+        for p in sorted((real / src).glob("*.jpg"))[100:115]:
+            (data / dst / p.name).symlink_to(p)
+    (data / "masked" / "broken.jpg").write_bytes(b"not a jpeg")
+    report = tmp_path / "out" / "cls.json"
+    res = runner.invoke(load_commands(), ["eval", "classifier", str(data), "--report",
+                                          str(report)], catch_exceptions=False)
+    assert res.exit_code == 1, res.output  # the broken file is reported and fails the run
+    assert "broken.jpg" in res.stderr
+    assert "Traceback" not in res.output
+    rep = json.loads(report.read_text())
+    assert rep["n"] == 30
+    cm = np.array(rep["confusion_matrix"])
+    assert cm.sum() == 30
+    assert rep["accuracy"] == pytest.approx(np.trace(cm) / 30)
+    assert rep["per_class"]["with_mask"]["support"] == 15
+    assert 0.0 <= rep["roc_auc"] <= 1.0
+    for key in ("roc", "confusion"):
+        assert (tmp_path / "out" / f"cls_{key}.png").stat().st_size > 5000
+    assert "precision" in res.stdout
+
+
+def test_eval_classifier_needs_one_source(tmp_path):
+    res = runner.invoke(load_commands(), ["eval", "classifier", "--report",
+                                          str(tmp_path / "r.json")])
+    assert res.exit_code == 1
+    assert "exactly one" in res.stderr

@@ -1,0 +1,138 @@
+"""MobileNetV2 rebuild, data splits and a tiny real training run exported to ONNX."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
+
+
+def test_mobilenet_loads_imagenet_weights_strictly_and_sees_a_person(astronaut):
+    from maskface.classify.crop import whole_image_crop
+    from maskface.train.mobilenet import DeployModel, MobileNetV2, load_imagenet
+
+    net = load_imagenet(MobileNetV2(1000)).eval()  # strict=True inside: names and shapes match
+    model = DeployModel(net).eval()
+    x = torch.from_numpy(whole_image_crop(astronaut, 224)).permute(2, 0, 1)[None].float()
+    with torch.inference_mode():
+        probs = model(x)[0].numpy()
+    assert probs.shape == (1000,)
+    assert probs.sum() == pytest.approx(1.0, abs=1e-4)
+    # The photo shows an astronaut in a pressure suit with her helmet in the corner.
+    # ImageNet has no "person" or "spacesuit" class; a working network is confident (a random
+    # one spreads ~0.001 evenly) and ranks a helmet class high: 518 crash helmet, 560 football
+    # helmet.
+    top5 = set(np.argsort(probs)[-5:].tolist())
+    assert probs.max() > 0.1
+    assert top5 & {518, 560}
+
+
+def test_head_replacement_keeps_backbone():
+    from maskface.train.mobilenet import mobilenet_v2
+
+    model = mobilenet_v2(3)
+    assert model.classifier[1].out_features == 3
+    out = model.eval()(torch.zeros(2, 3, 64, 64))
+    assert out.shape == (2, 3)
+
+
+def test_splits_keep_near_duplicates_together(tmp_path, astronaut):
+    import cv2
+
+    from maskface.train.data import assign_splits, dhash, read_class_folders
+
+    rng = np.random.default_rng(0)
+    for cls in ("masked", "not_masked"):
+        (tmp_path / "real" / cls).mkdir(parents=True)
+    face = astronaut[40:200, 150:300]
+    # Five re-crops/re-encodes of one photo (near duplicates) plus unrelated images.
+    for k in range(5):
+        dup = cv2.resize(face[k : 150 - k, 2 * k :], (90 + 10 * k, 96 + 10 * k))
+        q = [cv2.IMWRITE_JPEG_QUALITY, 60 + 7 * k]
+        cv2.imwrite(str(tmp_path / "real" / "masked" / f"dup{k}.jpg"), dup, q)
+    for k in range(30):
+        img = cv2.GaussianBlur(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), (9, 9), 0)
+        cls = "masked" if k % 2 else "not_masked"
+        cv2.imwrite(str(tmp_path / "real" / cls / f"img{k}.jpg"), img)
+    samples = read_class_folders(tmp_path, ("with_mask", "without_mask"))
+    assert {s.label for s in samples} == {"with_mask", "without_mask"}  # aliases mapped
+    assert len(samples) == 35
+    hashes = np.array([dhash(cv2.imread(s.path)) for s in samples])
+    for seed in range(4):
+        kept, report = assign_splits(samples, hashes, seed=seed, val_frac=0.3, test_frac=0.3)
+        dup_splits = {s.split for s in kept if Path(s.path).name.startswith("dup")}
+        assert len(dup_splits) == 1
+        assert report.grouped_images >= 5
+        assert {s.split for s in kept} == {"train", "val", "test"}
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_tiny_training_run_exports_matching_onnx(data_dir, tmp_path):
+    """One head-only epoch on 40 real crops at 64 px: ONNX loads, carries its metadata and
+    matches torch."""
+    import onnxruntime as ort
+
+    from maskface.classify import MaskClassifier
+    from maskface.train.classifier import TrainConfig, train_classifier
+
+    real = data_dir / "mask-crops" / "real"
+    if not real.is_dir():
+        pytest.skip(f"{real} not found")
+    for cls in ("with_mask", "without_mask"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        for p in sorted((real / cls).glob("*.jpg"))[:20]:
+            (tmp_path / "data" / cls / p.name).symlink_to(p)
+    out = tmp_path / "run"
+    card = train_classifier(TrainConfig(data=[str(tmp_path / "data")], out=str(out), epochs=1,
+                                        freeze_epochs=1, size=64, batch=16, val_frac=0.25,
+                                        test_frac=0.25), progress=False)
+    onnx_path = out / "mask_classifier.onnx"
+    assert card["onnx"]["max_abs_diff_vs_torch"] < 1e-4
+    saved = json.loads((out / "card.json").read_text())
+    assert saved["onnx"]["sha256"] == card["onnx"]["sha256"]
+    assert (out / "curves.png").stat().st_size > 0
+    listed = sum(len((out / "splits" / f"{s}.txt").read_text().splitlines())
+                 for s in ("train", "val", "test"))
+    assert listed == sum(sum(c.values()) for sp in card["split"]["counts"].values()
+                         for c in sp.values())
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    meta = sess.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["labels"]) == ["with_mask", "without_mask"]
+    assert meta["input_size"] == "64"
+    # Dynamic batch: 1 and 5 images both work, and the output is a probability distribution.
+    clf = MaskClassifier(onnx_path)
+    for n in (1, 5):
+        p = clf.predict_proba(np.random.default_rng(n).integers(0, 255, (n, 64, 64, 3),
+                                                               dtype=np.uint8))
+        assert p.shape == (n, 2)
+        np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+
+
+def test_group_pattern_keeps_identities_in_one_split(tmp_path):
+    import cv2
+
+    from maskface.train.data import assign_splits, dhash, read_class_folders
+
+    rng = np.random.default_rng(1)
+    for cls in ("with_mask", "mask_incorrect"):
+        (tmp_path / cls).mkdir()
+    # 12 identities x 2 photos x both classes; all images differ (no near duplicates).
+    for ident in range(12):
+        for k in range(4):
+            img = cv2.GaussianBlur(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8), (7, 7), 0)
+            cls = ("with_mask", "mask_incorrect")[k % 2]
+            cv2.imwrite(str(tmp_path / cls / f"n{ident:06d}_{k}.jpg"), img)
+    samples = read_class_folders(tmp_path, ("with_mask", "without_mask", "mask_incorrect"))
+    hashes = np.array([dhash(cv2.imread(s.path)) for s in samples])
+    kept, _ = assign_splits(samples, hashes, seed=3, val_frac=0.3, test_frac=0.3,
+                            group_pattern=r"^(n\d+)_")
+    split_of: dict[str, set[str]] = {}
+    for s in kept:
+        split_of.setdefault(s.path.rsplit("/", 1)[1][:7], set()).add(s.split)
+    assert all(len(v) == 1 for v in split_of.values())
+    assert len({next(iter(v)) for v in split_of.values()}) > 1  # identities spread over splits
