@@ -128,5 +128,7 @@ def test_unknown_detector_and_bad_size():
         create_detector("haar")
     with pytest.raises(InputError, match="input_size"):
         create_detector("retinaface", input_size=8)
+    with pytest.raises(InputError, match="scales must be positive"):
+        create_detector("yunet", scales=(1.0, 0.0))
     with pytest.raises(InputError, match="no option input_size"):
         create_detector("mtcnn", input_size=640)

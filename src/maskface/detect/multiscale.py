@@ -131,6 +131,8 @@ class ScaledDetector(FaceDetector):
             raise InputError(f"input_size must be at least 32 px, not {input_size}")
         self.input_size = int(input_size)
         self.scales = tuple(float(s) for s in scales) or (1.0,)
+        if min(self.scales) <= 0:
+            raise InputError(f"scales must be positive, not {scales}")
         self.flip = flip
         self.tile = tile
         self.tile_overlap = tile_overlap
