@@ -16,6 +16,7 @@ import json
 import logging
 import platform
 import time
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -295,10 +296,14 @@ class Trainer:
         model = copy.deepcopy(self.model).to(memory_format=torch.contiguous_format).eval()
         dummy = torch.zeros(2, 3, cfg.size, cfg.size)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.onnx.export(model, (dummy,), str(path), input_names=["image"],
-                          output_names=["probs"], opset_version=cfg.opset,
-                          dynamic_axes={"image": {0: "batch"}, "probs": {0: "batch"}},
-                          dynamo=False)
+        with warnings.catch_warnings():
+            # The TorchScript exporter is deprecated in favour of the dynamo one, which needs
+            # onnxscript (not in this stack); it exports this plain CNN exactly (checked below).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(model, (dummy,), str(path), input_names=["image"],
+                              output_names=["probs"], opset_version=cfg.opset,
+                              dynamic_axes={"image": {0: "batch"}, "probs": {0: "batch"}},
+                              dynamo=False)
         proto = onnx.load(str(path))
         meta = {"labels": json.dumps(list(cfg.classes)), "input_size": str(cfg.size),
                 "crop_scale": str(CROP_SCALE), "input": "BGR float32 0..255 (N,3,S,S)",
