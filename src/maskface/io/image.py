@@ -60,6 +60,14 @@ def _to_rgb_array(im: Image.Image) -> np.ndarray:
     return np.asarray(im)
 
 
+def _rgb_to_bgr(rgb: np.ndarray) -> np.ndarray:
+    """A contiguous BGR copy; OpenCV's SIMD swap is ~25x faster than numpy's strided copy
+    (0.05 against 1.2 ms for 640x480, docs/performance.md)."""
+    import cv2
+
+    return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
+
+
 def _check_array(arr: np.ndarray, name: str) -> np.ndarray:
     if arr.size == 0 or arr.ndim not in (2, 3):
         raise ImageLoadError(name, f"array of shape {arr.shape} is not an image")
@@ -101,7 +109,7 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
             if w == 0 or h == 0:
                 raise ImageLoadError(name, "image has no pixels")
             im.load()
-            im = ImageOps.exif_transpose(im)
+            ImageOps.exif_transpose(im, in_place=True)  # our own decoded image: no copy
             rgb = _to_rgb_array(im)
     except ImageLoadError:
         raise
@@ -111,7 +119,7 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
         raise ImageLoadError(name, "image is too large (decompression bomb guard)") from None
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt streams
         raise ImageLoadError(name, f"corrupt or truncated image ({exc})") from None
-    return np.ascontiguousarray(rgb[..., ::-1])
+    return _rgb_to_bgr(rgb)
 
 
 def load_image(source: ImageInput) -> np.ndarray:
@@ -124,7 +132,7 @@ def load_image(source: ImageInput) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return _check_array(source, "<array>")
     if isinstance(source, Image.Image):
-        return np.ascontiguousarray(_to_rgb_array(ImageOps.exif_transpose(source))[..., ::-1])
+        return _rgb_to_bgr(_to_rgb_array(ImageOps.exif_transpose(source)))
     if isinstance(source, (bytes, bytearray)):
         return decode_image(bytes(source))
     path = Path(os.fspath(source))
