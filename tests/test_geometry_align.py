@@ -54,8 +54,10 @@ def test_alignment_puts_landmarks_on_template(astronaut, angle):
     lm = det.landmarks[0]
     m = alignment_matrix(lm)
     mapped = lm @ m[:, :2].T + m[:, 2]
-    # YuNet's 5 points on a real face land within a few pixels of the template after the warp.
-    assert np.abs(mapped - ARCFACE_TEMPLATE).max() < 6
+    # The detector's 5 points on a real (smiling) face land within a few pixels of the template
+    # after the warp; without alignment they would be tens of pixels off.
+    err = np.linalg.norm(mapped - ARCFACE_TEMPLATE, axis=1)
+    assert err.mean() < 7 and err.max() < 10
     crop = align_face(img, lm)
     assert crop.shape == (112, 112, 3)
     # The aligned crops of the straight and rotated photo look alike where the face is:
