@@ -136,3 +136,24 @@ def test_group_pattern_keeps_identities_in_one_split(tmp_path):
         split_of.setdefault(s.path.rsplit("/", 1)[1][:7], set()).add(s.split)
     assert all(len(v) == 1 for v in split_of.values())
     assert len({next(iter(v)) for v in split_of.values()}) > 1  # identities spread over splits
+
+
+def test_balanced_sampling_weighs_classes_then_sources():
+    from maskface.train.classifier import balanced_indices
+    from maskface.train.data import Sample
+
+    # with_mask comes from three sources, the other classes from fewer and in other amounts.
+    cells = {("real", "with_mask"): 300, ("real", "without_mask"): 100,
+             ("synth", "with_mask"): 50, ("synth", "without_mask"): 500,
+             ("synth3", "with_mask"): 400, ("synth3", "mask_incorrect"): 200}
+    train = [Sample(f"{src}/{lab}/{k}.jpg", lab, src, src, "train")
+             for (src, lab), n in cells.items() for k in range(n)]
+    draws = [train[i] for seed in range(100)
+             for i in balanced_indices(train, 60, np.random.default_rng(seed))]
+    by_label = {lab: sum(s.label == lab for s in draws) / len(draws)
+                for lab in ("with_mask", "without_mask", "mask_incorrect")}
+    for frac in by_label.values():
+        assert frac == pytest.approx(1 / 3, abs=0.03)
+    masked = [s for s in draws if s.label == "with_mask"]
+    for src in ("real", "synth", "synth3"):
+        assert sum(s.source == src for s in masked) / len(masked) == pytest.approx(1 / 3, abs=0.04)

@@ -39,6 +39,9 @@ def train_classifier(
 ) -> None:
     """Fine-tune MobileNetV2 (ImageNet init) on face crops and export ONNX + training card."""
     try:
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
+
         from maskface.train.classifier import TrainConfig
         from maskface.train.classifier import train_classifier as run
     except ImportError as exc:
