@@ -178,3 +178,21 @@ def test_adapted_export_matches_its_formula(embedder, tmp_path):
     assert model.name == "t" and model.dim == 128
     np.testing.assert_array_less(1 - 1e-3, (model.embed(crops) * want).sum(1))
 
+
+
+def test_mask_aware_default_keeps_sface_for_unmasked_faces(embedder, detector, astronaut):
+    from maskface.recognize import DEFAULT_EMBEDDER, create_embedder, default_threshold
+
+    aware = create_embedder(DEFAULT_EMBEDDER)
+    face = aligned(detector, astronaut)
+    out = aware.embed(np.stack([face, face]), masked=[False, True])
+    base = embedder.embed(face)[0]
+    # Same space as SFace (galleries are shared), SFace's own vector for an unmasked face,
+    # the adapter's (close, not equal) for a face flagged masked.
+    assert aware.name == "sface" and aware.label != "sface"
+    assert default_threshold(aware) == default_threshold(embedder)
+    assert out[0] @ base > 0.9999
+    assert 0.6 < out[1] @ base < 0.9999
+    assert aware.embed(face[None]) @ base > 0.9999  # no mask state: treated as unmasked
+    with pytest.raises(InputError):
+        aware.embed(np.stack([face, face]), masked=[True])

@@ -34,19 +34,23 @@ def _open(db: Path | None, model: str | None, for_writing: bool):
     probe = Gallery(path)  # read the model the gallery is bound to, if any
     stored = probe.model
     probe.close()
-    embedder = create_embedder(model or stored or "default")
+    embedder = create_embedder(model or "default")
+    if not model and stored and stored != embedder.name:
+        embedder = create_embedder(stored)  # a gallery made with another embedder
     return Gallery(path, model=embedder.name, dim=embedder.dim), embedder
 
 
 def _mask_flags(image_faces) -> list[bool]:
-    """Masked flag of each enrolment face, from the mask classifier when one is installed."""
+    """Masked flag of each face (masked or worn incorrectly), from the mask classifier when
+    one is installed."""
     from maskface.classify import MaskClassifier
 
     try:
         clf = MaskClassifier()
     except MaskfaceError:
         return [False] * len(image_faces)
-    return [clf.classify(img, face.box[None])[0].masked for img, face in image_faces]
+    return [clf.classify(img, face.box[None])[0].label != "without_mask"
+            for img, face in image_faces]
 
 
 @app.command()
@@ -92,8 +96,8 @@ def enroll(
             img = load_image(path)
             picked.append((img, single_face(detector, img, str(path), largest).face))
         aligned = [align_faces(img, f.landmarks[None])[0] for img, f in picked]
-        emb = embedder.embed(np.stack(aligned))
         flags = _mask_flags(picked)
+        emb = embedder.embed(np.stack(aligned), flags)
         sources = [str(p) for p in images]
         if add:
             person = gallery.add_embeddings(name, emb, flags, sources)
@@ -101,7 +105,7 @@ def enroll(
             person = gallery.enroll(name, emb, flags, meta, sources)
         typer.echo(f"{'added to' if add else 'enrolled'} {person.name} (id {person.id}): "
                    f"{person.n_embeddings} embeddings ({person.n_masked} masked), "
-                   f"model {embedder.name}, gallery {gallery.path}")
+                   f"model {embedder.label}, gallery {gallery.path}")
 
 
 @app.command()
@@ -149,7 +153,7 @@ def identify(
             result.save(out / f"{src.path.stem}.jpg")
             record = result.to_dict()
             record["threshold"] = recognizer.threshold
-            record["model"] = embedder.name
+            record["model"] = embedder.label
             (out / f"{src.path.stem}.json").write_text(json.dumps(record, indent=2))
             names = [f.identity.name if f.identity and f.identity.known else "unknown"
                      for f in result.faces]
@@ -180,18 +184,19 @@ def verify(
 
     embedder = create_embedder(model)
     detector = create_detector("yunet")
-    crops = []
+    crops, picked = [], []
     for path in (image_a, image_b):
         img = load_image(path)
         face = single_face(detector, img, str(path), pick_largest=True).face
         crops.append(align_faces(img, face.landmarks[None])[0])
-    ea, eb = embedder.embed(np.stack(crops))
+        picked.append((img, face))
+    ea, eb = embedder.embed(np.stack(crops), _mask_flags(picked))
     score = float(ea @ eb)
     t = default_threshold(embedder) if threshold is None else threshold
     same = score >= t
     if json_:
         typer.echo(json.dumps({"image_a": str(image_a), "image_b": str(image_b),
-                               "model": embedder.name, "score": round(score, 4),
+                               "model": embedder.label, "score": round(score, 4),
                                "threshold": round(t, 4), "same": same}))
     else:
         typer.echo(f"score {score:.3f} (threshold {t:.3f}): "
@@ -295,10 +300,10 @@ def eval_verify(
     res["source"] = str(lfw or pairs)
     report.parent.mkdir(parents=True, exist_ok=True)
     png = plot_score_histograms(scores, same, res["threshold"], report.with_suffix(".png"),
-                                f"{embedder.name}, mask={mask}: acc {res['accuracy']:.2%}")
+                                f"{embedder.label}, mask={mask}: acc {res['accuracy']:.2%}")
     res["histogram_png"] = str(png)
     report.write_text(json.dumps(res, indent=2))
-    typer.echo(f"{embedder.name} mask={mask}: accuracy {res['accuracy']:.2%} "
+    typer.echo(f"{embedder.label} mask={mask}: accuracy {res['accuracy']:.2%} "
                f"± {res['accuracy_std']:.2%} over {res['folds']} folds, "
                f"ROC AUC {res['roc_auc']:.4f}, TAR@FAR=1e-3 {res['tar_at_far_1e-3']:.2%}; "
                f"{res['no_face_fallback']} images without a detected face")

@@ -107,7 +107,7 @@ def run_identify_eval(report: str | Path, faces: str | Path | None = None,
     tpir = float((top1 & (k_best >= t)).mean())
     fpir = float((u_best >= t).mean()) if len(u_best) else float("nan")
     res: dict[str, Any] = {
-        "model": embedder.name,
+        "model": embedder.label,
         "faces": str(faces),
         "masked": str(masked_dir) if masked_dir else "drawn by maskface.synth (seeded)",
         "identities": len(names),

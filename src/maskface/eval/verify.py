@@ -210,7 +210,10 @@ class PairEmbedder:
         batch: list[tuple[tuple[Path, bool], np.ndarray]] = []
 
         def flush() -> None:
-            emb = self.embedder.embed(np.stack([a for _, a in batch]))
+            # The mask state of a synthetically masked item is known; a mask-aware embedder
+            # uses it (at the door, the mask classifier supplies it).
+            emb = self.embedder.embed(np.stack([a for _, a in batch]),
+                                      [k[1] for k, _ in batch])
             self.cache.update({k: e for (k, _), e in zip(batch, emb)})
             batch.clear()
 
@@ -264,7 +267,7 @@ def evaluate_pairs(pairs: Sequence[Pair], embedder, detector, mask: str = "none"
     folds = np.array([p.fold for p in pairs])
     accs, ths = fold_accuracies(scores, same, folds)
     return {
-        "model": embedder.name,
+        "model": embedder.label,
         "mask": mask,
         "seed": seed,
         "pairs": len(pairs),

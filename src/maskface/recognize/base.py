@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -23,17 +24,33 @@ class Embedder(ABC):
     compared by the dot product of their embeddings (cosine similarity, in [-1, 1]).
     """
 
-    #: registry/model name stored beside every gallery embedding
+    #: name of the embedding space, stored beside every gallery embedding: only vectors of
+    #: the same space are compared
     name: str = "embedder"
     #: embedding dimension
     dim: int = 0
+
+    @property
+    def label(self) -> str:
+        """What made the vectors, for reports (differs from :attr:`name` for variants that
+        share another model's space)."""
+        return self.name
 
     @abstractmethod
     def _embed(self, faces: np.ndarray) -> np.ndarray:
         """Raw (unnormalised) embeddings of a non-empty ``(N, 112, 112, 3)`` uint8 batch."""
 
-    def embed(self, aligned_faces: np.ndarray) -> np.ndarray:
-        """Unit-length embeddings ``(N, dim)`` float32 of ``(N, 112, 112, 3)`` BGR uint8 faces."""
+    def _embed_with_state(self, faces: np.ndarray, masked: np.ndarray | None) -> np.ndarray:
+        """Mask-aware embedders override this; the others ignore the mask state."""
+        return self._embed(faces)
+
+    def embed(self, aligned_faces: np.ndarray, masked: Sequence[bool] | None = None
+              ) -> np.ndarray:
+        """Unit-length embeddings ``(N, dim)`` float32 of ``(N, 112, 112, 3)`` BGR uint8 faces.
+
+        ``masked`` (one flag per face, e.g. from the mask classifier) lets a mask-aware
+        embedder treat masked faces differently; plain embedders ignore it.
+        """
         faces = np.asarray(aligned_faces)
         if faces.ndim == 3:
             faces = faces[None]
@@ -44,7 +61,44 @@ class Embedder(ABC):
             )
         if len(faces) == 0:
             return np.zeros((0, self.dim), np.float32)
-        return l2_normalize(self._embed(faces.astype(np.uint8, copy=False)))
+        flags = None if masked is None else np.asarray(masked, bool).reshape(-1)
+        if flags is not None and len(flags) != len(faces):
+            raise InputError(f"{len(flags)} mask flags for {len(faces)} faces")
+        return l2_normalize(self._embed_with_state(faces.astype(np.uint8, copy=False), flags))
 
-    def __call__(self, aligned_faces: np.ndarray) -> np.ndarray:
-        return self.embed(aligned_faces)
+    def __call__(self, aligned_faces: np.ndarray, masked: Sequence[bool] | None = None
+                 ) -> np.ndarray:
+        return self.embed(aligned_faces, masked)
+
+
+class MaskAwareEmbedder(Embedder):
+    """A base embedder for unmasked faces and an adapter trained for masked faces that maps
+    them into the *same* space (distilled to the base's embeddings of unmasked photos).
+
+    Unmasked faces get exactly the base's vectors, so nothing is lost on them and galleries
+    made with the base stay valid; faces flagged masked go through the adapter.
+    """
+
+    def __init__(self, base: Embedder, adapter: Embedder, label: str):
+        if adapter.dim != base.dim:
+            raise InputError(f"adapter makes {adapter.dim}-d vectors, base {base.dim}-d")
+        self.base, self.adapter = base, adapter
+        self.name, self.dim = base.name, base.dim
+        self._label = label
+        self.metadata = getattr(base, "metadata", {})
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    def _embed(self, faces: np.ndarray) -> np.ndarray:
+        return self.base._embed(faces)
+
+    def _embed_with_state(self, faces: np.ndarray, masked: np.ndarray | None) -> np.ndarray:
+        if masked is None or not masked.any():
+            return self.base._embed(faces)
+        out = np.zeros((len(faces), self.dim), np.float32)
+        out[masked] = self.adapter._embed(faces[masked])
+        if (~masked).any():
+            out[~masked] = self.base._embed(faces[~masked])
+        return out

@@ -34,7 +34,10 @@ class Recognizer:
         if not faces:
             return np.zeros((0, self.embedder.dim), np.float32)
         aligned = align_faces(image, np.stack([f.landmarks for f in faces]))
-        emb = self.embedder.embed(aligned)
+        # A mask-aware embedder treats covered faces differently; the pipeline's classifier
+        # has set face.mask by now (a mask pulled under the nose still hides the mouth).
+        masked = [f.mask is not None and f.mask.label != "without_mask" for f in faces]
+        emb = self.embedder.embed(aligned, masked)
         for face, e in zip(faces, emb):
             face.embedding = e
         return emb
