@@ -132,3 +132,26 @@ def test_unknown_detector_and_bad_size():
         create_detector("yunet", scales=(1.0, 0.0))
     with pytest.raises(InputError, match="no option input_size"):
         create_detector("mtcnn", input_size=640)
+
+
+@pytest.mark.parametrize("name", ["retinaface", "yunet"])
+def test_close_up_gets_a_pass_at_moderate_upscale(astronaut, reference, name, monkeypatch):
+    det = create_detector(name, input_size=1024, max_upscale=2.0)
+    factors: list[float] = []
+    real = det.detect_at
+
+    def spy(image, scale):
+        factors.append(scale)
+        return real(image, scale)
+
+    monkeypatch.setattr(det, "detect_at", spy)
+    x1, y1, x2, y2 = (int(v) for v in reference)
+    pad = (x2 - x1) // 4
+    close_up = astronaut[max(0, y1 - pad) : y2 + pad, max(0, x1 - pad) : x2 + pad]
+    found = det.detect(close_up)
+    # A ~190-px close-up is enlarged more than 5x to 1024 px: a second pass at 2x is added.
+    assert factors[0] > 5 and factors[1:] == [2.0]
+    assert len(found) == 1
+    factors.clear()
+    det.detect(astronaut)  # 512 px -> 1024 px is exactly 2x: one pass only
+    assert factors == [2.0]

@@ -13,6 +13,12 @@ optionally
   join the whole-image ones by box voting with the *maximum* score (a small face is expected in
   one tile only), and whole-image boxes under ``TILE_HANDOVER_PX`` are left to the tiles.
 
+Upscaling has a cost too: a face that fills a small photo (a 160-px face crop, a close-up)
+outgrows the network's largest anchors once the photo is enlarged 4-6x, and masked faces are
+lost first. When the resize factor exceeds ``max_upscale``, a second pass at ``max_upscale`` is
+merged in with the maximum score, so such faces are found without giving up the upscale that
+finds small faces in larger photos.
+
 Measurements of each option are in ``docs/detection.md``.
 """
 
@@ -121,11 +127,14 @@ class ScaledDetector(FaceDetector):
         tile_overlap: fraction of a tile shared with its neighbour.
         pass_threshold: score a box needs in one pass to take part in the vote (defaults to
             ``score_threshold`` with a single pass, else the lower of it and 0.3).
+        max_upscale: when the image is enlarged by more than this, also run a pass at this
+            factor (``None``: never).
     """
 
     def __init__(self, score_threshold: float = 0.6, input_size: int = 640,
                  scales: Sequence[float] = (1.0,), flip: bool = False, tile: bool = False,
-                 tile_overlap: float = 0.25, pass_threshold: float | None = None):
+                 tile_overlap: float = 0.25, pass_threshold: float | None = None,
+                 max_upscale: float | None = 2.0):
         super().__init__(score_threshold)
         if input_size < 32:
             raise InputError(f"input_size must be at least 32 px, not {input_size}")
@@ -140,6 +149,9 @@ class ScaledDetector(FaceDetector):
         if pass_threshold is None:
             pass_threshold = score_threshold if n_passes == 1 else min(score_threshold, 0.3)
         self.pass_threshold = pass_threshold
+        if max_upscale is not None and max_upscale <= 0:
+            raise InputError(f"max_upscale must be positive, not {max_upscale}")
+        self.max_upscale = max_upscale
 
     @property
     def n_passes(self) -> int:
@@ -160,6 +172,8 @@ class ScaledDetector(FaceDetector):
                 mirrored = np.ascontiguousarray(image[:, ::-1])
                 passes.append(unflip(self.detect_at(mirrored, base * s), w))
         det = passes[0] if len(passes) == 1 else box_vote(passes, n_passes=len(passes))
+        if self.max_upscale is not None and base * min(self.scales) > self.max_upscale:
+            det = box_vote([det, self.detect_at(image, self.max_upscale)], mode="max")
         if self.tile and max(h, w) > self.input_size:
             # Faces that were tiny in the downscaled pass are the tiles' job: their global boxes
             # are poorly placed and would not merge with the tiles' accurate ones.
