@@ -15,12 +15,12 @@ from maskface.cli.common import fail, user_errors
 from maskface.errors import MaskfaceError
 
 DbOpt = Annotated[Path | None, typer.Option(
-    "--db", help="Gallery file [default: $MASKFACE_DB or ~/.local/share/maskface/gallery.db].")]
+    "--db", help="Gallery file (default: $MASKFACE_DB or ~/.local/share/maskface/gallery.db).")]
 ModelOpt = Annotated[str | None, typer.Option(
-    "--model", help="Embedder: sface, an adapted model name or an .onnx file "
-    "[default: the gallery's model, else the default embedder].")]
+    "--model", help="Embedder: sface_masked, sface or an .onnx file "
+    "(default: the gallery's model, else the default embedder).")]
 ThresholdOpt = Annotated[float | None, typer.Option(
-    help="Cosine threshold for a match [default: the model's calibrated one].")]
+    help="Cosine threshold for a match (default: the model's calibrated one).")]
 
 
 def _open(db: Path | None, model: str | None, for_writing: bool):
@@ -315,12 +315,12 @@ def eval_verify(
 def eval_identify(
     report: Annotated[Path, typer.Option(help="JSON report to write.")],
     faces: Annotated[Path | None, typer.Option(
-        help="Identity folders (<identity>/*.jpg) [default: vggface2-sample in the data].")
+        help="Identity folders (<identity>/*.jpg) (default: vggface2-sample in the data).")
                      ] = None,
     masked: Annotated[Path | None, typer.Option(
-        help="Masked copies (<identity>/*) [default: mask queries on the fly].")] = None,
+        help="Masked copies (<identity>/*) (default: mask queries on the fly).")] = None,
     split: Annotated[Path | None, typer.Option(
-        help="Training card JSON whose held-out identities to use [default: all].")] = None,
+        help="Training card JSON whose held-out identities to use (default: all).")] = None,
     model: Annotated[str, typer.Option(help="Embedder name or .onnx file.")] = "default",
     enrol: Annotated[int, typer.Option(help="Unmasked photos enrolled per identity.")] = 3,
     unknown_fraction: Annotated[float, typer.Option(
@@ -370,12 +370,12 @@ def train_recognizer(
     out: Annotated[Path, typer.Option(help="Output folder (model, card, curves).")
                    ] = Path("runs/recognizer"),
     faces: Annotated[Path | None, typer.Option(
-        help="Identity folders [default: vggface2-sample in the data].")] = None,
+        help="Identity folders (default: vggface2-sample in the data).")] = None,
     masked: Annotated[Path | None, typer.Option(
         help="Synthetic masked copies of the same identities (maskface synth output).")] = None,
     cache: Annotated[Path, typer.Option(help="Backbone feature cache folder.")
                      ] = Path("runs/recognizer/cache"),
-    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    epochs: Annotated[int, typer.Option(min=1)] = 20,
     holdout: Annotated[int, typer.Option(help="Identities held out for identification.")
                        ] = 120,
     val: Annotated[int, typer.Option(help="Identities held out for validation.")] = 60,

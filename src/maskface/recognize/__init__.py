@@ -16,7 +16,7 @@ register(ModelSpec(
     "recognizer_sface_masked",
     "SFace + low-rank residual head adapted to masked faces by maskface "
     "(see recognizer_sface_masked.card.json)",
-    "3b9a2f900ed41c6c3f7e33b2637f1ed0eca54ceca92e13d44078c964f043dde8",
+    "bc61f90ab1fe224907103de28890a2f819cae2b83df39aa98b3dc56ac0bb1065",
     None,
     "recognizer_sface_masked.onnx",
 ))

@@ -44,7 +44,7 @@ class TrainConfig:
     faces: Path | None = None
     masked: Path | None = None
     cache: Path = Path("runs/recognizer/cache")
-    epochs: int = 30
+    epochs: int = 20
     holdout: int = 120
     val: int = 60
     seed: int = 0
@@ -61,6 +61,9 @@ class TrainConfig:
     triplet_margin: float = 0.2
     w_distill: float = 4.0
     feature_dropout: float = 0.3
+    #: train and validate the residual as it is deployed: on masked faces only (unmasked ones
+    #: keep SFace's vectors); False applies it to every face
+    gated: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -168,12 +171,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         opt, [int(m * cfg.epochs * steps_per_epoch) for m in cfg.milestones], gamma=0.1)
 
     base = torch.from_numpy(sface_raw)  # W0 f + b0, computed by the backbone pass already
+    gate = torch.from_numpy(masked if cfg.gated else np.ones_like(masked)).float()[:, None]
 
     def embed(idx: np.ndarray, train_mode: bool = False) -> torch.Tensor:
         f = torch.from_numpy(np.asarray(feats[idx], np.float32))
         if train_mode and cfg.feature_dropout:
             f = F.dropout(f, cfg.feature_dropout)  # SFace itself trained with dropout here
-        return base[idx] + (f @ V.T) @ U.T
+        return base[idx] + gate[idx] * ((f @ V.T) @ U.T)
 
     def embed_all(idx: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -232,6 +236,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     U_b, V_b = best["U"].numpy(), best["V"].numpy()
     w_new = w0 + U_b @ V_b
     emb_val = l2_normalize(np.asarray(feats[va], np.float32) @ w_new.T + b0)
+    if cfg.gated:
+        emb_val[~masked[va]] = sface_emb[va][~masked[va]]
     s = np.concatenate([(emb_val[a] * emb_val[b]).sum(1) for a, b, _ in val_pairs.values()])
     lab = np.concatenate([lbl for _, _, lbl in val_pairs.values()])
     threshold = best_threshold(s, lab)
