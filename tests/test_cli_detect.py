@@ -78,3 +78,13 @@ def test_unknown_detector_is_one_line_error(astronaut_path, tmp_path):
     res = invoke("detect", str(astronaut_path), "--detector", "haar", "--out", str(tmp_path))
     assert res.exit_code == 1
     assert res.stderr.strip().startswith("error: unknown detector 'haar'")
+
+
+def test_demo_labels_the_bare_and_the_masked_astronaut(tmp_path):
+    res = invoke("demo", "--out", str(tmp_path))
+    assert res.exit_code == 0, res.output
+    bare = json.loads((tmp_path / "astronaut.json").read_text())
+    masked = json.loads((tmp_path / "astronaut_masked.json").read_text())
+    assert [f["mask"]["label"] for f in bare["faces"]] == ["without_mask"]
+    assert [f["mask"]["label"] for f in masked["faces"]] == ["with_mask"]
+    assert (tmp_path / "astronaut_masked.jpg").stat().st_size > 10_000

@@ -124,31 +124,35 @@ def detect(
         raise typer.Exit(1)
 
 
-def demo_image() -> Path:
-    """The built-in example photo (public domain)."""
-    return Path(str(resources.files("maskface") / "assets" / "astronaut.jpg"))
+DEMO_IMAGES = ("astronaut.jpg", "astronaut_masked.jpg")
+
+
+def demo_image(name: str = DEMO_IMAGES[0]) -> Path:
+    """A built-in example photo (public domain; the masked one drawn by ``maskface synth``)."""
+    return Path(str(resources.files("maskface") / "assets" / name))
 
 
 @app.command()
 @user_errors
 def demo(out: Annotated[Path, typer.Option("--out", "-o")] = Path("maskface-out/demo")) -> None:
-    """Run the whole pipeline on the built-in example photo and say where the outputs are."""
+    """Run the whole pipeline on the built-in example photos and say where the outputs are."""
     from maskface.pipeline import Pipeline
 
-    image = demo_image()
-    result = Pipeline().analyze(image)
+    pipe = Pipeline()
     out.mkdir(parents=True, exist_ok=True)
-    annotated = result.save(out / "astronaut.jpg")
-    js = out / "astronaut.json"
-    js.write_text(result.to_json())
-    for face in result.faces:
-        mask = face.mask.label if face.mask else "?"
-        prob = face.mask.probability if face.mask else 0.0
-        box = ", ".join(f"{v:.0f}" for v in face.box)
-        typer.echo(f"face at [{box}] score {face.score:.2f}: {mask} ({prob:.1%})")
-    typer.echo(f"{len(result.faces)} face(s) in {result.timings_ms['total']:.0f} ms")
-    typer.echo(f"annotated image: {annotated}")
-    typer.echo(f"JSON result:     {js}")
+    for name in DEMO_IMAGES:
+        result = pipe.analyze(demo_image(name))
+        annotated = result.save(out / name)
+        js = (out / name).with_suffix(".json")
+        js.write_text(result.to_json())
+        typer.echo(f"{name}: {len(result.faces)} face(s) in {result.timings_ms['total']:.0f} ms")
+        for face in result.faces:
+            mask = face.mask.label if face.mask else "?"
+            prob = face.mask.probability if face.mask else 0.0
+            box = ", ".join(f"{v:.0f}" for v in face.box)
+            typer.echo(f"  face at [{box}] score {face.score:.2f}: {mask} ({prob:.1%})")
+        typer.echo(f"  annotated image: {annotated}")
+        typer.echo(f"  JSON result:     {js}")
 
 
 @app.command()
