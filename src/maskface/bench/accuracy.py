@@ -1,6 +1,7 @@
 """Scene accuracy of a detect-then-classify pipeline, for the bench's "equal or better" check.
 
-A prediction matches a true face at IoU > 0.5 (greedy, best IoU first); a face counts as
+A prediction matches a true face at IoU > 0.5 (``maskface.eval.pipeline.match_boxes``, the
+same one-to-one matching as ``maskface eval pipeline``); a face counts as
 correct when it is matched and its mask label is right.
 """
 
@@ -11,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from maskface.geometry import iou_matrix
+from maskface.eval.pipeline import match_boxes
 
 #: ``image -> (boxes (N, 4), labels)`` for a pipeline under test
 Predictor = Callable[[np.ndarray], tuple[np.ndarray, Sequence[str]]]
@@ -39,24 +40,6 @@ class SceneAccuracy:
                 "accuracy": round(self.accuracy, 4)}
 
 
-def match_greedy(truth: np.ndarray, pred: np.ndarray, thr: float = 0.5) -> list[tuple[int, int]]:
-    """Pairs ``(truth_index, pred_index)`` with IoU > ``thr``, best IoU first, one-to-one."""
-    iou = iou_matrix(truth, pred)
-    pairs: list[tuple[int, int]] = []
-    if iou.size == 0:
-        return pairs
-    used_t, used_p = set(), set()
-    for flat in np.argsort(-iou, axis=None):
-        t, p = divmod(int(flat), iou.shape[1])
-        if iou[t, p] <= thr:
-            break
-        if t not in used_t and p not in used_p:
-            used_t.add(t)
-            used_p.add(p)
-            pairs.append((t, p))
-    return pairs
-
-
 def scene_accuracy(scenes: Sequence, predict: Predictor, load=None) -> SceneAccuracy:
     """Run ``predict`` on every scene (``maskface.eval.scenes.SceneImage``) and count."""
     from maskface.io import load_image
@@ -66,7 +49,8 @@ def scene_accuracy(scenes: Sequence, predict: Predictor, load=None) -> SceneAccu
     for scene in scenes:
         image = load(scene.path)
         boxes, labels = predict(image)
-        pairs = match_greedy(scene.boxes, np.asarray(boxes).reshape(-1, 4))
+        match = match_boxes(np.asarray(boxes).reshape(-1, 4), scene.boxes)
+        pairs = [(t, int(p)) for t, p in enumerate(match) if p >= 0]
         acc.images += 1
         acc.faces += len(scene.labels)
         acc.detected += len(pairs)
