@@ -20,5 +20,9 @@ class ImageLoadError(MaskfaceError):
         super().__init__(f"{source}: {reason}")
 
 
+class ImageTooLargeError(ImageLoadError):
+    """An input image exceeds the byte or pixel limits (refused before decoding)."""
+
+
 class InputError(MaskfaceError):
     """A path, option or data layout given by the user is unusable."""

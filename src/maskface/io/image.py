@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from maskface.errors import ImageLoadError
+from maskface.errors import ImageLoadError, ImageTooLargeError
 
 ImageInput = str | os.PathLike | bytes | bytearray | np.ndarray | Image.Image
 
@@ -29,11 +29,11 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 
-def max_pixels() -> int:
+def pixel_limit() -> int:
     return int(os.environ.get("MASKFACE_MAX_PIXELS", DEFAULT_MAX_PIXELS))
 
 
-def max_bytes() -> int:
+def byte_limit() -> int:
     return int(os.environ.get("MASKFACE_MAX_BYTES", DEFAULT_MAX_BYTES))
 
 
@@ -73,8 +73,8 @@ def _check_array(arr: np.ndarray, name: str) -> np.ndarray:
         raise ImageLoadError(name, f"array of shape {arr.shape} is not an image")
     if arr.ndim == 3 and arr.shape[2] not in (1, 3, 4):
         raise ImageLoadError(name, f"array with {arr.shape[2]} channels is not an image")
-    if arr.shape[0] * arr.shape[1] > max_pixels():
-        raise ImageLoadError(name, f"image of {arr.shape[1]}x{arr.shape[0]} px is too large")
+    if arr.shape[0] * arr.shape[1] > pixel_limit():
+        raise ImageTooLargeError(name, f"image of {arr.shape[1]}x{arr.shape[0]} px is too large")
     if arr.dtype != np.uint8:
         if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0:
             arr = arr * 255.0
@@ -90,21 +90,28 @@ def _check_array(arr: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Decode encoded image bytes (JPEG, PNG, …) to an upright BGR uint8 array."""
+def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = None
+                 ) -> np.ndarray:
+    """Decode encoded image bytes (JPEG, PNG, …) to an upright BGR uint8 array.
+
+    ``max_pixels`` (default: ``MASKFACE_MAX_PIXELS`` or 64 MP) is checked from the header,
+    before any pixel is decoded: a small file can declare a huge canvas.
+    """
+    limit = max_pixels or pixel_limit()
     if not data:
         raise ImageLoadError(name, "file is empty")
-    if len(data) > max_bytes():
-        raise ImageLoadError(name, f"file of {len(data) / 1e6:.0f} MB is larger than allowed")
+    if len(data) > byte_limit():
+        raise ImageTooLargeError(
+            name, f"file of {len(data) / 1e6:.0f} MB is larger than allowed"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
             w, h = im.size
-            if w * h > max_pixels():
-                raise ImageLoadError(
-                    name, f"image of {w}x{h} px is too large (limit {max_pixels():,} px; "
-                    "set MASKFACE_MAX_PIXELS to raise it)"
+            if w * h > limit:
+                raise ImageTooLargeError(
+                    name, f"image of {w}x{h} px is too large (limit {limit:,} px)"
                 )
             if w == 0 or h == 0:
                 raise ImageLoadError(name, "image has no pixels")
@@ -143,8 +150,8 @@ def load_image(source: ImageInput) -> np.ndarray:
         raise ImageLoadError(name, "is a folder, not an image")
     try:
         size = path.stat().st_size
-        if size > max_bytes():
-            raise ImageLoadError(name, f"file of {size / 1e6:.0f} MB is larger than allowed")
+        if size > byte_limit():
+            raise ImageTooLargeError(name, f"file of {size / 1e6:.0f} MB is larger than allowed")
         data = path.read_bytes()
     except PermissionError:
         raise ImageLoadError(name, "permission denied") from None

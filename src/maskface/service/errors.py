@@ -9,7 +9,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from maskface.errors import ImageLoadError, InputError, MaskfaceError, ModelError
+from maskface.errors import (
+    ImageLoadError,
+    ImageTooLargeError,
+    InputError,
+    MaskfaceError,
+    ModelError,
+)
 from maskface.gallery import DuplicateNameError, GalleryError, UnknownPersonError
 from maskface.service.db import StoreError
 
@@ -59,7 +65,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ImageLoadError)
     async def _image(request: Request, exc: ImageLoadError):
-        too_large = "too large" in exc.reason or "larger than" in exc.reason
+        too_large = isinstance(exc, ImageTooLargeError)
         return error_response(413 if too_large else 400,
                               "image_too_large" if too_large else "bad_image", str(exc))
 
