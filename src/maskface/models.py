@@ -125,7 +125,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             "mask_classifier",
             "mask classifier: MobileNetV2 fine-tuned by maskface (see mask_classifier.card.json)",
-            "c36baa86eccae5c56216c69f31b07e1d34e708f8d5adfb3342730575f3fb82af",
+            "d26372b0f67a505e31e547741480ceb4b353de03738703a5f6d851e09b571bc6",
             None,
             "mask_classifier.onnx",
         ),
