@@ -129,6 +129,21 @@ MODELS: dict[str, ModelSpec] = {
             None,
             "mask_classifier.onnx",
         ),
+        ModelSpec(
+            "yunet_fp32",
+            "YuNet face detector (2023mar) with its weights folded to float32, for onnxruntime",
+            "e305a835f90c4c77e5e410bd77eb8585424645abaa92d795c7bceb68a8a519ee",
+            None,
+            "yunet_fp32.onnx",
+        ),
+        ModelSpec(
+            "recognizer_sface_masked",
+            "SFace + low-rank residual head adapted to masked faces by maskface "
+            "(see recognizer_sface_masked.card.json)",
+            "bc61f90ab1fe224907103de28890a2f819cae2b83df39aa98b3dc56ac0bb1065",
+            None,
+            "recognizer_sface_masked.onnx",
+        ),
     )
 }
 

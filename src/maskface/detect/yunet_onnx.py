@@ -15,15 +15,7 @@ import threading
 import numpy as np
 
 from maskface.geometry import nms
-from maskface.models import ModelSpec, ort_session, register
-
-register(ModelSpec(
-    "yunet_fp32",
-    "YuNet face detector (2023mar) with its weights folded to float32, for onnxruntime",
-    "e305a835f90c4c77e5e410bd77eb8585424645abaa92d795c7bceb68a8a519ee",
-    None,
-    "yunet_fp32.onnx",
-))
+from maskface.models import ort_session
 
 STRIDES = (8, 16, 32)
 _DIVISOR = 32

@@ -6,20 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from maskface.errors import InputError
-from maskface.models import ModelSpec, register
 from maskface.recognize.base import Embedder, MaskAwareEmbedder, l2_normalize
 from maskface.recognize.faces import PickedFace, central_face, single_face
 from maskface.recognize.onnx_embedder import OnnxEmbedder, SFaceEmbedder
 from maskface.recognize.recognizer import Recognizer
-
-register(ModelSpec(
-    "recognizer_sface_masked",
-    "SFace + low-rank residual head adapted to masked faces by maskface "
-    "(see recognizer_sface_masked.card.json)",
-    "bc61f90ab1fe224907103de28890a2f819cae2b83df39aa98b3dc56ac0bb1065",
-    None,
-    "recognizer_sface_masked.onnx",
-))
 
 EMBEDDERS = ("sface", "sface_masked")
 #: the embedder used when none is named: SFace for unmasked faces, the adapter for masked ones
