@@ -130,6 +130,14 @@ MODELS: dict[str, ModelSpec] = {
             "mask_classifier.onnx",
         ),
         ModelSpec(
+            "mask_classifier_3class",
+            "three-class mask classifier (with_mask / without_mask / mask_incorrect), optional; "
+            "see mask_classifier_3class.card.json",
+            "79ac793e310b8a3db7c79051dc4df420ec1e4bdb17061716eed745cbc4083be2",
+            None,
+            "mask_classifier_3class.onnx",
+        ),
+        ModelSpec(
             "yunet_fp32",
             "YuNet face detector (2023mar) with its weights folded to float32, for onnxruntime",
             "e305a835f90c4c77e5e410bd77eb8585424645abaa92d795c7bceb68a8a519ee",
