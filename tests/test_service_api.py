@@ -109,7 +109,11 @@ def test_health_metrics_docs_and_page_need_no_key(api, photos):
         in m.text
     assert 'maskface_access_decisions_total{decision="denied"} 1' in m.text
     assert "maskface_http_request_duration_seconds_bucket" in m.text
-    assert api.get("/docs").status_code == 200
+    docs = api.get("/docs")
+    assert docs.status_code == 200 and "/static/swagger/swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text.lower()  # works on an offline kiosk network
+    bundle = api.get("/static/swagger/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and len(bundle.content) > 1_000_000
     spec = api.get("/openapi.json").json()
     for path in ("/v1/analyze", "/v1/identify", "/v1/verify", "/v1/people",
                  "/v1/people/{person_id}", "/v1/people/{person_id}/photos", "/v1/access/check",

@@ -9,7 +9,8 @@ from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from maskface.service.config import ServiceConfig
@@ -61,8 +62,10 @@ def create_app(config: ServiceConfig | None = None, engine=None) -> FastAPI:
         finally:
             state.people.gallery.close()
 
+    # docs_url=None: /docs below serves Swagger UI from this package, not from a CDN, so the
+    # documentation works on an offline kiosk network.
     app = FastAPI(title="maskface access control", version=state.version,
-                  description=DESCRIPTION, lifespan=lifespan)
+                  description=DESCRIPTION, lifespan=lifespan, docs_url=None)
     app.state.service = state
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware,
@@ -79,6 +82,13 @@ def create_app(config: ServiceConfig | None = None, engine=None) -> FastAPI:
     def index() -> FileResponse:
         # The page loads nothing from elsewhere; the policy keeps it that way (and blunts XSS).
         return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - API",
+                                   swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/swagger/swagger-ui.css",
+                                   swagger_favicon_url="/static/swagger/favicon.png")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
