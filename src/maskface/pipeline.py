@@ -26,9 +26,11 @@ class Pipeline:
     """The maskface pipeline.
 
     Args:
-        detector: a detector name (``yunet``, ``retinaface``, ``mtcnn``) or instance.
-        classifier: path of a mask-classifier ONNX file, a ``MaskClassifier``, the default
-            registered model (``"default"``) or ``None`` to skip mask classification.
+        detector: a detector name (``retinaface``, the default for photos; ``yunet``, the
+            fast choice for video; ``mtcnn``) or a ``FaceDetector`` instance.
+        classifier: a mask-classifier ONNX file, a registered model name (e.g.
+            ``"mask_classifier_3class"``), a ``MaskClassifier``, ``"default"`` (the shipped
+            two-class model) or ``None`` to skip mask classification.
         recognizer: an object with ``identify(image, faces) -> None`` that fills
             ``face.identity`` (and ``face.embedding``), e.g. a gallery matcher; optional.
     """
