@@ -234,11 +234,14 @@ def model_bytes(name: str) -> bytes:
     return blob
 
 
-def ort_session(name_or_path: str | Path, threads: int | None = None):
-    """An onnxruntime CPU session for a registered model name or an ONNX file path.
+def ort_session(name_or_path: str | Path | bytes, threads: int | None = None,
+                fold_quantized: bool | None = None):
+    """An onnxruntime CPU session for a registered model name, an ONNX file path, or a
+    serialised model (``bytes``, e.g. a graph edited in memory).
 
     Threads default to ``MASKFACE_THREADS`` or the number of cores; sessions are built once per
-    model by their owners, never per image.
+    model by their owners, never per image. ``fold_quantized`` folds block-quantised int8
+    weights to float32 at load (default: for files named ``*int8bq.onnx``).
     """
     import onnxruntime as ort
 
@@ -253,16 +256,22 @@ def ort_session(name_or_path: str | Path, threads: int | None = None):
     # on 2 cores spinning threads steal the detector's CPU (docs/performance.md: -40% CPU time).
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
-    if isinstance(name_or_path, Path) or str(name_or_path).endswith(".onnx"):
+    if isinstance(name_or_path, bytes):
+        source: bytes | str = name_or_path
+        filename = ""
+        name_or_path = "<in-memory model>"
+    elif isinstance(name_or_path, Path) or str(name_or_path).endswith(".onnx"):
         path = Path(name_or_path)
         if not path.is_file():
             raise ModelError(f"ONNX model not found: {path}")
-        source: bytes | str = str(path)
+        source = str(path)
         filename = path.name
     else:
         source = model_bytes(str(name_or_path))
         filename = _spec(str(name_or_path)).relpath
-    if filename.endswith("int8bq.onnx"):
+    if fold_quantized is None:
+        fold_quantized = filename.endswith("int8bq.onnx")
+    if fold_quantized:
         # OpenCV Zoo's block-quantised weights have no int8 kernels in onnxruntime, which then
         # dequantises them on every run; folding them to float32 once at load gives identical
         # outputs for ~35% less CPU time (docs/performance.md).

@@ -40,19 +40,14 @@ def backbone_session(threads: int | None = None):
     """onnxruntime session: aligned RGB faces (N,3,112,112) -> (SFace embedding (N,128),
     features (N,50176))."""
     import onnx
-    import onnxruntime as ort
+
+    from maskface.models import ort_session
 
     m = _sface()
     m.graph.output.append(onnx.helper.make_tensor_value_info(FEATURES, onnx.TensorProto.FLOAT,
                                                              ["N", FEATURE_DIM]))
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    # Fold the int8 weights to float once instead of dequantizing them on every run.
-    opts.add_session_config_entry("session.disable_quant_qdq", "1")
-    return ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    # SFace's weights are int8 block-quantised: fold them to float once, not on every run.
+    return ort_session(m.SerializeToString(), threads, fold_quantized=True)
 
 
 def _tmpdir() -> str:
