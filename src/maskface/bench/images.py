@@ -50,9 +50,9 @@ def builtin_images(size: tuple[int, int] = (640, 480)) -> list[np.ndarray]:
 
 def folder_images(folder: Path, size: tuple[int, int], limit: int = 50) -> list[np.ndarray]:
     """Up to ``limit`` images of ``folder`` (sorted), each fitted to ``size``."""
-    from maskface.io.image import is_image_path
+    from maskface.io.sources import image_files
 
-    paths = sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image_path(p))
+    paths = image_files(Path(folder))
     if not paths:
         raise InputError(f"{folder}: no images found")
     return [fit(decode_image(p.read_bytes(), str(p)), size) for p in paths[:limit]]

@@ -20,6 +20,12 @@ class Source:
     error: str | None = None
 
 
+def image_files(folder: Path) -> list[Path]:
+    """Image files under ``folder``, recursively, sorted by path."""
+    return sorted(p for p in Path(folder).rglob("*")
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def _kind(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:

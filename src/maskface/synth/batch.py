@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from maskface.errors import ImageLoadError, InputError
-from maskface.io.image import IMAGE_SUFFIXES
+from maskface.io.sources import image_files
 from maskface.synth.apply import apply_mask
 from maskface.synth.landmarks import DenseLandmarks, FaceLandmarker
 from maskface.synth.styles import MASK_TYPES, MaskStyle, random_style
@@ -106,8 +106,7 @@ def list_images(folder: Path) -> list[Path]:
     """Image files under ``folder``, recursively, sorted by relative path."""
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return image_files(folder)
 
 
 def output_name(rel: Path, k: int, per_image: int, label: str | None = None) -> Path:
