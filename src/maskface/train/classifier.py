@@ -294,7 +294,8 @@ class Trainer:
         """Write the ONNX model (normalisation and softmax inside, dynamic batch, metadata)
         and return the max abs difference to torch on ``check_crops``."""
         import onnx
-        import onnxruntime as ort
+
+        from maskface.models import ort_session
 
         torch = self.torch
         cfg = self.cfg
@@ -319,7 +320,7 @@ class Trainer:
         proto.producer_name = "maskface"
         onnx.checker.check_model(proto)
         onnx.save(proto, str(path))
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        sess = ort_session(path)
         x = check_crops.astype(np.float32).transpose(0, 3, 1, 2)
         got = sess.run(None, {"image": np.ascontiguousarray(x)})[0]
         want = self.predict(check_crops)
