@@ -24,6 +24,8 @@ DEFAULT_MAX_PIXELS = 64_000_000
 #: largest encoded file accepted, in bytes (override with MASKFACE_MAX_BYTES)
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 
+_EXIF_ORIENTATION = 0x0112
+
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".jfif"}
 )
@@ -90,6 +92,23 @@ def _check_array(arr: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _decode_plain_jpeg(im: Image.Image, data: bytes) -> np.ndarray | None:
+    """OpenCV's decoder for the common case, an upright complete RGB/grey JPEG: same pixels as
+    PIL's (both libjpeg-turbo) in half the time, with no RGB->BGR swap. ``None`` otherwise.
+
+    Truncated files (no end-of-image marker) and EXIF-rotated ones stay on PIL's path, which
+    rejects the first and rotates the second.
+    """
+    if im.format != "JPEG" or im.mode not in ("RGB", "L") or not data.endswith(b"\xff\xd9"):
+        return None
+    if im.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+        return None
+    import cv2
+
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+
+
 def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = None
                  ) -> np.ndarray:
     """Decode encoded image bytes (JPEG, PNG, …) to an upright BGR uint8 array.
@@ -115,6 +134,9 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
                 )
             if w == 0 or h == 0:
                 raise ImageLoadError(name, "image has no pixels")
+            fast = _decode_plain_jpeg(im, data)
+            if fast is not None:
+                return fast
             im.load()
             ImageOps.exif_transpose(im, in_place=True)  # our own decoded image: no copy
             rgb = _to_rgb_array(im)
