@@ -37,12 +37,19 @@ def to_markdown(report: dict[str, Any]) -> str:
     for name, s in report["stages"].items():
         lines.append(_row(name, s, _STAGE_NOTES.get(name, "")))
     for name, s in report["end_to_end"].items():
-        lines.append(_row(f"**end to end: {name}**", s, "decode included"))
+        note = ("decode included; parallel single-threaded pipelines, time per frame"
+                if "_streams_x" in name else "decode included")
+        lines.append(_row(f"**end to end: {name}**", s, note))
     base = report.get("baseline")
     if base:
         for name, s in base["stages"].items():
             lines.append(_row(f"baseline: {name}", s))
         lines.append(_row("**baseline end to end**", base["end_to_end"], base["description"]))
+        for key, s in base.items():
+            if key.startswith("end_to_end_streams_x"):
+                n = key.rsplit("x", 1)[1]
+                lines.append(_row(f"**baseline end to end: {n} streams**", s,
+                                  f"{n} single-threaded copies in parallel"))
     lines.append("")
     if report.get("speedup_vs_baseline"):
         sp = report["speedup_vs_baseline"]
@@ -50,6 +57,11 @@ def to_markdown(report: dict[str, Any]) -> str:
                  f"(CPU time ratio {sp['detect_classify_cpu']:.1f}×)"]
         if "full" in sp:
             parts.append(f"full pipeline with recognition {sp['full']:.1f}×")
+        if "detect_classify_streams" in sp:
+            parts.append(f"with one stream per core for both, detect+classify "
+                         f"**{sp['detect_classify_streams']:.1f}×**")
+        if "full_streams" in sp:
+            parts.append(f"full pipeline {sp['full_streams']:.1f}×")
         lines.append("Speed-up: " + "; ".join(parts) + ".")
     acc = report.get("accuracy")
     if acc:

@@ -7,14 +7,15 @@ import logging
 import os
 import platform
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from maskface.bench.timing import Stat, measure, peak_rss_mb
+from maskface.bench.timing import Stat, measure, measure_streams, peak_rss_mb
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ class BenchConfig:
     scenes: Path | None = None
     scenes_limit: int = 60
     threads: int | None = None
+    #: parallel streams for the throughput runs (one single-threaded pipeline each);
+    #: ``None`` = one per core, 1 = skip them
+    streams: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -133,6 +137,25 @@ class OurPipeline:
                 self.gallery.identify(self.embedder.embed(faces), self.threshold)
 
 
+@contextmanager
+def _single_threaded() -> Iterator[None]:
+    """Models built and OpenCV run with one thread each, for the parallel-stream runs: on a
+    few cores, one stream per core beats every stream spreading itself over all of them."""
+    import cv2
+
+    old_env, old_cv = os.environ.get("MASKFACE_THREADS"), cv2.getNumThreads()
+    os.environ["MASKFACE_THREADS"] = "1"
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(old_cv)
+        if old_env is None:
+            os.environ.pop("MASKFACE_THREADS", None)
+        else:
+            os.environ["MASKFACE_THREADS"] = old_env
+
+
 def _environment(cfg: BenchConfig) -> dict[str, Any]:
     import cv2
     import onnxruntime as ort
@@ -204,6 +227,25 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None
         e2e["full"] = measure(ours.full, jpegs, **run)
         e2e[f"full_batched_x{cfg.batch}"] = measure(
             lambda b: ours.full_batched(b, True), batch * len(jpegs), per=cfg.batch, **run)
+    streams = cfg.streams or os.cpu_count() or 1
+    # Enough frames per round that every stream stays busy until the end.
+    frames = [jpegs[k % len(jpegs)] for k in range(max(len(jpegs), 8 * streams))]
+    if streams > 1:
+        say(f"{streams} parallel streams")
+        with _single_threaded():
+            pipes = []
+            for i in range(streams):
+                (Path(tmp.name) / f"stream{i}").mkdir()
+                pipes.append(OurPipeline(cfg, Path(tmp.name) / f"stream{i}"))
+            e2e[f"detect_classify_streams_x{streams}"] = measure_streams(
+                [p.detect_classify for p in pipes], frames, **run)
+            if ours.recognition:
+                e2e[f"full_streams_x{streams}"] = measure_streams(
+                    [p.full for p in pipes], frames, **run)
+        for p in pipes:
+            if p.gallery is not None:
+                p.gallery.close()
+        del pipes
     rss_ours = peak_rss_mb()
 
     base_report: dict[str, Any] | None = None
@@ -231,6 +273,18 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None
                  "detect_classify_cpu": b_e2e.cpu_ms / max(e2e["detect_classify"].cpu_ms, 1e-9)}
         if ours.recognition:
             ratio["full"] = b_e2e.median_ms / e2e["full"].median_ms
+        if streams > 1:
+            # The baseline gets the same treatment: one single-threaded copy per stream.
+            with _single_threaded():
+                bases = [BaselinePipeline(cfg.baseline_model) for _ in range(streams)]
+                b_streams = measure_streams(
+                    [lambda j, b=b: b.analyze(decode_image(j)) for b in bases], frames, **run)
+            base_report[f"end_to_end_streams_x{streams}"] = b_streams.to_dict()
+            ratio["detect_classify_streams"] = (
+                b_streams.median_ms / e2e[f"detect_classify_streams_x{streams}"].median_ms)
+            if ours.recognition:
+                ratio["full_streams"] = (b_streams.median_ms
+                                         / e2e[f"full_streams_x{streams}"].median_ms)
         report["speedup_vs_baseline"] = {k: round(v, 2) for k, v in ratio.items()}
 
     report["stages"] = {k: v.to_dict() for k, v in stages.items()}
@@ -248,7 +302,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None
                         "detector": cfg.detector, "det_size": cfg.det_size,
                         "classifier": cfg.classifier, "embedder": cfg.embedder,
                         "embedder_name": getattr(ours.embedder, "name", None),
-                        "gallery_size": cfg.gallery_size, **cfg.extra}
+                        "gallery_size": cfg.gallery_size, "streams": streams, **cfg.extra}
     if ours.gallery is not None:
         ours.gallery.close()
     tmp.cleanup()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import resource
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -59,6 +61,48 @@ def measure(fn: Callable[[Any], Any], items: Sequence[Any], repeats: int = 5,
     q1, med, q3 = np.percentile(w, [25, 50, 75])
     return Stat(len(w), float(med), float(q1), float(q3), float(w.min()), float(w.max()),
                 float(np.median(cpu)))
+
+
+def measure_streams(workers: Sequence[Callable[[Any], Any]], items: Sequence[Any],
+                    repeats: int = 5, warmup: int = 1) -> Stat:
+    """Throughput of ``len(workers)`` parallel streams sharing one queue of ``items``.
+
+    Each worker (its own models, one thread each) takes the next item until none is left. A
+    sample is one round over all items: its wall and CPU time divided by the number of items,
+    i.e. the time per frame a server running this many streams achieves.
+    """
+    def round_() -> None:
+        queue = iter(items)
+        lock = threading.Lock()
+
+        def drain(fn: Callable[[Any], Any]) -> None:
+            while True:
+                with lock:
+                    item = next(queue, _DONE)
+                if item is _DONE:
+                    return
+                fn(item)
+
+        with ThreadPoolExecutor(len(workers)) as pool:
+            for f in [pool.submit(drain, fn) for fn in workers]:
+                f.result()
+
+    for _ in range(warmup):
+        round_()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        round_()
+        wall.append((time.perf_counter() - t0) * 1e3 / len(items))
+        cpu.append((time.process_time() - c0) * 1e3 / len(items))
+    w = np.asarray(wall)
+    q1, med, q3 = np.percentile(w, [25, 50, 75])
+    return Stat(len(w), float(med), float(q1), float(q3), float(w.min()), float(w.max()),
+                float(np.median(cpu)))
+
+
+_DONE = object()
 
 
 def peak_rss_mb() -> float:

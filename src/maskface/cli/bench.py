@@ -41,6 +41,9 @@ def bench(
     scenes_limit: Annotated[int, typer.Option(min=1, help="Scene images to use.")] = 60,
     threads: Annotated[int | None, typer.Option(
         help="Threads per model (sets MASKFACE_THREADS); default: all cores.")] = None,
+    streams: Annotated[int | None, typer.Option(
+        min=1, help="Parallel single-threaded pipelines in the throughput runs, for ours and "
+                    "the baseline alike; default: one per core; 1 skips them.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many --images.")] = 30,
 ) -> None:
     """Time decode/detect/align/classify/embed/match and end to end, beside the baseline."""
@@ -54,7 +57,7 @@ def bench(
         repeats=repeats, warmup=warmup, batch=batch, detector=detector, det_size=det_size,
         classifier=classifier, embedder=None if embedder == "none" else embedder,
         gallery_size=gallery_size, baseline=baseline, scenes=scenes, scenes_limit=scenes_limit,
-        threads=threads,
+        threads=threads, streams=streams,
     )
     result = run_bench(cfg, progress=lambda msg: typer.echo(f"timing {msg}…", err=True))
     table = to_markdown(result)
