@@ -331,6 +331,10 @@ def eval_identify(
     cache_dir: Annotated[Path | None, typer.Option(
         help="Keep aligned (and masked) crops here across runs, e.g. to compare models.")
                          ] = None,
+    mask_queries: Annotated[bool, typer.Option(
+        "--mask-queries/--unmasked-queries",
+        help="Query masked photos (the protocol) or the same photos unmasked (the "
+             "recogniser's ceiling on this data).")] = True,
 ) -> None:
     """Rank-1 identification and open-set rejection: enrol unmasked photos, query masked ones."""
     from maskface.eval.identify import run_identify_eval
@@ -339,8 +343,9 @@ def eval_identify(
                             model=model, n_enrol=enrol, unknown_fraction=unknown_fraction,
                             threshold=threshold, seed=seed,
                             crop_cache=cache_dir / f"identify_crops_seed{seed}.npz"
-                            if cache_dir else None)
-    typer.echo(f"{res['model']}: rank-1 {res['rank1']:.2%} over {res['known_queries']} masked "
+                            if cache_dir else None, mask_queries=mask_queries)
+    typer.echo(f"{res['model']}: rank-1 {res['rank1']:.2%} over {res['known_queries']} "
+               f"{res['queries']} "
                f"queries of {res['gallery_people']} enrolled people; at threshold "
                f"{res['threshold']:.3f}: TPIR {res['tpir']:.2%}, FPIR {res['fpir']:.2%} "
                f"({res['unknown_queries']} unknown queries)")

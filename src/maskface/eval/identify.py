@@ -46,8 +46,13 @@ def run_identify_eval(report: str | Path, faces: str | Path | None = None,
                       masked_dir: str | Path | None = None, split_card: str | Path | None = None,
                       model: str = "default", n_enrol: int = 3, unknown_fraction: float = 0.2,
                       threshold: float | None = None, seed: int = 0, progress: bool = True,
-                      crop_cache: str | Path | None = None) -> dict[str, Any]:
-    """Run the protocol, write the JSON report, and return it."""
+                      crop_cache: str | Path | None = None, mask_queries: bool = True
+                      ) -> dict[str, Any]:
+    """Run the protocol, write the JSON report, and return it.
+
+    ``mask_queries=False`` queries the same photos unmasked: the recogniser's ceiling on this
+    data, which tells how much of the masked figure the mask costs.
+    """
     from maskface.eval.verify import PairEmbedder, default_mask_fn
     from maskface.gallery import Gallery
     from maskface.recognize import create_embedder, default_threshold
@@ -73,6 +78,8 @@ def run_identify_eval(report: str | Path, faces: str | Path | None = None,
     t = default_threshold(embedder) if threshold is None else float(threshold)
 
     def query_item(name: str, p: Path) -> tuple[Path, bool]:
+        if not mask_queries:
+            return p, False
         mp = copies.get((name, p.stem))
         return (mp, False) if mp is not None else (p, True)  # a given copy is already masked
 
@@ -110,6 +117,7 @@ def run_identify_eval(report: str | Path, faces: str | Path | None = None,
         "model": embedder.label,
         "faces": str(faces),
         "masked": str(masked_dir) if masked_dir else "drawn by maskface.synth (seeded)",
+        "queries": "masked" if mask_queries else "unmasked",
         "identities": len(names),
         "gallery_people": len(enrol_items),
         "unknown_people": len(unknown),
