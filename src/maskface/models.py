@@ -125,7 +125,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             "mask_classifier",
             "mask classifier: MobileNetV2 fine-tuned by maskface (see mask_classifier.card.json)",
-            "d26372b0f67a505e31e547741480ceb4b353de03738703a5f6d851e09b571bc6",
+            "25d3afa750b57c4777cabd10ed2672e0d87095a674bfd775dab8e463e7dc0153",
             None,
             "mask_classifier.onnx",
         ),

@@ -23,7 +23,7 @@ def train_classifier(
         help="Further data roots (so '--data A B' works).", show_default=False)] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 8,
     freeze_epochs: Annotated[int, typer.Option(min=0, help="Head-only epochs first.")] = 1,
-    size: Annotated[int, typer.Option(min=32, help="Input side in pixels.")] = 128,
+    size: Annotated[int, typer.Option(min=32, help="Input side in pixels.")] = 96,
     batch: Annotated[int, typer.Option(min=2)] = 32,
     lr: Annotated[float, typer.Option(help="Peak fine-tuning learning rate (AdamW).")] = 5e-4,
     label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.1,

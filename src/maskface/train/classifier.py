@@ -55,7 +55,7 @@ class TrainConfig:
     classes: tuple[str, ...] = DEFAULT_CLASSES
     epochs: int = 8
     freeze_epochs: int = 1
-    size: int = 128
+    size: int = 96
     batch: int = 32
     lr: float = 5e-4
     head_lr: float = 3e-3
