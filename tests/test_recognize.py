@@ -180,6 +180,44 @@ def test_adapted_export_matches_its_formula(embedder, tmp_path):
 
 
 
+@pytest.mark.parametrize("slope_scale", [0.9, 1.5])  # Max form, and the general form
+def test_fast_prelu_rewrite_gives_identical_values(slope_scale):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from maskface.models import ort_session
+    from maskface.train.recog_model import fast_prelu
+
+    rng = np.random.default_rng(0)
+    slope = (rng.uniform(-0.2, 1.0, (4, 1, 1)) * slope_scale).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("PRelu", ["x", "s"], ["y"])], "prelu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 5, 5])],
+        [numpy_helper.from_array(slope, "s")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    x = rng.normal(size=(1, 4, 5, 5)).astype(np.float32)
+    want = ort_session(model.SerializeToString(), 1).run(None, {"x": x})[0]
+    fast = fast_prelu(model)
+    onnx.checker.check_model(fast)
+    assert not any(n.op_type == "PRelu" for n in fast.graph.node)
+    got = ort_session(fast.SerializeToString(), 1).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_shipped_fast_sface_matches_the_release(embedder, detector, astronaut):
+    from maskface.models import ort_session
+
+    face = aligned(detector, astronaut)[None]
+    x = np.ascontiguousarray(face[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+    release = ort_session("sface")
+    feed = {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
+            for i in release.get_inputs()[1:]}
+    ref = release.run(None, {"data": x, **feed})[0]
+    fast = ort_session("sface_fast").run(None, {"data": x})[0]
+    np.testing.assert_allclose(fast, ref, atol=1e-4)
+
+
 def test_mask_aware_default_keeps_sface_for_unmasked_faces(embedder, detector, astronaut):
     from maskface.recognize import DEFAULT_EMBEDDER, create_embedder, default_threshold
 
