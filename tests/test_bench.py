@@ -30,6 +30,29 @@ def test_measure_counts_calls_and_orders_quartiles():
     assert stat.min_ms <= stat.q1_ms <= stat.median_ms <= stat.q3_ms <= stat.max_ms
 
 
+def test_measure_streams_shares_one_queue_between_workers():
+    import threading
+
+    from maskface.bench.timing import measure_streams
+
+    seen: dict[str, list[int]] = {"a": [], "b": []}
+    gate = threading.Barrier(2)  # both workers must be running at once
+
+    def worker(name):
+        def run(item):
+            if item == 0:
+                gate.wait(timeout=5)
+            seen[name].append(item)
+        return run
+
+    items = [0, 0] + list(range(1, 21))
+    stat = measure_streams([worker("a"), worker("b")], items, repeats=2, warmup=0)
+    assert stat.n == 2 and stat.median_ms > 0
+    done = seen["a"] + seen["b"]
+    assert sorted(done) == sorted(items * 2)  # every item once per round, none twice
+    assert seen["a"] and seen["b"]
+
+
 def test_builtin_images_have_one_to_three_faces():
     from maskface.bench.images import builtin_images
     from maskface.detect import create_detector
@@ -83,12 +106,15 @@ def test_bench_cli_reports_stages_baseline_ratio_and_table(classifier_available,
     report = tmp_path / "bench.json"
     res = CliRunner().invoke(load_commands(), [
         "bench", "--report", str(report), "--repeats", "1", "--warmup", "0", "--batch", "2",
-        "--embedder", "sface", "--gallery-size", "20", "--det-size", "640"],
+        "--embedder", "sface", "--gallery-size", "20", "--det-size", "640", "--streams", "2"],
         env={"MASKFACE_CACHE": str(tmp_path / "cache")})
     assert res.exit_code == 0, res.output
     data = json.loads(report.read_text())
     assert set(data["stages"]) >= {"decode", "detect", "align", "classify", "embed", "match"}
-    assert set(data["end_to_end"]) >= {"detect_classify", "full", "full_batched_x2"}
+    assert set(data["end_to_end"]) >= {"detect_classify", "full", "full_batched_x2",
+                                       "detect_classify_streams_x2", "full_streams_x2"}
+    assert data["baseline"]["end_to_end_streams_x2"]["n"] == 1
+    assert data["speedup_vs_baseline"]["detect_classify_streams"] > 0
     assert data["images"]["faces_per_image"] == [1, 2, 3]
     assert data["baseline"]["faces_per_image"] == [1, 2, 3]  # same faces, fair comparison
     assert data["speedup_vs_baseline"]["detect_classify"] > 0

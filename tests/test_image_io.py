@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -27,6 +29,28 @@ def test_awkward_encodings_decode_to_bgr(astronaut_path, tmp_path, name):
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
     assert img.shape[:2] == (512, 512)
     assert img.std() > 10  # real content, not a blank canvas
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_plain_jpeg_fast_path_gives_pil_pixels(astronaut_path, mode):
+    """Upright JPEGs are decoded by OpenCV (faster); the pixels must be PIL's, in BGR."""
+    import io
+
+    import cv2
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.open(astronaut_path).convert(mode).save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    want = cv2.cvtColor(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")),
+                        cv2.COLOR_RGB2BGR)
+    np.testing.assert_array_equal(decode_image(data), want)
+
+
+def test_truncated_jpeg_is_refused_not_half_decoded(astronaut_path):
+    data = Path(astronaut_path).read_bytes()
+    with pytest.raises(ImageLoadError, match="corrupt or truncated"):
+        decode_image(data[: len(data) * 2 // 3], "cut.jpg")
 
 
 def test_exif_rotation_is_applied(astronaut_path, tmp_path):
