@@ -32,7 +32,8 @@ class Frame:
 
 
 class FileSource:
-    """Frames of a video file; with ``realtime`` the file plays at its own frame rate."""
+    """Frames of a video file; with ``realtime`` the file plays at its own frame rate: late
+    frames are skipped and none is delivered before its time."""
 
     live = False
 
@@ -57,6 +58,10 @@ class FileSource:
                         return
                     idx += 1
                     self.dropped += 1
+                # Nor may a frame come before its time: a camera cannot deliver it earlier.
+                wait = t0 + idx / fps - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
             ok, image = self._cap.read()
             if not ok:
                 return
