@@ -124,6 +124,19 @@ def test_realtime_file_source_drops_frames_instead_of_falling_behind(video):
     assert len(seen) < N_FRAMES / 1.5
 
 
+def test_realtime_file_source_does_not_run_ahead_of_its_clock(video):
+    from maskface.track import FileSource
+
+    src = FileSource(video, realtime=True)
+    start = time.perf_counter()
+    for frame in src:  # no analysis at all: the file must still play at 25 frames/s
+        assert time.perf_counter() - start >= frame.time_s - 1e-3
+    elapsed = time.perf_counter() - start
+    src.close()
+    assert src.read + src.dropped == N_FRAMES
+    assert elapsed >= (N_FRAMES - 1) / FPS - 1e-3
+
+
 def test_live_source_keeps_only_the_newest_frame(video):
     from maskface.track import LiveSource
 
