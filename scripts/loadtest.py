@@ -49,7 +49,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(tmp: Path, photo: bytes) -> tuple[subprocess.Popen, str, str]:
+def _start_server(tmp: Path, photo: bytes, workers: int = 1
+                  ) -> tuple[subprocess.Popen, str, str]:
     from maskface.gallery import Gallery
     from maskface.service.auth import KeyStore
 
@@ -60,9 +61,12 @@ def _start_server(tmp: Path, photo: bytes) -> tuple[subprocess.Popen, str, str]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(tmp / "server.log", "wb")  # noqa: SIM115  (closed with the process)
+    config = tmp / "loadtest.toml"
+    config.write_text(f"[models]\nworkers = {workers}\n")
     proc = subprocess.Popen(
         [sys.executable, "-c", "from maskface.cli import main; main()", "serve", "--host",
-         "127.0.0.1", "--port", str(port), "--db", str(db), "--log-level", "warning"],
+         "127.0.0.1", "--port", str(port), "--db", str(db), "--config", str(config),
+         "--log-level", "warning"],
         stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
     while True:
@@ -151,6 +155,8 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds")
     ap.add_argument("--temperature", type=float, default=36.6)
     ap.add_argument("--out", type=Path, default=Path("runs/loadtest.json"))
+    ap.add_argument("--workers", type=int, default=1,
+                    help="the started server's [models] workers (not with --url)")
     args = ap.parse_args()
     if not 1 <= args.concurrency <= 500 or not 1 <= args.duration <= 3600:
         sys.exit("error: --concurrency must be 1-500 and --duration 1-3600 s")
@@ -168,7 +174,7 @@ def main() -> None:
                 sys.exit("error: --url needs --key")
             url, key = args.url.rstrip("/"), args.key
         else:
-            proc, url, key = _start_server(Path(tmp), photo)
+            proc, url, key = _start_server(Path(tmp), photo, args.workers)
         load_before = os.getloadavg()
         try:
             health = httpx.get(f"{url}/v1/health", timeout=10).json()

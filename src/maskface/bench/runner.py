@@ -143,17 +143,15 @@ def _single_threaded() -> Iterator[None]:
     few cores, one stream per core beats every stream spreading itself over all of them."""
     import cv2
 
-    old_env, old_cv = os.environ.get("MASKFACE_THREADS"), cv2.getNumThreads()
-    os.environ["MASKFACE_THREADS"] = "1"
+    from maskface.models import session_threads
+
+    old_cv = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
-        yield
+        with session_threads(1):
+            yield
     finally:
         cv2.setNumThreads(old_cv)
-        if old_env is None:
-            os.environ.pop("MASKFACE_THREADS", None)
-        else:
-            os.environ["MASKFACE_THREADS"] = old_env
 
 
 def _environment(cfg: BenchConfig) -> dict[str, Any]:

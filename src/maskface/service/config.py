@@ -19,7 +19,8 @@ A config file is optional; every setting has a default. Example (all keys option
     detector_input_size = 640      # YuNet's working resolution (longest side)
     classifier = "default"         # ONNX path, "default" or "none"
     embedder = "default"           # maskface.recognize.create_embedder name or ONNX path
-    workers = 1                    # concurrent inferences (each uses every core)
+    workers = 1                    # images at once: 1 = one model set on every core (lowest
+                                   # latency); N = N model sets, cores/N threads each (throughput)
 
     [temperature]
     source = "push"                # "push" (sensor POSTs readings), "simulated" or "none"

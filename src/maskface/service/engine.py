@@ -1,16 +1,20 @@
 """The models, loaded once per process: detector + mask classifier (the pipeline) and embedder.
 
 Inference is CPU-bound; routes are plain ``def`` functions, which FastAPI runs in its
-threadpool, so the event loop keeps answering (health, metrics) while images are processed. A
-semaphore bounds how many images are processed at once: every onnxruntime session already uses
-all cores, so running more in parallel only adds contention.
+threadpool, so the event loop keeps answering (health, metrics) while images are processed.
+``[models] workers`` sets how many images are processed at once. With one worker (the default)
+one set of models uses every core: the lowest latency per check. With more, each worker gets
+its own set of models with ``cores / workers`` threads per model: more checks per second, since
+one thread per model needs less CPU per image than several (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import os
+import queue
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,27 +31,41 @@ log = logging.getLogger(__name__)
 MASKED_LABELS = ("with_mask", "mask_incorrect")
 
 
+@dataclass
+class _Worker:
+    """One set of models; a request holds one while it runs them."""
+
+    pipeline: Any
+    recognizer: Any
+
+
 class Engine:
     """Runs the models on decoded images; holds no per-deployment state (no database)."""
 
     def __init__(self, models: Models | None = None):
-        from maskface.detect import create_detector
-        from maskface.pipeline import Pipeline
-        from maskface.recognize import Recognizer, create_embedder, default_threshold
+        from maskface.models import session_threads
+        from maskface.recognize import default_threshold
 
         models = models or Models()
         t0 = time.perf_counter()
-        # MTCNN works from a minimum face size instead of a working resolution.
-        detector = create_detector(models.detector) if models.detector == "mtcnn" else \
-            create_detector(models.detector, input_size=models.detector_input_size)
-        self.pipeline = Pipeline(detector=detector, classifier=_classifier(models))
-        self.embedder = create_embedder(models.embedder)
-        # Embedding only: matching needs the deployment's gallery (maskface.service.people).
-        self.recognizer = Recognizer(self.embedder)
+        n = max(1, models.workers)
+        threads = max(1, (os.cpu_count() or 1) // n) if n > 1 else None
+        self._pool: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        for _ in range(n):
+            if threads:
+                with session_threads(threads):
+                    worker = _load(models)
+            else:
+                worker = _load(models)
+            self._pool.put(worker)
+        first = self._pool.get()
+        self._pool.put(first)
+        self.pipeline, self.recognizer = first.pipeline, first.recognizer
+        self.embedder = first.recognizer.embedder
         self.threshold = default_threshold(self.embedder)
         self.models = models
-        self._slots = threading.BoundedSemaphore(max(1, models.workers))
-        log.info("models loaded in %.1f s", time.perf_counter() - t0)
+        log.info("models loaded in %.1f s (%d worker%s)", time.perf_counter() - t0, n,
+                 "s" if n > 1 else "")
 
     def describe(self) -> dict[str, Any]:
         return {"detector": self.pipeline.detector.name,
@@ -57,12 +75,15 @@ class Engine:
 
     def analyze(self, image: np.ndarray, embed: bool = True) -> Result:
         """Detect, classify masks and (if ``embed``) compute each face's embedding."""
-        with self._slots:
-            result = self.pipeline.analyze(image)
+        worker = self._pool.get()  # blocks while every worker is busy
+        try:
+            result = worker.pipeline.analyze(image)
             if embed and result.faces:
                 t0 = time.perf_counter()
-                self.recognizer.embed(result.image, result.faces)
+                worker.recognizer.embed(result.image, result.faces)
                 result.timings_ms["embed"] = (time.perf_counter() - t0) * 1e3
+        finally:
+            self._pool.put(worker)
         return result
 
     def single_face(self, image: np.ndarray, label: str, largest: bool = False) -> Face:
@@ -82,6 +103,19 @@ class Engine:
         return {"same_person": score >= self.threshold, "score": round(score, 4),
                 "threshold": self.threshold,
                 "faces": {"image_a": a.to_dict(), "image_b": b.to_dict()}}
+
+
+def _load(models: Models) -> _Worker:
+    from maskface.detect import create_detector
+    from maskface.pipeline import Pipeline
+    from maskface.recognize import Recognizer, create_embedder
+
+    # MTCNN works from a minimum face size instead of a working resolution.
+    detector = create_detector(models.detector) if models.detector == "mtcnn" else \
+        create_detector(models.detector, input_size=models.detector_input_size)
+    pipeline = Pipeline(detector=detector, classifier=_classifier(models))
+    # Embedding only: matching needs the deployment's gallery (maskface.service.people).
+    return _Worker(pipeline, Recognizer(create_embedder(models.embedder)))
 
 
 def _classifier(models: Models):
