@@ -298,10 +298,11 @@ def ort_session(name_or_path: str | Path | bytes, threads: int | None = None,
         source = str(path)
         filename = path.name
     else:
-        source = model_bytes(str(name_or_path))
-        filename = _spec(str(name_or_path)).relpath
+        spec = _spec(str(name_or_path))
+        source = model_bytes(spec.name)
+        filename = spec.relpath
         if fold_quantized is None:
-            fold_quantized = _spec(str(name_or_path)).quantized
+            fold_quantized = spec.quantized
     if fold_quantized is None:
         fold_quantized = filename.endswith("int8bq.onnx")
     if fold_quantized:

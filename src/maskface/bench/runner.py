@@ -117,6 +117,10 @@ class OurPipeline:
             self.gallery.identify(emb, self.threshold)
         return preds
 
+    def close(self) -> None:
+        if self.gallery is not None:
+            self.gallery.close()
+
     def full_batched(self, jpegs: list[bytes], recognise: bool):
         """Several frames: detection per frame, then one classifier batch and one embedder
         batch for all their faces (how a multi-camera server or ``maskface batch`` runs)."""
@@ -241,8 +245,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None
                 e2e[f"full_streams_x{streams}"] = measure_streams(
                     [p.full for p in pipes], frames, **run)
         for p in pipes:
-            if p.gallery is not None:
-                p.gallery.close()
+            p.close()
         del pipes
     rss_ours = peak_rss_mb()
 
@@ -301,8 +304,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None
                         "classifier": cfg.classifier, "embedder": cfg.embedder,
                         "embedder_name": getattr(ours.embedder, "name", None),
                         "gallery_size": cfg.gallery_size, "streams": streams, **cfg.extra}
-    if ours.gallery is not None:
-        ours.gallery.close()
+    ours.close()
     tmp.cleanup()
     return report
 

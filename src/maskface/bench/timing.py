@@ -57,10 +57,7 @@ def measure(fn: Callable[[Any], Any], items: Sequence[Any], repeats: int = 5,
             fn(it)
             wall.append((time.perf_counter() - t0) * 1e3 / per)
             cpu.append((time.process_time() - c0) * 1e3 / per)
-    w = np.asarray(wall)
-    q1, med, q3 = np.percentile(w, [25, 50, 75])
-    return Stat(len(w), float(med), float(q1), float(q3), float(w.min()), float(w.max()),
-                float(np.median(cpu)))
+    return _stat(wall, cpu)
 
 
 def measure_streams(workers: Sequence[Callable[[Any], Any]], items: Sequence[Any],
@@ -96,13 +93,17 @@ def measure_streams(workers: Sequence[Callable[[Any], Any]], items: Sequence[Any
         round_()
         wall.append((time.perf_counter() - t0) * 1e3 / len(items))
         cpu.append((time.process_time() - c0) * 1e3 / len(items))
+    return _stat(wall, cpu)
+
+
+_DONE = object()
+
+
+def _stat(wall: list[float], cpu: list[float]) -> Stat:
     w = np.asarray(wall)
     q1, med, q3 = np.percentile(w, [25, 50, 75])
     return Stat(len(w), float(med), float(q1), float(q3), float(w.min()), float(w.max()),
                 float(np.median(cpu)))
-
-
-_DONE = object()
 
 
 def peak_rss_mb() -> float:

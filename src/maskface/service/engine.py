@@ -14,6 +14,7 @@ import logging
 import os
 import queue
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,17 +50,12 @@ class Engine:
         models = models or Models()
         t0 = time.perf_counter()
         n = max(1, models.workers)
-        threads = max(1, (os.cpu_count() or 1) // n) if n > 1 else None
+        with session_threads((os.cpu_count() or 1) // n) if n > 1 else nullcontext():
+            workers = [_load(models) for _ in range(n)]
         self._pool: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
-        for _ in range(n):
-            if threads:
-                with session_threads(threads):
-                    worker = _load(models)
-            else:
-                worker = _load(models)
+        for worker in workers:
             self._pool.put(worker)
-        first = self._pool.get()
-        self._pool.put(first)
+        first = workers[0]
         self.pipeline, self.recognizer = first.pipeline, first.recognizer
         self.embedder = first.recognizer.embedder
         self.threshold = default_threshold(self.embedder)
