@@ -167,6 +167,14 @@ MODELS: dict[str, ModelSpec] = {
             "recognizer_sface_masked.onnx",
             quantized=True,
         ),
+        ModelSpec(
+            "liveness_minifasnet",
+            "MiniFASNetV2 (2.7x crop) + MiniFASNetV1SE (4.0x crop) liveness pair by Minivision "
+            "(Apache-2.0), one ONNX graph (see liveness_minifasnet.card.json)",
+            "a9089f1a464cc4418390a8dc597f512ab8285be8a10937275a7af1563a03041a",
+            None,
+            "liveness_minifasnet.onnx",
+        ),
     )
 }
 
