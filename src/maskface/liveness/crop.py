@@ -16,6 +16,8 @@ import numpy as np
 #: YuNet box on 300 LFW images by scripts/fit_liveness_boxes.py (no liveness data used).
 REFERENCE_FROM: dict[str, tuple[float, float, float, float]] = {
     "yunet": (1.143, 0.892, 0.0, 0.056),
+    "retinaface": (1.157, 0.905, -0.015, 0.054),
+    "mtcnn": (1.156, 0.916, 0.017, 0.069),
     "reference": (1.0, 1.0, 0.0, 0.0),
 }
 
