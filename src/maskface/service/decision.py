@@ -152,9 +152,10 @@ def decide(faces: Sequence[Face], policy: Policy, temperature: float | None = No
         return Decision(DENIED, ("several_faces",), None, temperature)
     gate = quality_reasons(face, policy)
     if gate:
-        # Identity, mask and liveness are unreliable on such a face: advise, don't guess.
-        return Decision(DENIED, tuple(gate + _temperature_reasons(policy, temperature)), face,
-                        temperature, tuple(others))
+        # Identity, mask and liveness are unreliable on such a face: advise, don't guess
+        # (the judged face is reported without an identity).
+        return Decision(DENIED, tuple(gate + _temperature_reasons(policy, temperature)),
+                        replace(face, identity=None), temperature, tuple(others))
     reasons: list[str] = []
     if policy.liveness_required:
         live = face.liveness
@@ -241,7 +242,7 @@ def decide_burst(frames: Sequence[tuple[Sequence[Face], tuple[int, int]]], polic
             if not rivals:
                 doors.append((i, face, others))
         evidence.append(row)
-    votes: dict[str, Any] = {"frames": len(frames), "used": []}
+    votes: dict[str, Any] = {"used": []}
     if not doors:
         reason = "several_faces" if crowded else "no_face"
         return Decision(DENIED, (reason,), None, temperature, (),
