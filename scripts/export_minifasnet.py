@@ -4,8 +4,9 @@ dicts (Apache-2.0), staged in ``shared/models/minifasnet``.
 Checks each ``.pth`` against its published SHA-256, rebuilds both networks
 (``maskface.train.minifasnet``), loads them strictly and exports ONE graph: inputs ``crop_2_7``
 and ``crop_4_0`` (N, 3, 80, 80, BGR 0..255), output ``probs`` (N, 3), the mean of the two
-softmaxes (class 1 = live). Verifies onnxruntime against PyTorch on random crops. Needs the
-``train`` extra (torch, onnx).
+softmaxes (class 1 = live). Every PRelu is then rewritten as ``Max(x, slope * x)`` (the same
+values; onnxruntime's PRelu kernel is slow, see ``maskface.train.recog_model.fast_prelu``).
+Verifies onnxruntime against PyTorch on random crops. Needs the ``train`` extra (torch, onnx).
 
     .venv/bin/python scripts/export_minifasnet.py [--src ../shared/models/minifasnet]
 """
@@ -51,7 +52,14 @@ def main() -> int:
     torch.onnx.export(pair, (a, b), args.out, dynamo=False, opset_version=13,
                       input_names=["crop_2_7", "crop_4_0"], output_names=["probs"],
                       dynamic_axes={"crop_2_7": {0: "n"}, "crop_4_0": {0: "n"}, "probs": {0: "n"}})
+    import onnx
     import onnxruntime as ort
+
+    from maskface.train.recog_model import fast_prelu
+
+    model = onnx.load(args.out)
+    n_prelu = sum(n.op_type == "PRelu" for n in model.graph.node)
+    onnx.save(fast_prelu(model), args.out)
 
     sess = ort.InferenceSession(args.out, providers=["CPUExecutionProvider"])
     a, b = torch.rand(7, 3, 80, 80) * 255, torch.rand(7, 3, 80, 80) * 255
@@ -61,7 +69,7 @@ def main() -> int:
     err = float(np.abs(ref - got).max())
     print(f"wrote {args.out} ({Path(args.out).stat().st_size} bytes, "
           f"sha256 {hashlib.sha256(Path(args.out).read_bytes()).hexdigest()}); "
-          f"max |onnxruntime - torch| = {err:.2e}")
+          f"{n_prelu} PRelu rewritten; max |onnxruntime - torch| = {err:.2e}")
     return 0 if err < 1e-4 else 1
 
 

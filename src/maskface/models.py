@@ -171,7 +171,7 @@ MODELS: dict[str, ModelSpec] = {
             "liveness_minifasnet",
             "MiniFASNetV2 (2.7x crop) + MiniFASNetV1SE (4.0x crop) liveness pair by Minivision "
             "(Apache-2.0), one ONNX graph (see liveness_minifasnet.card.json)",
-            "a9089f1a464cc4418390a8dc597f512ab8285be8a10937275a7af1563a03041a",
+            "236ffa2b67ecbac27057973323f18dfa27b16f1f06dc08f51aea0f3d628c6a97",
             None,
             "liveness_minifasnet.onnx",
         ),
