@@ -215,12 +215,15 @@ def _vote(faces: list[Face]) -> Face:
 
 def decide_burst(frames: Sequence[tuple[Sequence[Face], tuple[int, int]]], policy: Policy,
                  temperature: float | None = None,
-                 groups_of: Callable[[int], Collection[str]] = lambda pid: ()) -> Decision:
+                 groups_of: Callable[[int], Collection[str]] = lambda pid: (),
+                 prepare: Callable[[dict[int, Face]], None] | None = None) -> Decision:
     """One decision over a burst of frames of the person at the door.
 
     Each frame's door face is found; the person is tracked as the faces overlapping the
     best-quality one; frames whose face fails the quality gate are dropped; the best
     :data:`BEST_FRAMES` by quality are voted over (identity, mask, liveness) and judged once.
+    Only ``quality`` must be filled beforehand: ``prepare({frame: door face})`` is called for
+    the chosen frames to fill the rest, so the slow stages run on those frames only.
     ``evidence`` says what every frame showed and which frames were used.
     """
     from maskface.geometry import iou_matrix
@@ -234,11 +237,8 @@ def decide_burst(frames: Sequence[tuple[Sequence[Face], tuple[int, int]]], polic
         if face is not None:
             rivals = (others if policy.single_person_strict else _rivals(face, others, policy))
             crowded += bool(rivals)
-            row.update(quality=face.quality.score if face.quality else None,
-                       problems=quality_reasons(face, policy),
-                       person=face.identity.person_id if face.identity else None,
-                       mask=face.mask.label if face.mask else None,
-                       liveness=round(face.liveness.score, 4) if face.liveness else None)
+            row.update(quality=round(face.quality.score, 4) if face.quality else None,
+                       problems=quality_reasons(face, policy))
             if not rivals:
                 doors.append((i, face, others))
         evidence.append(row)
@@ -259,8 +259,12 @@ def decide_burst(frames: Sequence[tuple[Sequence[Face], tuple[int, int]]], polic
         # Nothing usable: judge the best frame, which yields its quality advice.
         good = [max(track, key=lambda d: q(d[1]))]
     best = sorted(good, key=lambda d: -q(d[1]))[:BEST_FRAMES]
-    for i, _, _ in best:
-        evidence[i]["used"] = True
+    if prepare is not None:
+        prepare({i: f for i, f, _ in best})
+    for i, f, _ in best:
+        evidence[i].update(used=True, person=f.identity.person_id if f.identity else None,
+                           mask=f.mask.label if f.mask else None,
+                           liveness=round(f.liveness.score, 4) if f.liveness else None)
     votes["used"] = [i for i, _, _ in best]
     face = _vote([d[1] for d in best])
     pid = face.identity.person_id if face.identity is not None and face.identity.known else None

@@ -60,17 +60,20 @@ class KioskWatcher:
 
     def _decide(self, tr: _DoorTrack, shape: tuple[int, int], end_frame: int,
                 fps: float) -> dict[str, Any]:
-        frames = []
-        for _, idx, image, face in tr.kept:
-            faces = [face]
-            if self.pipeline.classifier is not None:
-                face.mask = self.pipeline.classifier.classify(image, face.box[None, :4])[0]
-            if self.pipeline.recognizer is not None:
-                self.pipeline.recognizer.identify(image, faces)
-            if self.liveness is not None:
-                self.liveness.check(image, faces)
-            frames.append((faces, shape))
-        d = decide_burst(frames, self.policy)
+        images = [k[2] for k in tr.kept]
+
+        def prepare(chosen: dict[int, Face]) -> None:
+            # the slow stages, on the frames the decision rests on only
+            for i, face in chosen.items():
+                if self.pipeline.classifier is not None:
+                    face.mask = self.pipeline.classifier.classify(images[i],
+                                                                  face.box[None, :4])[0]
+                if self.pipeline.recognizer is not None:
+                    self.pipeline.recognizer.identify(images[i], [face])
+                if self.liveness is not None:
+                    self.liveness.check(images[i], [face])
+
+        d = decide_burst([([k[3]], shape) for k in tr.kept], self.policy, prepare=prepare)
         out = d.to_dict()
         # evidence frame numbers: the source's, not the burst's
         idx = [k[1] for k in tr.kept]

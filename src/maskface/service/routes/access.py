@@ -9,6 +9,7 @@ import cv2
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from pydantic import BaseModel, Field
 
+from maskface.results import Face
 from maskface.service.decision import decide, decide_burst, door_face
 from maskface.service.door import door_stages
 from maskface.service.deps import get_state, inference_slot, kiosk_key, read_image
@@ -44,18 +45,24 @@ def access_check(image: UploadFile | None = File(
     imgs = [read_image(u, state, "images" if images else "image") for u in uploads]
     policy = state.policy
     stages = door_stages(state.engine.pipeline.detector.name)
+    burst = len(imgs) > 1
     results = []
     for img in imgs:
-        result = state.engine.analyze(img)
-        state.people.identify(result.faces, policy.match_threshold)
-        result.timings_ms.update(stages.run(result.image, result.faces))
+        # A burst: detection, mask and quality on every frame; embedding, identity and
+        # liveness only on the frames the decision rests on (prepare below).
+        result = state.engine.analyze(img, embed=not burst)
+        if burst:
+            stages.quality.assess(result.image, result.faces)
+        else:
+            state.people.identify(result.faces, policy.match_threshold)
+            result.timings_ms.update(stages.run(result.image, result.faces))
         results.append(result)
     if temp is not None:
         temp_source = "request"
     else:
         reading = state.temperature.read()
         temp, temp_source = (reading.celsius, reading.source) if reading else (None, None)
-    if len(results) == 1:
+    if not burst:
         result = results[0]
         face, _ = door_face(result.faces, result.shape)
         groups: list[str] = []
@@ -63,8 +70,16 @@ def access_check(image: UploadFile | None = File(
             groups = state.people.groups_of(face.identity.person_id)
         decision = decide(result.faces, policy, temp, groups, result.shape)
     else:
+        def prepare(chosen: dict[int, Face]) -> None:
+            for i, face in chosen.items():
+                image = results[i].image
+                state.engine.embed(image, [face])
+                state.people.identify([face], policy.match_threshold)
+                if stages.liveness is not None:
+                    stages.liveness.check(image, [face])
+
         decision = decide_burst([(r.faces, r.shape) for r in results], policy, temp,
-                                state.people.groups_of)
+                                state.people.groups_of, prepare)
     # The snapshot is the frame the decision rests on (the best frame of a burst).
     used = (decision.evidence or {}).get("used") or [0]
     best = results[used[0]]
