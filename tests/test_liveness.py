@@ -20,7 +20,7 @@ def test_crop_window_shifts_inside_the_frame_instead_of_clipping():
     assert (y1 - y0) == pytest.approx(270, abs=1)
     # Too big for the frame: the scale is clamped so the window still fits.
     x0, y0, x1, y1 = crop_window(np.array([200, 100, 399, 399], np.float32), 4.0, 640, 480)
-    assert 0 <= y0 and y1 <= 479 and 0 <= x0 and x1 <= 639
+    assert y0 >= 0 and y1 <= 479 and x0 >= 0 and x1 <= 639
 
 
 def test_box_mapping_widens_shortens_and_moves_down():

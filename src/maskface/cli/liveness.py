@@ -30,8 +30,8 @@ def eval_liveness(
 
     from maskface.detect import create_detector
     from maskface.eval.liveness import list_frames, plot_histogram, score_frames, summarize
-    from maskface.eval.plots import plot_roc
     from maskface.eval.metrics import roc_curve
+    from maskface.eval.plots import plot_roc
     from maskface.liveness import DEFAULT_THRESHOLD, LivenessChecker
 
     frames = list_frames(data)

@@ -36,7 +36,8 @@ def to_reference(box: np.ndarray, mapping: tuple[float, float, float, float]) ->
     return np.array([cx - nw / 2, cy - nh / 2, cx + nw / 2, cy + nh / 2], np.float32)
 
 
-def crop_window(box: np.ndarray, scale: float, width: int, height: int) -> tuple[int, int, int, int]:
+def crop_window(box: np.ndarray, scale: float, width: int,
+                height: int) -> tuple[int, int, int, int]:
     """Inclusive pixel window ``(x0, y0, x1, y1)`` of one scaled crop (the reference rule)."""
     # The reference box is integer (x, y, w, h) with w = r - l + 1.
     x, y = int(box[0]), int(box[1])

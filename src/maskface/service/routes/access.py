@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 
 from maskface.results import Face
 from maskface.service.decision import decide, decide_burst, door_face
-from maskface.service.door import door_stages
 from maskface.service.deps import get_state, inference_slot, kiosk_key, read_image
+from maskface.service.door import door_stages
 from maskface.service.errors import ApiError
 from maskface.service.routes import API_PREFIX
 from maskface.service.state import ServiceState
