@@ -106,3 +106,41 @@ def test_eval_liveness_needs_both_classes(tmp_path):
     res = CliRunner().invoke(load_commands(), ["eval", "liveness", str(tmp_path)])
     assert res.exit_code != 0
     assert "attack folder" in res.output
+
+
+@pytest.mark.slow
+def test_train_liveness_splits_by_subject_and_exports_a_usable_model(nuaa, data_dir, tmp_path):
+    """One short epoch on 4 subjects' frames: subjects never shared between splits, the ONNX
+    loads in the inference stage and 'eval liveness --model' runs it."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+
+    weights = data_dir.parent / "models" / "minifasnet"
+    if not (weights / "2.7_80x80_MiniFASNetV2.pth").is_file():
+        pytest.skip(f"MiniFASNet weights not found under {weights}")
+    data = tmp_path / "site"
+    for kind in ("real", "print"):
+        for s in ("0001", "0002", "0003", "0004"):
+            (data / kind / s).mkdir(parents=True)
+            for f in sorted((nuaa / kind / s).glob("*.jpg"))[:3]:
+                (data / kind / s / f.name).symlink_to(f)
+    out = tmp_path / "run"
+    res = CliRunner().invoke(load_commands(), [
+        "train", "liveness", str(data), "-o", str(out), "--weights", str(weights),
+        "--epochs", "1", "--batch", "8", "--val-frac", "0.25", "--test-frac", "0.25",
+        "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    card = json.loads((out / "liveness.card.json").read_text())
+    split = card["split"]
+    assert len(split["test"]) == len(split["val"]) == 1 and len(split["train"]) == 2
+    assert not set(split["test"]) & set(split["train"]) and card["onnx_max_abs_diff"] < 1e-4
+    assert card["frames"]["test"] == 6 and len(card["history"]) == 2
+    res = CliRunner().invoke(load_commands(), [
+        "eval", "liveness", str(data), "--model", str(out / "liveness.onnx"), "-o",
+        str(tmp_path / "ev")])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert rep["model"].endswith("liveness.onnx") and rep["frames"] == 24

@@ -137,3 +137,33 @@ class LivenessPair(nn.Module):
 
     def forward(self, crop_2_7, crop_4_0):
         return (torch.softmax(self.v2(crop_2_7), 1) + torch.softmax(self.v1se(crop_4_0), 1)) / 2
+
+
+def export_onnx(pair: LivenessPair, path, opset: int = 13) -> float:
+    """Export ``pair`` as one ONNX graph (inputs ``crop_2_7``, ``crop_4_0``; output ``probs``;
+    dynamic batch), every PRelu rewritten as ``Max(x, slope*x)`` (same values, faster on
+    onnxruntime); returns the max |onnxruntime - torch| difference on random crops."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from maskface.train.recog_model import fast_prelu
+
+    pair = pair.eval()
+    gen = torch.Generator().manual_seed(0)
+
+    def crops(n):
+        return (torch.rand(n, 3, 80, 80, generator=gen) * 255,
+                torch.rand(n, 3, 80, 80, generator=gen) * 255)
+
+    a, b = crops(4)
+    torch.onnx.export(pair, (a, b), str(path), dynamo=False, opset_version=opset,
+                      input_names=["crop_2_7", "crop_4_0"], output_names=["probs"],
+                      dynamic_axes={"crop_2_7": {0: "n"}, "crop_4_0": {0: "n"}, "probs": {0: "n"}})
+    onnx.save(fast_prelu(onnx.load(str(path))), str(path))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    a, b = crops(7)
+    with torch.no_grad():
+        ref = pair(a, b).numpy()
+    got = sess.run(None, {"crop_2_7": a.numpy(), "crop_4_0": b.numpy()})[0]
+    return float(np.abs(ref - got).max())
