@@ -155,8 +155,9 @@ async function liveTick() {
     fd.append("image", await frameBlob(), "frame.jpg");
     const r = await api("POST", "/v1/analyze", fd);
     drawFaces(overlay, video.videoWidth, video.videoHeight, r.faces, null);
-    const one = r.faces.length === 1;
-    if ($("auto-check").checked && one && Date.now() - lastAutoCheck > 4000) {
+    // someone in view (the server judges the person at the door, not the passers-by)
+    const someone = r.faces.length > 0;
+    if ($("auto-check").checked && someone && Date.now() - lastAutoCheck > 4000) {
       lastAutoCheck = Date.now();
       await checkCamera();
     }
