@@ -86,7 +86,7 @@ def _start_server(tmp: Path, photo: bytes, workers: int = 1
 
 
 async def _run(url: str, key: str, photo: bytes, concurrency: int, duration: float,
-               temperature: float) -> dict:
+               temperature: float, burst: int = 1) -> dict:
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     decisions: Counter[str] = Counter()
@@ -103,8 +103,10 @@ async def _run(url: str, key: str, photo: bytes, concurrency: int, duration: flo
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
                 try:
-                    r = await client.post("/v1/access/check", data=form,
-                                          files={"image": ("k.jpg", photo, "image/jpeg")})
+                    files = ({"image": ("k.jpg", photo, "image/jpeg")} if burst == 1 else
+                             [("images", (f"k{i}.jpg", photo, "image/jpeg"))
+                              for i in range(burst)])
+                    r = await client.post("/v1/access/check", data=form, files=files)
                     statuses[str(r.status_code)] += 1
                     if r.status_code == 200:
                         decisions[r.json()["decision"]] += 1
@@ -155,6 +157,8 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds")
     ap.add_argument("--temperature", type=float, default=36.6)
     ap.add_argument("--out", type=Path, default=Path("runs/loadtest.json"))
+    ap.add_argument("--burst", type=int, default=1,
+                    help="frames per access check (a kiosk burst; 1 = a single photo)")
     ap.add_argument("--workers", type=int, default=1,
                     help="the started server's [models] workers (not with --url)")
     args = ap.parse_args()
@@ -181,12 +185,12 @@ def main() -> None:
             print(f"load test: {args.concurrency} concurrent access checks for "
                   f"{args.duration:.0f} s against {url}", file=sys.stderr)
             report = asyncio.run(_run(url, key, photo, args.concurrency, args.duration,
-                                      args.temperature))
+                                      args.temperature, args.burst))
         finally:
             if proc is not None:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=60)
-    report.update(image=str(args.image), models=health.get("models"),
+    report.update(image=str(args.image), models=health.get("models"), burst=args.burst,
                   machine={"cpus": os.cpu_count(), "platform": platform.platform(),
                            "python": platform.python_version()},
                   # other work on the machine shares the cores: say how busy it was

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from maskface.errors import InputError
-from maskface.results import Face, Identity, MaskPrediction
+from maskface.results import Face, Identity, Liveness, MaskPrediction
 from maskface.service.config import Policy, ServiceConfig, config_from_dict, load_config
 from maskface.service.decision import REASONS, decide
 
@@ -18,6 +18,7 @@ def face(label: str | None = "with_mask", person: int | None = 1) -> Face:
     if label is not None:
         f.mask = MaskPrediction(label, 0.9, {label: 0.9})
     f.identity = Identity(person, "Ann" if person else None, 0.8 if person else 0.1)
+    f.liveness = Liveness(0.98, "live", 0.5)
     return f
 
 

@@ -29,6 +29,10 @@ def label_for(face: Face) -> tuple[str, tuple[int, int, int]]:
         parts.append(f"Face {face.score:.0%}")
     if face.identity is not None:
         parts.insert(0, face.identity.name if face.identity.known else "Unknown")
+    if face.liveness is not None:
+        parts.append(f"{'Live' if face.liveness.live else 'SPOOF'} {face.liveness.score:.0%}")
+        if not face.liveness.live:
+            colour = RED
     return " | ".join(parts), colour
 
 

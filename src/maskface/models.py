@@ -167,6 +167,14 @@ MODELS: dict[str, ModelSpec] = {
             "recognizer_sface_masked.onnx",
             quantized=True,
         ),
+        ModelSpec(
+            "liveness_minifasnet",
+            "MiniFASNetV2 (2.7x crop) + MiniFASNetV1SE (4.0x crop) liveness pair by Minivision "
+            "(Apache-2.0), one ONNX graph (see liveness_minifasnet.card.json)",
+            "236ffa2b67ecbac27057973323f18dfa27b16f1f06dc08f51aea0f3d628c6a97",
+            None,
+            "liveness_minifasnet.onnx",
+        ),
     )
 }
 

@@ -33,11 +33,15 @@ class Pipeline:
             two-class model) or ``None`` to skip mask classification.
         recognizer: an object with ``identify(image, faces) -> None`` that fills
             ``face.identity`` (and ``face.embedding``), e.g. a gallery matcher; optional.
+        liveness: ``True`` to fill ``face.liveness`` (MiniFASNet, box mapping for this
+            detector), a ``LivenessChecker``, or ``False``/``None`` to skip.
+        quality: ``True`` to fill ``face.quality`` (size, sharpness, pose, exposure), a
+            ``QualityAssessor``, or ``False``/``None`` to skip.
     """
 
     def __init__(self, detector: str | FaceDetector = DEFAULT_DETECTOR,
                  classifier: str | Path | MaskClassifier | None = "default",
-                 recognizer=None):
+                 recognizer=None, liveness=None, quality=None):
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
         if classifier is None:
             self.classifier = None
@@ -49,6 +53,16 @@ class Pipeline:
         else:
             self.classifier = classifier
         self.recognizer = recognizer
+        if liveness is True:
+            from maskface.liveness import LivenessChecker
+
+            liveness = LivenessChecker(self.detector.name)
+        self.liveness = liveness or None
+        if quality is True:
+            from maskface.quality import QualityAssessor
+
+            quality = QualityAssessor()
+        self.quality = quality or None
 
     def __call__(self, source: ImageInput) -> Result:
         return self.analyze(source)
@@ -70,6 +84,16 @@ class Pipeline:
                 face.mask = pred
         t3 = time.perf_counter()
         timings["classify"] = (t3 - t2) * 1e3
+        if self.liveness is not None and faces:
+            self.liveness.check(image, faces)
+            t4 = time.perf_counter()
+            timings["liveness"] = (t4 - t3) * 1e3
+            t3 = t4
+        if self.quality is not None and faces:
+            self.quality.assess(image, faces)
+            t4 = time.perf_counter()
+            timings["quality"] = (t4 - t3) * 1e3
+            t3 = t4
         if self.recognizer is not None and faces:
             self.recognizer.identify(image, faces)
             timings["recognize"] = (time.perf_counter() - t3) * 1e3

@@ -49,6 +49,47 @@ class Identity:
         return {"person_id": self.person_id, "name": self.name, "score": round(self.score, 4)}
 
 
+@dataclass(frozen=True)
+class Liveness:
+    """Presentation-attack check of one face: ``score`` is the mean live probability of the
+    MiniFASNet pair (0..1), ``label`` is ``live`` when it reaches the threshold, else ``spoof``."""
+
+    score: float
+    label: str
+    threshold: float
+
+    @property
+    def live(self) -> bool:
+        return self.label == "live"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"score": round(float(self.score), 4), "label": self.label,
+                "threshold": self.threshold}
+
+
+@dataclass(frozen=True)
+class Quality:
+    """How usable one face is for a decision: 0..1 overall ``score`` from its parts, and the
+    problems (``too_small``, ``blurred``, ``turned_away``, ``too_dark``, ``too_bright``)."""
+
+    score: float
+    size: float
+    sharpness: float
+    frontal: float
+    exposure: float
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"score": round(float(self.score), 4), "size": round(float(self.size), 1),
+                "sharpness": round(float(self.sharpness), 1),
+                "frontal": round(float(self.frontal), 3),
+                "exposure": round(float(self.exposure), 1), "problems": list(self.problems)}
+
+
 @dataclass
 class Face:
     """One detected face: box ``(x1, y1, x2, y2)`` in pixels, detector score, 5 landmarks
@@ -62,6 +103,8 @@ class Face:
     identity: Identity | None = None
     embedding: np.ndarray | None = field(default=None, repr=False)
     track_id: int | None = None
+    liveness: Liveness | None = None
+    quality: Quality | None = None
 
     @property
     def width(self) -> float:
@@ -81,6 +124,10 @@ class Face:
         }
         if self.track_id is not None:
             d["track_id"] = self.track_id
+        if self.liveness is not None:
+            d["liveness"] = self.liveness.to_dict()
+        if self.quality is not None:
+            d["quality"] = self.quality.to_dict()
         return d
 
 

@@ -92,12 +92,13 @@ def test_enrol_then_masked_access_check_is_granted_and_logged(server, page, astr
     name, enrol, check = _photos(tmp, astronaut)
     health = httpx.get(f"{base}/v1/health").json()
     with_classifier = health["models"]["mask_classifier"] is not None
-    if not with_classifier:
-        # Without the mask classifier the mask state is unknown; a mask-requiring policy would
-        # deny everyone, so the page is exercised with the mask rule off (and the test says so).
-        r = httpx.put(f"{base}/v1/policy", headers={"X-API-Key": key},
-                      json={"mask_required": False})
-        assert r.status_code == 200
+    # Without the mask classifier the mask state is unknown; a mask-requiring policy would
+    # deny everyone, so the page is exercised with the mask rule off (and the test says so).
+    # The photos are photographs (LFW), which the liveness check rightly flags: off here,
+    # test_burst_from_files_* covers it on live frames.
+    r = httpx.put(f"{base}/v1/policy", headers={"X-API-Key": key},
+                  json={"mask_required": with_classifier, "liveness_required": False})
+    assert r.status_code == 200
 
     page.goto(base + "/")
     page.fill("#api-key", key)
@@ -159,3 +160,74 @@ def test_live_kiosk_view_streams_camera_frames(server, page):
     page.wait_for_timeout(3000)
     assert analysed() > before, page.text_content("#status")
     page.click("#cam-stop")
+
+
+def test_camera_check_sends_one_burst(server, page):
+    """'Check access' with the camera sends a burst of frames and shows one decision."""
+    import httpx
+
+    base, key, _ = server
+    page.goto(base + "/")
+    page.fill("#api-key", key)
+    page.dispatch_event("#api-key", "change")
+    page.click("#cam-start")
+    deadline = time.time() + 30
+    while page.evaluate("document.querySelector('#video').videoWidth") == 0:
+        assert time.time() < deadline, "the fake camera never produced a frame"
+        page.wait_for_timeout(200)
+    page.evaluate("document.querySelector('#decision').hidden = true")
+    page.click("#check-camera")
+    page.wait_for_selector("#decision:not([hidden])", timeout=60_000)
+    # the fake camera shows a test pattern: one denied decision over the whole burst
+    assert page.get_attribute("#decision", "data-frames") == "5"
+    assert "no face found" in page.text_content("#decision")
+    event_id = page.get_attribute("#decision", "data-event-id")
+    ev = httpx.get(f"{base}/v1/events/{event_id}", headers={"X-API-Key": key}).json()
+    assert ev["decision"] == "denied" and ev["reasons"] == ["no_face"]
+    page.click("#cam-stop")
+
+
+def test_burst_from_files_live_granted_and_printed_photo_denied(server, page):
+    """A burst of live frames (two of three blurred) is granted on the sharp one; a burst of
+    printed photos of the same enrolled person is denied as a presentation attack."""
+    import httpx
+
+    from conftest import data_root
+
+    root = data_root() / "liveness" / "nuaa"
+    if not (root / "real" / "0004").is_dir():
+        pytest.skip(f"NUAA liveness frames not found under {root}")
+    base, key, tmp = server
+    h = {"X-API-Key": key}
+    enrol = (root / "real" / "0004" / "0004_01_00_01_297.jpg").read_bytes()
+    r = httpx.post(f"{base}/v1/people", headers=h, data={"name": "Subject Four"},
+                   files=[("photos", ("e.jpg", enrol, "image/jpeg"))], timeout=60)
+    assert r.status_code == 201, r.text
+    r = httpx.put(f"{base}/v1/policy", headers=h, json={"mask_required": False})
+    assert r.status_code == 200 and r.json()["policy"]["liveness_required"] is True
+    live = []
+    for i, name in enumerate(["0004_01_00_02_306.jpg", "0004_01_00_02_415.jpg",
+                              "0004_01_06_03_232.jpg"]):
+        img = cv2.imread(str(root / "real" / "0004" / name))
+        if i != 1:
+            img = cv2.GaussianBlur(img, (0, 0), 4)
+        live.append(tmp / f"burst-{i}.jpg")
+        cv2.imwrite(str(live[-1]), img)
+
+    page.goto(base + "/")
+    page.fill("#api-key", key)
+    page.dispatch_event("#api-key", "change")
+    page.fill("#temperature", "36.6")
+    page.set_input_files("#check-file", [str(p) for p in live])
+    page.wait_for_selector("#decision:not([hidden])", timeout=60_000)
+    text = page.text_content("#decision")
+    assert "GRANTED" in text and "Subject Four" in text, (text, page.text_content("#status"))
+    assert "decided over 1 of 3 frames" in text
+    assert page.get_attribute("#decision", "data-frames") == "3"
+
+    prints = sorted((root / "print" / "0004").glob("*.jpg"))[:3]
+    page.evaluate("document.querySelector('#decision').hidden = true")
+    page.set_input_files("#check-file", [str(p) for p in prints])
+    page.wait_for_selector("#decision:not([hidden])", timeout=60_000)
+    text = page.text_content("#decision")
+    assert "DENIED" in text and "presentation attack suspected" in text, text

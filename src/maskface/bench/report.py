@@ -12,6 +12,9 @@ _STAGE_NOTES = {
     "classify_one_at_a_time": "same, one face per run (for comparison)",
     "embed": "identity embeddings, all faces",
     "match": "1:N search in the gallery",
+    "liveness": "liveness (MiniFASNet pair), all faces in one batch",
+    "liveness_per_face": "liveness, one face per run: time per face",
+    "quality": "face quality (size, sharpness, pose, exposure), all faces",
 }
 
 

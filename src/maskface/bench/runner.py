@@ -92,6 +92,12 @@ class OurPipeline:
                            else MaskClassifier(cfg.classifier))
         self.embedder = self.gallery = None
         self.threshold = cfg.match_threshold
+        from maskface.liveness import LivenessChecker
+        from maskface.quality import QualityAssessor
+
+        # the kiosk's extra stages (access checks only)
+        self.liveness = LivenessChecker(self.detector.name)
+        self.quality = QualityAssessor()
         if cfg.embedder:
             self.embedder = load_embedder(cfg.embedder)
             self.gallery = _random_gallery(workdir / "bench-gallery.db", self.embedder,
@@ -214,6 +220,17 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None
     time_stage("classify", lambda p: ours.classifier.classify(p[0], p[1].boxes), pairs)
     time_stage("classify_one_at_a_time",
                lambda p: [ours.classifier.classify(p[0], b[None]) for b in p[1].boxes], pairs)
+    # Liveness on every face of an image in one batch, and on one face at a time (the kiosk:
+    # one person at the door), the figure quoted as "per face".
+    time_stage("liveness", lambda p: ours.liveness.scores(p[0], p[1].boxes), pairs)
+    one_face = [(im, b[None]) for im, d in pairs for b in d.boxes]
+    if one_face:
+        time_stage("liveness_per_face", lambda p: ours.liveness.scores(p[0], p[1]), one_face)
+    from maskface.results import Face
+
+    time_stage("quality", lambda p: ours.quality.assess(p[0], [
+        Face(box=b, score=1.0, landmarks=lm) for b, lm in zip(p[1].boxes, p[1].landmarks)]),
+        pairs)
     if ours.recognition:
         aligned = [align_faces(im, d.landmarks) for im, d in pairs]
         embs = [ours.embedder.embed(a) for a in aligned]

@@ -30,7 +30,8 @@ def _unique_stem(path: Path, used: set[str]) -> str:
 
 
 def run_detect(inputs: list[str], out: Path, detector: str, classifier: str | None,
-               stride: int, print_json: bool, quiet: bool = False) -> int:
+               stride: int, print_json: bool, quiet: bool = False,
+               liveness: bool = False) -> int:
     """Process every input; return the number that failed."""
     from maskface.io.sources import expand_sources
     from maskface.pipeline import Pipeline
@@ -38,7 +39,7 @@ def run_detect(inputs: list[str], out: Path, detector: str, classifier: str | No
     sources = expand_sources(inputs)
     if not sources:
         fail("no inputs given")
-    pipe = Pipeline(detector=detector, classifier=classifier)
+    pipe = Pipeline(detector=detector, classifier=classifier, liveness=liveness)
     out.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
     n_faces = n_ok = 0
@@ -116,10 +117,13 @@ def detect(
     stride: Annotated[int, typer.Option(min=1, help="Video: process every N-th frame.")] = 1,
     json_: Annotated[bool, typer.Option("--json", help="Also print one JSON line per input.")
                      ] = False,
+    liveness: Annotated[bool, typer.Option(
+        "--liveness", help="Also score each face live/spoof (presentation-attack check).")
+                        ] = False,
 ) -> None:
     """Find faces and their mask state; write annotated images/videos and one JSON per input."""
     failed = run_detect(inputs, out, detector, None if classifier == "none" else classifier,
-                        stride, json_)
+                        stride, json_, liveness=liveness)
     if failed:
         raise typer.Exit(1)
 

@@ -53,6 +53,13 @@ def watch(
     max_frames: Annotated[int | None, typer.Option(
         min=1, help="Stop after analysing this many frames (live sources run until ended).")
                           ] = None,
+    kiosk: Annotated[bool, typer.Option(
+        "--kiosk", help="Make door decisions: one per person at the door, over their best "
+                        "frames (liveness, mask, identity with --gallery); writes "
+                        "<stem>.decisions.jsonl.")] = False,
+    config: Annotated[Path | None, typer.Option(
+        help="--kiosk: service config file whose [policy] applies (default policy if none).")
+                      ] = None,
 ) -> None:
     """Track faces through a video or stream; write an annotated video and per-track JSON lines.
 
@@ -68,6 +75,9 @@ def watch(
                     classifier=None if classifier == "none" else classifier,
                     recognizer=_recognizer(gallery, embedder) if gallery else None)
     src = open_source(source, realtime=realtime)
+    if kiosk:
+        _kiosk(pipe, src, out, _stem(source), config)
+        return
     try:
         summary = watch_to_files(VideoWatcher(pipe, refresh_frames=refresh), src, out,
                                  _stem(source), max_frames=max_frames)
@@ -82,3 +92,23 @@ def watch(
                f"faces, {summary['fps']:.1f} frames/s")
     typer.echo(f"annotated video: {summary['video_file']}")
     typer.echo(f"tracks (JSON lines): {summary['tracks_file']}")
+
+
+def _kiosk(pipe, src, out: Path, stem: str, config: Path | None) -> None:
+    from maskface.liveness import LivenessChecker
+    from maskface.service.config import load_config
+    from maskface.track.kiosk import KioskWatcher, kiosk_to_file
+
+    policy = load_config(config).policy
+    watcher = KioskWatcher(pipe, LivenessChecker(pipe.detector.name), policy)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        summary = kiosk_to_file(watcher, src, out / f"{stem}.decisions.jsonl", echo=typer.echo)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+    finally:
+        src.close()
+    typer.echo(f"{summary['decisions']} decisions ({summary['granted']} granted) over "
+               f"{summary['frames']} frames, {summary['fps']:.1f} frames/s")
+    typer.echo(f"decisions (JSON lines): {summary['decisions_file']}")

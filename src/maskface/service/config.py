@@ -8,6 +8,11 @@ A config file is optional; every setting has a default. Example (all keys option
     require_temperature = false    # deny when no reading is available
     match_threshold = 0.45         # open-set identify threshold (omit: the gallery's default)
     allowed_groups = []            # empty: every enrolled person; else only these groups
+    liveness_required = true       # deny faces the liveness check scores as spoof
+    liveness_threshold = 0.5       # live score needed (omit: the shipped model's threshold)
+    single_person_strict = false   # true: any second face in view denies (several_faces)
+    min_face_size = 64             # px; smaller faces are background (or "come closer")
+    quality_required = true        # blurred / turned-away / badly lit faces get advice, not a guess
 
     [limits]
     max_upload_mb = 10
@@ -54,6 +59,17 @@ class Policy:
     match_threshold: float | None = None
     #: empty: everyone enrolled may enter; otherwise only members of these groups
     allowed_groups: tuple[str, ...] = ()
+    #: deny with ``spoof_suspected`` when the face's live score is under the threshold
+    liveness_required: bool = True
+    #: live score needed; ``None`` uses the shipped model's threshold
+    liveness_threshold: float | None = None
+    #: ``True``: any second face in view denies (``several_faces``); ``False``: the person at
+    #: the door is judged and faces in the background are reported as ignored
+    single_person_strict: bool = False
+    #: faces whose shorter box side is under this (px) are background, or "come closer"
+    min_face_size: float = 64.0
+    #: faces too blurred, turned away or badly lit are denied with advice, not identified
+    quality_required: bool = True
 
     def __post_init__(self):
         if not 30.0 <= self.temperature_threshold <= 45.0:
@@ -62,6 +78,11 @@ class Policy:
                 " body temperature threshold (30-45)")
         if self.match_threshold is not None and not -1.0 <= self.match_threshold <= 1.0:
             raise InputError(f"policy.match_threshold {self.match_threshold} is outside [-1, 1]")
+        if self.liveness_threshold is not None and not 0.0 <= self.liveness_threshold <= 1.0:
+            raise InputError(f"policy.liveness_threshold {self.liveness_threshold} is outside "
+                             "[0, 1]")
+        if not 0.0 <= self.min_face_size <= 4096:
+            raise InputError(f"policy.min_face_size {self.min_face_size} is outside 0-4096 px")
         object.__setattr__(self, "allowed_groups", tuple(str(g) for g in self.allowed_groups))
 
     def to_dict(self) -> dict[str, Any]:

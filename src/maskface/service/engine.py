@@ -82,6 +82,15 @@ class Engine:
             self._pool.put(worker)
         return result
 
+    def embed(self, image: np.ndarray, faces: list[Face]) -> None:
+        """Compute the embeddings of some faces of an analysed image (``analyze(embed=False)``),
+        e.g. only the frames of a burst a decision rests on."""
+        worker = self._pool.get()
+        try:
+            worker.recognizer.embed(image, faces)
+        finally:
+            self._pool.put(worker)
+
     def single_face(self, image: np.ndarray, label: str, largest: bool = False) -> Face:
         """The one face of an enrolment/verification photo, embedded; 422 if none or several."""
         faces = self.analyze(image).faces

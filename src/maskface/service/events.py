@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS events (
     mask        TEXT,
     score       REAL,
     faces       INTEGER NOT NULL,
-    snapshot    TEXT
+    snapshot    TEXT,
+    liveness    REAL
 );
 CREATE INDEX IF NOT EXISTS events_time ON events (time);
 CREATE INDEX IF NOT EXISTS events_person ON events (person_id, time);
@@ -47,6 +48,8 @@ class Event:
     faces: int = 0
     #: server-generated snapshot file name (never a client-supplied path), if stored
     snapshot: str | None = None
+    #: the judged face's live score (mean live probability), if checked
+    liveness: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "time": self.time,
@@ -55,11 +58,12 @@ class Event:
                 "person_id": self.person_id, "person_name": self.person_name,
                 "temperature": self.temperature, "mask": self.mask,
                 "score": None if self.score is None else round(self.score, 4),
-                "faces": self.faces, "snapshot": self.snapshot is not None}
+                "faces": self.faces, "snapshot": self.snapshot is not None,
+                "liveness": None if self.liveness is None else round(self.liveness, 4)}
 
 
 _COLUMNS = ("id, time, decision, reasons, person_id, person_name, temperature, mask, score, "
-            "faces, snapshot")
+            "faces, snapshot, liveness")
 
 
 def _event(row) -> Event:
@@ -76,22 +80,28 @@ class EventLog:
         with connect(self.db) as conn:
             for stmt in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(stmt)
+            # Databases made before the liveness column: add it (older rows read NULL).
+            cols = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
+            if "liveness" not in cols:
+                conn.execute("ALTER TABLE events ADD COLUMN liveness REAL")
 
     def record(self, decision: str, reasons: list[str], *, person_id: int | None = None,
                person_name: str | None = None, temperature: float | None = None,
                mask: str | None = None, score: float | None = None, faces: int = 0,
-               snapshot: str | None = None, when: float | None = None) -> Event:
+               snapshot: str | None = None, when: float | None = None,
+               liveness: float | None = None) -> Event:
         """Append an event and commit it before returning."""
         if decision not in DECISIONS:
             raise ValueError(f"decision must be one of {DECISIONS}, not {decision!r}")
         ev = Event(0, time.time() if when is None else when, decision, list(reasons), person_id,
-                   person_name, temperature, mask, score, faces, snapshot)
+                   person_name, temperature, mask, score, faces, snapshot, liveness)
         with connect(self.db) as conn:
             cur = conn.execute(
                 "INSERT INTO events (time, decision, reasons, person_id, person_name, "
-                "temperature, mask, score, faces, snapshot) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "temperature, mask, score, faces, snapshot, liveness) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (ev.time, ev.decision, json.dumps(ev.reasons), ev.person_id, ev.person_name,
-                 ev.temperature, ev.mask, ev.score, ev.faces, ev.snapshot))
+                 ev.temperature, ev.mask, ev.score, ev.faces, ev.snapshot, ev.liveness))
             ev.id = int(cur.lastrowid)
         return ev
 

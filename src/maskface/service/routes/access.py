@@ -9,8 +9,10 @@ import cv2
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from pydantic import BaseModel, Field
 
-from maskface.service.decision import decide
+from maskface.results import Face
+from maskface.service.decision import decide, decide_burst, door_face
 from maskface.service.deps import get_state, inference_slot, kiosk_key, read_image
+from maskface.service.door import door_stages
 from maskface.service.errors import ApiError
 from maskface.service.routes import API_PREFIX
 from maskface.service.state import ServiceState
@@ -22,31 +24,71 @@ router = APIRouter(prefix=API_PREFIX, tags=["access"], dependencies=[Depends(kio
 
 @router.post("/access/check", summary="Grant or deny entry; the outcome is recorded as an event",
              dependencies=[Depends(inference_slot)])
-def access_check(image: UploadFile = File(..., description="the kiosk camera's photo"),
+def access_check(image: UploadFile | None = File(
+                     None, description="the kiosk camera's photo (or send a burst as 'images')"),
+                 images: list[UploadFile] | None = File(
+                     None, description="a burst of frames of the person at the door; one "
+                                       "decision is made over the best of them"),
                  temperature: float | None = Form(
                      None, description="body temperature in °C; else the sensor's latest"),
                  state: ServiceState = Depends(get_state)):
     # A bad reading is refused before any model runs.
     temp = check_celsius(temperature) if temperature is not None else None
-    img = read_image(image, state)
+    uploads = ([image] if image is not None else []) + list(images or [])
+    if not uploads:
+        raise ApiError(422, "invalid_request", "send the kiosk photo as 'image' or a burst as "
+                                                "'images'")
+    limit = state.config.limits.max_photos
+    if len(uploads) > limit:
+        raise ApiError(413, "payload_too_large",
+                       f"{len(uploads)} frames sent; at most {limit} per access check")
+    imgs = [read_image(u, state, "images" if images else "image") for u in uploads]
     policy = state.policy
-    result = state.engine.analyze(img)
-    state.people.identify(result.faces, policy.match_threshold)
+    stages = door_stages(state.engine.pipeline.detector.name)
+    burst = len(imgs) > 1
+    results = []
+    for img in imgs:
+        # A burst: detection, mask and quality on every frame; embedding, identity and
+        # liveness only on the frames the decision rests on (prepare below).
+        result = state.engine.analyze(img, embed=not burst)
+        if burst:
+            stages.quality.assess(result.image, result.faces)
+        else:
+            state.people.identify(result.faces, policy.match_threshold)
+            result.timings_ms.update(stages.run(result.image, result.faces))
+        results.append(result)
     if temp is not None:
         temp_source = "request"
     else:
         reading = state.temperature.read()
         temp, temp_source = (reading.celsius, reading.source) if reading else (None, None)
-    groups: list[str] = []
-    if len(result.faces) == 1 and result.faces[0].identity and result.faces[0].identity.known:
-        groups = state.people.groups_of(result.faces[0].identity.person_id)
-    decision = decide(result.faces, policy, temp, groups)
+    if not burst:
+        result = results[0]
+        face, _ = door_face(result.faces, result.shape)
+        groups: list[str] = []
+        if face is not None and face.identity and face.identity.known:
+            groups = state.people.groups_of(face.identity.person_id)
+        decision = decide(result.faces, policy, temp, groups, result.shape)
+    else:
+        def prepare(chosen: dict[int, Face]) -> None:
+            for i, face in chosen.items():
+                image = results[i].image
+                state.engine.embed(image, [face])
+                state.people.identify([face], policy.match_threshold)
+                if stages.liveness is not None:
+                    stages.liveness.check(image, [face])
+
+        decision = decide_burst([(r.faces, r.shape) for r in results], policy, temp,
+                                state.people.groups_of, prepare)
+    # The snapshot is the frame the decision rests on (the best frame of a burst).
+    used = (decision.evidence or {}).get("used") or [0]
+    best = results[used[0]]
     snapshot = None
     if state.config.snapshots.enabled:
         # The file name is generated here; nothing the client sent reaches the file system.
         snapshot = f"{uuid.uuid4().hex}.jpg"
         state.config.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(state.config.snapshot_dir / snapshot), img):
+        if not cv2.imwrite(str(state.config.snapshot_dir / snapshot), best.image):
             log.warning("could not write snapshot to %s", state.config.snapshot_dir)
             snapshot = None
     face = decision.face
@@ -56,14 +98,15 @@ def access_check(image: UploadFile = File(..., description="the kiosk camera's p
         person_id=ident.person_id if ident is not None and ident.known else None,
         person_name=ident.name if ident is not None and ident.known else None,
         temperature=temp, mask=face.mask.label if face is not None and face.mask else None,
-        score=ident.score if ident is not None else None, faces=len(result.faces),
-        snapshot=snapshot)
+        score=ident.score if ident is not None else None, faces=len(best.faces),
+        snapshot=snapshot,
+        liveness=face.liveness.score if face is not None and face.liveness else None)
     state.metrics.decisions.inc(decision.decision)
     for r in decision.reasons:
         state.metrics.reasons.inc(r)
     body = decision.to_dict()
     body.update(event_id=event.id, time=event.time, temperature_source=temp_source,
-                faces=[f.to_dict() for f in result.faces])
+                faces=[f.to_dict() for f in best.faces], frames=len(results))
     return body
 
 

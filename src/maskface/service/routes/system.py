@@ -34,6 +34,11 @@ class PolicyBody(BaseModel):
     require_temperature: bool = False
     match_threshold: float | None = Field(None, ge=-1.0, le=1.0)
     allowed_groups: list[str] = Field(default_factory=list)
+    liveness_required: bool = True
+    liveness_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    single_person_strict: bool = False
+    min_face_size: float = Field(64.0, ge=0.0, le=4096.0)
+    quality_required: bool = True
 
 
 @router.get("/policy", summary="The access policy in force", dependencies=[Depends(admin_key)])

@@ -65,6 +65,8 @@ function drawFaces(canvas, width, height, faces, source) {
     if (f.identity) parts.push(f.identity.name || "Unknown");
     parts.push(label ? `${MASK_TEXT[label] || label} ${Math.round(f.mask.probability * 100)}%`
       : "Face");
+    if (f.liveness) parts.push(`${f.liveness.label === "live" ? "Live" : "SPOOF"} ` +
+      `${Math.round(f.liveness.score * 100)}%`);
     ctx.strokeStyle = colour;
     ctx.lineWidth = line;
     ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
@@ -93,7 +95,18 @@ function showDecision(d) {
     for (const r of d.reasons) ul.append(el("li", r.message));
     box.append(ul);
   }
+  const notes = [];
+  if (d.frames > 1) {
+    const used = d.evidence ? d.evidence.used.length : 0;
+    notes.push(`decided over ${used} of ${d.frames} frames`);
+  }
+  if (d.liveness) notes.push(`liveness ${Math.round(d.liveness.score * 100)}%`);
+  if (d.ignored_faces && d.ignored_faces.length) {
+    notes.push(`${d.ignored_faces.length} face(s) in the background ignored`);
+  }
+  if (notes.length) box.append(el("p", notes.join(" · "), "notes"));
   box.dataset.eventId = d.event_id;
+  box.dataset.frames = d.frames || 1;
 }
 
 // ---- kiosk ------------------------------------------------------------------------------
@@ -112,9 +125,23 @@ function frameBlob() {
   return new Promise((resolve) => c.toBlob(resolve, "image/jpeg", 0.85));
 }
 
-function accessForm(blob, name) {
+// The kiosk decides once over a short burst: the server keeps the best frames by quality.
+const BURST_FRAMES = 5;
+const BURST_GAP_MS = 150;
+
+async function burstBlobs() {
+  const blobs = [];
+  for (let i = 0; i < BURST_FRAMES; i++) {
+    if (i) await new Promise((r) => setTimeout(r, BURST_GAP_MS));
+    blobs.push(await frameBlob());
+  }
+  return blobs;
+}
+
+function accessForm(blobs, names) {
   const fd = new FormData();
-  fd.append("image", blob, name);
+  if (blobs.length === 1) fd.append("image", blobs[0], names[0]);
+  else blobs.forEach((b, i) => fd.append("images", b, names[i]));
   const t = $("temperature").value;
   if (t) fd.append("temperature", t);
   return fd;
@@ -128,8 +155,9 @@ async function liveTick() {
     fd.append("image", await frameBlob(), "frame.jpg");
     const r = await api("POST", "/v1/analyze", fd);
     drawFaces(overlay, video.videoWidth, video.videoHeight, r.faces, null);
-    const one = r.faces.length === 1;
-    if ($("auto-check").checked && one && Date.now() - lastAutoCheck > 4000) {
+    // someone in view (the server judges the person at the door, not the passers-by)
+    const someone = r.faces.length > 0;
+    if ($("auto-check").checked && someone && Date.now() - lastAutoCheck > 4000) {
       lastAutoCheck = Date.now();
       await checkCamera();
     }
@@ -142,7 +170,9 @@ async function liveTick() {
 
 async function checkCamera() {
   try {
-    const d = await api("POST", "/v1/access/check", accessForm(await frameBlob(), "frame.jpg"));
+    const blobs = await burstBlobs();
+    const d = await api("POST", "/v1/access/check",
+      accessForm(blobs, blobs.map((_, i) => `frame-${i}.jpg`)));
     showDecision(d);
     drawFaces(overlay, video.videoWidth, video.videoHeight, d.faces, null);
   } catch (e) {
@@ -178,12 +208,16 @@ $("cam-stop").addEventListener("click", () => {
 $("check-camera").addEventListener("click", checkCamera);
 
 $("check-file").addEventListener("change", async (ev) => {
-  const file = ev.target.files[0];
+  const files = Array.from(ev.target.files);
+  const file = files[0];
   if (!file) return;
   try {
-    const d = await api("POST", "/v1/access/check", accessForm(file, file.name));
+    // several photos: one burst decision over them
+    const d = await api("POST", "/v1/access/check", accessForm(files, files.map((f) => f.name)));
     showDecision(d);
-    const img = await createImageBitmap(file, { imageOrientation: "from-image" });
+    // the faces returned are those of the frame the decision rests on
+    const best = d.evidence && d.evidence.used.length ? files[d.evidence.used[0]] : file;
+    const img = await createImageBitmap(best, { imageOrientation: "from-image" });
     video.hidden = true;
     drawFaces(overlay, img.width, img.height, d.faces, img);
     overlay.style.position = "static";

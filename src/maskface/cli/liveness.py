@@ -1,0 +1,110 @@
+"""``maskface eval liveness``: presentation-attack detection figures on a folder of frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from maskface.cli.apps import eval_app, train_app
+from maskface.cli.common import user_errors
+
+
+@eval_app.command("liveness")
+@user_errors
+def eval_liveness(
+    data: Annotated[Path, typer.Argument(
+        help="Folder with real/<subject>/ and attack folders (print/<subject>/, ...).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")
+                   ] = Path("maskface-out/eval-liveness"),
+    detector: Annotated[str, typer.Option(help="yunet (the kiosk's), retinaface or mtcnn.")
+                        ] = "yunet",
+    threshold: Annotated[float | None, typer.Option(
+        help="Operating threshold on the live score (default: the shipped one).")] = None,
+    model: Annotated[str, typer.Option(
+        help="Liveness ONNX (e.g. from 'maskface train liveness'); default: the shipped one.")
+                     ] = "liveness_minifasnet",
+) -> None:
+    """APCER, BPCER, ACER at the operating threshold, BPCER at APCER 1 % / 5 %, ROC AUC; writes
+    report.json, roc.png and scores.png."""
+    from tqdm import tqdm
+
+    from maskface.detect import create_detector
+    from maskface.eval.liveness import list_frames, plot_histogram, score_frames, summarize
+    from maskface.eval.metrics import roc_curve
+    from maskface.eval.plots import plot_roc
+    from maskface.liveness import DEFAULT_THRESHOLD, LivenessChecker
+
+    frames = list_frames(data)
+    th = DEFAULT_THRESHOLD if threshold is None else threshold
+    det = create_detector(detector)
+    checker = LivenessChecker(det.name, th, model=model)
+    rows = score_frames(frames, det, checker,
+                        lambda it: tqdm(it, desc="liveness", unit="frame", leave=False))
+    rep = summarize(rows, th)
+    rep.update(data=str(data), detector=det.name, model=model)
+    out.mkdir(parents=True, exist_ok=True)
+    import numpy as np
+
+    scores = np.array([-1.0 if r["score"] is None else r["score"] for r in rows])
+    bona = np.array([r["kind"] in ("real", "live", "bona_fide") for r in rows])
+    plot_roc({det.name: (roc_curve(scores, bona), rep["roc_auc"])}, out / "roc.png",
+             title="liveness ROC (positive = bona fide)")
+    plot_histogram(rows, th, out / "scores.png")
+    (out / "report.json").write_text(json.dumps({**rep, "rows": rows}, indent=1))
+    a = rep["at_threshold"]
+    typer.echo(f"{rep['frames']} frames, {len(rep['subjects'])} subjects, {rep['no_face']} "
+               f"without a face; detector {det.name}, threshold {th:g}")
+    per = ", ".join(f"{k} {v:.2%}" for k, v in a["apcer_per_attack"].items())
+    typer.echo(f"APCER {a['apcer']:.2%} ({a['attacks_accepted']}/{a['attacks']}; {per})  "
+               f"BPCER {a['bpcer']:.2%} ({a['bona_fide_rejected']}/{a['bona_fide']})  "
+               f"ACER {a['acer']:.2%}")
+    typer.echo(f"BPCER @ APCER 1% {rep['bpcer_at_apcer_1pct']['bpcer']:.2%}, @ APCER 5% "
+               f"{rep['bpcer_at_apcer_5pct']['bpcer']:.2%}; ROC AUC {rep['roc_auc']:.5f}")
+    typer.echo(f"report: {out / 'report.json'}, plots: {out / 'roc.png'}, {out / 'scores.png'}")
+
+
+@train_app.command("liveness")
+@user_errors
+def train_liveness(
+    data: Annotated[Path, typer.Argument(
+        help="Folder with real/<subject>/ and attack folders (print/<subject>/, ...).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (ONNX + card).")],
+    weights: Annotated[Path, typer.Option(
+        help="Folder with Minivision's 2.7_80x80_MiniFASNetV2.pth and "
+             "4_0_0_80x80_MiniFASNetV1SE.pth.")] = Path("../shared/models/minifasnet"),
+    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-5,
+    batch: Annotated[int, typer.Option(min=2)] = 16,
+    val_frac: Annotated[float, typer.Option(min=0.0, max=0.8, help="Share of subjects.")] = 0.2,
+    test_frac: Annotated[float, typer.Option(min=0.0, max=0.8, help="Share of subjects.")
+                         ] = 0.2,
+    detector: Annotated[str, typer.Option(help="The detector whose boxes the site uses.")
+                        ] = "yunet",
+    seed: int = 0,
+    threads: Annotated[int, typer.Option(min=1, help="PyTorch threads.")] = 2,
+) -> None:
+    """Fine-tune the liveness pair on a site's own frames, split by subject; writes
+    liveness.onnx and liveness.card.json (test subjects scored once, at the end)."""
+    from maskface.cli.common import fail
+
+    try:
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
+
+        from maskface.train.liveness import LivenessTrainConfig
+        from maskface.train.liveness import train_liveness as run
+    except ImportError as exc:
+        fail(f"training needs the 'train' extra (pip install 'maskface[train]'): {exc}")
+    card = run(LivenessTrainConfig(str(data), str(out), str(weights), epochs, batch, lr,
+                                   val_frac, test_frac, detector, seed, threads))
+    t = card["test_at_threshold"]
+    typer.echo(f"subjects: train {len(card['split']['train'])}, val {len(card['split']['val'])},"
+               f" test {len(card['split']['test'])}; best val loss {card['best_val_loss']:.4f}")
+    typer.echo(f"test subjects at {card['threshold']:g}: APCER {t['apcer']:.2%} "
+               f"({t['attacks_accepted']}/{t['attacks']}), BPCER {t['bpcer']:.2%} "
+               f"({t['bona_fide_rejected']}/{t['bona_fide']})")
+    typer.echo(f"model: {out / 'liveness.onnx'} (evaluate it with 'maskface eval liveness "
+               f"--model'), card: {out / 'liveness.card.json'}")

@@ -1,0 +1,62 @@
+"""The kiosk's extra stages, run only by access checks: liveness and face quality.
+
+Built once per process for the engine's detector (the liveness crop depends on the detector's
+box shape) and shared by every request: onnxruntime sessions are safe to run from several
+threads, and the quality measures hold no state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+
+from maskface.errors import ModelError
+from maskface.results import Face
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_stages: dict[str, Any] = {}
+
+
+class DoorStages:
+    """Liveness checker (``None`` when its model cannot load) and quality assessor."""
+
+    def __init__(self, detector: str):
+        from maskface.liveness import LivenessChecker
+        from maskface.quality import QualityAssessor
+
+        try:
+            self.liveness = LivenessChecker(detector)
+        except ModelError as exc:
+            # Without the model, faces get no liveness: a policy requiring it denies with
+            # liveness_unknown rather than the service refusing every request.
+            log.warning("no liveness model (%s): liveness will be unknown", exc)
+            self.liveness = None
+        self.quality = QualityAssessor()
+
+    def run(self, image: np.ndarray, faces: list[Face]) -> dict[str, float]:
+        """Fill ``face.liveness`` and ``face.quality``; returns the stage timings (ms)."""
+        import time
+
+        timings = {}
+        if faces and self.liveness is not None:
+            t0 = time.perf_counter()
+            self.liveness.check(image, faces)
+            timings["liveness"] = (time.perf_counter() - t0) * 1e3
+        if faces:
+            t0 = time.perf_counter()
+            self.quality.assess(image, faces)
+            timings["quality"] = (time.perf_counter() - t0) * 1e3
+        return timings
+
+
+def door_stages(detector: str) -> DoorStages:
+    """The process's stages for ``detector``, built on first use."""
+    with _lock:
+        if detector not in _stages:
+            _stages[detector] = DoorStages(detector)
+        return _stages[detector]

@@ -1,0 +1,148 @@
+"""Kiosk decisions from a video or camera: one decision per person at the door, made once over
+their best frames (the same rules as ``POST /v1/access/check`` with a burst).
+
+Per frame: detect, track (ByteTrack), take the person at the door (largest, most central face)
+and score its quality (cheap). Each door track keeps its best frames by quality; once it has
+``best`` frames that pass the quality gate, or when it ends, the slow stages (mask, identity,
+liveness) run on those frames only and :func:`~maskface.service.decision.decide_burst` decides
+once. A track is decided at most once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from maskface.quality import QualityAssessor
+from maskface.results import Face
+from maskface.service.config import Policy
+from maskface.service.decision import BEST_FRAMES, decide_burst, door_face, quality_reasons
+from maskface.track.tracker import FaceTracker
+
+
+@dataclass
+class _DoorTrack:
+    track_id: int
+    first_frame: int
+    last_frame: int
+    seen: int = 0
+    #: (quality key, frame index, image, face), best first, at most ``best``
+    kept: list[tuple[tuple[bool, float], int, np.ndarray, Face]] = field(default_factory=list)
+
+
+class KioskWatcher:
+    """Makes door decisions over a frame source.
+
+    Args:
+        pipeline: supplies ``detector``, ``classifier`` and ``recognizer`` (both optional).
+        liveness: a ``LivenessChecker`` (or ``None``: liveness unknown, denied if required).
+        policy: the access rules (``maskface.service.config.Policy``).
+        best: frames voted over per person.
+        lost_seconds: how long the door face may be missed before its track ends.
+    """
+
+    def __init__(self, pipeline, liveness=None, policy: Policy | None = None,
+                 best: int = BEST_FRAMES, lost_seconds: float = 1.0):
+        self.pipeline = pipeline
+        self.liveness = liveness
+        self.policy = policy or Policy()
+        self.best = best
+        self.lost_seconds = lost_seconds
+        self.quality = QualityAssessor()
+        self.frames = 0
+
+    def _ready(self, tr: _DoorTrack) -> bool:
+        return len(tr.kept) >= self.best and all(k[0][0] for k in tr.kept)
+
+    def _decide(self, tr: _DoorTrack, shape: tuple[int, int], end_frame: int,
+                fps: float) -> dict[str, Any]:
+        images = [k[2] for k in tr.kept]
+
+        def prepare(chosen: dict[int, Face]) -> None:
+            # the slow stages, on the frames the decision rests on only
+            for i, face in chosen.items():
+                if self.pipeline.classifier is not None:
+                    face.mask = self.pipeline.classifier.classify(images[i],
+                                                                  face.box[None, :4])[0]
+                if self.pipeline.recognizer is not None:
+                    self.pipeline.recognizer.identify(images[i], [face])
+                if self.liveness is not None:
+                    self.liveness.check(images[i], [face])
+
+        d = decide_burst([([k[3]], shape) for k in tr.kept], self.policy, prepare=prepare)
+        out = d.to_dict()
+        # evidence frame numbers: the source's, not the burst's
+        idx = [k[1] for k in tr.kept]
+        if out.get("evidence"):
+            for row in out["evidence"]["frames"]:
+                row["frame"] = idx[row["frame"]]
+            out["evidence"]["used"] = [idx[i] for i in out["evidence"]["used"]]
+        return {"track_id": tr.track_id, "frame": end_frame,
+                "time_s": round(end_frame / fps, 3), "first_frame": tr.first_frame,
+                "frames_seen": tr.seen, **out}
+
+    def run(self, source) -> Iterator[dict[str, Any]]:
+        """Yield one decision dict per person at the door."""
+        fps = source.info.fps
+        tracker = FaceTracker(fps=fps, lost_seconds=self.lost_seconds,
+                              min_score=getattr(self.pipeline.detector, "score_threshold", 0.6))
+        max_gap = max(1, round(self.lost_seconds * fps)) + 1
+        tracks: dict[int, _DoorTrack] = {}
+        decided: set[int] = set()
+        shape = (0, 0)
+        last = 0
+        for frame in source:
+            self.frames += 1
+            last = frame.index
+            image = frame.image
+            shape = image.shape[:2]
+            det = self.pipeline.detector.detect(image)
+            ids = tracker.update(det, timestamp=frame.time_s)
+            faces = [Face(box=det.boxes[i], score=float(det.scores[i]),
+                          landmarks=det.landmarks[i],
+                          track_id=int(ids[i]) if ids[i] >= 0 else None)
+                     for i in range(len(det))]
+            door, _ = door_face(faces, shape)
+            if door is not None and door.track_id is not None and door.track_id not in decided:
+                self.quality.assess(image, [door])
+                tr = tracks.setdefault(door.track_id,
+                                       _DoorTrack(door.track_id, frame.index, frame.index))
+                tr.seen += 1
+                tr.last_frame = frame.index
+                key = (not quality_reasons(door, self.policy), door.quality.score)
+                tr.kept.append((key, frame.index, image, door))
+                tr.kept.sort(key=lambda k: k[0], reverse=True)
+                del tr.kept[self.best:]
+                if self._ready(tr):
+                    decided.add(tr.track_id)
+                    yield self._decide(tracks.pop(tr.track_id), shape, frame.index, fps)
+            for tid in [t for t, tr in tracks.items() if frame.index - tr.last_frame > max_gap]:
+                decided.add(tid)
+                yield self._decide(tracks.pop(tid), shape, frame.index, fps)
+        for tid in list(tracks):
+            yield self._decide(tracks.pop(tid), shape, last, fps)
+
+
+def kiosk_to_file(watcher: KioskWatcher, source, path, echo=print) -> dict[str, Any]:
+    """Run ``watcher``, write one JSON line per decision to ``path``; return a summary."""
+    import json
+
+    t0 = time.perf_counter()
+    n = granted = 0
+    with open(path, "w") as out:
+        for d in watcher.run(source):
+            out.write(json.dumps(d) + "\n")
+            out.flush()
+            n += 1
+            granted += d["granted"]
+            who = d["person"]["name"] if d["person"] else "unknown"
+            why = ", ".join(r["code"] for r in d["reasons"]) or "-"
+            echo(f"t={d['time_s']:.1f}s track {d['track_id']}: {d['decision'].upper()} "
+                 f"({who}; {why})")
+    wall = time.perf_counter() - t0
+    return {"decisions": n, "granted": granted, "frames": watcher.frames, "wall_s": wall,
+            "fps": watcher.frames / wall if wall > 0 else 0.0, "decisions_file": str(path)}

@@ -1,0 +1,82 @@
+"""``maskface watch --kiosk``: one decision per person at the door over a video of NUAA frames
+(a live person, then a printed photo of them), with a gallery (skip without the shared data)."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("trackers", reason="tracking needs the 'trackers' package")
+
+FPS = 10.0
+
+
+@pytest.fixture(scope="module")
+def nuaa(data_dir):
+    root = data_dir / "liveness" / "nuaa"
+    if not (root / "real" / "0004").is_dir():
+        pytest.skip(f"NUAA liveness frames not found under {root}")
+    return root
+
+
+@pytest.fixture(scope="module")
+def door_video(nuaa, tmp_path_factory):
+    """A person arrives blurred (moving), stands still, leaves; later a printed photo of them."""
+    tmp = tmp_path_factory.mktemp("kiosk")
+    live = cv2.imread(str(nuaa / "real" / "0004" / "0004_01_00_02_306.jpg"))
+    spoof = cv2.imread(str(nuaa / "print" / "0004" / "0004_01_00_01_254.jpg"))
+    empty = np.full_like(live, 90)
+    frames = ([cv2.GaussianBlur(live, (0, 0), 4)] * 5 + [live] * 8 + [empty] * 25
+              + [spoof] * 12 + [empty] * 5)
+    path = tmp / "door.mp4"
+    h, w = live.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (w, h))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def gallery_db(nuaa, tmp_path_factory):
+    from maskface.detect import create_detector
+    from maskface.gallery import Gallery
+    from maskface.recognize import Recognizer, create_embedder
+    from maskface.results import Face
+
+    db = tmp_path_factory.mktemp("gal") / "people.db"
+    emb = create_embedder("default")
+    gallery = Gallery(db, model=emb.name, dim=emb.dim)
+    img = cv2.imread(str(nuaa / "real" / "0004" / "0004_01_00_01_297.jpg"))
+    det = create_detector("yunet").detect(img)
+    i = int(np.argmax(det.scores))
+    face = Face(box=det.boxes[i], score=float(det.scores[i]), landmarks=det.landmarks[i])
+    gallery.enroll("Subject 4", Recognizer(emb).embed(img, [face]))
+    gallery.close()
+    return db
+
+
+def test_watch_kiosk_decides_once_per_person(door_video, gallery_db, tmp_path):
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+
+    cfg = tmp_path / "door.toml"
+    cfg.write_text("[policy]\nmask_required = false\n")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(load_commands(), [
+        "watch", str(door_video), "--kiosk", "--gallery", str(gallery_db), "--config", str(cfg),
+        "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(x) for x in (out / "door.decisions.jsonl").read_text().splitlines()]
+    assert len(lines) == 2, lines
+    person, photo = lines
+    assert person["decision"] == "granted" and person["person"]["name"] == "Subject 4", person
+    # decided on sharp frames only (the blurred arrival, frames 0-4, is not used)
+    assert person["evidence"]["used"] and min(person["evidence"]["used"]) >= 5
+    assert photo["decision"] == "denied"
+    assert [r["code"] for r in photo["reasons"]] == ["spoof_suspected"]
+    assert "GRANTED" in res.output and "spoof_suspected" in res.output
