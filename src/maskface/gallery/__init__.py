@@ -10,7 +10,7 @@ Example::
         g.delete(alice.id)                               # erases every embedding of Alice
 """
 
-from maskface.gallery.index import ExactIndex, GalleryIndex
+from maskface.gallery.index import AutoIndex, ExactIndex, GalleryIndex, HNSWIndex
 from maskface.gallery.store import (
     DuplicateNameError,
     Gallery,
@@ -21,5 +21,5 @@ from maskface.gallery.store import (
     default_db_path,
 )
 
-__all__ = ["DuplicateNameError", "ExactIndex", "Gallery", "GalleryError", "GalleryIndex",
-           "Match", "Person", "UnknownPersonError", "default_db_path"]
+__all__ = ["AutoIndex", "DuplicateNameError", "ExactIndex", "Gallery", "GalleryError",
+           "GalleryIndex", "HNSWIndex", "Match", "Person", "UnknownPersonError", "default_db_path"]

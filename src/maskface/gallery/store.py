@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from maskface.errors import InputError, MaskfaceError
-from maskface.gallery.index import ExactIndex, GalleryIndex
+from maskface.gallery.index import AutoIndex, GalleryIndex
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,8 @@ class Gallery:
             first gallery to write fixes it and later writes with another model are refused.
             ``None`` opens any gallery read-only-compatible (listing, renaming, deleting).
         dim: the embedder's dimension, checked the same way.
-        index: the search index (default :class:`ExactIndex`).
+        index: the search index (default :class:`AutoIndex`: exact below 200,000 embeddings,
+            approximate HNSW above).
 
     Raises:
         GalleryError: the file is not a maskface gallery, is corrupt, or is locked too long.
@@ -156,7 +157,7 @@ class Gallery:
         self.path = Path(path) if path is not None else default_db_path()
         self.model = model
         self.dim = dim
-        self.index: GalleryIndex = index if index is not None else ExactIndex()
+        self.index: GalleryIndex = index if index is not None else AutoIndex()
         self._lock = threading.RLock()
         self._names: dict[int, str] = {}
         self._cache_key: tuple[int, int] | None = None

@@ -1,0 +1,69 @@
+"""The approximate (HNSW) gallery index against exact search, incremental updates, AutoIndex."""
+
+import numpy as np
+import pytest
+
+from maskface.gallery import AutoIndex, ExactIndex, Gallery
+
+faiss = pytest.importorskip("faiss", reason="faiss-cpu (the 'scale' extra) is not installed")
+from maskface.gallery import HNSWIndex  # noqa: E402
+
+
+def _data(n=3000, dim=64, per=3, seed=0):
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal((n, dim)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    labels = np.repeat(np.arange(n // per), per)
+    q = v[rng.choice(n, 100, replace=False)] + 0.05 * rng.standard_normal((100, dim))
+    return v, labels, q.astype(np.float32)
+
+
+def test_hnsw_agrees_with_exact_search():
+    v, labels, q = _data()
+    ann, exact = HNSWIndex(), ExactIndex()
+    ann.build(v, labels)
+    exact.build(v, labels)
+    s_a, l_a = ann.search(q, 5)
+    s_e, l_e = exact.search(q, 5)
+    assert (l_a[:, 0] == l_e[:, 0]).mean() >= 0.99
+    np.testing.assert_allclose(s_a[:, 0], s_e[:, 0], atol=1e-5)
+    for row in l_a:  # k distinct people, best first
+        assert len(set(row.tolist())) == 5
+
+
+def test_hnsw_incremental_add_and_delete_never_returns_the_deleted():
+    v, labels, q = _data()
+    ann = HNSWIndex()
+    ann.build(v[:2000], labels[:2000])
+    graph = ann._index
+    ann.build(v, labels)  # appended, same graph
+    assert ann._index is graph and len(ann) == len(v)
+    target = ann.search(q[:1], 1)[1][0, 0]
+    keep = labels != target
+    ann.build(v[keep], labels[keep])  # a person deleted: masked, not rebuilt
+    assert ann._index is graph and len(ann) == keep.sum()
+    assert target not in ann.search(q, 5)[1]
+    exact = ExactIndex()
+    exact.build(v[keep], labels[keep])
+    assert (ann.search(q, 1)[1][:, 0] == exact.search(q, 1)[1][:, 0]).mean() >= 0.99
+    # Deleting most people rebuilds the graph rather than searching a mostly dead one.
+    few = labels < 100
+    ann.build(v[few], labels[few])
+    assert ann._index is not graph and len(ann) == few.sum()
+    assert ann.search(q, 3)[1].max() < 100
+
+
+def test_auto_index_switches_at_the_threshold(tmp_path):
+    v, labels, q = _data(n=600, per=3)
+    idx = AutoIndex(threshold=500)
+    with Gallery(tmp_path / "g.db", model="m", dim=64, index=idx) as g:
+        ids = [g.enroll(f"p{i}", v[i * 3:(i + 1) * 3]).id for i in range(150)]
+        assert g.identify(v[0], threshold=0.5)[0].person_id == ids[0]
+        assert idx.kind == "exact"
+        for i in range(150, 200):
+            g.enroll(f"p{i}", v[i * 3:(i + 1) * 3])
+        m = g.identify(v[3 * 170 + 1], threshold=0.5)[0]
+        assert idx.kind == "hnsw" and m.name == "p170"
+        g.delete("p170")
+        m = g.identify(v[3 * 170 + 1], threshold=0.5)[0]
+        assert m.name != "p170" and all(c[1] != "p170" for c in m.candidates)
