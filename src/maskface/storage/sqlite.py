@@ -1,0 +1,118 @@
+"""The SQLite back end: one file, one connection helper, one deliberate set of pragmas."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from maskface.storage.base import Database, IntegrityError, StoreError, Transaction
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 10_000
+
+#: Applied to every connection:
+#: WAL (readers never block the writer); synchronous=FULL (a committed row is on disk before
+#: the API answers, so neither a killed server nor a power cut loses an acknowledged enrolment
+#: or event); foreign keys (deleting a person cascades to their embeddings); a busy timeout
+#: (two processes writing at once queue instead of failing).
+PRAGMAS = (f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}", "PRAGMA foreign_keys=ON",
+           "PRAGMA synchronous=FULL")
+
+
+class _SQLiteTx(Transaction):
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+
+class SQLiteDatabase(Database):
+    """An SQLite file. Each transaction opens its own short-lived connection (microseconds):
+    SQLite connections are not shared across threads."""
+
+    kind = "sqlite"
+    types = {"pk": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB", "real": "REAL",
+             "bigint": "INTEGER"}
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.location = str(self.path)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: is a folder, not a database file")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # Read before any write: a corrupt or foreign file fails here, untouched.
+            with self.transaction(write=False) as tx:
+                self.tables(tx)
+        except StoreError as exc:
+            raise StoreError(f"{self.path}: not a usable maskface database ({exc.__cause__ or exc}"
+                             "); the file was left as it is") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000,
+                                   isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open database ({exc})") from None
+        return conn
+
+    @contextmanager
+    def transaction(self, write: bool = True) -> Iterator[Transaction]:
+        conn = self._connect()
+        try:
+            for p in PRAGMAS:
+                conn.execute(p)
+            if write and conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield _SQLiteTx(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreError(f"{self.path}: database is locked by another process ({exc}); "
+                                 "try again") from exc
+            raise StoreError(f"{self.path}: database error ({exc})") from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: database error ({exc})") from exc
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        pass  # no connection outlives its transaction
+
+    def tables(self, tx: Transaction) -> set[str]:
+        return {r[0] for r in tx.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")}
+
+    def columns(self, tx: Transaction, table: str) -> set[str]:
+        return {r[1] for r in tx.execute(f"PRAGMA table_info({table})")}
+
+    def maintenance_after_delete(self) -> None:
+        # Biometric data must be erasable: checkpoint so deleted vectors leave the WAL.
+        conn = self._connect()
+        try:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError:  # busy readers: the next checkpoint will do it
+            log.debug("checkpoint after delete postponed")
+        finally:
+            conn.close()
+
+    def integrity_check(self) -> bool:
+        with self.transaction(write=False) as tx:
+            return tx.one("PRAGMA integrity_check") == "ok"
