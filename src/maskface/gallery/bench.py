@@ -60,7 +60,7 @@ def benchmark_search(n_embeddings: int = 100_000, dim: int = 128, per_person: in
             n_people = n_embeddings // per_person
             with g._transaction() as conn:  # one bulk transaction: enrolment speed is not the point
                 conn.executemany("INSERT INTO people (name, metadata, created_at) "
-                                 "VALUES (?, '{}', '')", ((f"p{i}",) for i in range(n_people)))
+                                 "VALUES (?, '{}', '')", [(f"p{i}",) for i in range(n_people)])
                 ids = [r[0] for r in conn.execute("SELECT id FROM people ORDER BY id")]
                 labels = np.repeat(ids, per_person)
                 g._bind_model(conn, dim)
@@ -85,8 +85,8 @@ def benchmark_search(n_embeddings: int = 100_000, dim: int = 128, per_person: in
             got_s = [m.candidates[0][0] if m.candidates else -1 for m in got_s]
             kind = getattr(g.index, "kind", type(g.index).__name__)
             # Ground truth: exact search over the very same rows the gallery indexed.
-            rows = g._conn.execute(
-                "SELECT person_id, vector FROM embeddings ORDER BY id").fetchall()
+            with g._read() as tx:
+                rows = tx.execute("SELECT person_id, vector FROM embeddings ORDER BY id").fetchall()
     exact = ExactIndex()
     exact.build(np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), -1),
                 np.fromiter((r[0] for r in rows), np.int64, len(rows)))

@@ -16,6 +16,7 @@ from maskface.gallery import DuplicateNameError, Gallery, Person, UnknownPersonE
 from maskface.results import Face, Identity
 from maskface.service.engine import Engine, is_masked
 from maskface.service.errors import ApiError
+from maskface.storage import Database
 
 
 def _person(p: Person) -> dict[str, Any]:
@@ -27,7 +28,7 @@ def _person(p: Person) -> dict[str, Any]:
 class People:
     """Enrol, list, rename, delete and identify, over one gallery file."""
 
-    def __init__(self, db: str | Path, engine: Engine):
+    def __init__(self, db: Database | str | Path, engine: Engine):
         self.engine = engine
         self.gallery = Gallery(db, model=engine.embedder.name, dim=engine.embedder.dim)
 

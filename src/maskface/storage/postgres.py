@@ -73,7 +73,8 @@ class PostgresDatabase(Database):
         try:
             with self.pool.connection() as conn, conn.transaction():
                 if not write:
-                    conn.execute("SET TRANSACTION READ ONLY")
+                    # One snapshot for every read of the block (a search index loads consistently).
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 yield _PgTx(conn)
         except psycopg.errors.IntegrityError as exc:
             raise IntegrityError(str(exc).splitlines()[0]) from exc

@@ -88,7 +88,7 @@ def migrate(db: Database) -> tuple[int, int]:
         db.lock_schema(tx)
         tables = db.tables(tx)
         if tables and "meta" not in tables:
-            raise StoreError(f"{db.location}: holds tables but is not a maskface store; "
+            raise StoreError(f"{db.location}: holds tables but is not a maskface gallery database; "
                              "it was left as it is")
         tx.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         before = schema_version(tx)

@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
 
-#: Applied to every connection:
-#: WAL (readers never block the writer); synchronous=FULL (a committed row is on disk before
+#: Applied to every connection (the file itself is in WAL mode, see SQLiteDatabase):
+#: synchronous=FULL (a committed row is on disk before
 #: the API answers, so neither a killed server nor a power cut loses an acknowledged enrolment
 #: or event); foreign keys (deleting a person cascades to their embeddings); a busy timeout
 #: (two processes writing at once queue instead of failing).
@@ -52,10 +52,21 @@ class SQLiteDatabase(Database):
         try:
             # Read before any write: a corrupt or foreign file fails here, untouched.
             with self.transaction(write=False) as tx:
-                self.tables(tx)
+                tables = self.tables(tx)
         except StoreError as exc:
-            raise StoreError(f"{self.path}: not a usable maskface database ({exc.__cause__ or exc}"
+            raise StoreError(f"{self.path}: not a usable gallery database ({exc.__cause__ or exc}"
                              "); the file was left as it is") from None
+        if tables and "meta" not in tables:
+            raise StoreError(f"{self.path}: an SQLite file that is not a maskface gallery; "
+                             "the file was left as it is")
+        conn = self._connect()
+        try:  # WAL is a property of the file: set once (readers never block the writer)
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot use database ({exc})") from None
+        finally:
+            conn.close()
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -71,8 +82,6 @@ class SQLiteDatabase(Database):
         try:
             for p in PRAGMAS:
                 conn.execute(p)
-            if write and conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield _SQLiteTx(conn)
