@@ -53,6 +53,16 @@ def _mask_flags(image_faces) -> list[bool]:
             for img, face in image_faces]
 
 
+def _user() -> str | None:
+    """Who ran the command, for the audit log."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no such user in a container
+        return None
+
+
 @app.command()
 @user_errors
 def enroll(
@@ -66,15 +76,23 @@ def enroll(
         "--add", help="Add the photos to an already enrolled person.")] = False,
     metadata: Annotated[str | None, typer.Option(
         help='JSON object stored with the person, e.g. \'{"badge": 42}\'.')] = None,
+    allow_duplicate: Annotated[bool, typer.Option(
+        "--allow-duplicate", help="Store the photos even if the face is already enrolled as "
+        "someone else (recorded in the audit log).")] = False,
 ) -> None:
-    """Enrol a person from photos of their face (each photo must show one face)."""
+    """Enrol a person from photos of their face (each photo must show one face).
+
+    A face already enrolled as someone else is refused (one person, one identity) unless
+    --allow-duplicate is given."""
     import numpy as np
 
     from maskface.align import align_faces
     from maskface.detect import create_detector
     from maskface.errors import InputError
+    from maskface.gallery import find_duplicate
+    from maskface.gallery.duplicates import ADD_PHOTOS_OVERRIDE, ENROL_OVERRIDE
     from maskface.io import load_image
-    from maskface.recognize import single_face
+    from maskface.recognize import default_threshold, single_face
 
     meta = None
     if metadata:
@@ -99,10 +117,22 @@ def enroll(
         flags = _mask_flags(picked)
         emb = embedder.embed(np.stack(aligned), flags)
         sources = [str(p) for p in images]
+        # One person, one identity: refuse a face enrolled as someone else (the door's threshold).
+        exclude = gallery.get(name).id if add else None
+        dup = find_duplicate(gallery, emb, flags, default_threshold(embedder), exclude=exclude)
+        audit = None
+        if dup is not None:
+            if not allow_duplicate:
+                fail(f"{images[dup.photo]}: {dup.message()} (--allow-duplicate)")
+            audit = (ADD_PHOTOS_OVERRIDE if add else ENROL_OVERRIDE,
+                     {"matched": dup.to_dict(), "by": _user(), "via": "cli"})
+            typer.echo(f"warning: {images[dup.photo]} matches {dup.name!r} (id {dup.person_id}, "
+                       f"score {dup.score:.3f}); stored anyway (--allow-duplicate), recorded in "
+                       "the audit log", err=True)
         if add:
-            person = gallery.add_embeddings(name, emb, flags, sources)
+            person = gallery.add_embeddings(name, emb, flags, sources, audit=audit)
         else:
-            person = gallery.enroll(name, emb, flags, meta, sources)
+            person = gallery.enroll(name, emb, flags, meta, sources, audit=audit)
         typer.echo(f"{'added to' if add else 'enrolled'} {person.name} (id {person.id}): "
                    f"{person.n_embeddings} embeddings ({person.n_masked} masked), "
                    f"model {embedder.label}, gallery {gallery.path}")
@@ -262,6 +292,28 @@ def people_rename(
         old = g.get(person)
         p = g.rename(old.id, new_name)
         typer.echo(f"renamed {old.name} -> {p.name} (id {p.id})")
+
+
+@people_app.command("audit")
+@user_errors
+def people_audit(
+    db: DbOpt = None,
+    limit: Annotated[int, typer.Option(help="Newest N events.", min=1)] = 50,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the gallery's audit log (duplicate enrolments let through), newest first."""
+    with _gallery(db) as g:
+        events, total = g.audit_events(limit=limit)
+    if json_:
+        typer.echo(json.dumps([e.to_dict() for e in events], indent=2))
+        return
+    if not events:
+        typer.echo("no audit events")
+    for e in events:
+        m = e.details.get("matched", {})
+        typer.echo(f"{e.time}  {e.action}  {e.person_name} (id {e.person_id}) matched "
+                   f"{m.get('name')!r} (id {m.get('person_id')}, score {m.get('score')}) "
+                   f"by {e.details.get('by')} via {e.details.get('via')}")
 
 
 # -- evaluation -------------------------------------------------------------------------------
