@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from tqdm import tqdm
 
 from maskface.cli.apps import app, eval_app, people_app, train_app
-from maskface.cli.common import fail, user_errors
+from maskface.cli.common import fail, output_folder, progress, user_errors
 from maskface.errors import MaskfaceError
 
 DbOpt = Annotated[Path | None, typer.Option(
@@ -108,11 +107,13 @@ def enroll(
             fail(f"'{name}' is already enrolled; use --add to add photos to them")
         detector = create_detector("yunet")
         picked = []
-        # Check every photo before storing anything: enrolment is all or nothing.
-        for path in tqdm(images, desc="faces", unit="img", leave=False,
-                         disable=len(images) < 3):
-            img = load_image(path)
-            picked.append((img, single_face(detector, img, str(path), largest).face))
+        # Check every photo before storing anything: enrolment is all or nothing. The bar is
+        # closed (cleared) before an error reaches the terminal.
+        with progress(images, desc="faces", unit="img", leave=False,
+                      disable=len(images) < 3) as bar:
+            for path in bar:
+                img = load_image(path)
+                picked.append((img, single_face(detector, img, str(path), largest).face))
         aligned = [align_faces(img, f.landmarks[None])[0] for img, f in picked]
         flags = _mask_flags(picked)
         emb = embedder.embed(np.stack(aligned), flags)
@@ -166,7 +167,7 @@ def identify(
                             recognizer=recognizer)
         except MaskfaceError:  # no mask classifier installed: identities only
             pipe = Pipeline(classifier=None, recognizer=recognizer)
-        out.mkdir(parents=True, exist_ok=True)
+        output_folder(out)
         failed = 0
         for src in sources:
             if src.error or src.kind == "video":
@@ -191,6 +192,8 @@ def identify(
             typer.echo(f"{src.path}: " + (", ".join(f"{n} ({s})" for n, s in zip(names, scores))
                                           or "no face"))
         typer.echo(f"annotated images and JSON in {out}/", err=True)
+        if sources.skipped:
+            typer.echo(sources.skipped_note(), err=True)
     if failed:
         raise typer.Exit(1)
 
