@@ -81,8 +81,8 @@ def enroll(
 ) -> None:
     """Enrol a person from photos of their face (each photo must show one face).
 
-    A face already enrolled as someone else is refused (one person, one identity) unless
-    --allow-duplicate is given."""
+    A face already enrolled as someone else is refused unless --allow-duplicate is given.
+    """
     import numpy as np
 
     from maskface.align import align_faces
