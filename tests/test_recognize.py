@@ -242,7 +242,7 @@ def test_cli_refuses_the_same_face_under_a_second_name(tmp_path, astronaut, astr
     res = runner.invoke(load_commands(), ["enroll", "B", str(flipped), "--db", db])
     assert res.exit_code == 1, res.output
     lines = res.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {flipped}")
+    assert len(lines) == 1 and lines[0].startswith(f"error: {flipped} matches 'A'")
     assert f"'A' (id {a_id})" in lines[0] and "--allow-duplicate" in lines[0]
     with Gallery(db) as g:
         assert [p.name for p in g.people()] == ["A"] and g.audit_events()[1] == 0

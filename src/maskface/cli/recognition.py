@@ -124,7 +124,7 @@ def enroll(
         audit = None
         if dup is not None:
             if not allow_duplicate:
-                fail(f"{images[dup.photo]}: {dup.message()} (--allow-duplicate)")
+                fail(f"{dup.message(str(images[dup.photo]))} (--allow-duplicate)")
             audit = (ADD_PHOTOS_OVERRIDE if add else ENROL_OVERRIDE,
                      {"matched": dup.to_dict(), "by": _user(), "via": "cli"})
             typer.echo(f"warning: {images[dup.photo]} matches {dup.name!r} (id {dup.person_id}, "

@@ -36,9 +36,11 @@ class Duplicate:
         return {"person_id": self.person_id, "name": self.name, "score": round(self.score, 4),
                 "threshold": round(self.threshold, 4), "photo": self.photo + 1}
 
-    def message(self) -> str:
-        """One line for the user: who matched, how well, and what to do."""
-        return (f"photo {self.photo + 1} matches {self.name!r} (id {self.person_id}) at score "
+    def message(self, photo: str | None = None) -> str:
+        """One line for the user: which photo (``photo``, default "photo N") matched whom, how
+        well, and what to do."""
+        photo = photo or f"photo {self.photo + 1}"
+        return (f"{photo} matches {self.name!r} (id {self.person_id}) at score "
                 f"{self.score:.3f} (threshold {self.threshold:.3f}): this face is already "
                 "enrolled; add the photos to that person, or override if they really are "
                 "different people")
