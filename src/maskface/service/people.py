@@ -56,6 +56,12 @@ class People:
     def groups_of(self, person_id: int) -> list[str]:
         return list(self._get(person_id).metadata.get("groups", []))
 
+    def check_name_free(self, name: str) -> None:
+        """409 ``duplicate_name`` if someone is enrolled under ``name``."""
+        if name in {p.name for p in self.gallery.people()}:
+            raise ApiError(409, "duplicate_name", f"'{name}' is already enrolled; add photos to "
+                           "that person or choose another name")
+
     def _duplicate_check(self, emb: np.ndarray, masked: list[bool], threshold: float | None,
                          allow: bool, action: str, actor: str | None,
                          exclude: int | None = None):
@@ -76,10 +82,7 @@ class People:
         unless ``allow_duplicate`` (then recorded in the audit log, naming ``actor``)."""
         emb = np.stack([f.embedding for f in faces])
         masked = [is_masked(f) for f in faces]
-        if name in {p.name for p in self.gallery.people()}:
-            # The clearer error first: the name is taken (the face most likely too).
-            raise ApiError(409, "duplicate_name", f"'{name}' is already enrolled; add photos to "
-                           "that person or choose another name")
+        self.check_name_free(name)  # the clearer error first (the face most likely matches too)
         audit = self._duplicate_check(emb, masked, threshold, allow_duplicate, ENROL_OVERRIDE,
                                       actor)
         try:

@@ -63,7 +63,8 @@ def enrol(name: str = Form("", description="the person's name (unique)"),
           allow_duplicate: bool = _ALLOW_DUPLICATE,
           key: ApiKey = Depends(admin_key),
           state: ServiceState = Depends(get_state)):
-    name = _name(name)  # before any inference
+    name = _name(name)
+    state.people.check_name_free(name)  # both before any inference
     faces = _embeddings(photos, largest, state)
     return state.people.enrol(name, faces, _groups(groups), state.policy.match_threshold,
                               allow_duplicate, key.key_id)
