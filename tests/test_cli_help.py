@@ -57,3 +57,9 @@ def test_help_and_models_import_no_heavy_module():
     assert _modules_after("--help") == []
     assert _modules_after("detect", "--help") == []
     assert _modules_after("models") == []
+
+
+def test_python_dash_m_runs_the_cli():
+    res = subprocess.run([sys.executable, "-m", "maskface.cli", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and "COMMAND [ARGS]" in res.stdout, res.stderr
