@@ -58,6 +58,19 @@ CREATE TABLE IF NOT EXISTS embeddings (
 CREATE INDEX IF NOT EXISTS embeddings_person ON embeddings(person_id);
 """
 
+# Made on first use (galleries older than it lack it). No foreign key: the record of what was
+# done to a person outlives the person.
+_AUDIT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    time        TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    person_id   INTEGER,
+    person_name TEXT,
+    details     TEXT NOT NULL DEFAULT '{}'
+)
+"""
+
 
 class GalleryError(MaskfaceError):
     """The gallery file is unusable (corrupt, locked, foreign) or a request cannot be met."""
@@ -86,6 +99,23 @@ class Person:
         return {"id": self.id, "name": self.name, "metadata": self.metadata,
                 "created_at": self.created_at, "embeddings": self.n_embeddings,
                 "masked_embeddings": self.n_masked}
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One recorded administrative act on the gallery (e.g. a duplicate enrolment let through)."""
+
+    id: int
+    time: str
+    action: str
+    person_id: int | None
+    person_name: str | None
+    details: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "time": self.time, "action": self.action,
+                "person_id": self.person_id, "person_name": self.person_name,
+                "details": self.details}
 
 
 @dataclass(frozen=True)
@@ -295,8 +325,12 @@ class Gallery:
 
     def enroll(self, name: str, embeddings: np.ndarray, masked: Iterable[bool] | bool = False,
                metadata: Mapping[str, Any] | None = None,
-               sources: Iterable[str | None] | None = None) -> Person:
+               sources: Iterable[str | None] | None = None,
+               audit: tuple[str, Mapping[str, Any]] | None = None) -> Person:
         """Enrol a new person with one or more embeddings, atomically.
+
+        ``audit``: ``(action, details)`` recorded in the audit log in the same transaction, so
+        the enrolment and its record commit together or not at all.
 
         Raises:
             DuplicateNameError: ``name`` is already enrolled (use :meth:`add_embeddings`).
@@ -311,6 +345,8 @@ class Gallery:
                     (name, meta_json, _now()))
                 pid = int(cur.lastrowid)
                 self._insert_embeddings(conn, pid, emb, masked, sources)
+                if audit is not None:
+                    self._record(conn, audit[0], pid, name, audit[1])
         except sqlite3.IntegrityError:
             raise DuplicateNameError(f"'{name}' is already enrolled; add photos to them "
                                      "instead (--add) or choose another name") from None
@@ -318,13 +354,42 @@ class Gallery:
 
     def add_embeddings(self, person: int | str, embeddings: np.ndarray,
                        masked: Iterable[bool] | bool = False,
-                       sources: Iterable[str | None] | None = None) -> Person:
-        """Add embeddings (more photos) to an enrolled person, atomically."""
+                       sources: Iterable[str | None] | None = None,
+                       audit: tuple[str, Mapping[str, Any]] | None = None) -> Person:
+        """Add embeddings (more photos) to an enrolled person, atomically (``audit`` as in
+        :meth:`enroll`)."""
         emb = self._vectors(embeddings)
         with self._transaction() as conn:
             pid = self._resolve(person, conn)
             self._insert_embeddings(conn, pid, emb, masked, sources)
+            if audit is not None:
+                name = conn.execute("SELECT name FROM people WHERE id=?", (pid,)).fetchone()[0]
+                self._record(conn, audit[0], pid, name, audit[1])
         return self.get(pid)
+
+    # -- audit log ----------------------------------------------------------------------------
+    def _record(self, conn: sqlite3.Connection, action: str, person_id: int | None,
+                person_name: str | None, details: Mapping[str, Any]) -> None:
+        conn.execute(_AUDIT_SCHEMA)
+        conn.execute("INSERT INTO audit (time, action, person_id, person_name, details) "
+                     "VALUES (?, ?, ?, ?, ?)",
+                     (_now(), action, person_id, person_name, json.dumps(dict(details))))
+
+    def audit_events(self, person_id: int | None = None, limit: int = 100,
+                     offset: int = 0) -> tuple[list[AuditEvent], int]:
+        """Audit events, newest first, optionally of one person: ``(page, total matching)``."""
+        where, args = ("WHERE person_id=?", [int(person_id)]) if person_id is not None else \
+            ("", [])
+        with self._lock:
+            if not self._conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                                      "name='audit'").fetchone():
+                return [], 0
+            total = self._conn.execute(f"SELECT COUNT(*) FROM audit {where}", args).fetchone()[0]
+            rows = self._conn.execute(
+                "SELECT id, time, action, person_id, person_name, details FROM audit "
+                f"{where} ORDER BY id DESC LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
+        return [AuditEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows], \
+            int(total)
 
     def _resolve(self, person: int | str, conn: sqlite3.Connection | None = None) -> int:
         conn = conn or self._conn
