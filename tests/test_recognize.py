@@ -230,3 +230,33 @@ def test_mask_aware_default_keeps_sface_for_unmasked_faces(embedder, detector, a
     assert aware.embed(face[None]) @ base > 0.9999  # no mask state: treated as unmasked
     with pytest.raises(InputError):
         aware.embed(np.stack([face, face]), masked=[True])
+
+
+def test_cli_refuses_the_same_face_under_a_second_name(tmp_path, astronaut, astronaut_path):
+    db = str(tmp_path / "people.db")
+    flipped = tmp_path / "flipped.jpg"
+    cv2.imwrite(str(flipped), np.ascontiguousarray(astronaut[:, ::-1]))
+    assert invoke("enroll", "A", str(astronaut_path), "--db", db).exit_code == 0
+    with Gallery(db) as g:
+        a_id = g.get("A").id
+    res = runner.invoke(load_commands(), ["enroll", "B", str(flipped), "--db", db])
+    assert res.exit_code == 1, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {flipped} matches 'A'")
+    assert f"'A' (id {a_id})" in lines[0] and "--allow-duplicate" in lines[0]
+    with Gallery(db) as g:
+        assert [p.name for p in g.people()] == ["A"] and g.audit_events()[1] == 0
+    # A's own photo may be added to A; not to someone else
+    assert invoke("enroll", "A", str(flipped), "--add", "--db", db).exit_code == 0
+    res = invoke("enroll", "B", str(flipped), "--db", db, "--allow-duplicate")
+    assert res.exit_code == 0 and "audit log" in res.output
+    res = runner.invoke(load_commands(), ["enroll", "B", str(astronaut_path), "--add",
+                                          "--db", db])
+    assert res.exit_code == 1 and f"(id {a_id})" in res.output
+    with Gallery(db) as g:
+        events, total = g.audit_events()
+        assert total == 1 and events[0].person_name == "B"
+        assert events[0].details["matched"]["person_id"] == a_id
+        assert events[0].details["via"] == "cli"
+    res = invoke("people", "audit", "--db", db)
+    assert "enrol_duplicate_override" in res.output and "B (id" in res.output

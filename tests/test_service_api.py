@@ -274,7 +274,8 @@ def test_enrol_errors(api, photos):
     err = assert_error(api.enrol("Nobody", [photos["face"], photos["none"]]), 422, "no_face")
     assert "photo 2" in err["message"]
     assert_error(api.enrol("Two", [photos["two"]]), 422, "several_faces")
-    r = api.enrol("Two", [photos["two"]], largest="true")
+    # the same astronaut again: a duplicate, let through explicitly
+    r = api.enrol("Two", [photos["two"]], largest="true", allow_duplicate="true")
     assert r.status_code == 201
     assert_error(api.enrol("   ", [photos["face"]]), 400)
     assert_error(api.post("/v1/people", headers=api.h("admin"), data={"name": "NoPhotos"}), 422,
@@ -298,7 +299,7 @@ def test_unknown_person_ids(api, photos):
 
 def test_rename_conflicts_and_empty_update(api, photos):
     a = api.enrol("A", [photos["face"]]).json()["id"]
-    api.enrol("B", [photos["flipped"]])
+    api.enrol("B", [photos["flipped"]], allow_duplicate="true")
     assert_error(api.patch(f"/v1/people/{a}", headers=api.h("admin"), json={"name": "B"}), 409,
                  "duplicate_name")
     assert_error(api.patch(f"/v1/people/{a}", headers=api.h("admin"), json={}), 422)
@@ -559,3 +560,67 @@ def test_openapi_is_valid_json(api):
     assert json.loads(spec.text)["info"]["title"] == "maskface access control"
     sec = spec.json()["components"]["securitySchemes"]
     assert any(s.get("name") == "X-API-Key" for s in sec.values())
+
+
+# -- duplicate check at enrolment ---------------------------------------------------------------
+
+def test_same_face_under_a_second_name_is_refused_then_overridden_and_audited(api, photos):
+    h = api.h("admin")
+    a = api.enrol("A", [photos["face"]]).json()
+    err = assert_error(api.enrol("B", [photos["flipped"], photos["masked"]]), 409,
+                       "already_enrolled")
+    assert f"(id {a['id']})" in err["message"] and "'A'" in err["message"]
+    assert "score" in err["message"]
+    assert [p["name"] for p in api.get("/v1/people", headers=h).json()["people"]] == ["A"]
+    assert api.get("/v1/audit", headers=h).json()["total"] == 0
+    # the admin overrides explicitly: stored, and the override is in the audit log
+    r = api.enrol("B", [photos["flipped"]], allow_duplicate="true")
+    assert r.status_code == 201, r.text
+    b = r.json()
+    log = api.get("/v1/audit", headers=h).json()
+    assert log["total"] == 1
+    ev = log["events"][0]
+    assert ev["action"] == "enrol_duplicate_override" and ev["person_id"] == b["id"]
+    assert ev["person_name"] == "B" and ev["details"]["matched"]["person_id"] == a["id"]
+    assert ev["details"]["matched"]["score"] >= ev["details"]["matched"]["threshold"]
+    assert ev["details"]["by"]  # the admin key's id
+    assert api.get(f"/v1/audit?person_id={a['id']}", headers=h).json()["total"] == 0
+    assert_error(api.get("/v1/audit", headers=api.h("kiosk")), 403, "forbidden")
+
+
+def test_adding_someone_elses_photo_to_a_person_is_refused(api, data_dir, photos):
+    h = api.h("admin")
+    ann = api.enrol("Ann", [photos["face"]]).json()["id"]
+    # her own photos (masked too) may be added: only *other* people count
+    files = [("photos", ("m.jpg", photos["masked"], "image/jpeg"))]
+    r = api.post(f"/v1/people/{ann}/photos", headers=h, files=files)
+    assert r.status_code == 200 and r.json()["photos"] == 2
+    other = [("photos", ("o.jpg", jpeg(lfw_portrait(lfw_person(data_dir)[0])), "image/jpeg"))]
+    bob = api.post("/v1/people", headers=h, files=other, data={"name": "Bob"}).json()["id"]
+    err = assert_error(api.post(f"/v1/people/{ann}/photos", headers=h, files=other), 409,
+                       "already_enrolled")
+    assert f"(id {bob})" in err["message"]
+    assert api.get(f"/v1/people/{ann}", headers=h).json()["photos"] == 2
+    r = api.post(f"/v1/people/{ann}/photos", headers=h, files=other,
+                 data={"allow_duplicate": "true"})
+    assert r.status_code == 200 and r.json()["photos"] == 3
+    ev = api.get("/v1/audit", headers=h).json()["events"][0]
+    assert ev["action"] == "add_photos_duplicate_override" and ev["person_id"] == ann
+    assert ev["details"]["matched"]["person_id"] == bob
+
+
+@pytest.mark.parametrize("name", ["", "   "])
+def test_empty_or_blank_name_is_400_bad_request(api, photos, name):
+    err = assert_error(api.enrol(name, [photos["face"]]), 400, "bad_request")
+    assert "name" in err["message"]
+    r = api.post("/v1/people", headers=api.h("admin"),
+                 files=[("photos", ("p.jpg", photos["face"], "image/jpeg"))])
+    assert_error(r, 400, "bad_request")  # no name field at all
+
+
+def test_enrol_error_names_the_file_once(api, photos):
+    files = [("photos", ("notes.txt", b"just some notes", "text/plain"))]
+    err = assert_error(api.post("/v1/people", headers=api.h("admin"), files=files,
+                                data={"name": "N"}), 400, "bad_image")
+    assert err["message"].count("notes.txt") == 1, err["message"]
+    assert err["message"].startswith("photo 1 'notes.txt'"), err["message"]

@@ -114,7 +114,7 @@ def _fill(location, rng):
             g.enroll("Alice", unit(rng, 3), masked=[False, True, False],
                      metadata={"groups": ["staff"]}, sources=["a.jpg", None, "c.jpg"])
             bob = g.enroll("Bob", unit(rng, 2)).id
-            g.enroll("Carol", unit(rng, 1))
+            g.enroll("Carol", unit(rng, 1), audit=("duplicate_allowed", {"of": 1, "score": 0.9}))
             g.delete(bob)  # ids with a gap
         keys = KeyStore(db)
         admin, rec = keys.create("admin", "lead")
@@ -147,6 +147,7 @@ def test_export_sqlite_import_postgresql_round_trips_exactly(tmp_path, postgres)
     pg = postgres.new_database()
     counts = import_store(open_database(pg), tmp_path / "x.jsonl")
     assert counts["people"] == 2 and counts["embeddings"] == 4 and counts["events"] == 2
+    assert counts["audit"] == 1
     before, after = _dump(src), _dump(pg)
     assert before == after  # every table, every column, vectors byte for byte
     # ... and back into a new SQLite file

@@ -11,8 +11,12 @@ Quick start::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from maskface.errors import ImageLoadError, InputError, MaskfaceError, ModelError
-from maskface.results import Face, Identity, MaskPrediction, Result
+
+if TYPE_CHECKING:
+    from maskface.results import Face, Identity, MaskPrediction, Result
 
 __version__ = "0.1.0"
 
@@ -32,9 +36,14 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # Lazy so that `import maskface` stays cheap and loads no model.
+    # Lazy so that `import maskface` (and so every CLI command's start, `--help` too) stays
+    # cheap: no numpy, no model.
     if name in ("Pipeline", "analyze"):
         from maskface import pipeline
 
         return getattr(pipeline, name)
+    if name in ("Face", "Identity", "MaskPrediction", "Result"):
+        from maskface import results
+
+        return getattr(results, name)
     raise AttributeError(name)

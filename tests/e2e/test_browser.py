@@ -231,3 +231,43 @@ def test_burst_from_files_live_granted_and_printed_photo_denied(server, page):
     page.wait_for_selector("#decision:not([hidden])", timeout=60_000)
     text = page.text_content("#decision")
     assert "DENIED" in text and "presentation attack suspected" in text, text
+
+
+def test_enrolling_a_face_twice_is_refused_until_the_admin_overrides(server, page, astronaut):
+    import httpx
+
+    base, key, tmp = server
+    photo = tmp / "twice.jpg"
+    cv2.imwrite(str(photo), np.ascontiguousarray(astronaut[:, ::-1]))
+    h = {"X-API-Key": key}
+    with open(photo, "rb") as f:
+        r = httpx.post(f"{base}/v1/people", headers=h, data={"name": "First Twin"},
+                       files=[("photos", ("p.jpg", f.read(), "image/jpeg"))], timeout=60)
+    # (the module's other test may have enrolled the astronaut already: then that is refused)
+    first = r.json()["id"] if r.status_code == 201 else None
+    page.goto(base + "/")
+    page.fill("#api-key", key)
+    page.dispatch_event("#api-key", "change")
+    page.click("button.tab[data-tab=enrol]")
+    page.fill("#enrol-name", "Second Twin")
+    page.set_input_files("#enrol-photos", [str(photo)])
+    page.click("#enrol-submit")
+    # (polled: wait_for_function would need 'unsafe-eval', which the page's CSP bans)
+    deadline = time.time() + 60
+    while "409" not in (page.text_content("#status") or ""):
+        assert time.time() < deadline, page.text_content("#status")
+        page.wait_for_timeout(200)
+    status = page.text_content("#status")
+    assert "already enrolled" in status and "Second Twin" not in status
+    if first is not None:
+        assert f"(id {first})" in status
+    # the override: ticked, the same form enrols, and the audit log has it
+    page.fill("#enrol-name", "Second Twin")
+    page.set_input_files("#enrol-photos", [str(photo)])
+    page.check("#enrol-allow-duplicate")
+    page.click("#enrol-submit")
+    page.wait_for_selector("#enrol-result:not(:empty)", timeout=60_000)
+    assert "Enrolled Second Twin" in page.text_content("#enrol-result")
+    events = httpx.get(f"{base}/v1/audit", headers=h).json()["events"]
+    assert events[0]["person_name"] == "Second Twin"
+    assert events[0]["action"] == "enrol_duplicate_override"

@@ -184,7 +184,9 @@ def run_batch(inputs: list[str], out: Path, *, ray_address: str | None = None,
     if todo:
         workers = workers or os.cpu_count() or 1
         _init_ray(ray_address, workers)
-        with tqdm(total=len(todo), unit="img", desc="batch", disable=not progress) as bar:
+        # disable=None: drawn on a terminal only (piped, a bar leaves debris between lines)
+        with tqdm(total=len(todo), unit="img", desc="batch",
+                  disable=None if progress else True) as bar:
             for k, rows in enumerate(_predict(todo, batch_size, workers, detector, det_size,
                                               classifier)):
                 _write_part(rows, out / "results", f"part-{summary.run_id}-{k:06d}", fmt)

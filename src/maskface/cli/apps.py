@@ -3,6 +3,38 @@
 from __future__ import annotations
 
 import typer
+import typer.core
+
+_PLAIN = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "path": "PATH", "file": "FILE",
+          "dir": "FOLDER", "datetime": "DATETIME", "bool": "BOOLEAN"}
+
+
+def _plain_type_names() -> None:
+    """Show click's plain value names in --help (``--out PATH``, ``--stride INTEGER``; nothing
+    for flags and arguments) instead of the Python type tags recent Typer prints (``<bool>``,
+    ``<list[str]>``, ``<int range>``), which mean nothing to a user."""
+    base = getattr(typer.core, "_TyperParameter", None)
+    tagged = getattr(base, "display_type", None)
+    if tagged is None or getattr(tagged, "_maskface_plain", False):
+        return  # a Typer without type tags, or already done
+
+    def display_type(self, ctx):
+        if self.param_type_name == "argument" or getattr(self, "is_flag", False) \
+                or getattr(self, "count", False):
+            return None
+        label = tagged(self, ctx).strip("<>")
+        if label.startswith("list[") and label.endswith("]"):
+            label = label[5:-1]
+        label = label.removesuffix(" range")
+        if "|" in label:  # choices
+            return f"[{label}]"
+        return _PLAIN.get(label, label.upper())
+
+    display_type._maskface_plain = True
+    base.display_type = display_type
+
+
+_plain_type_names()
 
 app = typer.Typer(
     name="maskface",

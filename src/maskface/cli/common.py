@@ -6,6 +6,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import typer
 
@@ -20,6 +21,30 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def output_folder(path: Path) -> Path:
+    """Create the output folder ``path`` (and its parents), or fail in one line if it cannot be
+    one (an existing file, or under one)."""
+    if path.exists() and not path.is_dir():
+        fail(f"{path}: exists and is not a folder; give --out a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        fail(f"{path}: cannot be a folder (a file is in the way); give --out a folder")
+    return path
+
+
+def progress(iterable=None, **kwargs):
+    """A tqdm bar on stderr, drawn only on a terminal: piped to a file or another program, a
+    bar's carriage returns and blanking spaces would land between the lines. Write messages
+    with ``tqdm.write`` while it is open, so they go through the bar, not across it."""
+    from tqdm import tqdm
+
+    if kwargs.get("disable") is not True:
+        kwargs["disable"] = None  # tqdm: off when the file is not a TTY
+    kwargs.setdefault("file", sys.stderr)
+    return tqdm(iterable, **kwargs)
+
+
 def user_errors(func: Callable) -> Callable:
     """Turn MaskfaceError (and a few OS errors) into a one-line message and exit code 1."""
 
@@ -29,7 +54,8 @@ def user_errors(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except MaskfaceError as exc:
             fail(str(exc))
-        except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        except (FileNotFoundError, PermissionError, IsADirectoryError, FileExistsError,
+                NotADirectoryError) as exc:
             fail(f"{exc.filename}: {exc.strerror}")
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)

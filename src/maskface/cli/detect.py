@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from tqdm import tqdm
 
 from maskface.cli.apps import app
-from maskface.cli.common import fail, user_errors
+from maskface.cli.common import fail, output_folder, progress, user_errors
 from maskface.detect import DEFAULT_DETECTOR
 from maskface.errors import MaskfaceError
 
@@ -33,19 +32,21 @@ def run_detect(inputs: list[str], out: Path, detector: str, classifier: str | No
                stride: int, print_json: bool, quiet: bool = False,
                liveness: bool = False) -> int:
     """Process every input; return the number that failed."""
+    from tqdm import tqdm
+
     from maskface.io.sources import expand_sources
     from maskface.pipeline import Pipeline
 
     sources = expand_sources(inputs)
     if not sources:
         fail("no inputs given")
+    output_folder(out)
     pipe = Pipeline(detector=detector, classifier=classifier, liveness=liveness)
-    out.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
     n_faces = n_ok = 0
     used: set[str] = set()
-    bar = tqdm(sources, desc="detect", unit="file", disable=quiet or len(sources) < 2,
-               leave=False)
+    bar = progress(sources, desc="detect", unit="file", disable=quiet or len(sources) < 2,
+                   leave=False)
     for src in bar:
         if src.error:
             failures.append(f"{src.path}: {src.error}")
@@ -72,6 +73,8 @@ def run_detect(inputs: list[str], out: Path, detector: str, classifier: str | No
     if not quiet:
         typer.echo(f"{n_ok} of {len(sources)} inputs processed, {n_faces} faces; "
                    f"outputs in {out}/", err=print_json)
+        if sources.skipped:
+            typer.echo(sources.skipped_note(), err=print_json)
         if failures:
             typer.echo(f"{len(failures)} failed:", err=True)
             for f in failures:
@@ -87,8 +90,8 @@ def _detect_video(pipe, path: Path, out: Path, stem: str, stride: int) -> dict:
     total = info.frames // stride if info.frames else None
     try:
         with VideoWriter(out / f"{stem}.mp4", info.fps / stride) as writer:
-            for idx, frame in tqdm(iter_frames(cap, stride), total=total, desc=path.name,
-                                   unit="frame", leave=False):
+            for idx, frame in progress(iter_frames(cap, stride), total=total, desc=path.name,
+                                       unit="frame", leave=False):
                 result = pipe.analyze_array(frame, source=f"{path}#{idx}")
                 writer.write(result.plot())
                 n_faces += len(result.faces)
@@ -142,8 +145,8 @@ def demo(out: Annotated[Path, typer.Option("--out", "-o")] = Path("maskface-out/
     """Run the whole pipeline on the built-in example photos and say where the outputs are."""
     from maskface.pipeline import Pipeline
 
+    output_folder(out)
     pipe = Pipeline()
-    out.mkdir(parents=True, exist_ok=True)
     for name in DEMO_IMAGES:
         result = pipe.analyze(demo_image(name))
         annotated = result.save(out / name)

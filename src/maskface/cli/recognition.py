@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from tqdm import tqdm
 
 from maskface.cli.apps import app, eval_app, people_app, train_app
-from maskface.cli.common import fail, user_errors
+from maskface.cli.common import fail, output_folder, progress, user_errors
 from maskface.errors import MaskfaceError
 
 DbOpt = Annotated[Path | None, typer.Option(
@@ -53,6 +52,16 @@ def _mask_flags(image_faces) -> list[bool]:
             for img, face in image_faces]
 
 
+def _user() -> str | None:
+    """Who ran the command, for the audit log."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no such user in a container
+        return None
+
+
 @app.command()
 @user_errors
 def enroll(
@@ -66,15 +75,23 @@ def enroll(
         "--add", help="Add the photos to an already enrolled person.")] = False,
     metadata: Annotated[str | None, typer.Option(
         help='JSON object stored with the person, e.g. \'{"badge": 42}\'.')] = None,
+    allow_duplicate: Annotated[bool, typer.Option(
+        "--allow-duplicate", help="Store the photos even if the face is already enrolled as "
+        "someone else (recorded in the audit log).")] = False,
 ) -> None:
-    """Enrol a person from photos of their face (each photo must show one face)."""
+    """Enrol a person from photos of their face (each photo must show one face).
+
+    A face already enrolled as someone else is refused unless --allow-duplicate is given.
+    """
     import numpy as np
 
     from maskface.align import align_faces
     from maskface.detect import create_detector
     from maskface.errors import InputError
+    from maskface.gallery import find_duplicate
+    from maskface.gallery.duplicates import ADD_PHOTOS_OVERRIDE, ENROL_OVERRIDE
     from maskface.io import load_image
-    from maskface.recognize import single_face
+    from maskface.recognize import default_threshold, single_face
 
     meta = None
     if metadata:
@@ -90,19 +107,33 @@ def enroll(
             fail(f"'{name}' is already enrolled; use --add to add photos to them")
         detector = create_detector("yunet")
         picked = []
-        # Check every photo before storing anything: enrolment is all or nothing.
-        for path in tqdm(images, desc="faces", unit="img", leave=False,
-                         disable=len(images) < 3):
-            img = load_image(path)
-            picked.append((img, single_face(detector, img, str(path), largest).face))
+        # Check every photo before storing anything: enrolment is all or nothing. The bar is
+        # closed (cleared) before an error reaches the terminal.
+        with progress(images, desc="faces", unit="img", leave=False,
+                      disable=len(images) < 3) as bar:
+            for path in bar:
+                img = load_image(path)
+                picked.append((img, single_face(detector, img, str(path), largest).face))
         aligned = [align_faces(img, f.landmarks[None])[0] for img, f in picked]
         flags = _mask_flags(picked)
         emb = embedder.embed(np.stack(aligned), flags)
         sources = [str(p) for p in images]
+        # One person, one identity: refuse a face enrolled as someone else (the door's threshold).
+        exclude = gallery.get(name).id if add else None
+        dup = find_duplicate(gallery, emb, flags, default_threshold(embedder), exclude=exclude)
+        audit = None
+        if dup is not None:
+            if not allow_duplicate:
+                fail(f"{dup.message(str(images[dup.photo]))} (--allow-duplicate)")
+            audit = (ADD_PHOTOS_OVERRIDE if add else ENROL_OVERRIDE,
+                     {"matched": dup.to_dict(), "by": _user(), "via": "cli"})
+            typer.echo(f"warning: {images[dup.photo]} matches {dup.name!r} (id {dup.person_id}, "
+                       f"score {dup.score:.3f}); stored anyway (--allow-duplicate), recorded in "
+                       "the audit log", err=True)
         if add:
-            person = gallery.add_embeddings(name, emb, flags, sources)
+            person = gallery.add_embeddings(name, emb, flags, sources, audit=audit)
         else:
-            person = gallery.enroll(name, emb, flags, meta, sources)
+            person = gallery.enroll(name, emb, flags, meta, sources, audit=audit)
         typer.echo(f"{'added to' if add else 'enrolled'} {person.name} (id {person.id}): "
                    f"{person.n_embeddings} embeddings ({person.n_masked} masked), "
                    f"model {embedder.label}, gallery {gallery.path}")
@@ -136,7 +167,7 @@ def identify(
                             recognizer=recognizer)
         except MaskfaceError:  # no mask classifier installed: identities only
             pipe = Pipeline(classifier=None, recognizer=recognizer)
-        out.mkdir(parents=True, exist_ok=True)
+        output_folder(out)
         failed = 0
         for src in sources:
             if src.error or src.kind == "video":
@@ -161,6 +192,8 @@ def identify(
             typer.echo(f"{src.path}: " + (", ".join(f"{n} ({s})" for n, s in zip(names, scores))
                                           or "no face"))
         typer.echo(f"annotated images and JSON in {out}/", err=True)
+        if sources.skipped:
+            typer.echo(sources.skipped_note(), err=True)
     if failed:
         raise typer.Exit(1)
 
@@ -262,6 +295,28 @@ def people_rename(
         old = g.get(person)
         p = g.rename(old.id, new_name)
         typer.echo(f"renamed {old.name} -> {p.name} (id {p.id})")
+
+
+@people_app.command("audit")
+@user_errors
+def people_audit(
+    db: DbOpt = None,
+    limit: Annotated[int, typer.Option(help="Newest N events.", min=1)] = 50,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the gallery's audit log (duplicate enrolments let through), newest first."""
+    with _gallery(db) as g:
+        events, total = g.audit_events(limit=limit)
+    if json_:
+        typer.echo(json.dumps([e.to_dict() for e in events], indent=2))
+        return
+    if not events:
+        typer.echo("no audit events")
+    for e in events:
+        m = e.details.get("matched", {})
+        typer.echo(f"{e.time}  {e.action}  {e.person_name} (id {e.person_id}) matched "
+                   f"{m.get('name')!r} (id {m.get('person_id')}, score {m.get('score')}) "
+                   f"by {e.details.get('by')} via {e.details.get('via')}")
 
 
 # -- evaluation -------------------------------------------------------------------------------

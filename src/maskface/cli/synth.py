@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from tqdm import tqdm
 
 from maskface.cli.apps import app, eval_app
-from maskface.cli.common import user_errors
+from maskface.cli.common import progress, user_errors
 from maskface.errors import InputError
 
 DEFAULT_TYPES = "surgical,n95,kn95,cloth"
@@ -18,7 +16,7 @@ DEFAULT_TYPES = "surgical,n95,kn95,cloth"
 
 def _bar(desc: str):
     def wrap(it, total):
-        return tqdm(it, total=total, desc=desc, unit="img", file=sys.stderr)
+        return progress(it, total=total, desc=desc, unit="img")
 
     return wrap
 

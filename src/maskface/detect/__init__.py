@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from maskface.detect.base import Detections, FaceDetector
+from typing import TYPE_CHECKING
+
 from maskface.errors import InputError
+
+if TYPE_CHECKING:
+    from maskface.detect.base import Detections, FaceDetector
 
 DETECTORS = ("yunet", "retinaface", "mtcnn")
 #: the detector with the best recall/cost trade-off on real scenes (see docs/detection.md)
@@ -28,6 +32,15 @@ def create_detector(name: str = DEFAULT_DETECTOR, **kwargs) -> FaceDetector:
 
         return MTCNNDetector(**kwargs)
     raise InputError(f"unknown detector '{name}'; choose one of: {', '.join(DETECTORS)}")
+
+
+def __getattr__(name: str):
+    # Lazy: the CLI reads DEFAULT_DETECTOR for its --help without importing numpy.
+    if name in ("Detections", "FaceDetector"):
+        from maskface.detect import base
+
+        return getattr(base, name)
+    raise AttributeError(name)
 
 
 __all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detections", "FaceDetector", "create_detector"]

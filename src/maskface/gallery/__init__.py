@@ -10,8 +10,10 @@ Example::
         g.delete(alice.id)                               # erases every embedding of Alice
 """
 
+from maskface.gallery.duplicates import Duplicate, duplicate_threshold, find_duplicate
 from maskface.gallery.index import AutoIndex, ExactIndex, GalleryIndex, HNSWIndex
 from maskface.gallery.store import (
+    AuditEvent,
     DuplicateNameError,
     Gallery,
     GalleryError,
@@ -21,5 +23,6 @@ from maskface.gallery.store import (
     default_db_path,
 )
 
-__all__ = ["AutoIndex", "DuplicateNameError", "ExactIndex", "Gallery", "GalleryError",
-           "GalleryIndex", "HNSWIndex", "Match", "Person", "UnknownPersonError", "default_db_path"]
+__all__ = ["AuditEvent", "AutoIndex", "Duplicate", "DuplicateNameError", "ExactIndex", "Gallery",
+           "GalleryError", "GalleryIndex", "HNSWIndex", "Match", "Person", "UnknownPersonError",
+           "default_db_path", "duplicate_threshold", "find_duplicate"]

@@ -65,6 +65,23 @@ class Person:
 
 
 @dataclass(frozen=True)
+class AuditEvent:
+    """One recorded administrative act on the gallery (e.g. a duplicate enrolment let through)."""
+
+    id: int
+    time: str
+    action: str
+    person_id: int | None
+    person_name: str | None
+    details: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "time": self.time, "action": self.action,
+                "person_id": self.person_id, "person_name": self.person_name,
+                "details": self.details}
+
+
+@dataclass(frozen=True)
 class Match:
     """Outcome of a 1:N search for one query embedding.
 
@@ -245,8 +262,12 @@ class Gallery:
 
     def enroll(self, name: str, embeddings: np.ndarray, masked: Iterable[bool] | bool = False,
                metadata: Mapping[str, Any] | None = None,
-               sources: Iterable[str | None] | None = None) -> Person:
+               sources: Iterable[str | None] | None = None,
+               audit: tuple[str, Mapping[str, Any]] | None = None) -> Person:
         """Enrol a new person with one or more embeddings, atomically.
+
+        ``audit``: ``(action, details)`` recorded in the audit log in the same transaction, so
+        the enrolment and its record commit together or not at all.
 
         Raises:
             DuplicateNameError: ``name`` is already enrolled (use :meth:`add_embeddings`).
@@ -260,6 +281,8 @@ class Gallery:
                     "INSERT INTO people (name, metadata, created_at) VALUES (?, ?, ?)",
                     (name, meta_json, _now()))
                 self._insert_embeddings(conn, pid, emb, masked, sources)
+                if audit is not None:
+                    self._record(conn, audit[0], pid, name, audit[1])
         except IntegrityError:
             raise DuplicateNameError(f"'{name}' is already enrolled; add photos to them "
                                      "instead (--add) or choose another name") from None
@@ -267,13 +290,38 @@ class Gallery:
 
     def add_embeddings(self, person: int | str, embeddings: np.ndarray,
                        masked: Iterable[bool] | bool = False,
-                       sources: Iterable[str | None] | None = None) -> Person:
-        """Add embeddings (more photos) to an enrolled person, atomically."""
+                       sources: Iterable[str | None] | None = None,
+                       audit: tuple[str, Mapping[str, Any]] | None = None) -> Person:
+        """Add embeddings (more photos) to an enrolled person, atomically (``audit`` as in
+        :meth:`enroll`)."""
         emb = self._vectors(embeddings)
         with self._transaction() as conn:
             pid = self._resolve(person, conn)
             self._insert_embeddings(conn, pid, emb, masked, sources)
+            if audit is not None:
+                name = conn.execute("SELECT name FROM people WHERE id=?", (pid,)).fetchone()[0]
+                self._record(conn, audit[0], pid, name, audit[1])
         return self.get(pid)
+
+    # -- audit log ----------------------------------------------------------------------------
+    def _record(self, conn: Transaction, action: str, person_id: int | None,
+                person_name: str | None, details: Mapping[str, Any]) -> None:
+        conn.execute("INSERT INTO audit (time, action, person_id, person_name, details) "
+                     "VALUES (?, ?, ?, ?, ?)",
+                     (_now(), action, person_id, person_name, json.dumps(dict(details))))
+
+    def audit_events(self, person_id: int | None = None, limit: int = 100,
+                     offset: int = 0) -> tuple[list[AuditEvent], int]:
+        """Audit events, newest first, optionally of one person: ``(page, total matching)``."""
+        where, args = ("WHERE person_id=?", [int(person_id)]) if person_id is not None else \
+            ("", [])
+        with self._read() as tx:
+            total = tx.one(f"SELECT COUNT(*) FROM audit {where}", args)
+            rows = tx.execute(
+                "SELECT id, time, action, person_id, person_name, details FROM audit "
+                f"{where} ORDER BY id DESC LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
+        return [AuditEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows], \
+            int(total)
 
     def _resolve(self, person: int | str, conn: Transaction | None = None) -> int:
         if conn is None:

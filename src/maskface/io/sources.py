@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,26 @@ class Source:
     error: str | None = None
 
 
+class Sources(list):
+    """The expanded sources (a list), and the files found in folders but passed over."""
+
+    def __init__(self, items=(), skipped: list[Path] | None = None):
+        super().__init__(items)
+        #: files inside folder inputs that are neither images nor videos (by extension)
+        self.skipped: list[Path] = skipped if skipped is not None else []
+
+    def skipped_note(self) -> str | None:
+        """One line saying how many folder files were skipped and why, or None."""
+        if not self.skipped:
+            return None
+        kinds = Counter(p.suffix.lower() or "(no extension)" for p in self.skipped)
+        what = ", ".join(f"{n} {k}" for k, n in kinds.most_common(5))
+        more = ", ..." if len(kinds) > 5 else ""
+        n = len(self.skipped)
+        return (f"{n} file{'s' if n != 1 else ''} in folders skipped: not an image or video "
+                f"({what}{more})")
+
+
 def image_files(folder: Path) -> list[Path]:
     """Image files under ``folder``, recursively, sorted by path."""
     return sorted(p for p in Path(folder).rglob("*")
@@ -33,15 +54,17 @@ def _kind(path: Path) -> str:
     return "image"
 
 
-def expand_sources(inputs: list[str]) -> list[Source]:
+def expand_sources(inputs: list[str]) -> Sources:
     """Expand CLI inputs into sources, in a stable order, without duplicates.
 
     Folders are searched recursively for image and video files; globs are expanded; any other
     file is taken as an image (the loader reports it if it is not one); a path that does not
-    exist becomes a ``missing`` source so the caller can report it and go on.
+    exist becomes a ``missing`` source so the caller can report it and go on. Files in folders
+    that are neither are listed in the result's ``skipped``, for the caller's summary.
     """
-    out: list[Source] = []
+    out = Sources()
     seen: set[Path] = set()
+    passed_over: dict[Path, Path] = {}
 
     def add(src: Source) -> None:
         key = src.path.resolve() if src.kind != "missing" else src.path
@@ -53,8 +76,12 @@ def expand_sources(inputs: list[str]) -> list[Source]:
         path = Path(item)
         if path.is_dir():
             for p in sorted(path.rglob("*")):
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+                if not p.is_file():
+                    continue
+                if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
                     add(Source(p, _kind(p)))
+                else:
+                    passed_over.setdefault(p.resolve(), p)
         elif path.is_file():
             add(Source(path, _kind(path)))
         elif glob.has_magic(item):
@@ -66,4 +93,6 @@ def expand_sources(inputs: list[str]) -> list[Source]:
                 add(Source(m, _kind(m)))
         else:
             add(Source(path, "missing", "no such file or folder"))
+    # a file passed over in a folder but also given by name is an input, not skipped
+    out.skipped = [p for key, p in passed_over.items() if key not in seen]
     return out

@@ -76,6 +76,7 @@ def create_app(config: ServiceConfig | None = None, engine=None) -> FastAPI:
 
     for module in (system, analyze, people, access, events):
         app.include_router(module.router)
+    app.include_router(people.audit_router)
     app.add_api_route("/metrics", system.metrics, methods=["GET"], tags=["system"],
                       summary="Prometheus metrics (no key needed)")
 

@@ -12,7 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from maskface.gallery import DuplicateNameError, Gallery, Person, UnknownPersonError
+from maskface.gallery import (
+    DuplicateNameError,
+    Gallery,
+    Person,
+    UnknownPersonError,
+    find_duplicate,
+)
+from maskface.gallery.duplicates import ADD_PHOTOS_OVERRIDE, ENROL_OVERRIDE
 from maskface.results import Face, Identity
 from maskface.service.engine import Engine, is_masked
 from maskface.service.errors import ApiError
@@ -50,21 +57,58 @@ class People:
     def groups_of(self, person_id: int) -> list[str]:
         return list(self._get(person_id).metadata.get("groups", []))
 
-    def enrol(self, name: str, faces: Sequence[Face], groups: Sequence[str]) -> dict[str, Any]:
+    def check_name_free(self, name: str) -> None:
+        """409 ``duplicate_name`` if someone is enrolled under ``name``."""
+        if name in {p.name for p in self.gallery.people()}:
+            raise ApiError(409, "duplicate_name", f"'{name}' is already enrolled; add photos to "
+                           "that person or choose another name")
+
+    def _duplicate_check(self, emb: np.ndarray, masked: list[bool], threshold: float | None,
+                         allow: bool, action: str, actor: str | None,
+                         exclude: int | None = None):
+        """409 ``already_enrolled`` when a photo matches someone else enrolled; with ``allow``,
+        the audit record ``(action, details)`` to store beside the photos (None if no match)."""
+        thr = self.engine.threshold if threshold is None else threshold
+        dup = find_duplicate(self.gallery, emb, masked, thr, exclude=exclude)
+        if dup is None:
+            return None
+        if not allow:
+            raise ApiError(409, "already_enrolled", f"{dup.message()} (allow_duplicate=true)")
+        return action, {"matched": dup.to_dict(), "by": actor, "via": "api"}
+
+    def enrol(self, name: str, faces: Sequence[Face], groups: Sequence[str],
+              threshold: float | None = None, allow_duplicate: bool = False,
+              actor: str | None = None) -> dict[str, Any]:
+        """Enrol a new person; refused (409) when the face is already enrolled as someone else,
+        unless ``allow_duplicate`` (then recorded in the audit log, naming ``actor``)."""
         emb = np.stack([f.embedding for f in faces])
+        masked = [is_masked(f) for f in faces]
+        self.check_name_free(name)  # the clearer error first (the face most likely matches too)
+        audit = self._duplicate_check(emb, masked, threshold, allow_duplicate, ENROL_OVERRIDE,
+                                      actor)
         try:
-            p = self.gallery.enroll(name, emb, masked=[is_masked(f) for f in faces],
-                                    metadata={"groups": list(groups)})
+            p = self.gallery.enroll(name, emb, masked=masked,
+                                    metadata={"groups": list(groups)}, audit=audit)
         except DuplicateNameError:
             raise ApiError(409, "duplicate_name", f"'{name}' is already enrolled; add photos to "
                            "that person or choose another name") from None
         return _person(p)
 
-    def add_faces(self, person_id: int, faces: Sequence[Face]) -> dict[str, Any]:
+    def add_faces(self, person_id: int, faces: Sequence[Face], threshold: float | None = None,
+                  allow_duplicate: bool = False, actor: str | None = None) -> dict[str, Any]:
+        """Add photos to a person; refused (409) when a photo matches another person."""
         self._get(person_id)
         emb = np.stack([f.embedding for f in faces])
-        p = self.gallery.add_embeddings(int(person_id), emb, masked=[is_masked(f) for f in faces])
+        masked = [is_masked(f) for f in faces]
+        audit = self._duplicate_check(emb, masked, threshold, allow_duplicate,
+                                      ADD_PHOTOS_OVERRIDE, actor, exclude=int(person_id))
+        p = self.gallery.add_embeddings(int(person_id), emb, masked=masked, audit=audit)
         return _person(p)
+
+    def audit(self, person_id: int | None, limit: int, offset: int) -> dict[str, Any]:
+        events, total = self.gallery.audit_events(person_id, limit, offset)
+        return {"events": [e.to_dict() for e in events], "total": total, "limit": limit,
+                "offset": offset}
 
     def rename(self, person_id: int, name: str) -> None:
         self._get(person_id)

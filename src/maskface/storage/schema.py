@@ -67,6 +67,15 @@ MIGRATIONS: list[Migration] = [
      "INSERT INTO gallery_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING"],
     # 3: events.liveness (issue 11)
     _events_liveness,
+    # 4: the gallery's audit log (issue 15; made on first use before). No foreign key: the
+    # record of what was done to a person outlives the person.
+    ["""CREATE TABLE IF NOT EXISTS audit (
+            id          {pk},
+            time        TEXT NOT NULL,
+            action      TEXT NOT NULL,
+            person_id   {bigint},
+            person_name TEXT,
+            details     TEXT NOT NULL DEFAULT '{{}}')"""],
 ]
 
 #: the schema version this maskface writes
@@ -74,7 +83,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 #: every table, parents before children (export and import follow this order)
 TABLES = ("meta", "people", "embeddings", "api_keys", "events", "service_settings",
-          "gallery_version")
+          "gallery_version", "audit")
 
 
 def schema_version(tx: Transaction) -> int:

@@ -118,7 +118,7 @@ def import_store(db: Database, src: str | Path) -> dict[str, int]:
             if got != expected:  # raised inside the transaction: nothing is imported
                 raise InputError(f"{src}: truncated export (the header promises {expected}, "
                                  f"the file holds {got}); nothing was imported")
-            for table in ("people", "embeddings", "events"):
+            for table in ("people", "embeddings", "events", "audit"):
                 db.reset_sequence(tx, table)
             # Every replica's search index reloads.
             tx.execute("UPDATE gallery_version SET version = version + 1 WHERE id = 1")

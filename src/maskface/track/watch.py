@@ -178,7 +178,8 @@ def watch_to_files(watcher: VideoWatcher, source: FileSource | LiveSource, out: 
     total = source.info.frames or None
     last_index = -1
     with open(tracks_path, "w") as tracks_out, VideoWriter(video_path, source.info.fps) as writer, \
-            tqdm(total=total, unit="frame", desc=stem, disable=not progress, leave=False) as bar, \
+            tqdm(total=total, unit="frame", desc=stem, leave=False,
+                 disable=None if progress else True) as bar, \
             contextlib.closing(watcher.run(source, tracks_out, max_frames=max_frames)) as frames:
         # closing(): on Ctrl-C the generator's finally (which writes the open tracks) runs
         # while the tracks file is still open.

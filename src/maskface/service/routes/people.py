@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from pydantic import BaseModel, Field
 
+from maskface.service.auth import ApiKey
 from maskface.service.deps import admin_key, get_state, inference_slot, read_image
 from maskface.service.errors import ApiError
 from maskface.service.routes import API_PREFIX
@@ -23,6 +24,20 @@ def _groups(raw: str) -> list[str]:
     return sorted({g.strip() for g in raw.split(",") if g.strip()})
 
 
+def _name(raw: str) -> str:
+    """The trimmed name, or 400 ``bad_request`` (a missing, empty or blank name alike)."""
+    name = raw.strip()
+    if not name:
+        raise ApiError(400, "bad_request", "a person's name must not be empty")
+    if len(name) > 200:
+        raise ApiError(400, "bad_request", "a person's name must be at most 200 characters")
+    return name
+
+
+_ALLOW_DUPLICATE = Form(False, description="enrol even if the face matches someone already "
+                        "enrolled (recorded in the audit log)")
+
+
 def _embeddings(photos: list[UploadFile], largest: bool, state: ServiceState):
     """One embedding per photo, or a 4xx naming the photo that has no face or several."""
     if not photos:
@@ -32,20 +47,27 @@ def _embeddings(photos: list[UploadFile], largest: bool, state: ServiceState):
                        f"{len(photos)} photos sent; at most {state.config.limits.max_photos}")
     faces = []
     for i, up in enumerate(photos, 1):
-        label = f"photo {i}" + (f" ('{up.filename}')" if up.filename else "")
-        faces.append(state.engine.single_face(read_image(up, state, label), label, largest))
+        # read_image names the file itself; single_face's messages get it from this label too.
+        image = read_image(up, state, f"photo {i}")
+        label = f"photo {i}" + (f" '{up.filename}'" if up.filename else "")
+        faces.append(state.engine.single_face(image, label, largest))
     return faces
 
 
 @router.post("", status_code=201, summary="Enrol a person from one or more photos",
              dependencies=[Depends(inference_slot)])
-def enrol(name: str = Form(..., min_length=1, max_length=200),
+def enrol(name: str = Form("", description="the person's name (unique)"),
           photos: list[UploadFile] = File(..., description="photos of the person, masked or not"),
           groups: str = Form("", description="comma-separated groups, e.g. staff,lab"),
           largest: bool = Form(False, description="use the largest face of group photos"),
+          allow_duplicate: bool = _ALLOW_DUPLICATE,
+          key: ApiKey = Depends(admin_key),
           state: ServiceState = Depends(get_state)):
+    name = _name(name)
+    state.people.check_name_free(name)  # both before any inference
     faces = _embeddings(photos, largest, state)
-    return state.people.enrol(name.strip(), faces, _groups(groups))
+    return state.people.enrol(name, faces, _groups(groups), state.policy.match_threshold,
+                              allow_duplicate, key.key_id)
 
 
 @router.get("", summary="List enrolled people")
@@ -80,7 +102,19 @@ def delete_person(person_id: int, state: ServiceState = Depends(get_state)):
 @router.post("/{person_id}/photos", summary="Add enrolment photos to a person",
              dependencies=[Depends(inference_slot)])
 def add_photos(person_id: int, photos: list[UploadFile] = File(...),
-               largest: bool = Form(False), state: ServiceState = Depends(get_state)):
+               largest: bool = Form(False), allow_duplicate: bool = _ALLOW_DUPLICATE,
+               key: ApiKey = Depends(admin_key), state: ServiceState = Depends(get_state)):
     state.people.get(person_id)  # 404 before any inference
     faces = _embeddings(photos, largest, state)
-    return state.people.add_faces(person_id, faces)
+    return state.people.add_faces(person_id, faces, state.policy.match_threshold,
+                                  allow_duplicate, key.key_id)
+
+
+audit_router = APIRouter(prefix=f"{API_PREFIX}/audit", tags=["people"],
+                         dependencies=[Depends(admin_key)])
+
+
+@audit_router.get("", summary="The gallery's audit log (duplicate enrolments let through)")
+def audit_log(person_id: int | None = Query(None), limit: int = Query(100, ge=1, le=1000),
+              offset: int = Query(0, ge=0), state: ServiceState = Depends(get_state)):
+    return state.people.audit(person_id, limit, offset)

@@ -1,0 +1,82 @@
+"""The duplicate check at enrolment: is a new photo's face already enrolled as someone else?
+
+An access system must never hold one person under two identities: the next access check would
+match whichever of the two scores higher and the event log would name the wrong person. So
+before anything is stored, the new photos are searched in the gallery with the operating
+threshold of the door, and a match is refused unless an admin overrides it explicitly (and the
+override is recorded in the gallery's audit log, see :meth:`Gallery.enroll`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from maskface.gallery.store import Gallery
+
+#: audit actions recorded when an admin lets a duplicate through
+ENROL_OVERRIDE = "enrol_duplicate_override"
+ADD_PHOTOS_OVERRIDE = "add_photos_duplicate_override"
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """An enrolled person that a new photo matches: ``photo`` is its 0-based index."""
+
+    person_id: int
+    name: str
+    score: float
+    threshold: float
+    photo: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"person_id": self.person_id, "name": self.name, "score": round(self.score, 4),
+                "threshold": round(self.threshold, 4), "photo": self.photo + 1}
+
+    def message(self, photo: str | None = None) -> str:
+        """One line for the user: which photo (``photo``, default "photo N") matched whom, how
+        well, and what to do."""
+        photo = photo or f"photo {self.photo + 1}"
+        return (f"{photo} matches {self.name!r} (id {self.person_id}) at score "
+                f"{self.score:.3f} (threshold {self.threshold:.3f}): this face is already "
+                "enrolled; add the photos to that person, or override if they really are "
+                "different people")
+
+
+def duplicate_threshold(gallery: Gallery, base: float, probe_masked: bool) -> float:
+    """The score at which a new photo counts as an already enrolled person.
+
+    The door's operating threshold for a probe of this mask condition. Today one threshold
+    (``base``, the access check's) serves every condition; per-condition thresholds go here
+    and nowhere else.
+    """
+    return float(base)
+
+
+def find_duplicate(gallery: Gallery, embeddings: np.ndarray, masked: Sequence[bool],
+                   base_threshold: float, exclude: int | None = None) -> Duplicate | None:
+    """The best match above threshold among enrolled people other than ``exclude``, or None.
+
+    Args:
+        embeddings: ``(N, D)`` embeddings of the new photos.
+        masked: whether each new photo's face wears a mask (picks its threshold).
+        base_threshold: the operating threshold (see :func:`duplicate_threshold`).
+        exclude: the person the photos are being added to (their own photos may match).
+    """
+    emb = np.atleast_2d(np.asarray(embeddings, np.float32))
+    if len(emb) == 0 or len(gallery) == 0:
+        return None
+    scores, ids = gallery.search(emb, k=2)  # k=2: one left after excluding the person
+    best: Duplicate | None = None
+    for i, (srow, irow) in enumerate(zip(scores, ids)):
+        thr = duplicate_threshold(gallery, base_threshold, bool(masked[i]))
+        for s, pid in zip(srow.tolist(), irow.tolist()):
+            if pid < 0 or pid == exclude:
+                continue
+            if s >= thr and (best is None or s > best.score):
+                best = Duplicate(int(pid), gallery.get(int(pid)).name, float(s), thr, i)
+            break  # rows are best first: the first other person is this photo's best
+    return best
