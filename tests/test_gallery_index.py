@@ -1,4 +1,4 @@
-"""The approximate (HNSW) gallery index against exact search, incremental updates, AutoIndex."""
+"""The approximate (IVF) gallery index against exact search, incremental updates, AutoIndex."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import pytest
 from maskface.gallery import AutoIndex, ExactIndex, Gallery
 
 faiss = pytest.importorskip("faiss", reason="faiss-cpu (the 'scale' extra) is not installed")
-from maskface.gallery import HNSWIndex  # noqa: E402
+from maskface.gallery import IVFIndex  # noqa: E402
 
 
 def _data(n=3000, dim=64, per=3, seed=0):
@@ -18,9 +18,9 @@ def _data(n=3000, dim=64, per=3, seed=0):
     return v, labels, q.astype(np.float32)
 
 
-def test_hnsw_agrees_with_exact_search():
+def test_ivf_agrees_with_exact_search():
     v, labels, q = _data()
-    ann, exact = HNSWIndex(), ExactIndex()
+    ann, exact = IVFIndex(), ExactIndex()
     ann.build(v, labels)
     exact.build(v, labels)
     s_a, l_a = ann.search(q, 5)
@@ -31,25 +31,31 @@ def test_hnsw_agrees_with_exact_search():
         assert len(set(row.tolist())) == 5
 
 
-def test_hnsw_incremental_add_and_delete_never_returns_the_deleted():
+def test_ivf_incremental_add_and_delete_never_returns_the_deleted():
     v, labels, q = _data()
-    ann = HNSWIndex()
+    ann = IVFIndex()
     ann.build(v[:2000], labels[:2000])
-    graph = ann._index
-    ann.build(v, labels)  # appended, same graph
-    assert ann._index is graph and len(ann) == len(v)
+    built = ann._index
+    ann.build(v, labels)  # appended, same index
+    assert ann._index is built and len(ann) == len(v)
     target = ann.search(q[:1], 1)[1][0, 0]
     keep = labels != target
     ann.build(v[keep], labels[keep])  # a person deleted: masked, not rebuilt
-    assert ann._index is graph and len(ann) == keep.sum()
+    assert ann._index is built and len(ann) == keep.sum()
     assert target not in ann.search(q, 5)[1]
     exact = ExactIndex()
     exact.build(v[keep], labels[keep])
-    assert (ann.search(q, 1)[1][:, 0] == exact.search(q, 1)[1][:, 0]).mean() >= 0.99
-    # Deleting most people rebuilds the graph rather than searching a mostly dead one.
+    # Queries of the deleted person are strangers now, whose top-1 need not agree (far below
+    # any threshold); everyone else's must.
+    full = ExactIndex()
+    full.build(v, labels)
+    kept = full.search(q, 1)[1][:, 0] != target
+    # (0.97: 8 of 51 cells trained on the first 2,000 rows; recall at scale is gallery-bench's)
+    assert (ann.search(q[kept], 1)[1][:, 0] == exact.search(q[kept], 1)[1][:, 0]).mean() >= 0.97
+    # Deleting most people rebuilds the index rather than searching a mostly dead one.
     few = labels < 100
     ann.build(v[few], labels[few])
-    assert ann._index is not graph and len(ann) == few.sum()
+    assert ann._index is not built and len(ann) == few.sum()
     assert ann.search(q, 3)[1].max() < 100
 
 
@@ -63,7 +69,7 @@ def test_auto_index_switches_at_the_threshold(tmp_path):
         for i in range(150, 200):
             g.enroll(f"p{i}", v[i * 3:(i + 1) * 3])
         m = g.identify(v[3 * 170 + 1], threshold=0.5)[0]
-        assert idx.kind == "hnsw" and m.name == "p170"
+        assert idx.kind == "ivf" and m.name == "p170"
         g.delete("p170")
         m = g.identify(v[3 * 170 + 1], threshold=0.5)[0]
         assert m.name != "p170" and all(c[1] != "p170" for c in m.candidates)

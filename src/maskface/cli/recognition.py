@@ -414,14 +414,14 @@ def gallery_bench(
     n: Annotated[int, typer.Option(help="Enrolled embeddings.")] = 100_000,
     queries: Annotated[int, typer.Option(help="Timed queries.")] = 200,
     index: Annotated[str, typer.Option(
-        help="auto (exact below 200,000 embeddings, HNSW above), exact or hnsw.")] = "auto",
+        help="auto (exact below 200,000 embeddings, IVF above), exact or ivf.")] = "auto",
 ) -> None:
     """Time 1:N search over N random enrolled embeddings: build time, memory, p50/p95 latency
     and recall@1 against exact search."""
     from maskface.gallery.bench import benchmark_search
 
-    if index not in ("auto", "exact", "hnsw"):
-        fail(f"--index must be auto, exact or hnsw, not '{index}'")
+    if index not in ("auto", "exact", "ivf"):
+        fail(f"--index must be auto, exact or ivf, not '{index}'")
     res = benchmark_search(n, n_queries=queries, index=index)
     typer.echo(json.dumps(res, indent=2))
     if report:

@@ -11,7 +11,7 @@ Example::
 """
 
 from maskface.gallery.duplicates import Duplicate, duplicate_threshold, find_duplicate
-from maskface.gallery.index import AutoIndex, ExactIndex, GalleryIndex, HNSWIndex
+from maskface.gallery.index import AutoIndex, ExactIndex, GalleryIndex, IVFIndex
 from maskface.gallery.store import (
     AuditEvent,
     DuplicateNameError,
@@ -24,5 +24,5 @@ from maskface.gallery.store import (
 )
 
 __all__ = ["AuditEvent", "AutoIndex", "Duplicate", "DuplicateNameError", "ExactIndex", "Gallery",
-           "GalleryError", "GalleryIndex", "HNSWIndex", "Match", "Person", "UnknownPersonError",
+           "GalleryError", "GalleryIndex", "IVFIndex", "Match", "Person", "UnknownPersonError",
            "default_db_path", "duplicate_threshold", "find_duplicate"]

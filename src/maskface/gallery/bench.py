@@ -32,7 +32,7 @@ def benchmark_search(n_embeddings: int = 100_000, dim: int = 128, per_person: in
     time single-query :meth:`Gallery.identify` calls (the index already built).
 
     ``index``: ``auto`` (the gallery's default: exact below
-    :data:`~maskface.gallery.index.ANN_THRESHOLD`, HNSW above), ``exact`` or ``hnsw``.
+    :data:`~maskface.gallery.index.ANN_THRESHOLD`, IVF above), ``exact`` or ``ivf``.
 
     Queries are enrolled vectors plus noise (a known person coming back). Recall@1 is the
     fraction whose best person equals exact search's; it is also reported for unrelated random
@@ -42,9 +42,9 @@ def benchmark_search(n_embeddings: int = 100_000, dim: int = 128, per_person: in
     the embeddings and builds), the memory it added, latency percentiles in milliseconds and
     recall@1.
     """
-    if index not in ("auto", "exact", "hnsw"):
-        raise ValueError(f"index must be auto, exact or hnsw, not {index!r}")
-    idx = AutoIndex(threshold=0 if index == "hnsw" else
+    if index not in ("auto", "exact", "ivf"):
+        raise ValueError(f"index must be auto, exact or ivf, not {index!r}")
+    idx = AutoIndex(threshold=0 if index == "ivf" else
                     (n_embeddings + 1 if index == "exact" else AutoIndex().threshold))
     rng = np.random.default_rng(seed)
     vecs = rng.standard_normal((n_embeddings, dim)).astype(np.float32)

@@ -1,6 +1,6 @@
 """Search indexes over gallery embeddings behind one :class:`GalleryIndex` protocol: exact search
-in numpy (the default below :data:`ANN_THRESHOLD` embeddings) and an approximate HNSW graph
-(FAISS) above it, chosen by :class:`AutoIndex`."""
+in numpy (the default below :data:`ANN_THRESHOLD` embeddings) and an approximate inverted-file
+index (FAISS IVF, 8-bit codes, exact re-rank) above it, chosen by :class:`AutoIndex`."""
 
 from __future__ import annotations
 
@@ -80,35 +80,51 @@ class ExactIndex:
 ANN_THRESHOLD = 200_000
 
 
-class HNSWIndex:
-    """Approximate cosine search with FAISS's HNSW graph (``faiss-cpu``, the 'scale' extra).
+class IVFIndex:
+    """Approximate cosine search: FAISS's inverted file over 8-bit scalar-quantised codes
+    (``IndexIVFScalarQuantizer``, ``faiss-cpu`` from the 'scale' extra), then an exact re-rank
+    of the best candidates against the float vectors.
 
-    Sub-millisecond queries at a million vectors where exact search takes ~50-100 ms. Changes
-    are applied incrementally: new rows are added to the graph; rows of people who are gone are
-    masked out of every result at once (never returned) and the graph is rebuilt when a fifth of
-    it is dead, since HNSW cannot remove nodes.
+    The gallery is split into ``nlist`` ~ ``2 sqrt(N)`` k-means cells; a query scans the
+    ``nlist / 16`` nearest cells (at least 8; ~6 % of the codes, a quarter of the bytes of float
+    vectors)
+    and re-scores its best ``max(8 k, 32)`` rows exactly. At a million random 128-d unit
+    vectors: recall@1 1.0 against exact search, p50 2.3 ms (docs/recognition.md). An HNSW graph
+    (FAISS ``IndexHNSWFlat``, M 16) was measured first and dropped: 644 s to build and recall@1
+    0.31 on the same data.
 
-    Args:
-        m: graph degree (memory ~ ``m * 8`` bytes per vector on top of the vector itself).
-        ef_construction / ef_search: build and query beam widths (recall against speed).
+    Changes are incremental: new rows are added to their cells; rows of people who are gone
+    are masked out of every result at once (never returned) and the index is rebuilt when a
+    fifth of it is dead or it has grown fourfold since its cells were trained.
     """
 
-    def __init__(self, m: int = 16, ef_construction: int = 40, ef_search: int = 64) -> None:
+    def __init__(self, probe_fraction: float = 1 / 16) -> None:
         try:
             import faiss
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ImportError("the approximate gallery index needs faiss-cpu "
                               "(pip install 'maskface[scale]')") from exc
         self._faiss = faiss
-        self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
+        self.probe_fraction = probe_fraction
         self._index = None
-        self._vectors = np.zeros((0, 0), np.float32)   # rows in the graph, in graph order
+        self._trained_on = 0
+        self._vectors = np.zeros((0, 0), np.float32)   # rows in the index, in index order
         self._labels = np.zeros((0,), np.int64)        # their labels
         self._alive = np.zeros((0,), bool)             # False: the label was removed since
 
-    def _new_graph(self, dim: int):
-        index = self._faiss.IndexHNSWFlat(dim, self.m, self._faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = self.ef_construction
+    def _new_index(self, vectors: np.ndarray):
+        faiss = self._faiss
+        n, dim = vectors.shape
+        nlist = int(max(1, min(n // 39, 2 * np.sqrt(n))))  # k-means wants ~39 points a cell
+        index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist,
+                                              faiss.ScalarQuantizer.QT_8bit,
+                                              faiss.METRIC_INNER_PRODUCT)
+        sample = vectors
+        if n > 40 * nlist:  # a seeded sample: the same gallery builds the same cells
+            sample = vectors[np.random.default_rng(0).choice(n, 40 * nlist, replace=False)]
+        index.train(np.ascontiguousarray(sample))
+        index.nprobe = min(nlist, max(8, int(round(nlist * self.probe_fraction))))
+        self._trained_on = n
         return index
 
     def build(self, vectors: np.ndarray, labels: np.ndarray) -> None:
@@ -121,27 +137,23 @@ class HNSWIndex:
             n_old = int(alive.sum())
             if (n_old <= len(labels) and np.array_equal(self._labels[alive], labels[:n_old])
                     and np.array_equal(self._vectors[alive], vectors[:n_old])
-                    and (~alive).sum() <= 0.2 * max(len(alive), 1)):
+                    and (~alive).sum() <= 0.2 * max(len(alive), 1)
+                    and len(labels) <= 4 * self._trained_on):
                 if n_old < len(labels):
                     self._index.add(vectors[n_old:])
                     self._vectors = np.concatenate([self._vectors, vectors[n_old:]])
                     self._labels = np.concatenate([self._labels, labels[n_old:]])
                 self._alive = np.concatenate([alive, np.ones(len(labels) - n_old, bool)])
                 return
-        self._index = self._new_graph(vectors.shape[1] if vectors.ndim == 2 else 0)
+        self._index = None
         if len(vectors):
+            self._index = self._new_index(vectors)
             self._index.add(vectors)
         self._vectors, self._labels = vectors, labels
         self._alive = np.ones(len(labels), bool)
 
     def __len__(self) -> int:
         return int(self._alive.sum())
-
-    @property
-    def nbytes(self) -> int:
-        """Approximate memory held: the vectors (kept by the graph and here) and the links."""
-        n, d = self._vectors.shape if self._vectors.ndim == 2 else (0, 0)
-        return int(2 * n * d * 4 + n * self.m * 2 * 4 * 1.05 + self._labels.nbytes)
 
     def search(self, queries: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
         q = np.ascontiguousarray(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
@@ -150,24 +162,25 @@ class HNSWIndex:
         if len(self) == 0 or len(q) == 0:
             return out_s, out_l
         dead = len(self._alive) - len(self)
-        # Enough neighbours to find k distinct people past a few dead rows.
+        # Enough rows to find k distinct people past a few dead rows.
         n_cand = min(len(self._labels), max(k * 8, 32) + min(dead, 64))
-        self._index.hnsw.efSearch = max(self.ef_search, n_cand)
-        sims, rows = self._index.search(q, n_cand)
+        _, rows = self._index.search(q, n_cand)
         for r in range(len(q)):
-            ok = rows[r] >= 0
-            ok[ok] = self._alive[rows[r][ok]]
-            rr, ss = rows[r][ok], sims[r][ok]
+            rr = rows[r][rows[r] >= 0]
+            rr = rr[self._alive[rr]]
+            sims = self._vectors[rr] @ q[r]  # exact re-rank of the quantised candidates
+            order = np.argsort(-sims, kind="stable")
+            rr, sims = rr[order], sims[order]
             labs = self._labels[rr]
             _, first = np.unique(labs, return_index=True)
-            order = np.sort(first)[:k]  # rows come best first: the first of a label is its best
-            out_l[r, : len(order)] = labs[order]
-            out_s[r, : len(order)] = ss[order]
+            best = np.sort(first)[:k]  # rows are best first: a label's first row is its best
+            out_l[r, : len(best)] = labs[best]
+            out_s[r, : len(best)] = sims[best]
         return out_s, out_l
 
 
 class AutoIndex:
-    """Exact search below ``threshold`` embeddings, :class:`HNSWIndex` from there on (when
+    """Exact search below ``threshold`` embeddings, :class:`IVFIndex` from there on (when
     faiss is installed; exact otherwise, with one warning)."""
 
     def __init__(self, threshold: int = ANN_THRESHOLD) -> None:
@@ -176,13 +189,13 @@ class AutoIndex:
 
     @property
     def kind(self) -> str:
-        return "hnsw" if isinstance(self._impl, HNSWIndex) else "exact"
+        return "ivf" if isinstance(self._impl, IVFIndex) else "exact"
 
     def build(self, vectors: np.ndarray, labels: np.ndarray) -> None:
         want_ann = len(labels) >= self.threshold
-        if want_ann and not isinstance(self._impl, HNSWIndex):
+        if want_ann and not isinstance(self._impl, IVFIndex):
             try:
-                self._impl = HNSWIndex()
+                self._impl = IVFIndex()
             except ImportError as exc:
                 log.warning("%s; searching %d embeddings exactly", exc, len(labels))
         elif not want_ann and not isinstance(self._impl, ExactIndex):

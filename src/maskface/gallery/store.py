@@ -6,7 +6,7 @@ a deleted person, and concurrent writers queue instead of failing. Embeddings ar
 tagged with the model that made them; a gallery holds one model's embeddings only (vectors of
 different models are not comparable).
 
-Search runs over an index in memory (:class:`~maskface.gallery.index.AutoIndex`: exact, HNSW
+Search runs over an index in memory (:class:`~maskface.gallery.index.AutoIndex`: exact, IVF
 for large galleries), rebuilt when the store changes: every gallery write bumps
 ``gallery_version`` in its own transaction and every search first reads it, so a search that
 starts after another process (another service replica) committed an enrolment or a deletion
@@ -140,7 +140,7 @@ class Gallery:
             ``None`` opens any gallery read-only-compatible (listing, renaming, deleting).
         dim: the embedder's dimension, checked the same way.
         index: the search index (default :class:`AutoIndex`: exact below 200,000 embeddings,
-            approximate HNSW above).
+            approximate IVF above).
 
     Raises:
         GalleryError: the file is not a maskface gallery, is corrupt, or is locked too long.
