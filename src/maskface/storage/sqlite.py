@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,8 +37,9 @@ class _SQLiteTx(Transaction):
 
 
 class SQLiteDatabase(Database):
-    """An SQLite file. Each transaction opens its own short-lived connection (microseconds):
-    SQLite connections are not shared across threads."""
+    """An SQLite file. Each write transaction opens its own short-lived connection; reads reuse
+    one connection per thread (SQLite connections are not shared across threads), which keeps
+    the per-search version check of the gallery cheap."""
 
     kind = "sqlite"
     types = {"pk": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB", "real": "REAL",
@@ -49,6 +51,9 @@ class SQLiteDatabase(Database):
         if self.path.is_dir():
             raise StoreError(f"{self.path}: is a folder, not a database file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         try:
             # Read before any write: a corrupt or foreign file fails here, untouched.
             with self.transaction(write=False) as tx:
@@ -76,12 +81,33 @@ class SQLiteDatabase(Database):
             raise StoreError(f"{self.path}: cannot open database ({exc})") from None
         return conn
 
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            try:
+                for p in PRAGMAS:
+                    conn.execute(p)
+            except sqlite3.Error:
+                conn.close()
+                raise
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[Transaction]:
-        conn = self._connect()
+        reuse = not write and not getattr(self._local, "busy", False)
+        conn = None
         try:
-            for p in PRAGMAS:
-                conn.execute(p)
+            if reuse:
+                conn = self._reader()
+                self._local.busy = True
+            else:
+                conn = self._connect()
+                for p in PRAGMAS:
+                    conn.execute(p)
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield _SQLiteTx(conn)
@@ -99,10 +125,17 @@ class SQLiteDatabase(Database):
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: database error ({exc})") from exc
         finally:
-            conn.close()
+            if reuse:
+                self._local.busy = False
+            elif conn is not None:
+                conn.close()
 
     def close(self) -> None:
-        pass  # no connection outlives its transaction
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        self._local = threading.local()
 
     def tables(self, tx: Transaction) -> set[str]:
         return {r[0] for r in tx.execute(
