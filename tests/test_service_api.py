@@ -145,6 +145,14 @@ def test_health_metrics_docs_and_page_need_no_key(api, photos):
     assert api.get("/static/app.js").status_code == 200
 
 
+def test_health_reports_the_store(api, backend):
+    from maskface.storage.schema import SCHEMA_VERSION
+
+    store = api.get("/v1/health").json()["store"]
+    assert store["backend"] == backend
+    assert store["schema_version"] == store["schema_latest"] == SCHEMA_VERSION
+
+
 def test_unknown_route_and_method_are_json(api):
     assert_error(api.get("/v1/nope"), 404, "not_found")
     assert_error(api.put("/v1/health"), 405, "method_not_allowed")
