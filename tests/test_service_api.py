@@ -80,7 +80,8 @@ def backend(request, tmp_path):
 
 def make_api(engine, tmp_path, raise_errors: bool = True,  # noqa: F811
              **config) -> tuple[TestClient, Api]:
-    cfg = ServiceConfig(db=_NEW_DB["db"](), **config)
+    # Modules that borrow make_api without the backend fixture get an SQLite file.
+    cfg = ServiceConfig(db=_NEW_DB.get("db", lambda: tmp_path / "maskface.db")(), **config)
     app = create_app(cfg, engine=engine)
     with open_database(cfg.db) as db:
         keys = KeyStore(db)
