@@ -28,6 +28,7 @@ import numpy as np
 
 from maskface.errors import InputError
 from maskface.io.image import is_image_path
+from maskface.io.sources import walk
 
 #: folder names accepted for each class (lower case)
 CLASS_ALIASES: dict[str, tuple[str, ...]] = {
@@ -80,15 +81,14 @@ def read_class_folders(root: str | os.PathLike, classes: Sequence[str]) -> list[
     """Every image under a folder named after a class (or an alias), searched recursively.
 
     ``root`` may itself be a class folder's parent (``real/``) or any ancestor
-    (``mask-crops/``). Images in folders that name no class are ignored.
+    (``mask-crops/``). Images in folders that name no class are ignored. Symlinked folders
+    are followed (each real folder once).
     """
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"data folder not found: {root}")
     samples: list[Sample] = []
-    for dirpath, dirnames, _ in os.walk(root):
-        dirnames.sort()
-        here = Path(dirpath)
+    for here, dirnames, _ in walk(root):
         cls = canonical_class(here.name, classes)
         if cls is None:
             continue
@@ -98,9 +98,9 @@ def read_class_folders(root: str | os.PathLike, classes: Sequence[str]) -> list[
         first = subset_path.parts[0] if subset_path.parts else ""
         source = "/".join(p for p in (root.name, first) if p and _split_of([p]) == "")
         split = _split_of(subset_path.parts)
-        for sub, _, files in sorted(os.walk(here)):
-            for f in sorted(files):
-                p = Path(sub) / f
+        for sub, _, files in walk(here):
+            for f in files:
+                p = sub / f
                 if is_image_path(p):
                     samples.append(Sample(str(p), cls, subset, source or root.name, split,
                                           p.relative_to(root).as_posix()))
