@@ -107,6 +107,51 @@ def read_class_folders(root: str | os.PathLike, classes: Sequence[str]) -> list[
     return samples
 
 
+#: true faces whose box is narrower or lower than this are left out of training (a 6-px face
+#: says nothing about how a mask is worn); evaluation keeps every face
+MIN_SCENE_FACE_PX = 10
+
+
+def read_scene_crops(root: str | os.PathLike, classes: Sequence[str], cap: int
+                     ) -> tuple[list[Sample], dict[str, np.ndarray]]:
+    """Face crops of a scenes dataset (:mod:`maskface.eval.scenes`) that has fixed splits.
+
+    Each true box is cut with the inference crop's framing (``CROP_SCALE`` x its longer side,
+    edges replicated, longest side at most ``cap``), so ``whole_image_crop`` of it is exactly
+    what the classifier sees on that box at inference. The dataset's own split (by image, in
+    ``splits/*.txt``) is kept; images in no split are left out. Returns the samples (path
+    ``<image>#<k>``) and their crops."""
+    from maskface.classify.crop import CROP_SCALE
+    from maskface.eval.scenes import load_scenes, read_splits
+    from maskface.geometry import crop_padded, square_crop_box
+    from maskface.io.image import load_image
+
+    root = Path(root)
+    splits = read_splits(root)
+    if not splits:
+        raise InputError(f"{root}: a scenes dataset used for training needs fixed splits "
+                         "(splits/train.txt, val.txt, test.txt)")
+    samples: list[Sample] = []
+    crops: dict[str, np.ndarray] = {}
+    for scene in load_scenes(root):
+        split = splits.get(scene.path.stem)
+        if split not in SPLITS or not len(scene):
+            continue
+        image = None
+        for k, (box, label) in enumerate(zip(scene.boxes, scene.labels)):
+            cls = canonical_class(label, classes)
+            if cls is None or min(box[2] - box[0], box[3] - box[1]) < MIN_SCENE_FACE_PX:
+                continue
+            image = load_image(scene.path) if image is None else image
+            crop = crop_padded(image, square_crop_box(box, CROP_SCALE))
+            if crop.shape[0] > cap:
+                crop = cv2.resize(crop, (cap, cap), interpolation=cv2.INTER_AREA)
+            key = f"{scene.path}#{k}"
+            crops[key] = crop
+            samples.append(Sample(key, cls, split, root.name, split, f"{scene.name}#{k}"))
+    return samples, crops
+
+
 def dhash(image: np.ndarray, n: int = 16) -> np.ndarray:
     """Difference hash: ``n*n`` bits, robust to re-encoding, resizing and small shifts."""
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
