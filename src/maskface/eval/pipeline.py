@@ -113,7 +113,7 @@ def summarise(evals: Sequence[ImageEval], classified: bool) -> dict[str, Any]:
             p = int(e.match[t])
             by_size[size_bin(h)][0] += p >= 0
             by_size[size_bin(h)][1] += 1
-            loose_by_size[size_bin(h)][0] += e.loose_match[t] >= 0
+            loose_by_size[size_bin(h)][0] += int(e.loose_match[t] >= 0)
             loose_by_size[size_bin(h)][1] += 1
             by_label[lab][0] += p >= 0
             by_label[lab][1] += 1
