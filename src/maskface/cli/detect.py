@@ -29,9 +29,10 @@ def _unique_stem(path: Path, used: set[str]) -> str:
     return name
 
 
-def run_detect(inputs: list[str], out: Path, detector: str, classifier: str | None,
+def run_detect(inputs: list[str], out: Path, detector, classifier: str | None,
                stride: int, print_json: bool, quiet: bool = False) -> int:
-    """Process every input; return the number that failed."""
+    """Process every input (``detector``: a name or a built detector); return the number
+    that failed."""
     from maskface.io.sources import expand_sources
     from maskface.pipeline import Pipeline
 
@@ -116,9 +117,17 @@ def detect(
     stride: Annotated[int, typer.Option(min=1, help="Video: process every N-th frame.")] = 1,
     json_: Annotated[bool, typer.Option("--json", help="Also print one JSON line per input.")
                      ] = False,
+    profile: Annotated[str | None, typer.Option(
+        help="Detection profile instead of --detector: kiosk (YuNet 640), photo (the "
+        "default) or crowd (small faces in crowd photos; slower).")] = None,
 ) -> None:
     """Find faces and their mask state; write annotated images/videos and one JSON per input."""
-    failed = run_detect(inputs, out, detector, None if classifier == "none" else classifier,
+    det = detector
+    if profile is not None:
+        from maskface.detect import profile_detector
+
+        det = profile_detector(profile)
+    failed = run_detect(inputs, out, det, None if classifier == "none" else classifier,
                         stride, json_)
     if failed:
         raise typer.Exit(1)

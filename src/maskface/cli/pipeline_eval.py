@@ -98,8 +98,8 @@ def eval_pipeline(
     split: Annotated[str | None, typer.Option(
         help="Only the images of the dataset's splits/<SPLIT>.txt (e.g. test).")] = None,
     profile: Annotated[str | None, typer.Option(
-        help="Detection profile: 'kiosk' (the default detector as shipped) or 'crowd' "
-        "(small faces in crowd photos; slower). Explicit detector options override it.")
+        help="Detection profile: kiosk (YuNet 640, live video), photo (the default) or crowd "
+        "(small faces in crowd photos; slower). Explicit detector options override its own.")
     ] = None,
     limit: Annotated[int, typer.Option(min=0, help="Only the first N images (0: all).")] = 0,
     examples: Annotated[int, typer.Option(min=0, help="Annotated example scenes in the "
@@ -109,7 +109,7 @@ def eval_pipeline(
     pipeline ROC on a scenes dataset with true face boxes."""
     from tqdm import tqdm
 
-    from maskface.detect import DEFAULT_DETECTOR, create_detector
+    from maskface.detect import DEFAULT_DETECTOR, create_detector, profile_detector
     from maskface.eval import pipeline as ev
     from maskface.eval.scenes import detect_layout, load_scenes
     from maskface.pipeline import Pipeline
@@ -118,12 +118,18 @@ def eval_pipeline(
     data = load_scenes(scenes, split)
     if limit:
         data = data[:limit]
-    det = create_detector(detector or DEFAULT_DETECTOR,
-                          **detector_options(input_size, scales, flip, tile, score_threshold))
+    options = detector_options(input_size, scales, flip, tile, score_threshold)
+    if profile is not None:
+        if detector is not None:
+            fail("give --profile or --detector, not both")
+        det = profile_detector(profile, **options)
+    else:
+        det = create_detector(detector or DEFAULT_DETECTOR, **options)
     pipe = Pipeline(detector=det, classifier=None if classifier == "none" else classifier)
     evals = ev.evaluate(data, pipe, progress=lambda it: tqdm(it, desc="eval pipeline",
                                                              unit="image", leave=False))
     rep: dict[str, Any] = {"scenes": str(scenes), "layout": layout, "split": split,
+                           "profile": profile,
                            "iou_threshold": ev.IOU_THRESHOLD,
                            "detector": describe_detector(det),
                            "classifier": None if pipe.classifier is None else classifier}

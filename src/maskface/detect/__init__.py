@@ -8,6 +8,14 @@ from maskface.errors import InputError
 DETECTORS = ("yunet", "retinaface", "mtcnn")
 #: the detector with the best recall/cost trade-off on real scenes (see docs/detection.md)
 DEFAULT_DETECTOR = "retinaface"
+#: named detection settings (detector, options), measured in docs/detection.md: ``kiosk`` is
+#: the fast live-video path, ``photo`` the default for photos, ``crowd`` finds small faces in
+#: crowd photos at several times the cost
+PROFILES: dict[str, tuple[str, dict]] = {
+    "kiosk": ("yunet", {"input_size": 640}),
+    "photo": (DEFAULT_DETECTOR, {}),
+    "crowd": ("retinaface", {"input_size": 1024, "small_face_zoom": 2.0}),
+}
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, **kwargs) -> FaceDetector:
@@ -30,4 +38,14 @@ def create_detector(name: str = DEFAULT_DETECTOR, **kwargs) -> FaceDetector:
     raise InputError(f"unknown detector '{name}'; choose one of: {', '.join(DETECTORS)}")
 
 
-__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detections", "FaceDetector", "create_detector"]
+def profile_detector(profile: str, **overrides) -> FaceDetector:
+    """The detector of a named profile (:data:`PROFILES`); ``overrides`` replace its options."""
+    if profile not in PROFILES:
+        raise InputError(f"unknown detection profile '{profile}'; choose one of: "
+                         f"{', '.join(PROFILES)}")
+    name, options = PROFILES[profile]
+    return create_detector(name, **{**options, **overrides})
+
+
+__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "PROFILES", "Detections", "FaceDetector",
+           "create_detector", "profile_detector"]
