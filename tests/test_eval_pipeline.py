@@ -215,8 +215,11 @@ def test_eval_pipeline_cli_on_dataroots(data_dir, tmp_path):
         assert 0.5 <= rep["tnr"] <= 1 and 0 <= rep["fnr"] <= 0.5
         assert 0.0 <= rep["roc"]["auc"] <= 1.0 and rep["roc"]["faces"] == n_faces
         assert (tmp_path / "out" / "pipe_roc.png").is_file()
+        assert (tmp_path / "out" / "pipe_confusion.png").is_file()
         table = rep["classification"]["table"]
         assert sum(t["faces"] for t in table.values()) == n_faces
+        found = rep["classification"]["found_faces"]
+        assert np.sum(found["confusion_matrix"]) == det["found"]
 
 
 def test_eval_pipeline_cli_bad_scenes(tmp_path):

@@ -144,6 +144,17 @@ def eval_pipeline(
         plots["roc"] = str(plot_roc({"pipeline": roc},
                                     report.with_name(report.stem + "_roc.png"),
                                     title="pipeline ROC (missed faces = masked)"))
+    if rep.get("classification"):
+        import numpy as np
+
+        from maskface.eval.plots import plot_confusion
+
+        ff = rep["classification"]["found_faces"]
+        if ff["labels"]:
+            plots["confusion"] = str(plot_confusion(
+                np.array(ff["confusion_matrix"]), ff["labels"],
+                report.with_name(report.stem + "_confusion.png"),
+                title="faces found (IoU > 0.5): true x predicted"))
     if examples:
         plots["examples"] = str(ev.plot_examples(
             evals, report.with_name(report.stem + "_examples.png"), n=examples))
