@@ -91,7 +91,8 @@ def test_eval_classifier_needs_one_source(tmp_path):
 
 
 def test_three_class_model_on_the_astronaut_worn_three_ways(astronaut):
-    """The optional three-class model: bare, correctly masked and chin-only masked."""
+    """The optional three-class model: bare, correctly masked, chin-only and nose-exposed
+    (the nose-exposed case is the one the synthetic-only model missed)."""
     pytest.importorskip("mediapipe", reason="the synth extra draws the masks")
     from maskface.pipeline import Pipeline
     from maskface.synth import MaskStyle, apply_mask
@@ -101,7 +102,37 @@ def test_three_class_model_on_the_astronaut_worn_three_ways(astronaut):
     face = pipe.analyze(astronaut).faces[0]
     assert face.mask.label == "without_mask"
     labels = {}
-    for wear in ("correct", "chin_only"):
+    for wear in ("correct", "chin_only", "nose_exposed"):
         masked = apply_mask(astronaut, face, MaskStyle(mask_type="cloth", wear=wear, seed=1))
         labels[wear] = pipe.analyze(masked).faces[0].mask.label
-    assert labels == {"correct": "with_mask", "chin_only": "mask_incorrect"}
+    assert labels == {"correct": "with_mask", "chin_only": "mask_incorrect",
+                      "nose_exposed": "mask_incorrect"}
+
+
+def test_eval_classifier_follows_symlinked_class_folders(astronaut_path, tmp_path):
+    """DIR/with_mask and DIR/without_mask as symlinks to folders (a new user's layout) are
+    read, and a link back to an ancestor does not loop."""
+    from maskface.io.sources import expand_sources
+    from maskface.train.data import read_class_folders
+
+    store = tmp_path / "store"
+    for name, asset in (("masked_photos", "astronaut_masked.jpg"),
+                        ("bare_photos", "astronaut.jpg")):
+        (store / name).mkdir(parents=True)
+        for k in range(3):
+            (store / name / f"{k}.jpg").write_bytes((astronaut_path.parent / asset).read_bytes())
+    (store / "masked_photos" / "loop").symlink_to(store / "masked_photos",
+                                                target_is_directory=True)
+    data = tmp_path / "eval"
+    data.mkdir()
+    (data / "with_mask").symlink_to(store / "masked_photos", target_is_directory=True)
+    (data / "without_mask").symlink_to(store / "bare_photos", target_is_directory=True)
+
+    samples = read_class_folders(data, ("with_mask", "without_mask"))
+    assert sorted(s.label for s in samples) == ["with_mask"] * 3 + ["without_mask"] * 3
+    assert len(expand_sources([str(data)])) == 6  # the loop adds no file twice
+    report = tmp_path / "cls.json"
+    res = runner.invoke(load_commands(), ["eval", "classifier", str(data), "--report",
+                                          str(report)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert json.loads(report.read_text())["n"] == 6

@@ -155,3 +155,18 @@ def test_close_up_gets_a_pass_at_moderate_upscale(astronaut, reference, name, mo
     factors.clear()
     det.detect(astronaut)  # 512 px -> 1024 px is exactly 2x: one pass only
     assert factors == [2.0]
+
+
+def test_detection_profiles(astronaut):
+    """kiosk is YuNet at 640 px; crowd finds the astronaut once; an unknown profile is a
+    clear input error."""
+    from maskface.detect import profile_detector
+    from maskface.errors import InputError
+
+    kiosk = profile_detector("kiosk")
+    assert (kiosk.name, kiosk.input_size) == ("yunet", 640)
+    crowd = profile_detector("crowd", score_threshold=0.7)
+    assert crowd.score_threshold == 0.7
+    assert len(crowd.detect(astronaut)) == 1
+    with pytest.raises(InputError, match="unknown detection profile"):
+        profile_detector("stadium")

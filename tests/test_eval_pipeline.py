@@ -215,8 +215,11 @@ def test_eval_pipeline_cli_on_dataroots(data_dir, tmp_path):
         assert 0.5 <= rep["tnr"] <= 1 and 0 <= rep["fnr"] <= 0.5
         assert 0.0 <= rep["roc"]["auc"] <= 1.0 and rep["roc"]["faces"] == n_faces
         assert (tmp_path / "out" / "pipe_roc.png").is_file()
+        assert (tmp_path / "out" / "pipe_confusion.png").is_file()
         table = rep["classification"]["table"]
         assert sum(t["faces"] for t in table.values()) == n_faces
+        found = rep["classification"]["found_faces"]
+        assert np.sum(found["confusion_matrix"]) == det["found"]
 
 
 def test_eval_pipeline_cli_bad_scenes(tmp_path):
@@ -251,3 +254,63 @@ def test_eval_pipeline_cli_voc_astronaut(tmp_path, astronaut_path):
     assert rep["detection"]["recall_by_size"] == {"large": {"faces": 1, "found": 1,
                                                             "recall": 1.0}}
     assert rep["detector"]["name"] == "yunet"
+
+
+def test_three_class_found_faces_and_loose_iou():
+    """The found-faces confusion covers mask_incorrect; a box overlapping its true face by
+    IoU 0.4 counts at IoU > 0.3 only."""
+    s = _scene([[0, 0, 40, 40], [100, 0, 140, 40], [200, 0, 240, 40], [300, 0, 400, 100]],
+               ["mask_incorrect", "mask_incorrect", "with_mask", "without_mask"])
+    # the last prediction covers 40 % of the last true box (IoU 0.4)
+    e = _eval(s, [[0, 0, 40, 40], [100, 0, 140, 40], [200, 0, 240, 40], [300, 0, 340, 100]],
+              ["mask_incorrect", "with_mask", "mask_incorrect", "without_mask"],
+              [0.1, 0.8, 0.3, 0.0])
+    rep = summarise([e], classified=True)
+    det = rep["detection"]
+    assert det["found"] == 3 and det["recall_iou_0.3"] == 1.0
+    assert det["recall_by_size_iou_0.3"]["large"] == {"faces": 1, "found": 1, "recall": 1.0}
+    assert det["recall_by_size"]["large"]["recall"] == 0.0
+    json.dumps(rep)
+    ff = rep["classification"]["found_faces"]
+    assert ff["labels"] == ["with_mask", "mask_incorrect"]
+    assert ff["confusion_matrix"] == [[0, 1], [1, 1]]
+    assert ff["per_class"]["mask_incorrect"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5,
+                                                 "support": 2}
+    assert rep["fnr"] == 1.0  # the one masked face was called mask_incorrect: flagged
+
+
+def test_scene_splits_and_training_crops(tmp_path, astronaut_path):
+    """splits/<split>.txt selects images; training crops keep the dataset's split, skip tiny
+    faces and are cut with the inference crop's framing."""
+    import cv2
+
+    from maskface.classify.crop import face_crop, whole_image_crop
+    from maskface.io import load_image
+    from maskface.train.data import read_scene_crops
+
+    root = tmp_path / "scenes"
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    (root / "splits").mkdir()
+    (root / "images" / "a.jpg").symlink_to(astronaut_path)
+    cv2.imwrite(str(root / "images" / "b.png"), np.full((300, 400, 3), 200, np.uint8))
+    obj = ("<object><name>{}</name><bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax>"
+           "<ymax>{}</ymax></bndbox></object>")
+    (root / "annotations" / "a.xml").write_text(
+        "<annotation>" + obj.format("without_mask", 176, 60, 272, 182)
+        + obj.format("mask_weared_incorrect", 10, 10, 16, 16) + "</annotation>")
+    (root / "annotations" / "b.xml").write_text(
+        "<annotation>" + obj.format("with_mask", 10, 10, 60, 60) + "</annotation>")
+    (root / "splits" / "train.txt").write_text("a\n")
+    (root / "splits" / "test.txt").write_text("b\n")
+    assert [s.name for s in load_scenes(root, "test")] == ["b.png"]
+    with pytest.raises(InputError, match="no split 'val'"):
+        load_scenes(root, "val")
+    classes = ("with_mask", "without_mask", "mask_incorrect")
+    samples, crops = read_scene_crops(root, classes, cap=192)
+    assert [(s.label, s.split, s.source) for s in samples] == [
+        ("without_mask", "train", "scenes"), ("with_mask", "test", "scenes")]  # 6-px face left out
+    img = load_image(astronaut_path)
+    want = face_crop(img, np.array([176, 60, 272, 182], float), 96)
+    got = whole_image_crop(crops[samples[0].path], 96)
+    assert np.abs(got.astype(int) - want.astype(int)).mean() < 3

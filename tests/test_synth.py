@@ -299,3 +299,20 @@ def test_mirrored_landmarks_fallback(tmp_path, astronaut_path, landmarker, detec
     for i in L.EYE_L + L.EYE_R:
         assert not _at(changed, truth.points[i])
     assert rows[0].yaw == pytest.approx(truth.yaw, abs=0.1)
+
+
+def test_face_crop_writes_the_classifier_view_of_every_class(tmp_path, astronaut_path):
+    """--face-crop: square crops around the detected face, and the bare face as without_mask."""
+    from maskface.synth.batch import SynthConfig, read_manifest, synthesize
+
+    src = _small_tree(tmp_path, astronaut_path, None)
+    synthesize(src, tmp_path / "out", SynthConfig(seed=1, by_class=True, face_crop=True,
+                                                  incorrect_rate=0.5))
+    rows = read_manifest(tmp_path / "out" / "manifest.csv")
+    assert len(rows) == 2
+    bare = sorted((tmp_path / "out" / "without_mask").glob("*"))
+    assert len(bare) == 2
+    for r in rows:
+        img = cv2.imread(str(tmp_path / "out" / r.output))
+        side = 1.15 * max(r.x2 - r.x1, r.y2 - r.y1)
+        assert abs(img.shape[0] - side) <= 2 and abs(img.shape[1] - side) <= 2

@@ -157,3 +157,26 @@ def test_balanced_sampling_weighs_classes_then_sources():
     masked = [s for s in draws if s.label == "with_mask"]
     for src in ("real", "synth", "synth3"):
         assert sum(s.source == src for s in masked) / len(masked) == pytest.approx(1 / 3, abs=0.04)
+
+
+def test_camera_augmentation_is_seeded_and_changes_the_crop(astronaut):
+    """The camera preset keeps shape and type, repeats with the seed, and its extra steps
+    (low light, colour cast, hand-like occlusion) change pixels."""
+    from maskface.train.augment import BASE, CAMERA, PRESETS, augment, occlude, photometric
+
+    assert PRESETS == {"base": BASE, "camera": CAMERA}
+    assert CAMERA.low_res_side == (16, 48)
+    a = augment(astronaut, 96, np.random.default_rng(5), CAMERA)
+    b = augment(astronaut, 96, np.random.default_rng(5), CAMERA)
+    assert a.shape == (96, 96, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    crop = np.ascontiguousarray(astronaut[:96, :96])
+    from dataclasses import replace
+
+    dark = photometric(crop, np.random.default_rng(0), replace(
+        BASE, low_light=1.0, blur=0, jpeg=0, low_res=0, grey=0, brightness=0, contrast=0,
+        saturation=0))
+    assert dark.mean() < crop.mean() - 10
+    hand = occlude(crop, np.random.default_rng(0))
+    changed = np.abs(hand.astype(int) - crop.astype(int)).sum(2) > 0
+    assert changed[48:].mean() > changed[:30].mean()  # the lower face is covered, not the top

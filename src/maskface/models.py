@@ -145,9 +145,10 @@ MODELS: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             "mask_classifier_3class",
-            "three-class mask classifier (with_mask / without_mask / mask_incorrect), optional; "
+            "three-class mask classifier (with_mask / without_mask / mask_incorrect) trained on "
+            "real crops incl. ilc2021 and detector-framed synthetic faces, optional; "
             "see mask_classifier_3class.card.json",
-            "79ac793e310b8a3db7c79051dc4df420ec1e4bdb17061716eed745cbc4083be2",
+            "8942c6253fc4d22d9ee9c86860e34d2cf0b8d1c3bd5934ec6a5ef838e2617272",
             None,
             "mask_classifier_3class.onnx",
         ),

@@ -32,6 +32,8 @@ class BenchConfig:
     detector: str = "yunet"
     #: detector input size (YuNet's longest side); ``None`` keeps the detector's default
     det_size: int | None = None
+    #: further detector options (a detection profile's), under ``det_size``
+    detector_options: dict = field(default_factory=dict)
     classifier: str = "default"
     #: embedder name (``default``, ``sface`` or an ONNX path); ``None`` skips recognition
     embedder: str | None = "default"
@@ -86,7 +88,8 @@ class OurPipeline:
         from maskface.classify import MaskClassifier
         from maskface.detect import create_detector
 
-        kwargs = {"input_size": cfg.det_size} if cfg.det_size else {}
+        kwargs = {**cfg.detector_options,
+                  **({"input_size": cfg.det_size} if cfg.det_size else {})}
         self.detector = create_detector(cfg.detector, **kwargs)
         self.classifier = (MaskClassifier() if cfg.classifier == "default"
                            else MaskClassifier(cfg.classifier))
@@ -318,6 +321,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None
     report["environment"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     report["config"] = {"repeats": cfg.repeats, "warmup": cfg.warmup, "batch": cfg.batch,
                         "detector": cfg.detector, "det_size": cfg.det_size,
+                        "detector_options": cfg.detector_options,
                         "classifier": cfg.classifier, "embedder": cfg.embedder,
                         "embedder_name": getattr(ours.embedder, "name", None),
                         "gallery_size": cfg.gallery_size, "streams": streams, **cfg.extra}

@@ -45,11 +45,20 @@ def bench(
         min=1, help="Parallel single-threaded pipelines in the throughput runs, for ours and "
                     "the baseline alike; default: one per core; 1 skips them.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many --images.")] = 30,
+    profile: Annotated[str | None, typer.Option(
+        help="Detection profile instead of --detector/--det-size: kiosk, photo or crowd.")
+    ] = None,
 ) -> None:
     """Time decode/detect/align/classify/embed/match and end to end, beside the baseline."""
     from maskface.bench import BenchConfig, run_bench, to_markdown
     from maskface.bench.images import builtin_images, folder_images, parse_size
 
+    profile_options: dict = {}
+    if profile is not None:
+        from maskface.detect import PROFILES, profile_detector
+
+        profile_detector(profile)  # a clear error for an unknown name
+        detector, profile_options = PROFILES[profile]
     wh = parse_size(size)
     frames = folder_images(images, wh, limit) if images else builtin_images(wh)
     cfg = BenchConfig(
@@ -57,7 +66,7 @@ def bench(
         repeats=repeats, warmup=warmup, batch=batch, detector=detector, det_size=det_size,
         classifier=classifier, embedder=None if embedder == "none" else embedder,
         gallery_size=gallery_size, baseline=baseline, scenes=scenes, scenes_limit=scenes_limit,
-        threads=threads, streams=streams,
+        threads=threads, streams=streams, detector_options=profile_options,
     )
     result = run_bench(cfg, progress=lambda msg: typer.echo(f"timing {msg}…", err=True))
     table = to_markdown(result)

@@ -16,7 +16,9 @@ from maskface.cli.common import fail, user_errors
 def train_classifier(
     data: Annotated[list[Path], typer.Option(
         "--data", help="Data root(s) holding one folder per class (aliases such as "
-        "masked/not_masked accepted); repeat the option or list several.")],
+        "masked/not_masked accepted), or scenes datasets with fixed splits (images/ + "
+        "annotations, splits/*.txt: each true box cut with the inference crop); repeat the "
+        "option or list several.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder for the ONNX model, "
                                       "card, curves and split lists.")],
     more_data: Annotated[list[Path] | None, typer.Argument(
@@ -36,6 +38,10 @@ def train_classifier(
     classes: Annotated[str, typer.Option(
         help="Class names in output order, comma-separated.")] = "with_mask,without_mask",
     threads: Annotated[int, typer.Option(min=1, help="PyTorch threads.")] = 2,
+    augment: Annotated[str, typer.Option(
+        help="Augmentation preset: 'base' (detector jitter, colour, blur, low resolution, "
+        "JPEG) or 'camera' (base plus 16-48 px faces, low light, colour casts, hands).")
+    ] = "base",
 ) -> None:
     """Fine-tune MobileNetV2 (ImageNet init) on face crops and export ONNX + training card."""
     try:
@@ -46,6 +52,10 @@ def train_classifier(
         from maskface.train.classifier import train_classifier as run
     except ImportError as exc:
         fail(f"training needs the 'train' extra (pip install 'maskface[train]'): {exc}")
+    from maskface.train.augment import PRESETS
+
+    if augment not in PRESETS:
+        fail(f"--augment must be one of {', '.join(PRESETS)}, not '{augment}'")
     names = tuple(c.strip() for c in classes.split(",") if c.strip())
     if len(names) < 2 or len(set(names)) != len(names):
         fail(f"--classes needs at least two distinct names, got '{classes}'")
@@ -54,7 +64,7 @@ def train_classifier(
                       freeze_epochs=min(freeze_epochs, epochs - 1), size=size, batch=batch,
                       lr=lr, label_smoothing=label_smoothing,
                       samples_per_epoch=samples_per_epoch, seed=seed, threads=threads,
-                      group_pattern=group_pattern)
+                      group_pattern=group_pattern, augment=augment)
     card = run(cfg)
     typer.echo(f"best epoch {card['best_epoch']} of {epochs}; "
                f"{card['time']['epoch_s_mean']:.0f} s/epoch, {card['time']['total_s']:.0f} s "
@@ -85,6 +95,9 @@ def eval_classifier(
     scenes: Annotated[Path | None, typer.Option(
         help="Evaluate crops cut from the true boxes of a scenes dataset (dataroots or "
         "PASCAL VOC layout) with the inference crop.")] = None,
+    split: Annotated[str | None, typer.Option(
+        help="With --scenes: only the images of the dataset's splits/<SPLIT>.txt "
+        "(e.g. test).")] = None,
 ) -> None:
     """Accuracy, per-class precision/recall/F1, ROC AUC and confusion matrix of the classifier."""
     from maskface.classify import MaskClassifier
@@ -93,6 +106,8 @@ def eval_classifier(
     given = [x for x in (folder, file_list, scenes) if x is not None]
     if len(given) != 1:
         fail("give exactly one of FOLDER, --list FILE or --scenes DIR")
+    if split and scenes is None:
+        fail("--split goes with --scenes")
     clf = MaskClassifier(model)
     if folder is not None:
         data = ev.folder_crops(folder, clf.input_size)
@@ -101,8 +116,9 @@ def eval_classifier(
         data = ev.list_crops(file_list, clf.input_size)
         kind = {"file_list": str(file_list)}
     else:
-        data = ev.scene_crops(scenes, clf)
-        kind = {"scenes": str(scenes), "crop": f"face_crop(scale={clf.crop_scale})"}
+        data = ev.scene_crops(scenes, clf, split=split)
+        kind = {"scenes": str(scenes), "split": split,
+                "crop": f"face_crop(scale={clf.crop_scale})"}
     rep = ev.run_classifier_eval(data, clf, report,
                                  {"model": str(model), **kind, "title": f"ROC: {given[0].name}"})
     typer.echo(ev.format_report(rep))

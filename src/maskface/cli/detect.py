@@ -28,10 +28,11 @@ def _unique_stem(path: Path, used: set[str]) -> str:
     return name
 
 
-def run_detect(inputs: list[str], out: Path, detector: str, classifier: str | None,
+def run_detect(inputs: list[str], out: Path, detector, classifier: str | None,
                stride: int, print_json: bool, quiet: bool = False,
                liveness: bool = False) -> int:
-    """Process every input; return the number that failed."""
+    """Process every input (``detector``: a name or a built detector); return the number
+    that failed."""
     from tqdm import tqdm
 
     from maskface.io.sources import expand_sources
@@ -123,9 +124,17 @@ def detect(
     liveness: Annotated[bool, typer.Option(
         "--liveness", help="Also score each face live/spoof (presentation-attack check).")
                         ] = False,
+    profile: Annotated[str | None, typer.Option(
+        help="Detection profile instead of --detector: kiosk (YuNet 640), photo (the "
+        "default) or crowd (small faces in crowd photos; slower).")] = None,
 ) -> None:
     """Find faces and their mask state; write annotated images/videos and one JSON per input."""
-    failed = run_detect(inputs, out, detector, None if classifier == "none" else classifier,
+    det = detector
+    if profile is not None:
+        from maskface.detect import profile_detector
+
+        det = profile_detector(profile)
+    failed = run_detect(inputs, out, det, None if classifier == "none" else classifier,
                         stride, json_, liveness=liveness)
     if failed:
         raise typer.Exit(1)

@@ -46,6 +46,11 @@ def format_summary(rep: dict[str, Any]) -> str:
     sizes = ", ".join(f"{k} {v['recall']:.3f} ({v['found']}/{v['faces']})"
                       for k, v in d["recall_by_size"].items())
     lines.append(f"recall by size: {sizes}")
+    loose = d.get("recall_iou_0.3")
+    if loose is not None:
+        sizes = ", ".join(f"{k} {v['recall']:.3f}"
+                          for k, v in d["recall_by_size_iou_0.3"].items())
+        lines.append(f"recall at IoU > 0.3: {loose:.3f} ({sizes})")
     labels = ", ".join(f"{k} {v['recall']:.3f}" for k, v in d["recall_by_label"].items())
     lines.append(f"recall by class: {labels}")
     if rep.get("classification"):
@@ -55,6 +60,13 @@ def format_summary(rep: dict[str, Any]) -> str:
         lines.append(f"{'true class':<14}{'correct':>9}{'wrong':>7}{'missed':>8}")
         for lab, t in rep["classification"]["table"].items():
             lines.append(f"{lab:<14}{t['correct']:>9}{t['wrong']:>7}{t['not_identified']:>8}")
+        ff = rep["classification"]["found_faces"]
+        lines.append("faces found, rows true, columns predicted: " + ", ".join(ff["labels"]))
+        for lab, row in zip(ff["labels"], ff["confusion_matrix"]):
+            lines.append(f"  {lab:<14}" + "".join(f"{v:>8d}" for v in row))
+        lines.append(f"{'class (found)':<16}{'precision':>10}{'recall':>9}{'F1':>9}")
+        for lab, m in ff["per_class"].items():
+            lines.append(f"{lab:<16}{m['precision']:>10.4f}{m['recall']:>9.4f}{m['f1']:>9.4f}")
     lines.append(f"{rep['timing']['per_image_mean_ms']:.0f} ms per image on average")
     return "\n".join(lines)
 
@@ -83,6 +95,12 @@ def eval_pipeline(
         show_default=False)] = None,
     score_threshold: Annotated[float | None, typer.Option(
         min=0.0, max=1.0, help="Detector score threshold.")] = None,
+    split: Annotated[str | None, typer.Option(
+        help="Only the images of the dataset's splits/<SPLIT>.txt (e.g. test).")] = None,
+    profile: Annotated[str | None, typer.Option(
+        help="Detection profile: kiosk (YuNet 640, live video), photo (the default) or crowd "
+        "(small faces in crowd photos; slower). Explicit detector options override its own.")
+    ] = None,
     limit: Annotated[int, typer.Option(min=0, help="Only the first N images (0: all).")] = 0,
     examples: Annotated[int, typer.Option(min=0, help="Annotated example scenes in the "
                                           "examples PNG (0: none).")] = 6,
@@ -91,21 +109,27 @@ def eval_pipeline(
     pipeline ROC on a scenes dataset with true face boxes."""
     from tqdm import tqdm
 
-    from maskface.detect import DEFAULT_DETECTOR, create_detector
+    from maskface.detect import DEFAULT_DETECTOR, create_detector, profile_detector
     from maskface.eval import pipeline as ev
     from maskface.eval.scenes import detect_layout, load_scenes
     from maskface.pipeline import Pipeline
 
     layout = detect_layout(scenes)
-    data = load_scenes(scenes)
+    data = load_scenes(scenes, split)
     if limit:
         data = data[:limit]
-    det = create_detector(detector or DEFAULT_DETECTOR,
-                          **detector_options(input_size, scales, flip, tile, score_threshold))
+    options = detector_options(input_size, scales, flip, tile, score_threshold)
+    if profile is not None:
+        if detector is not None:
+            fail("give --profile or --detector, not both")
+        det = profile_detector(profile, **options)
+    else:
+        det = create_detector(detector or DEFAULT_DETECTOR, **options)
     pipe = Pipeline(detector=det, classifier=None if classifier == "none" else classifier)
     evals = ev.evaluate(data, pipe, progress=lambda it: tqdm(it, desc="eval pipeline",
                                                              unit="image", leave=False))
-    rep: dict[str, Any] = {"scenes": str(scenes), "layout": layout,
+    rep: dict[str, Any] = {"scenes": str(scenes), "layout": layout, "split": split,
+                           "profile": profile,
                            "iou_threshold": ev.IOU_THRESHOLD,
                            "detector": describe_detector(det),
                            "classifier": None if pipe.classifier is None else classifier}
@@ -120,6 +144,17 @@ def eval_pipeline(
         plots["roc"] = str(plot_roc({"pipeline": roc},
                                     report.with_name(report.stem + "_roc.png"),
                                     title="pipeline ROC (missed faces = masked)"))
+    if rep.get("classification"):
+        import numpy as np
+
+        from maskface.eval.plots import plot_confusion
+
+        ff = rep["classification"]["found_faces"]
+        if ff["labels"]:
+            plots["confusion"] = str(plot_confusion(
+                np.array(ff["confusion_matrix"]), ff["labels"],
+                report.with_name(report.stem + "_confusion.png"),
+                title="faces found (IoU > 0.5): true x predicted"))
     if examples:
         plots["examples"] = str(ev.plot_examples(
             evals, report.with_name(report.stem + "_examples.png"), n=examples))

@@ -60,6 +60,10 @@ def synth(
     by_class: Annotated[bool, typer.Option(
         help="Write OUT/with_mask/ and OUT/mask_incorrect/ (flattened names) for classifier "
              "training, instead of IN's sub-folders.")] = False,
+    face_crop: Annotated[bool, typer.Option(
+        help="Write the classifier's inference crop around the detected face (1.15 x the "
+             "detector box) instead of the whole photo; with --by-class also the bare face "
+             "as OUT/without_mask/.")] = False,
     check: Annotated[bool, typer.Option(
         help="Afterwards measure detector and classifier rates (see 'maskface eval synth').")
     ] = False,
@@ -69,7 +73,7 @@ def synth(
 
     cfg = SynthConfig(types=tuple(t.strip().lower() for t in types.split(",") if t.strip()),
                       per_image=per_image, incorrect_rate=incorrect_rate, seed=seed,
-                      templates=templates, by_class=by_class)
+                      templates=templates, by_class=by_class, face_crop=face_crop)
     if templates is not None and not templates.is_dir():
         raise InputError(f"{templates}: not a folder")
     summary = synthesize(in_dir, out_dir, cfg, workers=workers, limit=limit,

@@ -12,6 +12,14 @@ if TYPE_CHECKING:
 DETECTORS = ("yunet", "retinaface", "mtcnn")
 #: the detector with the best recall/cost trade-off on real scenes (see docs/detection.md)
 DEFAULT_DETECTOR = "retinaface"
+#: named detection settings (detector, options), measured in docs/detection.md: ``kiosk`` is
+#: the fast live-video path, ``photo`` the default for photos, ``crowd`` finds small faces in
+#: crowd photos at several times the cost
+PROFILES: dict[str, tuple[str, dict]] = {
+    "kiosk": ("yunet", {"input_size": 640}),
+    "photo": (DEFAULT_DETECTOR, {}),
+    "crowd": ("retinaface", {"input_size": 1024, "small_face_zoom": 3.0}),
+}
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, **kwargs) -> FaceDetector:
@@ -34,6 +42,15 @@ def create_detector(name: str = DEFAULT_DETECTOR, **kwargs) -> FaceDetector:
     raise InputError(f"unknown detector '{name}'; choose one of: {', '.join(DETECTORS)}")
 
 
+def profile_detector(profile: str, **overrides) -> FaceDetector:
+    """The detector of a named profile (:data:`PROFILES`); ``overrides`` replace its options."""
+    if profile not in PROFILES:
+        raise InputError(f"unknown detection profile '{profile}'; choose one of: "
+                         f"{', '.join(PROFILES)}")
+    name, options = PROFILES[profile]
+    return create_detector(name, **{**options, **overrides})
+
+
 def __getattr__(name: str):
     # Lazy: the CLI reads DEFAULT_DETECTOR for its --help without importing numpy.
     if name in ("Detections", "FaceDetector"):
@@ -43,4 +60,5 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detections", "FaceDetector", "create_detector"]
+__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "PROFILES", "Detections", "FaceDetector",
+           "create_detector", "profile_detector"]

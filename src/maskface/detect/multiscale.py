@@ -131,12 +131,18 @@ class ScaledDetector(FaceDetector):
             ``score_threshold`` with a single pass, else the lower of it and 0.3).
         max_upscale: when the image is enlarged by more than this, also run a pass at this
             factor (``None``: never).
+        small_face_zoom: also run a pass at this multiple of the main scale and take from it
+            only faces shorter than ``small_face_px`` (image pixels), merged with the maximum
+            score: small faces in crowds gain the upscale, while larger faces and the false
+            detections an enlarged image brings at large sizes are left to the main pass.
+        small_face_px: the size limit of ``small_face_zoom``.
     """
 
     def __init__(self, score_threshold: float = 0.6, input_size: int = 640,
                  scales: Sequence[float] = (1.0,), flip: bool = False, tile: bool = False,
                  tile_overlap: float = 0.25, pass_threshold: float | None = None,
-                 max_upscale: float | None = 2.0):
+                 max_upscale: float | None = 2.0, small_face_zoom: float | None = None,
+                 small_face_px: float = 40.0):
         super().__init__(score_threshold)
         if input_size < 32:
             raise InputError(f"input_size must be at least 32 px, not {input_size}")
@@ -154,6 +160,10 @@ class ScaledDetector(FaceDetector):
         if max_upscale is not None and max_upscale <= 0:
             raise InputError(f"max_upscale must be positive, not {max_upscale}")
         self.max_upscale = max_upscale
+        if small_face_zoom is not None and small_face_zoom <= 1:
+            raise InputError(f"small_face_zoom must be above 1, not {small_face_zoom}")
+        self.small_face_zoom = small_face_zoom
+        self.small_face_px = float(small_face_px)
 
     @property
     def n_passes(self) -> int:
@@ -176,6 +186,11 @@ class ScaledDetector(FaceDetector):
         det = passes[0] if len(passes) == 1 else box_vote(passes, n_passes=len(passes))
         if self.max_upscale is not None and base * min(self.scales) > self.max_upscale:
             det = box_vote([det, self.detect_at(image, self.max_upscale)], mode="max")
+        if self.small_face_zoom is not None:
+            zoomed = self.detect_at(image, base * self.small_face_zoom)
+            side = np.minimum(zoomed.boxes[:, 2] - zoomed.boxes[:, 0],
+                              zoomed.boxes[:, 3] - zoomed.boxes[:, 1])
+            det = box_vote([det, zoomed[side < self.small_face_px]], mode="max")
         if self.tile and max(h, w) > self.input_size:
             # Faces that were tiny in the downscaled pass are the tiles' job: their global boxes
             # are poorly placed and would not merge with the tiles' accurate ones.

@@ -88,12 +88,13 @@ def list_crops(path: str | Path, size: int, classes: Sequence[str] = MASK_LABELS
     return crops_from_files([(s.path, s.label, s.source) for s in samples], size, progress)
 
 
-def scene_crops(root: str | Path, classifier: MaskClassifier, progress: bool = True
-                ) -> LabelledCrops:
-    """Crops cut from a scenes dataset's ground-truth boxes with the inference crop."""
+def scene_crops(root: str | Path, classifier: MaskClassifier, progress: bool = True,
+                split: str | None = None) -> LabelledCrops:
+    """Crops cut from a scenes dataset's ground-truth boxes with the inference crop; with
+    ``split``, only the images of the dataset's ``splits/<split>.txt``."""
     from maskface.eval.scenes import load_scenes
 
-    scenes = load_scenes(root)
+    scenes = load_scenes(root, split)
     crops, labels, names, failed = [], [], [], []
     for scene in tqdm(scenes, desc="scenes", unit="img", leave=False, disable=not progress):
         if not len(scene):

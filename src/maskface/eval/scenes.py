@@ -9,7 +9,9 @@ Two layouts are read, both with the photos under ``images/``:
   ``bndbox`` of ``xmin, ymin, xmax, ymax``.
 
 Every image of ``images/`` is part of the dataset; one without annotations has no faces (a true
-negative scene), so false detections on it still count.
+negative scene), so false detections on it still count. A dataset may come with fixed splits,
+``splits/{train,val,test}.txt`` (one image name or stem per line): ``load_scenes(root, split)``
+reads one of them.
 """
 
 from __future__ import annotations
@@ -84,11 +86,29 @@ def detect_layout(root: Path) -> str:
                      f"(PASCAL VOC layout)")
 
 
-def load_scenes(root: str | Path) -> list[SceneImage]:
-    """Read a scenes dataset in either layout, sorted by image name."""
+def read_splits(root: str | Path) -> dict[str, str]:
+    """Image stem -> split from ``splits/<split>.txt``; empty when the dataset has none."""
+    out: dict[str, str] = {}
+    folder = Path(root) / "splits"
+    for path in sorted(folder.glob("*.txt")) if folder.is_dir() else ():
+        for line in path.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                out[Path(line.strip()).stem] = path.stem
+    return out
+
+
+def load_scenes(root: str | Path, split: str | None = None) -> list[SceneImage]:
+    """Read a scenes dataset in either layout, sorted by image name; with ``split``, only the
+    images listed in ``splits/<split>.txt``."""
     root = Path(root)
     layout = detect_layout(root)
     scenes = read_dataroots(root) if layout == "dataroots" else read_voc(root)
+    if split:
+        splits = read_splits(root)
+        if split not in set(splits.values()):
+            have = ", ".join(sorted(set(splits.values()))) or "none"
+            raise InputError(f"{root}: no split '{split}' (splits/*.txt found: {have})")
+        scenes = [s for s in scenes if splits.get(s.path.stem) == split]
     log.info("%s: %d images, %d faces (%s layout)", root, len(scenes),
              sum(len(s) for s in scenes), layout)
     return scenes
@@ -202,5 +222,14 @@ def count_faces(scenes: Iterable[SceneImage]) -> dict[str, int]:
     return counts
 
 
-__all__ = ["SCENE_LABELS", "SceneImage", "count_faces", "detect_layout", "load_scenes",
-           "read_dataroots", "read_voc"]
+def is_scenes_dataset(root: str | Path) -> bool:
+    """Whether ``root`` is a scenes dataset (images/ + annotations) rather than crop folders."""
+    try:
+        detect_layout(root)
+    except InputError:
+        return False
+    return True
+
+
+__all__ = ["SCENE_LABELS", "SceneImage", "count_faces", "detect_layout", "is_scenes_dataset",
+           "load_scenes", "read_dataroots", "read_splits", "read_voc"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import glob
+import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,28 @@ class Source:
     path: Path
     kind: str  # "image", "video" or "missing"
     error: str | None = None
+
+
+def walk(folder: str | os.PathLike) -> Iterator[tuple[Path, list[str], list[str]]]:
+    """``os.walk`` that follows symlinked folders, each real folder visited once (a link back
+    to an ancestor cannot loop), with folder and file names sorted. Like ``os.walk``, callers
+    may prune the yielded folder list in place."""
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames.clear()
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirnames.sort()
+        yield Path(dirpath), dirnames, sorted(filenames)
+
+
+def files_under(folder: str | os.PathLike, suffixes: frozenset[str] | set[str]) -> list[Path]:
+    """Files under ``folder`` with one of ``suffixes`` (lower case), recursively, following
+    symlinked folders, sorted by path."""
+    return sorted(d / f for d, _, files in walk(folder) for f in files
+                  if Path(f).suffix.lower() in suffixes and (d / f).is_file())
 
 
 class Sources(list):
@@ -42,9 +66,8 @@ class Sources(list):
 
 
 def image_files(folder: Path) -> list[Path]:
-    """Image files under ``folder``, recursively, sorted by path."""
-    return sorted(p for p in Path(folder).rglob("*")
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """Image files under ``folder``, recursively (symlinked folders followed), sorted by path."""
+    return files_under(folder, IMAGE_SUFFIXES)
 
 
 def _kind(path: Path) -> str:
@@ -57,10 +80,11 @@ def _kind(path: Path) -> str:
 def expand_sources(inputs: list[str]) -> Sources:
     """Expand CLI inputs into sources, in a stable order, without duplicates.
 
-    Folders are searched recursively for image and video files; globs are expanded; any other
-    file is taken as an image (the loader reports it if it is not one); a path that does not
-    exist becomes a ``missing`` source so the caller can report it and go on. Files in folders
-    that are neither are listed in the result's ``skipped``, for the caller's summary.
+    Folders are searched recursively (following symlinked folders) for image and video files;
+    globs are expanded; any other file is taken as an image (the loader reports it if it is
+    not one); a path that does not exist becomes a ``missing`` source so the caller can
+    report it and go on. Files in folders that are neither are listed in the result's
+    ``skipped``, for the caller's summary.
     """
     out = Sources()
     seen: set[Path] = set()
@@ -75,13 +99,15 @@ def expand_sources(inputs: list[str]) -> Sources:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            for p in sorted(path.rglob("*")):
-                if not p.is_file():
-                    continue
-                if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
-                    add(Source(p, _kind(p)))
-                else:
-                    passed_over.setdefault(p.resolve(), p)
+            for d, _, files in walk(path):
+                for f in files:
+                    p = d / f
+                    if not p.is_file():
+                        continue
+                    if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+                        add(Source(p, _kind(p)))
+                    else:
+                        passed_over.setdefault(p.resolve(), p)
         elif path.is_file():
             add(Source(path, _kind(path)))
         elif glob.has_magic(item):

@@ -47,6 +47,10 @@ class SynthConfig:
     jpeg_quality: int = 95
     #: write ``with_mask/`` and ``mask_incorrect/`` class folders instead of the input's layout
     by_class: bool = False
+    #: write the classifier's view of the face, the inference crop around the detector box
+    #: (``classify.crop``), instead of the whole photo; with ``by_class`` also the bare face
+    #: as ``without_mask/``, so every class of this source comes in the same framing
+    face_crop: bool = False
 
     def __post_init__(self) -> None:
         bad = [t for t in self.types if t not in MASK_TYPES]
@@ -201,9 +205,22 @@ class FaceMasker:
             if cfg.by_class:
                 label = "with_mask" if style.worn_correctly else "mask_incorrect"
             out_rel = output_name(rel, k, cfg.per_image, label)
-            _write(out_dir / out_rel, out, cfg.jpeg_quality)
+            _write(out_dir / out_rel, self._view(out, found.box), cfg.jpeg_quality)
             rows.append(_row(src, rel, out_rel, style, found))
+        if cfg.face_crop and cfg.by_class:
+            _write(out_dir / output_name(rel, 0, 1, "without_mask"),
+                   self._view(image, found.box), cfg.jpeg_quality)
         return rows, None
+
+    def _view(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """The whole photo, or with ``face_crop`` the square the classifier sees at inference
+        (``CROP_SCALE`` x the detector box, edges replicated), at the photo's resolution."""
+        if not self.config.face_crop:
+            return image
+        from maskface.classify.crop import CROP_SCALE
+        from maskface.geometry import crop_padded, square_crop_box
+
+        return crop_padded(image, square_crop_box(np.asarray(box, np.float64), CROP_SCALE))
 
     def close(self) -> None:
         self.landmarker.close()

@@ -3,7 +3,9 @@
 The classifier sees ``face_crop(image, box, S, CROP_SCALE)`` at inference: a square around a
 detector box. Training folders hold face crops that are already cut out, so evaluation uses
 ``whole_image_crop`` and training jitters that square's scale, centre and angle to mimic
-detector box noise, then adds flips, colour, blur, greyscale and JPEG artefacts. Each step is
+detector box noise, then adds flips, colour, blur, greyscale and JPEG artefacts; the
+``camera`` preset adds what street and crowd cameras deliver (small faces, low light, colour
+casts, hands near the mouth). Each step is
 one or two OpenCV/numpy calls on the small output crop: on a shared 2-core machine the
 augmentation must cost far less than the network's training step.
 """
@@ -34,6 +36,24 @@ class AugmentConfig:
     #: faces in scene photos are often 15-40 px wide and get upsampled by ``face_crop``
     low_res: float = 0.35
     low_res_side: tuple[int, int] = (12, 64)
+    #: street and crowd cameras (all off in the base recipe): a dark, noisy exposure
+    low_light: float = 0.0
+    #: white-balance error: per-channel gains within 1 +- this
+    colour_cast: float = 0.0
+    colour_cast_p: float = 0.0
+    #: a skin-toned hand-like blob over the lower face (the label does not change: a hand is
+    #: not a mask)
+    occlusion: float = 0.0
+
+
+#: the base recipe of the shipped two-class model
+BASE = AugmentConfig()
+#: what street/crowd cameras deliver: faces of 16-48 px upsampled, more blur, JPEG, low light,
+#: colour casts, hands near the mouth
+CAMERA = AugmentConfig(blur=0.3, jpeg=0.45, jpeg_quality=(25, 90), low_res=0.5,
+                       low_res_side=(16, 48), low_light=0.2, colour_cast=0.15,
+                       colour_cast_p=0.3, occlusion=0.12)
+PRESETS = {"base": BASE, "camera": CAMERA}
 
 
 def jitter_crop(image: np.ndarray, size: int, rng: np.random.Generator,
@@ -76,6 +96,15 @@ def photometric(crop: np.ndarray, rng: np.random.Generator,
     b = 1 + rng.uniform(-cfg.brightness, cfg.brightness)
     mean = float(grey.mean())
     out = np.clip(((f - mean) * c + mean) * b, 0, 255).astype(np.uint8)
+    if rng.random() < cfg.colour_cast_p:
+        gains = 1 + rng.uniform(-cfg.colour_cast, cfg.colour_cast, 3)
+        out = np.clip(out * gains.astype(np.float32), 0, 255).astype(np.uint8)
+    if rng.random() < cfg.low_light:
+        # Underexposed: a gamma curve darkens the mid-tones, then sensor noise on top.
+        gamma = rng.uniform(1.4, 2.6)
+        dark = 255.0 * (out / 255.0) ** gamma
+        dark += rng.normal(0, rng.uniform(2, 8), dark.shape)
+        out = np.clip(dark, 0, 255).astype(np.uint8)
     if rng.random() < cfg.blur:
         out = cv2.GaussianBlur(out, (3, 3), rng.uniform(0.5, 1.2))
     if rng.random() < cfg.low_res:
@@ -92,7 +121,28 @@ def photometric(crop: np.ndarray, rng: np.random.Generator,
     return out
 
 
+def occlude(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A hand-like blob (an ellipse of the face's own skin tone, shaded, soft edge) over the
+    mouth or cheek region of a centred face crop."""
+    size = crop.shape[0]
+    # Skin tone from the cheeks/forehead band, jittered a little in brightness.
+    band = crop[int(size * 0.3): int(size * 0.45), int(size * 0.3): int(size * 0.7)]
+    tone = np.median(band.reshape(-1, 3), axis=0) * rng.uniform(0.85, 1.15)
+    cx = size * rng.uniform(0.3, 0.7)
+    cy = size * rng.uniform(0.55, 0.85)
+    axes = (int(size * rng.uniform(0.12, 0.25)), int(size * rng.uniform(0.08, 0.16)))
+    mask = np.zeros((size, size), np.float32)
+    cv2.ellipse(mask, (int(cx), int(cy)), axes, rng.uniform(-40, 40), 0, 360, 1.0, -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, size / 64))[..., None]
+    shade = np.linspace(1.1, 0.85, size, dtype=np.float32)[:, None, None]
+    hand = np.clip(tone.astype(np.float32) * shade, 0, 255)
+    return (crop * (1 - mask) + hand * mask).astype(np.uint8)
+
+
 def augment(image: np.ndarray, size: int, rng: np.random.Generator,
             cfg: AugmentConfig = AugmentConfig()) -> np.ndarray:
     """One random training view of a face-crop image, ``size`` x ``size`` BGR uint8."""
-    return photometric(jitter_crop(image, size, rng, cfg), rng, cfg)
+    crop = jitter_crop(image, size, rng, cfg)
+    if cfg.occlusion and rng.random() < cfg.occlusion:
+        crop = occlude(crop, rng)
+    return photometric(crop, rng, cfg)

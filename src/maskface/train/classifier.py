@@ -31,13 +31,14 @@ from maskface.errors import InputError
 from maskface.eval.metrics import classification_report
 from maskface.io.image import decode_image
 from maskface.models import sha256_file
-from maskface.train.augment import augment
+from maskface.train.augment import PRESETS, augment
 from maskface.train.data import (
     Sample,
     SplitReport,
     assign_splits,
     dhash,
     read_class_folders,
+    read_scene_crops,
     write_split_lists,
 )
 
@@ -73,6 +74,8 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     opset: int = 17
+    #: augmentation preset, a key of :data:`maskface.train.augment.PRESETS`
+    augment: str = "base"
 
 
 @dataclass
@@ -84,8 +87,19 @@ class LoadedData:
 
 def load_data(cfg: TrainConfig, progress: bool = True) -> LoadedData:
     """Read every class folder under the data roots, decode, hash and split."""
+    from maskface.eval.scenes import is_scenes_dataset
+
     found: list[Sample] = []
+    scene_samples: list[Sample] = []
+    scene_crops: dict[str, np.ndarray] = {}
     for root in cfg.data:
+        if is_scenes_dataset(root):
+            got, crops = read_scene_crops(root, cfg.classes, 2 * cfg.size)
+            if not got:
+                raise InputError(f"{root}: no faces labelled {', '.join(cfg.classes)}")
+            scene_samples += got
+            scene_crops.update(crops)
+            continue
         got = read_class_folders(root, cfg.classes)
         if not got:
             raise InputError(f"{root}: no images in folders named {', '.join(cfg.classes)} "
@@ -112,8 +126,16 @@ def load_data(cfg: TrainConfig, progress: bool = True) -> LoadedData:
         images[s.path] = img
         hashes.append(dhash(img))
         kept.append(s)
-    samples, report = assign_splits(kept, np.array(hashes), cfg.seed, cfg.val_frac,
-                                    cfg.test_frac, group_pattern=cfg.group_pattern)
+    samples, report = assign_splits(kept, np.array(hashes).reshape(-1, 32), cfg.seed,
+                                    cfg.val_frac, cfg.test_frac,
+                                    group_pattern=cfg.group_pattern)
+    # Scene faces keep their dataset's split (by image, look-alike frames together); many are
+    # small and blurred, so hashing them would join unrelated faces into groups.
+    for s in scene_samples:
+        cell = report.counts[s.split].setdefault(s.source, {})
+        cell[s.label] = cell.get(s.label, 0) + 1
+    images.update(scene_crops)
+    samples = sorted(samples + scene_samples, key=lambda s: s.path)
     return LoadedData(samples, {s.path: images[s.path] for s in samples}, report)
 
 
@@ -166,7 +188,8 @@ class Trainer:
         # One generator per batch, keyed by (seed, epoch, batch): the views do not depend on
         # the prefetch thread's timing.
         rng = np.random.default_rng([cfg.seed, epoch, k])
-        x = np.stack([augment(images[samples[i].path], cfg.size, rng) for i in ids])
+        aug = PRESETS[cfg.augment]
+        x = np.stack([augment(images[samples[i].path], cfg.size, rng, aug) for i in ids])
         y = np.array([self.class_index[samples[i].label] for i in ids])
         return x, y
 

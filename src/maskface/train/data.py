@@ -28,6 +28,7 @@ import numpy as np
 
 from maskface.errors import InputError
 from maskface.io.image import is_image_path
+from maskface.io.sources import walk
 
 #: folder names accepted for each class (lower case)
 CLASS_ALIASES: dict[str, tuple[str, ...]] = {
@@ -80,15 +81,14 @@ def read_class_folders(root: str | os.PathLike, classes: Sequence[str]) -> list[
     """Every image under a folder named after a class (or an alias), searched recursively.
 
     ``root`` may itself be a class folder's parent (``real/``) or any ancestor
-    (``mask-crops/``). Images in folders that name no class are ignored.
+    (``mask-crops/``). Images in folders that name no class are ignored. Symlinked folders
+    are followed (each real folder once).
     """
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"data folder not found: {root}")
     samples: list[Sample] = []
-    for dirpath, dirnames, _ in os.walk(root):
-        dirnames.sort()
-        here = Path(dirpath)
+    for here, dirnames, _ in walk(root):
         cls = canonical_class(here.name, classes)
         if cls is None:
             continue
@@ -98,13 +98,58 @@ def read_class_folders(root: str | os.PathLike, classes: Sequence[str]) -> list[
         first = subset_path.parts[0] if subset_path.parts else ""
         source = "/".join(p for p in (root.name, first) if p and _split_of([p]) == "")
         split = _split_of(subset_path.parts)
-        for sub, _, files in sorted(os.walk(here)):
-            for f in sorted(files):
-                p = Path(sub) / f
+        for sub, _, files in walk(here):
+            for f in files:
+                p = sub / f
                 if is_image_path(p):
                     samples.append(Sample(str(p), cls, subset, source or root.name, split,
                                           p.relative_to(root).as_posix()))
     return samples
+
+
+#: true faces whose box is narrower or lower than this are left out of training (a 6-px face
+#: says nothing about how a mask is worn); evaluation keeps every face
+MIN_SCENE_FACE_PX = 10
+
+
+def read_scene_crops(root: str | os.PathLike, classes: Sequence[str], cap: int
+                     ) -> tuple[list[Sample], dict[str, np.ndarray]]:
+    """Face crops of a scenes dataset (:mod:`maskface.eval.scenes`) that has fixed splits.
+
+    Each true box is cut with the inference crop's framing (``CROP_SCALE`` x its longer side,
+    edges replicated, longest side at most ``cap``), so ``whole_image_crop`` of it is exactly
+    what the classifier sees on that box at inference. The dataset's own split (by image, in
+    ``splits/*.txt``) is kept; images in no split are left out. Returns the samples (path
+    ``<image>#<k>``) and their crops."""
+    from maskface.classify.crop import CROP_SCALE
+    from maskface.eval.scenes import load_scenes, read_splits
+    from maskface.geometry import crop_padded, square_crop_box
+    from maskface.io.image import load_image
+
+    root = Path(root)
+    splits = read_splits(root)
+    if not splits:
+        raise InputError(f"{root}: a scenes dataset used for training needs fixed splits "
+                         "(splits/train.txt, val.txt, test.txt)")
+    samples: list[Sample] = []
+    crops: dict[str, np.ndarray] = {}
+    for scene in load_scenes(root):
+        split = splits.get(scene.path.stem)
+        if split not in SPLITS or not len(scene):
+            continue
+        image = None
+        for k, (box, label) in enumerate(zip(scene.boxes, scene.labels)):
+            cls = canonical_class(label, classes)
+            if cls is None or min(box[2] - box[0], box[3] - box[1]) < MIN_SCENE_FACE_PX:
+                continue
+            image = load_image(scene.path) if image is None else image
+            crop = crop_padded(image, square_crop_box(box, CROP_SCALE))
+            if crop.shape[0] > cap:
+                crop = cv2.resize(crop, (cap, cap), interpolation=cv2.INTER_AREA)
+            key = f"{scene.path}#{k}"
+            crops[key] = crop
+            samples.append(Sample(key, cls, split, root.name, split, f"{scene.name}#{k}"))
+    return samples, crops
 
 
 def dhash(image: np.ndarray, n: int = 16) -> np.ndarray:
