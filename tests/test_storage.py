@@ -216,3 +216,15 @@ def test_foreign_store_is_refused(location):
             raw.execute("CREATE TABLE accounts (id INTEGER)")
     with pytest.raises(StoreError, match="not a maskface gallery"):
         open_database(location)
+
+
+def test_cli_enrol_and_people_on_postgresql(tmp_path, postgres, astronaut_path):  # noqa: F811
+    """The gallery commands take a postgresql:// URL for --db (and $MASKFACE_DB)."""
+    from maskface.cli import load_commands
+
+    app = load_commands()
+    url = postgres.new_database()
+    r = CliRunner().invoke(app, ["enroll", "Astro", str(astronaut_path), "--db", url])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["people", "list"], env={"MASKFACE_DB": url})
+    assert r.exit_code == 0 and "Astro" in r.output, r.output

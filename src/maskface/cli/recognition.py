@@ -13,8 +13,9 @@ from maskface.cli.apps import app, eval_app, people_app, train_app
 from maskface.cli.common import fail, output_folder, progress, user_errors
 from maskface.errors import MaskfaceError
 
-DbOpt = Annotated[Path | None, typer.Option(
-    "--db", help="Gallery file (default: $MASKFACE_DB or ~/.local/share/maskface/gallery.db).")]
+DbOpt = Annotated[str | None, typer.Option(
+    "--db", help="Gallery: an SQLite file or a postgresql:// URL (default: $MASKFACE_DB or "
+    "~/.local/share/maskface/gallery.db).")]
 ModelOpt = Annotated[str | None, typer.Option(
     "--model", help="Embedder: sface_masked, sface or an .onnx file "
     "(default: the gallery's model, else the default embedder).")]
@@ -22,13 +23,19 @@ ThresholdOpt = Annotated[float | None, typer.Option(
     help="Cosine threshold for a match (default: the model's calibrated one).")]
 
 
-def _open(db: Path | None, model: str | None, for_writing: bool):
+def _exists(path) -> bool:
+    from maskface.storage import is_url
+
+    return is_url(path) or Path(path).exists()
+
+
+def _open(db: str | None, model: str | None, for_writing: bool):
     """The gallery and the embedder that matches it."""
     from maskface.gallery import Gallery, default_db_path
     from maskface.recognize import create_embedder
 
     path = db or default_db_path()
-    if not for_writing and not path.exists():
+    if not for_writing and not _exists(path):
         fail(f"{path}: no gallery yet; enrol someone first (maskface enroll NAME PHOTO...)")
     probe = Gallery(path)  # read the model the gallery is bound to, if any
     stored = probe.model
@@ -237,11 +244,11 @@ def verify(
 
 
 # -- people -----------------------------------------------------------------------------------
-def _gallery(db: Path | None):
+def _gallery(db: str | None):
     from maskface.gallery import Gallery, default_db_path
 
     path = db or default_db_path()
-    if not path.exists():
+    if not _exists(path):
         fail(f"{path}: no gallery yet")
     return Gallery(path)
 

@@ -30,7 +30,14 @@ import numpy as np
 
 from maskface.errors import InputError, MaskfaceError
 from maskface.gallery.index import AutoIndex, GalleryIndex
-from maskface.storage import Database, IntegrityError, StoreError, Transaction, open_database
+from maskface.storage import (
+    Database,
+    IntegrityError,
+    StoreError,
+    Transaction,
+    is_url,
+    open_database,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +114,12 @@ class Match:
                                for p, n, s in self.candidates]}
 
 
-def default_db_path() -> Path:
-    """``$MASKFACE_DB`` or ``~/.local/share/maskface/gallery.db``."""
+def default_db_path() -> Path | str:
+    """``$MASKFACE_DB`` (a file or a ``postgresql://`` URL) or
+    ``~/.local/share/maskface/gallery.db``."""
     env = os.environ.get("MASKFACE_DB")
-    if env:
-        return Path(env).expanduser()
+    if env:  # a postgresql:// URL stays a string (a Path would fold its '//')
+        return env if is_url(env) else Path(env).expanduser()
     base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
     return base / "maskface" / "gallery.db"
 
