@@ -276,6 +276,25 @@ def test_unknown_person_ids(api, photos):
     assert_error(api.get("/v1/people/abc", headers=h), 422, "invalid_request")
 
 
+@pytest.mark.parametrize("bad", ["99999999999999999999999", str(2**63), "0", "-1"])
+def test_out_of_range_ids_are_422_not_500(api, photos, bad):
+    """An id SQLite cannot hold (it overflowed into a 500 with a traceback) is a 422 on every
+    route that takes an id: people get/patch/delete/photos, events get/snapshot/filter."""
+    h = api.h("admin")
+    files = [("photos", ("f.jpg", photos["face"], "image/jpeg"))]
+    for resp in (api.get(f"/v1/people/{bad}", headers=h),
+                 api.patch(f"/v1/people/{bad}", headers=h, json={"name": "X"}),
+                 api.delete(f"/v1/people/{bad}", headers=h),
+                 api.post(f"/v1/people/{bad}/photos", headers=h, files=files),
+                 api.get(f"/v1/events/{bad}", headers=h),
+                 api.get(f"/v1/events/{bad}/snapshot", headers=h),
+                 api.get(f"/v1/events?person_id={bad}", headers=h)):
+        assert_error(resp, 422, "invalid_request")
+    top = str(2**63 - 1)  # the largest id SQLite holds: in range, so simply nobody
+    assert_error(api.get(f"/v1/people/{top}", headers=h), 404, "person_not_found")
+    assert_error(api.get(f"/v1/events/{top}", headers=h), 404, "not_found")
+
+
 def test_rename_conflicts_and_empty_update(api, photos):
     a = api.enrol("A", [photos["face"]]).json()["id"]
     api.enrol("B", [photos["flipped"]])

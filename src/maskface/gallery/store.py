@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
+#: the range of an SQLite INTEGER (a row id outside it is nobody, not an overflow error)
+_ROW_ID_MIN, _ROW_ID_MAX = -(2**63), 2**63 - 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -328,11 +330,13 @@ class Gallery:
 
     def _resolve(self, person: int | str, conn: sqlite3.Connection | None = None) -> int:
         conn = conn or self._conn
+        if isinstance(person, (int, np.integer)) and not _ROW_ID_MIN <= person <= _ROW_ID_MAX:
+            raise UnknownPersonError(f"no enrolled person '{person}'")  # SQLite would overflow
         if isinstance(person, (int, np.integer)):
             row = conn.execute("SELECT id FROM people WHERE id=?", (int(person),)).fetchone()
         else:
             row = conn.execute("SELECT id FROM people WHERE name=?", (str(person),)).fetchone()
-            if row is None and str(person).isdigit():
+            if row is None and str(person).isdigit() and int(person) <= _ROW_ID_MAX:
                 row = conn.execute("SELECT id FROM people WHERE id=?", (int(person),)).fetchone()
         if row is None:
             raise UnknownPersonError(f"no enrolled person '{person}'")

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from maskface.service.deps import admin_key, get_state, inference_slot, read_image
 from maskface.service.errors import ApiError
-from maskface.service.routes import API_PREFIX
+from maskface.service.routes import API_PREFIX, RowId
 from maskface.service.state import ServiceState
 
 router = APIRouter(prefix=f"{API_PREFIX}/people", tags=["people"],
@@ -55,12 +55,12 @@ def list_people(state: ServiceState = Depends(get_state)):
 
 
 @router.get("/{person_id}", summary="One enrolled person")
-def get_person(person_id: int, state: ServiceState = Depends(get_state)):
+def get_person(person_id: RowId, state: ServiceState = Depends(get_state)):
     return state.people.get(person_id)
 
 
 @router.patch("/{person_id}", summary="Rename a person or change their groups")
-def update_person(person_id: int, update: PersonUpdate,
+def update_person(person_id: RowId, update: PersonUpdate,
                   state: ServiceState = Depends(get_state)):
     if update.name is None and update.groups is None:
         raise ApiError(422, "invalid_request", "send 'name' and/or 'groups'")
@@ -72,14 +72,14 @@ def update_person(person_id: int, update: PersonUpdate,
 
 
 @router.delete("/{person_id}", status_code=204, summary="Delete a person and every embedding")
-def delete_person(person_id: int, state: ServiceState = Depends(get_state)):
+def delete_person(person_id: RowId, state: ServiceState = Depends(get_state)):
     state.people.delete(person_id)
     return Response(status_code=204)
 
 
 @router.post("/{person_id}/photos", summary="Add enrolment photos to a person",
              dependencies=[Depends(inference_slot)])
-def add_photos(person_id: int, photos: list[UploadFile] = File(...),
+def add_photos(person_id: RowId, photos: list[UploadFile] = File(...),
                largest: bool = Form(False), state: ServiceState = Depends(get_state)):
     state.people.get(person_id)  # 404 before any inference
     faces = _embeddings(photos, largest, state)
