@@ -159,6 +159,14 @@ MODELS: dict[str, ModelSpec] = {
             "yunet_fp32.onnx",
         ),
         ModelSpec(
+            "face_reid_0095",
+            "Intel Open Model Zoo face-reidentification-retail-0095 (2023.0 FP16 IR, Apache-2.0)"
+            " as float32 ONNX, 256-d (scripts/convert_reid_ir.py; face_reid_0095.card.json)",
+            "15a116f82d574154ddbd31fc6c369cd8579fa51e65f557fe7ca3ba0222164f62",
+            None,
+            "face_reid_0095.onnx",
+        ),
+        ModelSpec(
             "recognizer_sface_masked",
             "SFace + low-rank residual head adapted to masked faces by maskface "
             "(see recognizer_sface_masked.card.json)",

@@ -17,7 +17,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -104,6 +104,9 @@ class Match:
     score: float
     threshold: float
     candidates: list[tuple[int, str, float]] = field(default_factory=list)
+    #: comparison condition of the best candidate (``maskface.gallery.thresholds.CONDITIONS``),
+    #: set when the probe's mask state was given
+    condition: str | None = None
 
     @property
     def known(self) -> bool:
@@ -253,6 +256,18 @@ class Gallery:
     def _meta(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
+
+    def get_meta(self, key: str) -> str | None:
+        """A value of the gallery's ``meta`` table (e.g. its threshold calibration)."""
+        with self._lock:
+            return self._meta(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a ``meta`` value (the schema's own keys are not writable here)."""
+        if key in ("schema_version", "model", "dim"):
+            raise InputError(f"meta key '{key}' is managed by the gallery")
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # -- people -------------------------------------------------------------------------------
     def _bind_model(self, conn: sqlite3.Connection, dim: int) -> None:
@@ -436,7 +451,7 @@ class Gallery:
         try:
             names = dict(self._conn.execute("SELECT id, name FROM people").fetchall())
             rows = self._conn.execute(
-                "SELECT person_id, vector FROM embeddings WHERE model=? ORDER BY id",
+                "SELECT person_id, vector, masked FROM embeddings WHERE model=? ORDER BY id",
                 (self.model or "",)).fetchall()
         finally:
             self._conn.execute("COMMIT")
@@ -444,41 +459,95 @@ class Gallery:
         if rows:
             blob = b"".join(r[1] for r in rows)
             matrix = np.frombuffer(blob, np.float32).reshape(len(rows), -1)
-            labels = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+            # One label per (person, masked template or not): a search yields each person's
+            # best unmasked and best masked template, so a probe can be matched by condition.
+            labels = np.fromiter((2 * r[0] + bool(r[2]) for r in rows), np.int64, len(rows))
         else:
             matrix, labels = np.zeros((0, dim), np.float32), np.zeros((0,), np.int64)
         self.index.build(matrix, labels)
         self._names = names
         self._cache_key = key
 
-    def search(self, queries: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
-        """Raw 1:N search: best ``k`` people per query, ``(scores (Q, k), person_ids (Q, k))``."""
+    def _search_templates(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Best ``2k`` (person, template masked) labels per query (``label = 2 id + masked``)."""
         q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         if self.dim and q.shape[1] != self.dim:
             raise InputError(f"query embeddings are {q.shape[1]}-d, the gallery holds "
                              f"{self.dim}-d ones")
         with self._lock:
             self._refresh()
-            return self.index.search(q, k)
+            return self.index.search(q, 2 * k)
 
-    def identify(self, queries: np.ndarray, threshold: float, k: int = 5) -> list[Match]:
+    def search(self, queries: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """Raw 1:N search: best ``k`` people per query, ``(scores (Q, k), person_ids (Q, k))``
+        (a person's score is their best embedding, masked template or not)."""
+        scores, labels = self._search_templates(queries, k)
+        out_s = np.full((len(scores), k), -np.inf, np.float32)
+        out_i = np.full((len(scores), k), -1, np.int64)
+        for r, (srow, lrow) in enumerate(zip(scores, labels)):
+            seen: list[int] = []
+            for s, lab in zip(srow, lrow):
+                if lab >= 0 and lab // 2 not in seen and len(seen) < k:
+                    out_s[r, len(seen)], out_i[r, len(seen)] = s, lab // 2
+                    seen.append(int(lab // 2))
+        return out_s, out_i
+
+    def identify(self, queries: np.ndarray, threshold: float, k: int = 5,
+                 masked: Sequence[bool] | None = None,
+                 thresholds: Mapping[str, float] | None = None,
+                 template_weight: float | None = None) -> list[Match]:
         """Open-set 1:N identification of each query embedding.
 
-        A query is matched to the best-scoring person when that score is at least
-        ``threshold``; otherwise the match is unknown (``person_id`` ``None``), while the
-        best candidates are still reported.
+        A query is matched to the best-scoring person when that score is at least the
+        threshold; otherwise the match is unknown (``person_id`` ``None``), while the best
+        candidates are still reported.
+
+        With ``masked`` (the probes' mask states), an unmasked probe is scored against a
+        person's unmasked templates (their masked ones only when they have no other), a masked
+        probe against their masked templates (synthetic copies and masked photos), mixed with
+        the unmasked ones as ``w * masked + (1 - w) * unmasked`` when ``template_weight`` is
+        ``w`` (``None``: the better of the two). ``thresholds`` (per condition, see
+        :mod:`maskface.gallery.thresholds`) then replaces ``threshold`` for the condition of
+        the best candidate.
         """
-        scores, ids = self.search(queries, k)
+        from maskface.gallery.thresholds import condition
+
+        scores, labels = self._search_templates(queries, k)
+        flags = None if masked is None else np.asarray(masked, bool).reshape(-1)
+        if flags is not None and len(flags) != len(scores):
+            raise InputError(f"{len(flags)} mask flags for {len(scores)} queries")
         matches = []
-        for srow, irow in zip(scores, ids):
-            cands = [(int(i), self._names.get(int(i), "?"), float(s))
-                     for s, i in zip(srow, irow) if i >= 0]
-            if cands and cands[0][2] >= threshold:
+        for r, (srow, lrow) in enumerate(zip(scores, labels)):
+            best: dict[int, list[float | None]] = {}  # person -> [unmasked tmpl, masked tmpl]
+            for s, lab in zip(srow.tolist(), lrow.tolist()):
+                if lab >= 0 and best.setdefault(lab // 2, [None, None])[lab % 2] is None:
+                    best[lab // 2][lab % 2] = s
+            probe_masked = bool(flags[r]) if flags is not None else False
+            scored = []
+            for pid, (su, sm) in best.items():
+                if flags is None:
+                    s, tmpl = max((v, m) for m, v in ((False, su), (True, sm)) if v is not None)
+                elif not probe_masked:
+                    s, tmpl = (su, False) if su is not None else (sm, True)
+                elif sm is None or su is None:
+                    s, tmpl = (sm, True) if sm is not None else (su, False)
+                elif template_weight is None:
+                    s, tmpl = max((sm, True), (su, False))
+                else:
+                    s, tmpl = template_weight * sm + (1 - template_weight) * su, True
+                scored.append((s, pid, tmpl))
+            scored.sort(key=lambda t: -t[0])
+            cands = [(pid, self._names.get(pid, "?"), float(s)) for s, pid, _ in scored[:k]]
+            cond = condition(probe_masked, scored[0][2]) if scored and flags is not None \
+                else None
+            t = float(thresholds[cond]) if thresholds is not None and cond is not None \
+                else threshold
+            if cands and cands[0][2] >= t:
                 pid, name, score = cands[0]
-                matches.append(Match(pid, name, score, threshold, cands))
+                matches.append(Match(pid, name, score, t, cands, cond))
             else:
-                best = cands[0][2] if cands else -1.0  # empty gallery: the lowest cosine
-                matches.append(Match(None, None, best, threshold, cands))
+                top = cands[0][2] if cands else -1.0  # empty gallery: the lowest cosine
+                matches.append(Match(None, None, top, t, cands, cond))
         return matches
 
     def verify(self, query: np.ndarray, person: int | str, threshold: float) -> tuple[bool, float]:

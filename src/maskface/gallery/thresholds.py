@@ -1,0 +1,85 @@
+"""Operating thresholds per comparison condition, each at a stated false-accept rate.
+
+A probe and a template are each masked or not; their pair is one of :data:`CONDITIONS`
+(an unmasked probe against a masked template counts as ``masked-unmasked``). Scores of the
+three conditions have different impostor distributions, so each gets its own cosine threshold,
+chosen so that a stated share of impostor comparisons (FAR, default 1e-3 at a door) pass.
+
+Where they come from, first found wins:
+
+1. the gallery's own calibration (``maskface calibrate``; ``meta.thresholds`` in the file),
+2. the model's thresholds (``weights/thresholds.json``, fitted on validation identities by
+   ``scripts/fit_fusion.py``),
+3. the model's single threshold for every condition.
+
+:func:`operating_threshold` is the one place that answers "what threshold applies here".
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CONDITIONS = ("unmasked-unmasked", "masked-unmasked", "masked-masked")
+DEFAULT_FAR = 1e-3
+_MODEL_FILE = Path(__file__).resolve().parents[1] / "weights" / "thresholds.json"
+_META_KEY = "thresholds"
+
+
+def condition(probe_masked: bool, template_masked: bool) -> str:
+    """The condition of comparing a probe with a template, by their mask states."""
+    n = int(bool(probe_masked)) + int(bool(template_masked))
+    return CONDITIONS[n]
+
+
+def model_thresholds(model: str | None) -> dict[str, Any] | None:
+    """The shipped per-condition thresholds of an embedding space (``None`` if not fitted)."""
+    if not model or not _MODEL_FILE.is_file():
+        return None
+    return json.loads(_MODEL_FILE.read_text()).get(model)
+
+
+def threshold_at_far(impostor: np.ndarray, far: float) -> float:
+    """The lowest threshold letting at most ``far`` of these impostor scores through."""
+    s = np.sort(np.asarray(impostor, np.float64))
+    if len(s) == 0:
+        return float("nan")
+    k = int(np.floor(far * len(s)))  # impostors allowed at or above the threshold
+    return float(s[len(s) - k - 1] + 1e-6) if k < len(s) else float(s[0])
+
+
+def thresholds_for(gallery, fallback: float | None = None) -> dict[str, float]:
+    """Threshold of each condition for this gallery (calibration, else model, else
+    ``fallback`` everywhere)."""
+    table = gallery_calibration(gallery) or model_thresholds(gallery.model) or {}
+    out = {}
+    for c in CONDITIONS:
+        v = table.get(c)
+        if v is None:
+            if fallback is None:
+                from maskface.recognize import THRESHOLDS
+
+                fallback = THRESHOLDS.get(gallery.model or "", 0.4)
+            v = fallback
+        out[c] = float(v)
+    return out
+
+
+def operating_threshold(gallery, probe_masked: bool, template_masked: bool) -> float:
+    """The operating cosine threshold for a probe of this mask state against a template of
+    that one, in this gallery (its calibration, else the model's; see the module doc)."""
+    return thresholds_for(gallery)[condition(probe_masked, template_masked)]
+
+
+def gallery_calibration(gallery) -> dict[str, Any] | None:
+    """The site calibration stored in the gallery file, if any."""
+    raw = gallery.get_meta(_META_KEY)
+    return json.loads(raw) if raw else None
+
+
+def store_calibration(gallery, table: dict[str, Any]) -> None:
+    """Store a site calibration (``{condition: threshold, "far": ..., ...}``) in the gallery."""
+    gallery.set_meta(_META_KEY, json.dumps(table))
