@@ -11,7 +11,7 @@ swap and /255 inside the first layers) stays in the graph. The batch is made dyn
 The IR files' SHA-256 are checked against the staged digests before anything is read.
 Needs the ``onnx`` package (the ``train`` extra).
 
-    .venv/bin/python scripts/convert_reid_ir.py /work/shared/models/face-reidentification-retail-0095
+    .venv/bin/python scripts/convert_reid_ir.py ../shared/models/face-reidentification-retail-0095
 """
 
 from __future__ import annotations
