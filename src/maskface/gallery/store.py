@@ -440,6 +440,28 @@ class Gallery:
         vecs = np.stack([np.frombuffer(r[0], np.float32, count=r[2]) for r in rows])
         return vecs, np.array([bool(r[1]) for r in rows])
 
+    def embedding_rows(self, person: int | str) -> tuple[np.ndarray, np.ndarray, list]:
+        """A person's stored embeddings ``(K, D)``, masked flags ``(K,)`` and sources."""
+        with self._lock:
+            pid = self._resolve(person)
+            rows = self._conn.execute(
+                "SELECT vector, masked, dim, source FROM embeddings WHERE person_id=? "
+                "ORDER BY id", (pid,)).fetchall()
+        if not rows:
+            return np.zeros((0, self.dim or 0), np.float32), np.zeros((0,), bool), []
+        vecs = np.stack([np.frombuffer(r[0], np.float32, count=r[2]) for r in rows])
+        return vecs, np.array([bool(r[1]) for r in rows]), [r[3] for r in rows]
+
+    def remove_embeddings(self, person: int | str, source_prefix: str) -> int:
+        """Delete a person's embeddings whose source starts with ``source_prefix`` (e.g. the
+        synthetic masked templates, before making them again); returns how many."""
+        with self._transaction() as conn:
+            pid = self._resolve(person, conn)
+            cur = conn.execute("DELETE FROM embeddings WHERE person_id=? AND "
+                               "substr(source, 1, ?) = ?",
+                               (pid, len(source_prefix), source_prefix))
+            return int(cur.rowcount)
+
     # -- search -------------------------------------------------------------------------------
     def _refresh(self) -> None:
         """Reload the search matrix if this or another connection changed the file."""

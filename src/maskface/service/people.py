@@ -30,6 +30,9 @@ class People:
     def __init__(self, db: str | Path, engine: Engine):
         self.engine = engine
         self.gallery = Gallery(db, model=engine.embedder.name, dim=engine.embedder.dim)
+        from maskface.recognize import fusion_config
+
+        self.template_weight = fusion_config().get("template_weight")
 
     def _get(self, person_id: int) -> Person:
         try:
@@ -49,20 +52,43 @@ class People:
     def groups_of(self, person_id: int) -> list[str]:
         return list(self._get(person_id).metadata.get("groups", []))
 
-    def enrol(self, name: str, faces: Sequence[Face], groups: Sequence[str]) -> dict[str, Any]:
-        emb = np.stack([f.embedding for f in faces])
+    def masked_templates(self, image: np.ndarray, face: Face) -> np.ndarray | None:
+        """Embeddings of an unmasked enrolment photo's synthetic masked templates (``None``
+        for a masked photo or when templates are off; ``maskface.recognize.templates``)."""
+        from maskface.recognize import fusion_config
+        from maskface.recognize.templates import template_embeddings
+
+        n = int(fusion_config().get("templates", 0))
+        if n <= 0 or is_masked(face):
+            return None
+        return template_embeddings(self.engine.embedder, image, face, n=n)[0]
+
+    @staticmethod
+    def _rows(faces: Sequence[Face], templates: Sequence[np.ndarray | None] | None
+              ) -> tuple[np.ndarray, list[bool]]:
+        """Each photo's embedding then its masked templates, with their masked flags."""
+        vecs, flags = [f.embedding for f in faces], [is_masked(f) for f in faces]
+        for t in templates or []:
+            if t is not None and len(t):
+                vecs += list(t)
+                flags += [True] * len(t)
+        return np.stack(vecs), flags
+
+    def enrol(self, name: str, faces: Sequence[Face], groups: Sequence[str],
+              templates: Sequence[np.ndarray | None] | None = None) -> dict[str, Any]:
+        emb, flags = self._rows(faces, templates)
         try:
-            p = self.gallery.enroll(name, emb, masked=[is_masked(f) for f in faces],
-                                    metadata={"groups": list(groups)})
+            p = self.gallery.enroll(name, emb, masked=flags, metadata={"groups": list(groups)})
         except DuplicateNameError:
             raise ApiError(409, "duplicate_name", f"'{name}' is already enrolled; add photos to "
                            "that person or choose another name") from None
         return _person(p)
 
-    def add_faces(self, person_id: int, faces: Sequence[Face]) -> dict[str, Any]:
+    def add_faces(self, person_id: int, faces: Sequence[Face],
+                  templates: Sequence[np.ndarray | None] | None = None) -> dict[str, Any]:
         self._get(person_id)
-        emb = np.stack([f.embedding for f in faces])
-        p = self.gallery.add_embeddings(int(person_id), emb, masked=[is_masked(f) for f in faces])
+        emb, flags = self._rows(faces, templates)
+        p = self.gallery.add_embeddings(int(person_id), emb, masked=flags)
         return _person(p)
 
     def rename(self, person_id: int, name: str) -> None:
@@ -87,12 +113,23 @@ class People:
         faces = [f for f in faces if f.embedding is not None]
         if not faces:
             return []
+        from maskface.gallery.thresholds import thresholds_for
+
+        # A masked probe is matched against masked templates and judged by its condition's
+        # threshold (a policy threshold, when set, overrides every condition).
+        masked = [is_masked(f) for f in faces]
+        queries = self.engine.embedder.weigh(np.stack([f.embedding for f in faces]), masked)
         thr = self.engine.threshold if threshold is None else threshold
-        matches = self.gallery.identify(np.stack([f.embedding for f in faces]), thr, k=k)
+        per_condition = thresholds_for(self.gallery, self.engine.threshold) \
+            if threshold is None else None
+        matches = self.gallery.identify(queries, thr, k=k, masked=masked,
+                                        thresholds=per_condition,
+                                        template_weight=self.template_weight)
         out = []
         for face, m in zip(faces, matches):
             face.identity = Identity(m.person_id, m.name, float(m.score)) if m.known else \
                 Identity(None, None, float(m.score) if np.isfinite(m.score) else 0.0)
-            out.append([{"person_id": p, "name": n, "score": round(s, 4)}
+            out.append([{"person_id": p, "name": n, "score": round(s, 4),
+                         "threshold": round(m.threshold, 4), "condition": m.condition}
                         for p, n, s in m.candidates])
         return out

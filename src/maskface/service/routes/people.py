@@ -24,17 +24,20 @@ def _groups(raw: str) -> list[str]:
 
 
 def _embeddings(photos: list[UploadFile], largest: bool, state: ServiceState):
-    """One embedding per photo, or a 4xx naming the photo that has no face or several."""
+    """One embedding per photo (and the masked templates of each unmasked one), or a 4xx
+    naming the photo that has no face or several."""
     if not photos:
         raise ApiError(422, "invalid_request", "send at least one photo")
     if len(photos) > state.config.limits.max_photos:
         raise ApiError(413, "too_many_photos",
                        f"{len(photos)} photos sent; at most {state.config.limits.max_photos}")
-    faces = []
+    faces, templates = [], []
     for i, up in enumerate(photos, 1):
         label = f"photo {i}" + (f" ('{up.filename}')" if up.filename else "")
-        faces.append(state.engine.single_face(read_image(up, state, label), label, largest))
-    return faces
+        image = read_image(up, state, label)
+        faces.append(state.engine.single_face(image, label, largest))
+        templates.append(state.people.masked_templates(image, faces[-1]))
+    return faces, templates
 
 
 @router.post("", status_code=201, summary="Enrol a person from one or more photos",
@@ -44,8 +47,8 @@ def enrol(name: str = Form(..., min_length=1, max_length=200),
           groups: str = Form("", description="comma-separated groups, e.g. staff,lab"),
           largest: bool = Form(False, description="use the largest face of group photos"),
           state: ServiceState = Depends(get_state)):
-    faces = _embeddings(photos, largest, state)
-    return state.people.enrol(name.strip(), faces, _groups(groups))
+    faces, templates = _embeddings(photos, largest, state)
+    return state.people.enrol(name.strip(), faces, _groups(groups), templates)
 
 
 @router.get("", summary="List enrolled people")
@@ -82,5 +85,5 @@ def delete_person(person_id: RowId, state: ServiceState = Depends(get_state)):
 def add_photos(person_id: RowId, photos: list[UploadFile] = File(...),
                largest: bool = Form(False), state: ServiceState = Depends(get_state)):
     state.people.get(person_id)  # 404 before any inference
-    faces = _embeddings(photos, largest, state)
-    return state.people.add_faces(person_id, faces)
+    faces, templates = _embeddings(photos, largest, state)
+    return state.people.add_faces(person_id, faces, templates)
