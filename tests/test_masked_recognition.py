@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from maskface.errors import InputError
 from maskface.gallery import Gallery
 from maskface.gallery.thresholds import (
     CONDITIONS,
@@ -88,7 +89,7 @@ def test_fused_scores_are_weighted_cosines_by_mask_state():
     assert float(fused.weigh(e[:1], [False])[0] @ e[1]) == pytest.approx(s1, abs=1e-5)
     assert float(fused.weigh(e[:1], [True])[0] @ e[1]) == pytest.approx(0.7 * s1 + 0.3 * s2,
                                                                         abs=1e-5)
-    with pytest.raises(Exception):
+    with pytest.raises(InputError):
         FusedEmbedder(_Fixed(t1, "a"), _Fixed(t2, "b"), 1.5, 0.5)
 
 
