@@ -43,6 +43,11 @@ class FusedEmbedder(Embedder):
     def label(self) -> str:
         return self._label
 
+    @property
+    def parts(self) -> tuple[Embedder, Embedder]:
+        """The two backbones (``maskface bench`` times each)."""
+        return self.first, self.second
+
     def _embed(self, faces: np.ndarray) -> np.ndarray:
         return self._embed_with_state(faces, None)
 
