@@ -162,7 +162,7 @@ MODELS: dict[str, ModelSpec] = {
             "face_reid_0095",
             "Intel Open Model Zoo face-reidentification-retail-0095 (2023.0 FP16 IR, Apache-2.0)"
             " as float32 ONNX, 256-d (scripts/convert_reid_ir.py; face_reid_0095.card.json)",
-            "15a116f82d574154ddbd31fc6c369cd8579fa51e65f557fe7ca3ba0222164f62",
+            "06000b81b243a891467e01762ed4b81b0890517fb19fd93b10a0d5360f7332af",
             None,
             "face_reid_0095.onnx",
         ),
