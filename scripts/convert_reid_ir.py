@@ -4,7 +4,8 @@ float32 ONNX shipped as ``src/maskface/weights/face_reid_0095.onnx``.
 A short hand-written IR -> ONNX converter (no OpenVINO, no ``openvino2onnx``): the IR holds
 only Parameter, Const (f16) + Convert (decompression to f32), Convolution, GroupConvolution,
 Add, Multiply, PReLU (one scalar slope each: written as LeakyRelu, which onnxruntime runs ~6x
-faster than PRelu here), Sigmoid, AvgPool (global, in squeeze-excitation blocks) and Result. Every op maps one to one; the folded preprocessing (BGR 0..255 in, channel
+faster than PRelu here), Sigmoid, AvgPool (global, in squeeze-excitation blocks) and Result.
+Every op maps one to one; the folded preprocessing (BGR 0..255 in, channel
 swap and /255 inside the first layers) stays in the graph. The batch is made dynamic and the
 ``(N, 256, 1, 1)`` output flattened to ``(N, 256)`` (not L2-normalised; cosine compares it).
 
