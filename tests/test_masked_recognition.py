@@ -180,3 +180,66 @@ def test_shipped_thresholds_and_fusion_file_are_consistent():
     if th._MODEL_FILE.is_file():
         for model, table in json.loads(th._MODEL_FILE.read_text()).items():
             assert set(CONDITIONS) <= set(table) and table["far"] > 0, model
+
+
+@pytest.mark.data
+def test_cli_templates_remask_and_calibrate(tmp_path, data_dir):
+    """Enrolment stores masked templates beside each unmasked photo; remask makes them again
+    (replacing, not adding); calibrate stores per-condition thresholds and writes a ROC
+    report; a masked probe is identified under its condition's threshold."""
+    pytest.importorskip("mediapipe")
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+    from maskface.synth import apply_mask, random_style
+
+    def invoke(*args):
+        return CliRunner().invoke(load_commands(), [str(a) for a in args],
+                                  catch_exceptions=False)
+
+    db = tmp_path / "g.db"
+    people = {"Abdullah_Gul": (1, 6), "Adrien_Brody": (3, 5), "Alvaro_Uribe": (1, 2)}
+    for name, idx in people.items():
+        photos = [data_dir / "lfw/images" / name / f"{name}_{i:04d}.jpg" for i in idx]
+        res = invoke("enroll", name, *photos, "--db", db, "--largest", "--templates", 2)
+        assert res.exit_code == 0 and "+ 4 synthetic masked templates" in res.output, res.output
+    with Gallery(db) as g:
+        before = {p.name: (p.n_embeddings, p.n_masked, p.n_templates) for p in g.people()}
+    assert set(before.values()) == {(6, 4, 4)}
+    res = invoke("people", "remask", "Adrien_Brody", "--db", db, "--templates", 2)
+    assert res.exit_code == 0 and "4 masked templates (4 old ones replaced)" in res.output
+    res = invoke("people", "remask", "99999999999999999999999", "--db", db)
+    assert res.exit_code == 1 and "no enrolled person" in res.output
+    with Gallery(db) as g:
+        assert g.get("Adrien_Brody").n_embeddings == 6
+
+    report = tmp_path / "cal.json"
+    res = invoke("calibrate", "--db", db, "--far", 0.01, "--report", report)
+    assert res.exit_code == 0, res.output
+    rep = json.loads(report.read_text())
+    assert rep["stored"] and report.with_suffix(".png").is_file()
+    assert {"unmasked-unmasked", "masked-unmasked", "masked-masked"} <= set(rep["conditions"])
+    with Gallery(db) as g:
+        stored = json.loads(g.get_meta("thresholds"))
+        assert stored["masked-masked"] == rep["conditions"]["masked-masked"]["threshold"]
+
+    # a masked photo of Gul, not enrolled: found under the masked condition's threshold
+    from maskface.detect import create_detector
+    from maskface.io import load_image
+    from maskface.recognize import single_face
+
+    img = load_image(data_dir / "lfw/images/Abdullah_Gul/Abdullah_Gul_0007.jpg")
+    face = single_face(create_detector("yunet"), img, "gul", pick_largest=True).face
+    masked = apply_mask(img, face, random_style(np.random.default_rng(5)))
+    probe = tmp_path / "gul_masked.jpg"
+    import cv2
+
+    cv2.imwrite(str(probe), masked)
+    out = tmp_path / "out"
+    res = invoke("identify", probe, "--db", db, "--out", out)
+    assert res.exit_code == 0, res.output
+    ident = json.loads((out / "gul_masked.json").read_text())["faces"][0]["identity"]
+    if json.loads((out / "gul_masked.json").read_text())["faces"][0]["mask"]["label"] != \
+            "without_mask":
+        assert ident["condition"] in ("masked-masked", "masked-unmasked")
+        assert ident["threshold"] == stored[ident["condition"]]

@@ -125,9 +125,11 @@ def enroll(
             person = gallery.add_embeddings(name, emb, flags, sources)
         else:
             person = gallery.enroll(name, emb, flags, meta, sources)
+        nt = person.n_templates
         typer.echo(f"{'added to' if add else 'enrolled'} {person.name} (id {person.id}): "
-                   f"{person.n_embeddings} embeddings ({person.n_masked} masked), "
-                   f"model {embedder.label}, gallery {gallery.path}")
+                   f"{person.n_embeddings - nt} embeddings ({person.n_masked - nt} masked) "
+                   f"+ {nt} synthetic masked templates, model {embedder.label}, "
+                   f"gallery {gallery.path}")
 
 
 def _with_templates(embedder, picked, emb, flags, sources, n: int):
@@ -275,7 +277,8 @@ def people_list(
             typer.echo("no one enrolled")
         for p in people:
             typer.echo(f"{p.id:>5}  {p.name:<30} {p.n_embeddings} embeddings "
-                       f"({p.n_masked} masked)  since {p.created_at}")
+                       f"({p.n_masked} masked, {p.n_templates} of them synthetic templates)  "
+                       f"since {p.created_at}")
 
 
 @people_app.command("remove")

@@ -83,11 +83,13 @@ class Person:
     created_at: str
     n_embeddings: int = 0
     n_masked: int = 0
+    #: of which synthetic masked templates (``maskface.recognize.templates``), not photos
+    n_templates: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "metadata": self.metadata,
                 "created_at": self.created_at, "embeddings": self.n_embeddings,
-                "masked_embeddings": self.n_masked}
+                "masked_embeddings": self.n_masked, "masked_templates": self.n_templates}
 
 
 @dataclass(frozen=True)
@@ -358,12 +360,14 @@ class Gallery:
         return int(row[0])
 
     _PERSON_SQL = (
-        "SELECT p.id, p.name, p.metadata, p.created_at, COUNT(e.id), COALESCE(SUM(e.masked), 0)"
+        "SELECT p.id, p.name, p.metadata, p.created_at, COUNT(e.id), COALESCE(SUM(e.masked), 0),"
+        " COALESCE(SUM(substr(e.source, 1, 15) = 'synthetic-mask:'), 0)"
         " FROM people p LEFT JOIN embeddings e ON e.person_id = p.id")
 
     @staticmethod
     def _person(row) -> Person:
-        return Person(int(row[0]), row[1], json.loads(row[2]), row[3], int(row[4]), int(row[5]))
+        return Person(int(row[0]), row[1], json.loads(row[2]), row[3], int(row[4]), int(row[5]),
+                      int(row[6]))
 
     def get(self, person: int | str) -> Person:
         """One person by id or name (raises :class:`UnknownPersonError`)."""

@@ -20,8 +20,8 @@ from maskface.service.errors import ApiError
 
 def _person(p: Person) -> dict[str, Any]:
     return {"id": p.id, "name": p.name, "groups": list(p.metadata.get("groups", [])),
-            "created_at": p.created_at, "photos": p.n_embeddings,
-            "masked_photos": p.n_masked}
+            "created_at": p.created_at, "photos": p.n_embeddings - p.n_templates,
+            "masked_photos": p.n_masked - p.n_templates, "masked_templates": p.n_templates}
 
 
 class People:
