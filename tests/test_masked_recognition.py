@@ -198,7 +198,7 @@ def test_cli_templates_remask_and_calibrate(tmp_path, data_dir):
                                   catch_exceptions=False)
 
     db = tmp_path / "g.db"
-    people = {"Abdullah_Gul": (1, 6), "Adrien_Brody": (3, 5), "Alvaro_Uribe": (1, 2)}
+    people = {"Abdullah_Gul": (1, 6), "Adrien_Brody": (3, 5), "Abel_Pacheco": (1, 2)}
     for name, idx in people.items():
         photos = [data_dir / "lfw/images" / name / f"{name}_{i:04d}.jpg" for i in idx]
         res = invoke("enroll", name, *photos, "--db", db, "--largest", "--templates", 2)
