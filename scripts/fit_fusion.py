@@ -47,7 +47,7 @@ def embeddings(cache_dir: Path, enrol: int, n_templates: int, seed: int):
                           cache_dir / f"val_crops_seed{seed}.npz")
         items = [(p, m) for v in photos.values() for p in v for m in (False, True)]
         e = pe.embed(items)
-        te = TemplateEmbedder(emb, det, n_templates, cache_dir / f"val_templates{n_templates}.npz")
+        te = TemplateEmbedder(emb, det, n_templates, cache_dir / f"val_templates{n_templates}d.npz")
         t = te.embed([p for v in photos.values() for p in v[:enrol]])
         out[name] = (e, t)
     return photos, out

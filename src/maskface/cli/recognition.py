@@ -120,7 +120,7 @@ def enroll(
         emb = embedder.embed(np.stack(aligned), flags)
         sources = [str(p) for p in images]
         emb, flags, sources = _with_templates(embedder, picked, emb, flags, sources,
-                                              _template_rule(templates, None)[0])
+                                              _template_rule(templates, None)[0], detector)
         if add:
             person = gallery.add_embeddings(name, emb, flags, sources)
         else:
@@ -132,7 +132,7 @@ def enroll(
                    f"gallery {gallery.path}")
 
 
-def _with_templates(embedder, picked, emb, flags, sources, n: int):
+def _with_templates(embedder, picked, emb, flags, sources, n: int, detector=None):
     """The photos' embeddings followed by the masked templates of each unmasked photo."""
     import numpy as np
 
@@ -144,7 +144,7 @@ def _with_templates(embedder, picked, emb, flags, sources, n: int):
     for (img, face), masked, source in zip(picked, flags, sources):
         if masked:
             continue
-        t, tsrc = template_embeddings(embedder, img, face, source, n=n)
+        t, tsrc = template_embeddings(embedder, img, face, source, n=n, detector=detector)
         rows.append(t)
         fl += [True] * len(t)
         src += tsrc
@@ -349,7 +349,7 @@ def people_remask(
                     continue
                 img = load_image(src)
                 face = single_face(detector, img, src, pick_largest=True).face
-                t, ts = template_embeddings(embedder, img, face, src, n=n)
+                t, ts = template_embeddings(embedder, img, face, src, n=n, detector=detector)
                 rows += list(t)
                 srcs += ts
             removed = gallery.remove_embeddings(person.id, SOURCE_PREFIX)

@@ -106,7 +106,7 @@ def run_identify_eval(report: str | Path, faces: str | Path | None = None,
     temb, no_template = {}, 0
     if templates:
         te = TemplateEmbedder(embedder, pe.detector, templates, Path(crop_cache).with_name(
-            Path(crop_cache).stem + f"_templates{templates}.npz") if crop_cache else None)
+            Path(crop_cache).stem + f"_templates{templates}d.npz") if crop_cache else None)
         temb = te.embed([p for v in enrol_items.values() for p, _ in v], progress)
         no_template = te.no_template
 

@@ -252,7 +252,7 @@ class TemplateEmbedder:
         if path not in self._crops:
             image = load_image(path)
             self._crops[path] = template_crops(image, central_face(self.detector, image).face,
-                                               self.n)[0]
+                                               self.n, detector=self.detector)[0]
         return self._crops[path][: self.n]
 
     def embed(self, paths: Sequence[Path], progress: bool = True) -> dict[Path, np.ndarray]:
@@ -344,7 +344,7 @@ def evaluate_pairs(pairs: Sequence[Pair], embedder, detector, mask: str = "none"
     scores = (ea * embedder.weigh(eb, [m for _, m in items_b])).sum(1)
     extra: dict[str, Any] = {}
     if templates and mask == "one":
-        tcache = Path(crop_cache).with_name(Path(crop_cache).stem + f"_templates{templates}.npz") \
+        tcache = Path(crop_cache).with_name(Path(crop_cache).stem + f"_templates{templates}d.npz") \
             if crop_cache else None
         te = TemplateEmbedder(embedder, detector, templates, tcache)
         temb = te.embed([p.a for p in pairs], progress)

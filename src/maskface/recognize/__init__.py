@@ -71,7 +71,12 @@ def default_threshold(embedder: Embedder) -> float:
     meta = getattr(embedder, "metadata", {}) or {}
     if "threshold" in meta:
         return float(meta["threshold"])
-    return THRESHOLDS.get(embedder.name, 0.4)
+    if embedder.name in THRESHOLDS:
+        return THRESHOLDS[embedder.name]
+    from maskface.gallery.thresholds import model_thresholds
+
+    fitted = model_thresholds(embedder.name)  # a fused space: its unmasked operating point
+    return float(fitted["unmasked-unmasked"]) if fitted else 0.4
 
 
 __all__ = ["DEFAULT_EMBEDDER", "EMBEDDERS", "Embedder", "FusedEmbedder", "MaskAwareEmbedder",

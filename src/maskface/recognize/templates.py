@@ -54,23 +54,42 @@ def masked_copies(image: np.ndarray, face: Face, n: int = N_TEMPLATES, seed: int
     return out
 
 
-def template_crops(image: np.ndarray, face: Face, n: int = N_TEMPLATES, seed: int = 0
-                   ) -> tuple[np.ndarray, list[str]]:
-    """Aligned 112x112 crops of the masked copies (on the unmasked face's landmarks: the mask
-    is drawn on that very face) and their mask types."""
+def _landmarks(image: np.ndarray, face: Face, detector) -> np.ndarray:
+    """The masked copy's landmarks as the door would find them: detected on the masked face
+    (the detector places a masked face's points differently), else the unmasked face's."""
+    if detector is None:
+        return face.landmarks
+    from maskface.geometry import iou_matrix
+
+    det = detector.detect(image)
+    if len(det) == 0:
+        return face.landmarks
+    overlap = iou_matrix(np.asarray(face.box, np.float32)[None], det.boxes)[0]
+    best = int(np.argmax(overlap))
+    return det.landmarks[best] if overlap[best] >= 0.5 else face.landmarks
+
+
+def template_crops(image: np.ndarray, face: Face, n: int = N_TEMPLATES, seed: int = 0,
+                   detector=None) -> tuple[np.ndarray, list[str]]:
+    """Aligned 112x112 crops of the masked copies and their mask types.
+
+    With a ``detector`` each copy is aligned on the landmarks detected on the masked face (how
+    a masked probe is aligned at the door: measured better on validation identities), else on
+    the unmasked face's landmarks.
+    """
     copies = masked_copies(image, face, n, seed)
     if not copies:
         return np.zeros((0, 112, 112, 3), np.uint8), []
-    return (np.stack([align_face(img, face.landmarks) for _, img in copies]),
+    return (np.stack([align_face(img, _landmarks(img, face, detector)) for _, img in copies]),
             [kind for kind, _ in copies])
 
 
 def template_embeddings(embedder, image: np.ndarray, face: Face, source: str | None = None,
-                        n: int = N_TEMPLATES, seed: int = 0
+                        n: int = N_TEMPLATES, seed: int = 0, detector=None
                         ) -> tuple[np.ndarray, list[str]]:
     """Embeddings (as masked faces) of an unmasked photo's masked templates, and the ``source``
     of each for the gallery (``synthetic-mask:<type>:<photo>``)."""
-    crops, kinds = template_crops(image, face, n, seed)
+    crops, kinds = template_crops(image, face, n, seed, detector)
     if not kinds:
         return np.zeros((0, embedder.dim), np.float32), []
     emb = embedder.embed(crops, [True] * len(crops))

@@ -24,6 +24,27 @@ def _person(p: Person) -> dict[str, Any]:
             "masked_photos": p.n_masked - p.n_templates, "masked_templates": p.n_templates}
 
 
+class _PoolDetector:
+    """The engine's detector behind its worker pool (thread-safe), as ``detect(image)``."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def detect(self, image: np.ndarray):
+        faces = self.engine.analyze(image, embed=False).faces
+        boxes = np.array([f.box for f in faces], np.float32).reshape(-1, 4)
+        lms = np.array([f.landmarks for f in faces], np.float32).reshape(-1, 5, 2)
+        return _Detections(boxes, lms)
+
+
+class _Detections:
+    def __init__(self, boxes: np.ndarray, landmarks: np.ndarray):
+        self.boxes, self.landmarks = boxes, landmarks
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
 class People:
     """Enrol, list, rename, delete and identify, over one gallery file."""
 
@@ -61,7 +82,8 @@ class People:
         n = int(fusion_config().get("templates", 0))
         if n <= 0 or is_masked(face):
             return None
-        return template_embeddings(self.engine.embedder, image, face, n=n)[0]
+        return template_embeddings(self.engine.embedder, image, face, n=n,
+                                   detector=_PoolDetector(self.engine))[0]
 
     @staticmethod
     def _rows(faces: Sequence[Face], templates: Sequence[np.ndarray | None] | None
