@@ -199,6 +199,21 @@ def test_identify_known_and_unknown(api, photos, astronaut):
     assert r["faces"] == []
 
 
+def test_enrolment_masked_templates_and_condition_thresholds(api, photos):
+    """An unmasked enrolment photo gets synthetic masked templates (not counted as photos);
+    a masked probe is matched under a masked condition and its threshold is reported."""
+    from maskface.recognize import fusion_config
+
+    p = api.enrol("Eileen", [photos["face"]]).json()
+    n = fusion_config()["templates"]
+    assert p["photos"] == 1 and p["masked_photos"] == 0 and p["masked_templates"] == n
+    face = api.post_image("/v1/identify", photos["masked2"]).json()["faces"][0]
+    cand = face["candidates"][0]
+    if face["mask"]["label"] != "without_mask":
+        assert cand["condition"] in ("masked-masked", "masked-unmasked")
+    assert cand["person_id"] == p["id"] and 0 < cand["threshold"] < 1
+
+
 def test_verify_same_and_different_person(api, photos):
     r = api.post("/v1/verify", headers=api.h("admin"),
                  files={"image_a": ("a.jpg", photos["face"]),

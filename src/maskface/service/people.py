@@ -73,9 +73,11 @@ class People:
     def groups_of(self, person_id: int) -> list[str]:
         return list(self._get(person_id).metadata.get("groups", []))
 
-    def masked_templates(self, image: np.ndarray, face: Face) -> np.ndarray | None:
-        """Embeddings of an unmasked enrolment photo's synthetic masked templates (``None``
-        for a masked photo or when templates are off; ``maskface.recognize.templates``)."""
+    def masked_templates(self, image: np.ndarray, face: Face
+                         ) -> tuple[np.ndarray, list[str]] | None:
+        """Embeddings and sources of an unmasked enrolment photo's synthetic masked templates
+        (``None`` for a masked photo or when templates are off;
+        ``maskface.recognize.templates``)."""
         from maskface.recognize import fusion_config
         from maskface.recognize.templates import template_embeddings
 
@@ -83,34 +85,37 @@ class People:
         if n <= 0 or is_masked(face):
             return None
         return template_embeddings(self.engine.embedder, image, face, n=n,
-                                   detector=_PoolDetector(self.engine))[0]
+                                   detector=_PoolDetector(self.engine))
 
     @staticmethod
-    def _rows(faces: Sequence[Face], templates: Sequence[np.ndarray | None] | None
-              ) -> tuple[np.ndarray, list[bool]]:
-        """Each photo's embedding then its masked templates, with their masked flags."""
+    def _rows(faces: Sequence[Face], templates: Sequence | None
+              ) -> tuple[np.ndarray, list[bool], list[str | None]]:
+        """Each photo's embedding then its masked templates, with masked flags and sources."""
         vecs, flags = [f.embedding for f in faces], [is_masked(f) for f in faces]
+        sources: list[str | None] = [None] * len(faces)
         for t in templates or []:
-            if t is not None and len(t):
-                vecs += list(t)
-                flags += [True] * len(t)
-        return np.stack(vecs), flags
+            if t is not None and len(t[0]):
+                vecs += list(t[0])
+                flags += [True] * len(t[0])
+                sources += list(t[1])
+        return np.stack(vecs), flags, sources
 
     def enrol(self, name: str, faces: Sequence[Face], groups: Sequence[str],
-              templates: Sequence[np.ndarray | None] | None = None) -> dict[str, Any]:
-        emb, flags = self._rows(faces, templates)
+              templates: Sequence | None = None) -> dict[str, Any]:
+        emb, flags, sources = self._rows(faces, templates)
         try:
-            p = self.gallery.enroll(name, emb, masked=flags, metadata={"groups": list(groups)})
+            p = self.gallery.enroll(name, emb, masked=flags, metadata={"groups": list(groups)},
+                                    sources=sources)
         except DuplicateNameError:
             raise ApiError(409, "duplicate_name", f"'{name}' is already enrolled; add photos to "
                            "that person or choose another name") from None
         return _person(p)
 
     def add_faces(self, person_id: int, faces: Sequence[Face],
-                  templates: Sequence[np.ndarray | None] | None = None) -> dict[str, Any]:
+                  templates: Sequence | None = None) -> dict[str, Any]:
         self._get(person_id)
-        emb, flags = self._rows(faces, templates)
-        p = self.gallery.add_embeddings(int(person_id), emb, masked=flags)
+        emb, flags, sources = self._rows(faces, templates)
+        p = self.gallery.add_embeddings(int(person_id), emb, masked=flags, sources=sources)
         return _person(p)
 
     def rename(self, person_id: int, name: str) -> None:
