@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +55,9 @@ def embeddings(cache_dir: Path, enrol: int, n_templates: int, seed: int):
 
 
 def score_tables(photos, emb, enrol: int, unknown_fraction: float, seed: int):
-    """Per query: component scores against every enrolled identity's best unmasked photo and
-    best masked template (``(Q, P)`` arrays), for masked and unmasked queries."""
+    """Per query, each component's scores against every enrolled identity's photos and masked
+    templates, ``(Q, P, K)`` arrays (NaN-padded), for masked and unmasked queries; fused and
+    reduced per person exactly as ``Gallery.identify`` does (:func:`fused`)."""
     names = sorted(photos)
     rng = np.random.default_rng(seed)
     unknown = set(rng.choice(names, int(round(unknown_fraction * len(names))),
@@ -69,23 +71,30 @@ def score_tables(photos, emb, enrol: int, unknown_fraction: float, seed: int):
         for c, (e, t) in emb.items():
             q = np.stack([e[it] for _, it in q_items])
             plain = np.stack([np.stack([e[(p, False)] for p in photos[n][:enrol]]) @ q.T
-                              for n in known]).max(1)  # (P, Q)
-            tmpl = np.stack([np.concatenate([t[p] for p in photos[n][:enrol]]) @ q.T
-                             if sum(len(t[p]) for p in photos[n][:enrol]) else
-                             np.full((1, len(q)), np.nan) for n in known]).max(1)
-            comp[c] = (plain.T, tmpl.T)
+                              for n in known]).transpose(2, 0, 1)  # (Q, P, enrol)
+            tv = [np.concatenate([t[p] for p in photos[n][:enrol]]) for n in known]
+            width = max(1, max(len(v) for v in tv))
+            tmpl = np.full((len(q), len(known), width), np.nan, np.float32)
+            for j, v in enumerate(tv):
+                if len(v):
+                    tmpl[:, j, : len(v)] = (v @ q.T).T
+            comp[c] = (plain, tmpl)
         truth = np.array([known.index(n) if n in known else -1 for n, _ in q_items])
         tables[masked] = (comp, truth)
     return tables, known
 
 
 def fused(comp, w: float, tw, use_templates: bool):
-    plain = w * comp["sface"][0] + (1 - w) * comp["reid"][0]
+    """Person scores ``(Q, P)``: the best photo (and best masked template) by the fused score
+    ``w * sface + (1 - w) * reid``, mixed by the template rule: as the gallery scores them."""
+    plain = np.max(w * comp["sface"][0] + (1 - w) * comp["reid"][0], axis=2)
     if not use_templates:
         return plain
-    tmpl = w * comp["sface"][1] + (1 - w) * comp["reid"][1]
-    both = np.maximum(plain, tmpl) if tw is None else tw * tmpl + (1 - tw) * plain
-    return np.where(np.isnan(tmpl), plain, both)
+    both_t = w * comp["sface"][1] + (1 - w) * comp["reid"][1]
+    has = ~np.isnan(both_t).all(axis=2)
+    tmpl = np.where(has, np.nanmax(np.where(np.isnan(both_t), -np.inf, both_t), axis=2), np.nan)
+    mix = np.maximum(plain, tmpl) if tw is None else tw * tmpl + (1 - tw) * plain
+    return np.where(has, mix, plain)
 
 
 def objective(scores, truth) -> tuple[float, float, float]:
@@ -107,8 +116,15 @@ def main() -> None:
     ap.add_argument("--templates", type=int, default=3)
     ap.add_argument("--far", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse the embeddings a previous run kept in --cache-dir")
     args = ap.parse_args()
-    photos, emb = embeddings(args.cache_dir, args.enrol, args.templates, args.seed)
+    store = args.cache_dir / f"fit_embeddings_e{args.enrol}_t{args.templates}_s{args.seed}.pkl"
+    if args.reuse and store.is_file():  # the embeddings do not depend on what is fitted
+        photos, emb = pickle.loads(store.read_bytes())
+    else:
+        photos, emb = embeddings(args.cache_dir, args.enrol, args.templates, args.seed)
+        store.write_bytes(pickle.dumps((photos, emb)))
     tables, known = score_tables(photos, emb, args.enrol, 0.2, args.seed)
     fit = {}
     comp_u, truth_u = tables[False]
@@ -147,11 +163,9 @@ def main() -> None:
                                     ("masked-masked", True, True)):
             comp, truth = tables[masked]
             w = w_m if masked else w_u
-            if use_t:  # the door's score of a masked probe (the template rule), where fitted
-                s = fused(comp, w, tw, True)
-                s = np.where(np.isnan(comp["sface"][1]), np.nan, s)
-            else:
-                s = w * comp["sface"][0] + (1 - w) * comp["reid"][0]
+            s = fused(comp, w, tw, use_t)  # the door's score (for a masked probe: the rule)
+            if use_t:  # only people with templates are compared under masked-masked
+                s = np.where(np.isnan(comp["sface"][1]).all(axis=2), np.nan, s)
             imp = s[truth[:, None] != np.arange(s.shape[1])[None, :]]
             imp = imp[np.isfinite(imp)]
             table[cond] = round(threshold_at_far(imp, args.far), 4)

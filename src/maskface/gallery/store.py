@@ -488,11 +488,32 @@ class Gallery:
             # One label per (person, masked template or not): a search yields each person's
             # best unmasked and best masked template, so a probe can be matched by condition.
             labels = np.fromiter((2 * r[0] + bool(r[2]) for r in rows), np.int64, len(rows))
+            order = np.argsort(labels, kind="stable")  # grouped by label, for reduceat
+            matrix, labels = np.ascontiguousarray(matrix[order]), labels[order]
         else:
             matrix, labels = np.zeros((0, dim), np.float32), np.zeros((0,), np.int64)
         self.index.build(matrix, labels)
+        self._matrix = matrix  # the same array the exact index holds (no copy)
+        self._label_ids, self._label_starts = np.unique(labels, return_index=True)
         self._names = names
         self._cache_key = key
+
+    def _person_scores(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact per-person scores: ``(person ids (P,), best unmasked template (Q, P), best
+        masked template (Q, P))``, ``-inf`` where a person has none of that kind."""
+        with self._lock:
+            self._refresh()
+            matrix, ids, starts = self._matrix, self._label_ids, self._label_starts
+        pids = np.unique(ids // 2)
+        su = np.full((len(q), len(pids)), -np.inf, np.float32)
+        sm = su.copy()
+        if len(ids):
+            per_label = np.maximum.reduceat(q @ matrix.T, starts, axis=1)
+            col = np.searchsorted(pids, ids // 2)
+            is_m = (ids % 2).astype(bool)
+            su[:, col[~is_m]] = per_label[:, ~is_m]
+            sm[:, col[is_m]] = per_label[:, is_m]
+        return pids, su, sm
 
     def _search_templates(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Best ``2k`` (person, template masked) labels per query (``label = 2 id + masked``)."""
@@ -538,42 +559,56 @@ class Gallery:
         """
         from maskface.gallery.thresholds import condition
 
-        scores, labels = self._search_templates(queries, k)
         flags = None if masked is None else np.asarray(masked, bool).reshape(-1)
-        if flags is not None and len(flags) != len(scores):
-            raise InputError(f"{len(flags)} mask flags for {len(scores)} queries")
+        if flags is None:
+            return self._identify_any(queries, threshold, k)
+        q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        if self.dim and q.shape[1] != self.dim:
+            raise InputError(f"query embeddings are {q.shape[1]}-d, the gallery holds "
+                             f"{self.dim}-d ones")
+        if len(flags) != len(q):
+            raise InputError(f"{len(flags)} mask flags for {len(q)} queries")
+        # Exact per-person scores (the template mix needs both sides of every person).
+        pids, su, sm = self._person_scores(q)
+        has_u, has_m = np.isfinite(su), np.isfinite(sm)
+        fm = flags[:, None]
+        if template_weight is None:
+            mix, mix_t = np.maximum(su, sm), sm > su
+        else:
+            mix, mix_t = template_weight * sm + (1 - template_weight) * su, np.ones_like(has_m)
+        # unmasked probe: unmasked templates (masked ones only for a person with no other);
+        # masked probe: the mix when the person has both kinds, else the kind they have
+        score = np.where(fm & has_u & has_m, mix, np.where(has_u, su, sm))
+        tmpl = np.where(fm & has_u & has_m, mix_t, ~has_u)
         matches = []
-        for r, (srow, lrow) in enumerate(zip(scores, labels)):
-            best: dict[int, list[float | None]] = {}  # person -> [unmasked tmpl, masked tmpl]
-            for s, lab in zip(srow.tolist(), lrow.tolist()):
-                if lab >= 0 and best.setdefault(lab // 2, [None, None])[lab % 2] is None:
-                    best[lab // 2][lab % 2] = s
-            probe_masked = bool(flags[r]) if flags is not None else False
-            scored = []
-            for pid, (su, sm) in best.items():
-                if flags is None:
-                    s, tmpl = max((v, m) for m, v in ((False, su), (True, sm)) if v is not None)
-                elif not probe_masked:
-                    s, tmpl = (su, False) if su is not None else (sm, True)
-                elif sm is None or su is None:
-                    s, tmpl = (sm, True) if sm is not None else (su, False)
-                elif template_weight is None:
-                    s, tmpl = max((sm, True), (su, False))
-                else:
-                    s, tmpl = template_weight * sm + (1 - template_weight) * su, True
-                scored.append((s, pid, tmpl))
-            scored.sort(key=lambda t: -t[0])
-            cands = [(pid, self._names.get(pid, "?"), float(s)) for s, pid, _ in scored[:k]]
-            cond = condition(probe_masked, scored[0][2]) if scored and flags is not None \
-                else None
-            t = float(thresholds[cond]) if thresholds is not None and cond is not None \
-                else threshold
+        for r in range(len(q)):
+            order = np.argsort(-score[r], kind="stable")[:k] if len(pids) else []
+            cands = [(int(pids[j]), self._names.get(int(pids[j]), "?"), float(score[r, j]))
+                     for j in order]
+            cond = condition(bool(flags[r]), bool(tmpl[r, order[0]])) if cands else \
+                condition(bool(flags[r]), False)
+            t = float(thresholds[cond]) if thresholds is not None else threshold
             if cands and cands[0][2] >= t:
-                pid, name, score = cands[0]
-                matches.append(Match(pid, name, score, t, cands, cond))
+                pid, name, best = cands[0]
+                matches.append(Match(pid, name, best, t, cands, cond))
             else:
                 top = cands[0][2] if cands else -1.0  # empty gallery: the lowest cosine
                 matches.append(Match(None, None, top, t, cands, cond))
+        return matches
+
+    def _identify_any(self, queries: np.ndarray, threshold: float, k: int) -> list[Match]:
+        """Identification without mask states: each person's best embedding of any kind."""
+        scores, ids = self.search(queries, k)
+        matches = []
+        for srow, irow in zip(scores, ids):
+            cands = [(int(i), self._names.get(int(i), "?"), float(s))
+                     for s, i in zip(srow, irow) if i >= 0]
+            if cands and cands[0][2] >= threshold:
+                pid, name, score = cands[0]
+                matches.append(Match(pid, name, score, threshold, cands))
+            else:
+                best = cands[0][2] if cands else -1.0  # empty gallery: the lowest cosine
+                matches.append(Match(None, None, best, threshold, cands))
         return matches
 
     def verify(self, query: np.ndarray, person: int | str, threshold: float) -> tuple[bool, float]:
