@@ -243,3 +243,27 @@ def test_cli_templates_remask_and_calibrate(tmp_path, data_dir):
             "without_mask":
         assert ident["condition"] in ("masked-masked", "masked-unmasked")
         assert ident["threshold"] == stored[ident["condition"]]
+
+
+def test_converter_reproduces_the_shipped_reid_onnx(tmp_path):
+    """scripts/convert_reid_ir.py turns the staged IR into exactly the shipped file."""
+    pytest.importorskip("onnx")
+    import hashlib
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    ir = root.parent / "shared" / "models" / "face-reidentification-retail-0095"
+    if not ir.is_dir():
+        pytest.skip(f"staged IR not found at {ir}")
+    spec = importlib.util.spec_from_file_location("convert_reid_ir",
+                                                  root / "scripts" / "convert_reid_ir.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    import onnx
+
+    out = tmp_path / "reid.onnx"
+    onnx.save(mod.convert(ir), out)
+    from maskface.models import MODELS
+
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == MODELS["face_reid_0095"].sha256
