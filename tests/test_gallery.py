@@ -89,6 +89,30 @@ def test_duplicate_and_unknown_and_bad_input(gallery):
     assert [p.name for p in gallery.people()] == ["Alice", "Bob"]
 
 
+def test_ids_beyond_sqlite_integers_are_unknown_people(gallery, tmp_path):
+    """An id SQLite cannot hold is nobody (it raised OverflowError), by int or by digits,
+    for every call that takes a person; the CLI's ``people`` commands exit cleanly."""
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+
+    rng = np.random.default_rng(3)
+    gallery.enroll("Alice", unit(rng))
+    for bad in (2**63, -(2**63) - 1, "99999999999999999999999", 10**30):
+        for call in (gallery.get, gallery.delete, lambda p: gallery.rename(p, "X"),
+                     lambda p: gallery.add_embeddings(p, unit(rng)),
+                     lambda p: gallery.update_metadata(p, {})):
+            with pytest.raises(UnknownPersonError):
+                call(bad)
+    assert gallery.get("Alice").n_embeddings == 1
+    db = str(tmp_path / "g.db")
+    for args in (["people", "remove", "99999999999999999999999", "--yes"],
+                 ["people", "rename", "99999999999999999999999", "Y"]):
+        res = CliRunner().invoke(load_commands(), [*args, "--db", db])
+        assert res.exit_code == 1 and "no enrolled person" in res.output, res.output
+        assert "Traceback" not in res.output
+
+
 def test_other_model_refused(tmp_path):
     rng = np.random.default_rng(3)
     with Gallery(tmp_path / "g.db", model="a", dim=DIM) as g:

@@ -228,6 +228,21 @@ def test_identify_known_and_unknown(api, photos, astronaut):
     assert r["faces"] == []
 
 
+def test_enrolment_masked_templates_and_condition_thresholds(api, photos):
+    """An unmasked enrolment photo gets synthetic masked templates (not counted as photos);
+    a masked probe is matched under a masked condition and its threshold is reported."""
+    from maskface.recognize import fusion_config
+
+    p = api.enrol("Eileen", [photos["face"]]).json()
+    n = fusion_config()["templates"]
+    assert p["photos"] == 1 and p["masked_photos"] == 0 and p["masked_templates"] == n
+    face = api.post_image("/v1/identify", photos["masked2"]).json()["faces"][0]
+    cand = face["candidates"][0]
+    if face["mask"]["label"] != "without_mask":
+        assert cand["condition"] in ("masked-masked", "masked-unmasked")
+    assert cand["person_id"] == p["id"] and 0 < cand["threshold"] < 1
+
+
 def test_verify_same_and_different_person(api, photos):
     r = api.post("/v1/verify", headers=api.h("admin"),
                  files={"image_a": ("a.jpg", photos["face"]),
@@ -304,6 +319,25 @@ def test_unknown_person_ids(api, photos):
     files = [("photos", ("f.jpg", photos["face"], "image/jpeg"))]
     assert_error(api.post("/v1/people/999/photos", headers=h, files=files), 404)
     assert_error(api.get("/v1/people/abc", headers=h), 422, "invalid_request")
+
+
+@pytest.mark.parametrize("bad", ["99999999999999999999999", str(2**63), "0", "-1"])
+def test_out_of_range_ids_are_422_not_500(api, photos, bad):
+    """An id SQLite cannot hold (it overflowed into a 500 with a traceback) is a 422 on every
+    route that takes an id: people get/patch/delete/photos, events get/snapshot/filter."""
+    h = api.h("admin")
+    files = [("photos", ("f.jpg", photos["face"], "image/jpeg"))]
+    for resp in (api.get(f"/v1/people/{bad}", headers=h),
+                 api.patch(f"/v1/people/{bad}", headers=h, json={"name": "X"}),
+                 api.delete(f"/v1/people/{bad}", headers=h),
+                 api.post(f"/v1/people/{bad}/photos", headers=h, files=files),
+                 api.get(f"/v1/events/{bad}", headers=h),
+                 api.get(f"/v1/events/{bad}/snapshot", headers=h),
+                 api.get(f"/v1/events?person_id={bad}", headers=h)):
+        assert_error(resp, 422, "invalid_request")
+    top = str(2**63 - 1)  # the largest id SQLite holds: in range, so simply nobody
+    assert_error(api.get(f"/v1/people/{top}", headers=h), 404, "person_not_found")
+    assert_error(api.get(f"/v1/events/{top}", headers=h), 404, "not_found")
 
 
 def test_rename_conflicts_and_empty_update(api, photos):

@@ -1,7 +1,9 @@
-"""Face alignment: a 5-point similarity warp to 112x112, one template for the whole project.
+"""Face alignment: a 5-point similarity warp to 112x112, one crop for the whole project.
 
-The template is the ArcFace/InsightFace convention (also SFace's ``alignCrop``), so every model
-that takes an aligned face sees the same geometry.
+The crop is the ArcFace/InsightFace convention (also SFace's ``alignCrop``); every embedder
+takes it. A model trained on another template (``face-reidentification-retail-0095``) gets its
+crop from this one with :func:`template_warp`, a similarity from the ArcFace template onto its
+own, so the pipeline still aligns each face once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,19 @@ ARCFACE_TEMPLATE = np.array(
     dtype=np.float32,
 )
 ALIGNED_SIZE = 112
+
+#: Open Model Zoo ``face-reidentification-retail-0095``'s template for a 128x128 crop (its model
+#: description's normalised points x128: the 96x112 SphereFace reference scaled per axis)
+REID0095_TEMPLATE = np.array(
+    [
+        [0.31556875, 0.46157411],
+        [0.68262292, 0.46157411],
+        [0.50026250, 0.64050536],
+        [0.34947188, 0.82469196],
+        [0.65343646, 0.82469196],
+    ],
+    dtype=np.float32,
+) * 128
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -44,17 +59,35 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return m
 
 
-def alignment_matrix(landmarks: np.ndarray, size: int = ALIGNED_SIZE) -> np.ndarray:
-    """The 2x3 warp taking the image to the aligned ``size`` x ``size`` crop."""
-    template = ARCFACE_TEMPLATE * (size / ALIGNED_SIZE)
+def alignment_matrix(landmarks: np.ndarray, size: int = ALIGNED_SIZE,
+                     template: np.ndarray | None = None) -> np.ndarray:
+    """The 2x3 warp taking the image to the aligned ``size`` x ``size`` crop (``template``:
+    reference points in that crop's pixels; default the ArcFace template scaled to ``size``)."""
+    if template is None:
+        template = ARCFACE_TEMPLATE * (size / ALIGNED_SIZE)
     return similarity_transform(np.asarray(landmarks, dtype=np.float64).reshape(5, 2), template)
 
 
-def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = ALIGNED_SIZE) -> np.ndarray:
+def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = ALIGNED_SIZE,
+               template: np.ndarray | None = None) -> np.ndarray:
     """Warp the face with these 5 landmarks to an aligned ``size`` x ``size`` BGR crop."""
-    m = alignment_matrix(landmarks, size)
+    m = alignment_matrix(landmarks, size, template)
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
+
+
+def template_warp(template: np.ndarray, size: int) -> np.ndarray:
+    """The 2x3 similarity taking the 112x112 ArcFace crop to a ``size`` crop aligned on another
+    ``template`` (for a model trained on its own reference points)."""
+    return similarity_transform(ARCFACE_TEMPLATE, template)
+
+
+def realign(crops: np.ndarray, template: np.ndarray, size: int) -> np.ndarray:
+    """``(N, 112, 112, 3)`` ArcFace crops re-warped to ``(N, size, size, 3)`` crops on
+    ``template`` (one similarity for all, computed once)."""
+    m = template_warp(template, size)
+    return np.stack([cv2.warpAffine(c, m, (size, size), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REPLICATE) for c in crops])
 
 
 def align_faces(image: np.ndarray, landmarks: np.ndarray, size: int = ALIGNED_SIZE) -> np.ndarray:

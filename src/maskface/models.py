@@ -160,6 +160,14 @@ MODELS: dict[str, ModelSpec] = {
             "yunet_fp32.onnx",
         ),
         ModelSpec(
+            "face_reid_0095",
+            "Intel Open Model Zoo face-reidentification-retail-0095 (2023.0 FP16 IR, Apache-2.0)"
+            " as float32 ONNX, 256-d (scripts/convert_reid_ir.py; face_reid_0095.card.json)",
+            "06000b81b243a891467e01762ed4b81b0890517fb19fd93b10a0d5360f7332af",
+            None,
+            "face_reid_0095.onnx",
+        ),
+        ModelSpec(
             "recognizer_sface_masked",
             "SFace + low-rank residual head adapted to masked faces by maskface "
             "(see recognizer_sface_masked.card.json)",

@@ -40,13 +40,20 @@ class Identity:
     person_id: int | None
     name: str | None
     score: float
+    #: the operating threshold the score was judged against, and its comparison condition
+    #: (``maskface.gallery.thresholds``), when known
+    threshold: float | None = None
+    condition: str | None = None
 
     @property
     def known(self) -> bool:
         return self.person_id is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"person_id": self.person_id, "name": self.name, "score": round(self.score, 4)}
+        d = {"person_id": self.person_id, "name": self.name, "score": round(self.score, 4)}
+        if self.threshold is not None:
+            d.update(threshold=round(self.threshold, 4), condition=self.condition)
+        return d
 
 
 @dataclass(frozen=True)

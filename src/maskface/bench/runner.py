@@ -63,6 +63,10 @@ def load_embedder(name: str):
         from maskface.recognize.onnx_embedder import SFaceEmbedder
 
         return SFaceEmbedder()
+    if not name.endswith(".onnx"):  # a named embedder (sface_masked, reid0095, fused)
+        from maskface.recognize import create_embedder
+
+        return create_embedder(name)
     from maskface.recognize.onnx_embedder import OnnxEmbedder
 
     return OnnxEmbedder(name)
@@ -123,7 +127,7 @@ class OurPipeline:
         img, det, preds = self.detect_classify(jpeg)
         if len(det):
             emb = self.embedder.embed(align_faces(img, det.landmarks))
-            self.gallery.identify(emb, self.threshold)
+            self.gallery.identify(self.embedder.weigh(emb), self.threshold)
         return preds
 
     def close(self) -> None:
@@ -238,6 +242,9 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None
         aligned = [align_faces(im, d.landmarks) for im, d in pairs]
         embs = [ours.embedder.embed(a) for a in aligned]
         time_stage("embed", ours.embedder.embed, aligned)
+        # a fused embedder: each backbone alone, so the added latency per face is visible
+        for part in getattr(ours.embedder, "parts", ()):
+            time_stage(f"embed_{part.name}", part.embed, aligned)
         time_stage("match", lambda e: ours.gallery.identify(e, ours.threshold), embs)
     e2e: dict[str, Stat] = {}
     say("end to end")

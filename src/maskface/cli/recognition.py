@@ -21,6 +21,22 @@ ModelOpt = Annotated[str | None, typer.Option(
     "(default: the gallery's model, else the default embedder).")]
 ThresholdOpt = Annotated[float | None, typer.Option(
     help="Cosine threshold for a match (default: the model's calibrated one).")]
+TemplatesOpt = Annotated[int | None, typer.Option(
+    help="Masked enrolment templates per unmasked enrolment photo (default: the shipped "
+         "rule's, weights/fusion.json; 0: none).")]
+TemplateWeightOpt = Annotated[float | None, typer.Option(
+    help="Masked probe score = w * best masked template + (1 - w) * best unmasked photo "
+         "(default: the shipped rule's).")]
+
+
+def _template_rule(templates: int | None, weight: float | None) -> tuple[int, float | None]:
+    """Templates per photo and template weight: as given, else the shipped rule."""
+    from maskface.recognize import fusion_config
+
+    cfg = fusion_config()
+    n = cfg.get("templates", 0) if templates is None else templates
+    w = cfg.get("template_weight") if weight is None else weight
+    return n, w
 
 
 def _exists(path) -> bool:
@@ -85,10 +101,13 @@ def enroll(
     allow_duplicate: Annotated[bool, typer.Option(
         "--allow-duplicate", help="Store the photos even if the face is already enrolled as "
         "someone else (recorded in the audit log).")] = False,
+    templates: TemplatesOpt = None,
 ) -> None:
     """Enrol a person from photos of their face (each photo must show one face).
 
-    A face already enrolled as someone else is refused unless --allow-duplicate is given.
+    Each unmasked photo also gets synthetic masked templates (stored flagged masked), so a
+    masked face at the door is compared with masked faces. A face already enrolled as someone
+    else is refused unless --allow-duplicate is given.
     """
     import numpy as np
 
@@ -98,7 +117,7 @@ def enroll(
     from maskface.gallery import find_duplicate
     from maskface.gallery.duplicates import ADD_PHOTOS_OVERRIDE, ENROL_OVERRIDE
     from maskface.io import load_image
-    from maskface.recognize import default_threshold, single_face
+    from maskface.recognize import single_face
 
     meta = None
     if metadata:
@@ -127,7 +146,8 @@ def enroll(
         sources = [str(p) for p in images]
         # One person, one identity: refuse a face enrolled as someone else (the door's threshold).
         exclude = gallery.get(name).id if add else None
-        dup = find_duplicate(gallery, emb, flags, default_threshold(embedder), exclude=exclude)
+        dup = find_duplicate(gallery, embedder.weigh(emb, flags), flags, None,
+                             exclude=exclude)
         audit = None
         if dup is not None:
             if not allow_duplicate:
@@ -137,13 +157,36 @@ def enroll(
             typer.echo(f"warning: {images[dup.photo]} matches {dup.name!r} (id {dup.person_id}, "
                        f"score {dup.score:.3f}); stored anyway (--allow-duplicate), recorded in "
                        "the audit log", err=True)
+        emb, flags, sources = _with_templates(embedder, picked, emb, flags, sources,
+                                              _template_rule(templates, None)[0], detector)
         if add:
             person = gallery.add_embeddings(name, emb, flags, sources, audit=audit)
         else:
             person = gallery.enroll(name, emb, flags, meta, sources, audit=audit)
+        nt = person.n_templates
         typer.echo(f"{'added to' if add else 'enrolled'} {person.name} (id {person.id}): "
-                   f"{person.n_embeddings} embeddings ({person.n_masked} masked), "
-                   f"model {embedder.label}, gallery {gallery.path}")
+                   f"{person.n_embeddings - nt} embeddings ({person.n_masked - nt} masked) "
+                   f"+ {nt} synthetic masked templates, model {embedder.label}, "
+                   f"gallery {gallery.path}")
+
+
+def _with_templates(embedder, picked, emb, flags, sources, n: int, detector=None):
+    """The photos' embeddings followed by the masked templates of each unmasked photo."""
+    import numpy as np
+
+    from maskface.recognize.templates import template_embeddings
+
+    if n <= 0:
+        return emb, list(flags), list(sources)
+    rows, fl, src = [emb], list(flags), list(sources)
+    for (img, face), masked, source in zip(picked, flags, sources):
+        if masked:
+            continue
+        t, tsrc = template_embeddings(embedder, img, face, source, n=n, detector=detector)
+        rows.append(t)
+        fl += [True] * len(t)
+        src += tsrc
+    return np.concatenate(rows), fl, src
 
 
 @app.command()
@@ -219,6 +262,7 @@ def verify(
 
     from maskface.align import align_faces
     from maskface.detect import create_detector
+    from maskface.gallery.thresholds import condition, model_thresholds
     from maskface.io import load_image
     from maskface.recognize import create_embedder, default_threshold, single_face
 
@@ -230,16 +274,20 @@ def verify(
         face = single_face(detector, img, str(path), pick_largest=True).face
         crops.append(align_faces(img, face.landmarks[None])[0])
         picked.append((img, face))
-    ea, eb = embedder.embed(np.stack(crops), _mask_flags(picked))
-    score = float(ea @ eb)
-    t = default_threshold(embedder) if threshold is None else threshold
+    flags = _mask_flags(picked)
+    ea, eb = embedder.embed(np.stack(crops), flags)
+    # b is the probe: a fused embedder weighs its backbones by b's mask state
+    score = float(ea @ embedder.weigh(eb, flags[1:])[0])
+    cond = condition(flags[1], flags[0])
+    t = threshold if threshold is not None else \
+        float((model_thresholds(embedder.name) or {}).get(cond, default_threshold(embedder)))
     same = score >= t
     if json_:
         typer.echo(json.dumps({"image_a": str(image_a), "image_b": str(image_b),
                                "model": embedder.label, "score": round(score, 4),
-                               "threshold": round(t, 4), "same": same}))
+                               "threshold": round(t, 4), "condition": cond, "same": same}))
     else:
-        typer.echo(f"score {score:.3f} (threshold {t:.3f}): "
+        typer.echo(f"score {score:.3f} (threshold {t:.3f}, {cond}): "
                    f"{'same person' if same else 'different people'}")
 
 
@@ -269,7 +317,8 @@ def people_list(
             typer.echo("no one enrolled")
         for p in people:
             typer.echo(f"{p.id:>5}  {p.name:<30} {p.n_embeddings} embeddings "
-                       f"({p.n_masked} masked)  since {p.created_at}")
+                       f"({p.n_masked} masked, {p.n_templates} of them synthetic templates)  "
+                       f"since {p.created_at}")
 
 
 @people_app.command("remove")
@@ -326,6 +375,123 @@ def people_audit(
                    f"by {e.details.get('by')} via {e.details.get('via')}")
 
 
+@people_app.command("remask")
+@user_errors
+def people_remask(
+    people: Annotated[list[str] | None, typer.Argument(
+        help="Names or ids (default: everyone).")] = None,
+    db: DbOpt = None,
+    templates: TemplatesOpt = None,
+) -> None:
+    """(Re)make the synthetic masked templates of enrolled people from their enrolment photos.
+
+    For galleries enrolled before templates existed: each unmasked embedding whose source photo
+    is still on disk gets its templates again (old synthetic ones are replaced). People enrolled
+    through the API have no photo paths: enrol their photos again (maskface enroll --add)."""
+    from maskface.detect import create_detector
+    from maskface.io import load_image
+    from maskface.recognize import single_face
+    from maskface.recognize.templates import SOURCE_PREFIX, template_embeddings
+
+    n = _template_rule(templates, None)[0] or 3
+    gallery, embedder = _open(db, None, for_writing=False)
+    detector = create_detector("yunet")
+    done = missing = 0
+    with gallery:
+        targets = [gallery.get(p) for p in people] if people else gallery.people()
+        for person in progress(targets, desc="people", unit="person", leave=False,
+                               disable=len(targets) < 3):
+            _, flags, sources = gallery.embedding_rows(person.id)
+            photos = [s for m, s in zip(flags, sources) if not m and s
+                      and not s.startswith(SOURCE_PREFIX)]
+            rows, srcs = [], []
+            for src in photos:
+                if not Path(src).is_file():
+                    missing += 1
+                    continue
+                img = load_image(src)
+                face = single_face(detector, img, src, pick_largest=True).face
+                t, ts = template_embeddings(embedder, img, face, src, n=n, detector=detector)
+                rows += list(t)
+                srcs += ts
+            removed = gallery.remove_embeddings(person.id, SOURCE_PREFIX)
+            if rows:
+                import numpy as np
+
+                gallery.add_embeddings(person.id, np.stack(rows), True, srcs)
+            done += 1
+            typer.echo(f"{person.name}: {len(rows)} masked templates "
+                       f"({removed} old ones replaced)")
+    typer.echo(f"remasked {done} people; {missing} enrolment photos no longer on disk",
+               err=True)
+
+
+@app.command()
+@user_errors
+def calibrate(
+    db: DbOpt = None,
+    far: Annotated[float, typer.Option(
+        help="Target false-accept rate of every condition.")] = 1e-3,
+    report: Annotated[Path, typer.Option(
+        help="ROC report (JSON, PNG beside it).")] = Path("maskface-out/calibration.json"),
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Report only; do not store the thresholds.")] = False,
+) -> None:
+    """Fit per-condition thresholds (unmasked-unmasked, masked-unmasked, masked-masked) at a
+    target FAR from the gallery's own people, store them in the gallery, write a ROC report.
+
+    Impostor scores come from pairs of different enrolled people, genuine ones from a person's
+    other photos and masked templates."""
+    from maskface.gallery.thresholds import calibrate as fit
+    from maskface.gallery.thresholds import store_calibration
+
+    if not 0 < far < 1:
+        fail(f"--far {far} must be between 0 and 1")
+    gallery, embedder = _open(db, None, for_writing=False)
+    with gallery:
+        out = fit(gallery, embedder.weigh, far)
+        if not dry_run:
+            store_calibration(gallery, out["table"])
+    rep = {"model": embedder.label, "gallery": str(gallery.path), "stored": not dry_run,
+           **out["report"]}
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps(rep, indent=2))
+    png = _plot_roc(rep, report.with_suffix(".png"))
+    for c, e in rep["conditions"].items():
+        if "threshold" not in e:
+            typer.echo(f"{c}: no impostor pairs (needs people enrolled in that condition)")
+            continue
+        tar = "n/a" if e["tar"] is None else f"{e['tar']:.2%}"
+        typer.echo(f"{c}: threshold {e['threshold']:.3f} at FAR {far:g} "
+                   f"(measured {e['far_measured']:.2e} over {e['impostor_pairs']} impostor "
+                   f"pairs, resolvable {e['far_resolvable']:.1e}); TAR {tar} over "
+                   f"{e['genuine_pairs']} genuine pairs")
+    typer.echo(f"report: {report}\nROC: {png}", err=True)
+
+
+def _plot_roc(rep: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for c, e in rep["conditions"].items():
+        pts = [p for p in e.get("roc", []) if p[1] > 0]
+        if pts:
+            ax.plot([p[1] for p in pts], [p[2] for p in pts], label=c)
+    ax.set_xscale("log")
+    ax.axvline(rep["far"], color="grey", ls="--", lw=0.8)
+    ax.set_xlabel("false accept rate")
+    ax.set_ylabel("true accept rate")
+    ax.set_title(f"{rep['model']}: {rep['people']} people")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 # -- evaluation -------------------------------------------------------------------------------
 @eval_app.command("verify")
 @user_errors
@@ -340,8 +506,13 @@ def eval_verify(
     cache_dir: Annotated[Path | None, typer.Option(
         help="Keep aligned (and masked) crops here across runs, e.g. to compare models.")
                          ] = None,
+    templates: TemplatesOpt = None,
+    template_weight: TemplateWeightOpt = None,
 ) -> None:
-    """Pair verification accuracy (k-fold), ROC AUC and TAR@FAR, with a score histogram."""
+    """Pair verification accuracy (k-fold), ROC AUC and TAR@FAR, with a score histogram.
+
+    The first photo of a pair is the enrolled one: with --mask one it is unmasked and gets the
+    masked enrolment templates."""
     from maskface.eval.verify import (
         evaluate_pairs,
         plot_score_histograms,
@@ -356,8 +527,9 @@ def eval_verify(
     pair_list = read_lfw_pairs(lfw) if lfw else read_pairs_csv(pairs)
     embedder = create_embedder(model)
     cache = cache_dir / f"aligned_crops_seed{seed}.npz" if cache_dir else None
+    n_tmpl, t_weight = _template_rule(templates, template_weight)
     res = evaluate_pairs(pair_list, embedder, portrait_detector(), mask, seed,
-                         crop_cache=cache)
+                         crop_cache=cache, templates=n_tmpl, template_weight=t_weight)
     scores, same = res.pop("_scores"), res.pop("_same")
     res["source"] = str(lfw or pairs)
     report.parent.mkdir(parents=True, exist_ok=True)
@@ -397,21 +569,40 @@ def eval_identify(
         "--mask-queries/--unmasked-queries",
         help="Query masked photos (the protocol) or the same photos unmasked (the "
              "recogniser's ceiling on this data).")] = True,
+    templates: TemplatesOpt = None,
+    template_weight: TemplateWeightOpt = None,
 ) -> None:
     """Rank-1 identification and open-set rejection: enrol unmasked photos, query masked ones."""
     from maskface.eval.identify import run_identify_eval
+
+    n_tmpl, t_weight = _template_rule(templates, template_weight)
 
     res = run_identify_eval(report, faces=faces, masked_dir=masked, split_card=split,
                             model=model, n_enrol=enrol, unknown_fraction=unknown_fraction,
                             threshold=threshold, seed=seed,
                             crop_cache=cache_dir / f"identify_crops_seed{seed}.npz"
-                            if cache_dir else None, mask_queries=mask_queries)
+                            if cache_dir else None, mask_queries=mask_queries,
+                            templates=n_tmpl, template_weight=t_weight,
+                            thresholds=_model_thresholds(model))
     typer.echo(f"{res['model']}: rank-1 {res['rank1']:.2%} over {res['known_queries']} "
                f"{res['queries']} "
                f"queries of {res['gallery_people']} enrolled people; at threshold "
                f"{res['threshold']:.3f}: TPIR {res['tpir']:.2%}, FPIR {res['fpir']:.2%} "
                f"({res['unknown_queries']} unknown queries)")
     typer.echo(f"report: {report}", err=True)
+
+
+def _model_thresholds(model: str) -> dict[str, float] | None:
+    """The shipped per-condition thresholds of a named model's embedding space, if fitted."""
+    from maskface.gallery.thresholds import CONDITIONS, model_thresholds
+    from maskface.recognize import create_embedder
+
+    try:
+        name = create_embedder(model).name
+    except MaskfaceError:
+        return None
+    table = model_thresholds(name)
+    return {c: table[c] for c in CONDITIONS} if table else None
 
 
 @app.command("gallery-bench")

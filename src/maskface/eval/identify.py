@@ -46,14 +46,19 @@ def run_identify_eval(report: str | Path, faces: str | Path | None = None,
                       masked_dir: str | Path | None = None, split_card: str | Path | None = None,
                       model: str = "default", n_enrol: int = 3, unknown_fraction: float = 0.2,
                       threshold: float | None = None, seed: int = 0, progress: bool = True,
-                      crop_cache: str | Path | None = None, mask_queries: bool = True
-                      ) -> dict[str, Any]:
+                      crop_cache: str | Path | None = None, mask_queries: bool = True,
+                      templates: int = 0, template_weight: float | None = None,
+                      thresholds: dict[str, float] | None = None) -> dict[str, Any]:
     """Run the protocol, write the JSON report, and return it.
 
     ``mask_queries=False`` queries the same photos unmasked: the recogniser's ceiling on this
-    data, which tells how much of the masked figure the mask costs.
+    data, which tells how much of the masked figure the mask costs. ``templates`` > 0 also
+    enrols that many masked templates per enrolment photo (``maskface.recognize.templates``),
+    matched as the gallery does at the door (``template_weight``: see ``Gallery.identify``).
+    With per-condition ``thresholds`` the open-set decision uses the best candidate's
+    condition's threshold (reported as ``tpir_operating`` / ``fpir_operating``).
     """
-    from maskface.eval.verify import PairEmbedder, default_mask_fn
+    from maskface.eval.verify import PairEmbedder, TemplateEmbedder, default_mask_fn
     from maskface.gallery import Gallery
     from maskface.recognize import create_embedder, default_threshold
     from maskface.recognize.faces import portrait_detector
@@ -98,14 +103,43 @@ def run_identify_eval(report: str | Path, faces: str | Path | None = None,
         [it for _, it in unknown_q]
     cache = pe.embed(all_items, progress)
 
+    temb, no_template = {}, 0
+    if templates:
+        te = TemplateEmbedder(embedder, pe.detector, templates, Path(crop_cache).with_name(
+            Path(crop_cache).stem + f"_templates{templates}d.npz") if crop_cache else None)
+        temb = te.embed([p for v in enrol_items.values() for p, _ in v], progress)
+        no_template = te.no_template
+
+    def q_flags(qs) -> list[bool]:  # the probe's mask state (a given copy is masked too)
+        return [mask_queries for _ in qs]
+
     with tempfile.TemporaryDirectory() as tmp, \
             Gallery(Path(tmp) / "eval.db", model=embedder.name, dim=embedder.dim) as g:
         for name, items in enrol_items.items():
             g.enroll(name, np.stack([cache[it] for it in items]), masked=False)
-        kq = np.stack([cache[it] for _, it in known_q])
-        uq = np.stack([cache[it] for _, it in unknown_q]) if unknown_q else None
-        k_matches = g.identify(kq, t, k=5)
-        u_matches = g.identify(uq, t, k=1) if uq is not None else []
+            extra = [temb[p] for p, _ in items if p in temb and len(temb[p])]
+            if extra:
+                g.add_embeddings(name, np.concatenate(extra), masked=True)
+        kq = embedder.weigh(np.stack([cache[it] for _, it in known_q]), q_flags(known_q))
+        uq = embedder.weigh(np.stack([cache[it] for _, it in unknown_q]), q_flags(unknown_q)) \
+            if unknown_q else None
+        kw = {"masked": None if not templates else q_flags(known_q),
+              "template_weight": template_weight}
+        k_matches = g.identify(kq, t, k=5, **kw)
+        u_matches = g.identify(uq, t, k=1, **{**kw, "masked": None if not templates else
+                                              q_flags(unknown_q)}) if uq is not None else []
+        op = {}
+        if thresholds:
+            ko = g.identify(kq, t, k=1, masked=q_flags(known_q), thresholds=thresholds,
+                            template_weight=template_weight)
+            uo = g.identify(uq, t, k=1, masked=q_flags(unknown_q), thresholds=thresholds,
+                            template_weight=template_weight) if uq is not None else []
+            truth_k = [n for n, _ in known_q]
+            op = {"operating_thresholds": thresholds,
+                  "tpir_operating": round(float(np.mean([m.known and m.name == n
+                                                         for m, n in zip(ko, truth_k)])), 5),
+                  "fpir_operating": round(float(np.mean([m.known for m in uo])), 5)
+                  if uo else float("nan")}
     truth = [n for n, _ in known_q]
     top1 = np.array([m.candidates[0][1] == n for m, n in zip(k_matches, truth)])
     top5 = np.array([n in [c[1] for c in m.candidates] for m, n in zip(k_matches, truth)])
@@ -131,6 +165,10 @@ def run_identify_eval(report: str | Path, faces: str | Path | None = None,
         "fpir": round(fpir, 5),
         "unknown_rejection_rate": round(1 - fpir, 5),
         "seed": seed,
+        "templates_per_photo": templates,
+        "template_weight": template_weight,
+        "enrol_photos_without_templates": no_template,
+        **op,
         **{k: int(v) for k, v in pe.counts.items()},
     }
     for far in (0.01, 0.05):

@@ -229,6 +229,78 @@ class PairEmbedder:
         return self.cache
 
 
+class TemplateEmbedder:
+    """Masked enrolment templates of unmasked photos (:mod:`maskface.recognize.templates`):
+    the central face's masked copies, aligned on its landmarks, embedded as masked faces.
+    Crops are kept in ``crop_cache`` (an ``.npz``) across runs like :class:`PairEmbedder`'s."""
+
+    def __init__(self, embedder, detector, n: int, crop_cache: str | Path | None = None):
+        self.embedder, self.detector, self.n = embedder, detector, n
+        self.crop_cache = Path(crop_cache) if crop_cache else None
+        self._crops: dict[Path, np.ndarray] = {}
+        if self.crop_cache and self.crop_cache.is_file():
+            with np.load(self.crop_cache) as z:
+                for p, c, k in zip(z["paths"], z["crops"], z["counts"]):
+                    self._crops[Path(str(p))] = c[:k]
+        self.no_template = 0
+
+    def crops(self, path: Path) -> np.ndarray:
+        from maskface.io import load_image
+        from maskface.recognize.faces import central_face
+        from maskface.recognize.templates import template_crops
+
+        if path not in self._crops:
+            image = load_image(path)
+            self._crops[path] = template_crops(image, central_face(self.detector, image).face,
+                                               self.n, detector=self.detector)[0]
+        return self._crops[path][: self.n]
+
+    def embed(self, paths: Sequence[Path], progress: bool = True) -> dict[Path, np.ndarray]:
+        """``(n, dim)`` template embeddings per photo (``(0, dim)`` when it could not be
+        masked: no dense landmarks)."""
+        from tqdm import tqdm
+
+        out = {}
+        try:
+            for p in tqdm(list(dict.fromkeys(paths)), desc="templates", unit="img",
+                          disable=not progress, leave=False):
+                c = self.crops(Path(p))
+                self.no_template += len(c) == 0
+                out[p] = self.embedder.embed(c, [True] * len(c)) if len(c) else \
+                    np.zeros((0, self.embedder.dim), np.float32)
+        finally:
+            self._save()
+        return out
+
+    def _save(self) -> None:
+        if not self.crop_cache or not self._crops:
+            return
+        keys = list(self._crops)
+        n = max(max(len(self._crops[k]) for k in keys), 1)
+        crops = np.zeros((len(keys), n, 112, 112, 3), np.uint8)
+        for i, k in enumerate(keys):
+            crops[i, : len(self._crops[k])] = self._crops[k]
+        self.crop_cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.crop_cache.with_suffix(".tmp.npz")
+        np.savez(tmp, paths=np.array([str(k) for k in keys]), crops=crops,
+                 counts=np.array([len(self._crops[k]) for k in keys]))
+        tmp.replace(self.crop_cache)
+
+
+def template_scores(probes: np.ndarray, plain: np.ndarray, templates: Sequence[np.ndarray],
+                    weight: float | None) -> np.ndarray:
+    """Score of each masked probe against a gallery photo given its plain score and the
+    photo's template embeddings: the gallery's rule (``Gallery.identify``), ``weight *
+    best template + (1 - weight) * plain`` (``None``: the better of the two)."""
+    out = plain.copy()
+    for i, (q, t) in enumerate(zip(probes, templates)):
+        if len(t):
+            st = float((t @ q).max())
+            out[i] = max(st, plain[i]) if weight is None else \
+                weight * st + (1 - weight) * plain[i]
+    return out
+
+
 def default_mask_fn() -> MaskFn:
     """Masks a face with a seeded random style from :mod:`maskface.synth` (worn correctly)."""
     from maskface.synth import apply_mask, random_style
@@ -243,9 +315,16 @@ def default_mask_fn() -> MaskFn:
 def evaluate_pairs(pairs: Sequence[Pair], embedder, detector, mask: str = "none",
                    seed: int = 0, mask_fn: MaskFn | None = None, progress: bool = True,
                    pair_embedder: PairEmbedder | None = None,
-                   crop_cache: str | Path | None = None) -> dict[str, Any]:
+                   crop_cache: str | Path | None = None, templates: int = 0,
+                   template_weight: float | None = None) -> dict[str, Any]:
     """Run the verification protocol; returns the report dict (scores included under
-    ``"_scores"``/``"_same"`` for plotting, stripped before writing)."""
+    ``"_scores"``/``"_same"`` for plotting, stripped before writing).
+
+    The first image of a pair plays the enrolled photo, the second the probe (scored through
+    ``embedder.weigh`` by its mask state). With ``templates`` > 0 and ``mask="one"``, the
+    unmasked first image also gets that many masked templates and the masked probe is scored
+    by :func:`template_scores`.
+    """
     from maskface.eval.metrics import roc_auc, tar_at_far
 
     if mask not in MASK_MODES:
@@ -262,7 +341,17 @@ def evaluate_pairs(pairs: Sequence[Pair], embedder, detector, mask: str = "none"
     cache = pe.embed(items_a + items_b, progress)
     ea = np.stack([cache[k] for k in items_a])
     eb = np.stack([cache[k] for k in items_b])
-    scores = (ea * eb).sum(1)
+    scores = (ea * embedder.weigh(eb, [m for _, m in items_b])).sum(1)
+    extra: dict[str, Any] = {}
+    if templates and mask == "one":
+        tcache = Path(crop_cache).with_name(Path(crop_cache).stem + f"_templates{templates}d.npz") \
+            if crop_cache else None
+        te = TemplateEmbedder(embedder, detector, templates, tcache)
+        temb = te.embed([p.a for p in pairs], progress)
+        scores = template_scores(embedder.weigh(eb, [True] * len(eb)), scores,
+                                 [temb[p.a] for p in pairs], template_weight)
+        extra = {"templates_per_photo": templates, "template_weight": template_weight,
+                 "photos_without_templates": te.no_template}
     same = np.array([p.same for p in pairs])
     folds = np.array([p.fold for p in pairs])
     accs, ths = fold_accuracies(scores, same, folds)
@@ -285,6 +374,7 @@ def evaluate_pairs(pairs: Sequence[Pair], embedder, detector, mask: str = "none"
         "mean_score_same": round(float(scores[same].mean()), 4),
         "mean_score_different": round(float(scores[~same].mean()), 4),
         **{k: int(v) for k, v in pe.counts.items()},
+        **extra,
         "time_s": round(time.perf_counter() - t0, 1),
         "_scores": scores,
         "_same": same,

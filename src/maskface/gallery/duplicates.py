@@ -46,24 +46,32 @@ class Duplicate:
                 "different people")
 
 
-def duplicate_threshold(gallery: Gallery, base: float, probe_masked: bool) -> float:
+def duplicate_threshold(gallery: Gallery, base: float | None, probe_masked: bool) -> float:
     """The score at which a new photo counts as an already enrolled person.
 
-    The door's operating threshold for a probe of this mask condition. Today one threshold
-    (``base``, the access check's) serves every condition; per-condition thresholds go here
-    and nowhere else.
+    ``base`` (a site policy's match threshold) overrides every condition, as it does at the
+    door; otherwise the door's per-condition threshold for a probe of this mask state
+    (:func:`maskface.gallery.thresholds.operating_threshold`), the lower of its two template
+    conditions, since a person's best match may be a masked or an unmasked template.
     """
-    return float(base)
+    if base is not None:
+        return float(base)
+    from maskface.gallery.thresholds import operating_threshold
+
+    return min(operating_threshold(gallery, probe_masked, t) for t in (False, True))
 
 
 def find_duplicate(gallery: Gallery, embeddings: np.ndarray, masked: Sequence[bool],
-                   base_threshold: float, exclude: int | None = None) -> Duplicate | None:
+                   base_threshold: float | None, exclude: int | None = None
+                   ) -> Duplicate | None:
     """The best match above threshold among enrolled people other than ``exclude``, or None.
 
     Args:
-        embeddings: ``(N, D)`` embeddings of the new photos.
+        embeddings: ``(N, D)`` embeddings of the new photos, as the embedder weighs probes
+            (``Embedder.weigh``).
         masked: whether each new photo's face wears a mask (picks its threshold).
-        base_threshold: the operating threshold (see :func:`duplicate_threshold`).
+        base_threshold: a policy threshold overriding the per-condition ones, or None (see
+            :func:`duplicate_threshold`).
         exclude: the person the photos are being added to (their own photos may match).
     """
     emb = np.atleast_2d(np.asarray(embeddings, np.float32))

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +40,10 @@ from maskface.storage import (
 )
 
 log = logging.getLogger(__name__)
+
+#: the range of a 64-bit row id, SQLite's INTEGER and PostgreSQL's BIGINT alike (a row id
+#: outside it is nobody, not an overflow error)
+_ROW_ID_MIN, _ROW_ID_MAX = -(2**63), 2**63 - 1
 
 
 class GalleryError(MaskfaceError):
@@ -64,11 +68,13 @@ class Person:
     created_at: str
     n_embeddings: int = 0
     n_masked: int = 0
+    #: of which synthetic masked templates (``maskface.recognize.templates``), not photos
+    n_templates: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "metadata": self.metadata,
                 "created_at": self.created_at, "embeddings": self.n_embeddings,
-                "masked_embeddings": self.n_masked}
+                "masked_embeddings": self.n_masked, "masked_templates": self.n_templates}
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,9 @@ class Match:
     score: float
     threshold: float
     candidates: list[tuple[int, str, float]] = field(default_factory=list)
+    #: comparison condition of the best candidate (``maskface.gallery.thresholds.CONDITIONS``),
+    #: set when the probe's mask state was given
+    condition: str | None = None
 
     @property
     def known(self) -> bool:
@@ -225,6 +234,19 @@ class Gallery:
         with self._read() as tx:
             return tx.one("SELECT value FROM meta WHERE key=?", (key,))
 
+    def get_meta(self, key: str) -> str | None:
+        """A value of the gallery's ``meta`` table (e.g. its threshold calibration)."""
+        with self._lock:
+            return self._meta(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a ``meta`` value (the schema's own keys are not writable here)."""
+        if key in ("schema_version", "model", "dim"):
+            raise InputError(f"meta key '{key}' is managed by the gallery")
+        with self._transaction() as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                         "DO UPDATE SET value = excluded.value", (key, value))
+
     # -- people -------------------------------------------------------------------------------
     def _bind_model(self, conn: Transaction, dim: int) -> None:
         if not self.model:
@@ -335,23 +357,28 @@ class Gallery:
         if conn is None:
             with self._read() as tx:
                 return self._resolve(person, tx)
+        if isinstance(person, (int, np.integer)) and not _ROW_ID_MIN <= person <= _ROW_ID_MAX:
+            raise UnknownPersonError(f"no enrolled person '{person}'")  # would overflow
         if isinstance(person, (int, np.integer)):
             row = conn.execute("SELECT id FROM people WHERE id=?", (int(person),)).fetchone()
         else:
             row = conn.execute("SELECT id FROM people WHERE name=?", (str(person),)).fetchone()
-            if row is None and str(person).isdigit():
+            if row is None and str(person).isdigit() and int(person) <= _ROW_ID_MAX:
                 row = conn.execute("SELECT id FROM people WHERE id=?", (int(person),)).fetchone()
         if row is None:
             raise UnknownPersonError(f"no enrolled person '{person}'")
         return int(row[0])
 
     _PERSON_SQL = (
-        "SELECT p.id, p.name, p.metadata, p.created_at, COUNT(e.id), COALESCE(SUM(e.masked), 0)"
+        "SELECT p.id, p.name, p.metadata, p.created_at, COUNT(e.id), COALESCE(SUM(e.masked), 0),"
+        " COALESCE(SUM(CASE WHEN substr(e.source, 1, 15) = 'synthetic-mask:' THEN 1 ELSE 0"
+        " END), 0)"
         " FROM people p LEFT JOIN embeddings e ON e.person_id = p.id")
 
     @staticmethod
     def _person(row) -> Person:
-        return Person(int(row[0]), row[1], json.loads(row[2]), row[3], int(row[4]), int(row[5]))
+        return Person(int(row[0]), row[1], json.loads(row[2]), row[3], int(row[4]), int(row[5]),
+                      int(row[6]))
 
     def get(self, person: int | str) -> Person:
         """One person by id or name (raises :class:`UnknownPersonError`)."""
@@ -424,6 +451,28 @@ class Gallery:
         vecs = np.stack([np.frombuffer(r[0], np.float32, count=r[2]) for r in rows])
         return vecs, np.array([bool(r[1]) for r in rows])
 
+    def embedding_rows(self, person: int | str) -> tuple[np.ndarray, np.ndarray, list]:
+        """A person's stored embeddings ``(K, D)``, masked flags ``(K,)`` and sources."""
+        with self._read() as tx:
+            pid = self._resolve(person, tx)
+            rows = tx.execute(
+                "SELECT vector, masked, dim, source FROM embeddings WHERE person_id=? "
+                "ORDER BY id", (pid,)).fetchall()
+        if not rows:
+            return np.zeros((0, self.dim or 0), np.float32), np.zeros((0,), bool), []
+        vecs = np.stack([np.frombuffer(r[0], np.float32, count=r[2]) for r in rows])
+        return vecs, np.array([bool(r[1]) for r in rows]), [r[3] for r in rows]
+
+    def remove_embeddings(self, person: int | str, source_prefix: str) -> int:
+        """Delete a person's embeddings whose source starts with ``source_prefix`` (e.g. the
+        synthetic masked templates, before making them again); returns how many."""
+        with self._transaction() as conn:
+            pid = self._resolve(person, conn)
+            cur = conn.execute("DELETE FROM embeddings WHERE person_id=? AND "
+                               "substr(source, 1, ?) = ?",
+                               (pid, len(source_prefix), source_prefix))
+            return int(cur.rowcount)
+
     # -- search -------------------------------------------------------------------------------
     def _refresh(self) -> None:
         """Rebuild the search index if this or another process changed the gallery."""
@@ -435,36 +484,125 @@ class Gallery:
             key = int(tx.one("SELECT version FROM gallery_version WHERE id = 1"))
             names = dict(tx.execute("SELECT id, name FROM people").fetchall())
             rows = tx.execute(
-                "SELECT person_id, vector FROM embeddings WHERE model=? ORDER BY id",
+                "SELECT person_id, vector, masked FROM embeddings WHERE model=? ORDER BY id",
                 (self.model or "",)).fetchall()
         dim = self.dim or 0
         if rows:
             blob = b"".join(r[1] for r in rows)
             matrix = np.frombuffer(blob, np.float32).reshape(len(rows), -1)
-            labels = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+            # One label per (person, masked template or not): a search yields each person's
+            # best unmasked and best masked template, so a probe can be matched by condition.
+            labels = np.fromiter((2 * r[0] + bool(r[2]) for r in rows), np.int64, len(rows))
+            order = np.argsort(labels, kind="stable")  # grouped by label, for reduceat
+            matrix, labels = np.ascontiguousarray(matrix[order]), labels[order]
         else:
             matrix, labels = np.zeros((0, dim), np.float32), np.zeros((0,), np.int64)
         self.index.build(matrix, labels)
+        self._matrix = matrix  # the same array the exact index holds (no copy)
+        self._label_ids, self._label_starts = np.unique(labels, return_index=True)
         self._names = names
         self._cache_key = key
 
-    def search(self, queries: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
-        """Raw 1:N search: best ``k`` people per query, ``(scores (Q, k), person_ids (Q, k))``."""
+    def _person_scores(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact per-person scores: ``(person ids (P,), best unmasked template (Q, P), best
+        masked template (Q, P))``, ``-inf`` where a person has none of that kind."""
+        with self._lock:
+            self._refresh()
+            matrix, ids, starts = self._matrix, self._label_ids, self._label_starts
+        pids = np.unique(ids // 2)
+        su = np.full((len(q), len(pids)), -np.inf, np.float32)
+        sm = su.copy()
+        if len(ids):
+            per_label = np.maximum.reduceat(q @ matrix.T, starts, axis=1)
+            col = np.searchsorted(pids, ids // 2)
+            is_m = (ids % 2).astype(bool)
+            su[:, col[~is_m]] = per_label[:, ~is_m]
+            sm[:, col[is_m]] = per_label[:, is_m]
+        return pids, su, sm
+
+    def _search_templates(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Best ``2k`` (person, template masked) labels per query (``label = 2 id + masked``)."""
         q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         if self.dim and q.shape[1] != self.dim:
             raise InputError(f"query embeddings are {q.shape[1]}-d, the gallery holds "
                              f"{self.dim}-d ones")
         with self._lock:
             self._refresh()
-            return self.index.search(q, k)
+            return self.index.search(q, 2 * k)
 
-    def identify(self, queries: np.ndarray, threshold: float, k: int = 5) -> list[Match]:
+    def search(self, queries: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """Raw 1:N search: best ``k`` people per query, ``(scores (Q, k), person_ids (Q, k))``
+        (a person's score is their best embedding, masked template or not)."""
+        scores, labels = self._search_templates(queries, k)
+        out_s = np.full((len(scores), k), -np.inf, np.float32)
+        out_i = np.full((len(scores), k), -1, np.int64)
+        for r, (srow, lrow) in enumerate(zip(scores, labels)):
+            seen: list[int] = []
+            for s, lab in zip(srow, lrow):
+                if lab >= 0 and lab // 2 not in seen and len(seen) < k:
+                    out_s[r, len(seen)], out_i[r, len(seen)] = s, lab // 2
+                    seen.append(int(lab // 2))
+        return out_s, out_i
+
+    def identify(self, queries: np.ndarray, threshold: float, k: int = 5,
+                 masked: Sequence[bool] | None = None,
+                 thresholds: Mapping[str, float] | None = None,
+                 template_weight: float | None = None) -> list[Match]:
         """Open-set 1:N identification of each query embedding.
 
-        A query is matched to the best-scoring person when that score is at least
-        ``threshold``; otherwise the match is unknown (``person_id`` ``None``), while the
-        best candidates are still reported.
+        A query is matched to the best-scoring person when that score is at least the
+        threshold; otherwise the match is unknown (``person_id`` ``None``), while the best
+        candidates are still reported.
+
+        With ``masked`` (the probes' mask states), an unmasked probe is scored against a
+        person's unmasked templates (their masked ones only when they have no other), a masked
+        probe against their masked templates (synthetic copies and masked photos), mixed with
+        the unmasked ones as ``w * masked + (1 - w) * unmasked`` when ``template_weight`` is
+        ``w`` (``None``: the better of the two). ``thresholds`` (per condition, see
+        :mod:`maskface.gallery.thresholds`) then replaces ``threshold`` for the condition of
+        the best candidate.
         """
+        from maskface.gallery.thresholds import condition
+
+        flags = None if masked is None else np.asarray(masked, bool).reshape(-1)
+        if flags is None:
+            return self._identify_any(queries, threshold, k)
+        q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        if self.dim and q.shape[1] != self.dim:
+            raise InputError(f"query embeddings are {q.shape[1]}-d, the gallery holds "
+                             f"{self.dim}-d ones")
+        if len(flags) != len(q):
+            raise InputError(f"{len(flags)} mask flags for {len(q)} queries")
+        # Exact per-person scores (the template mix needs both sides of every person).
+        pids, su, sm = self._person_scores(q)
+        has_u, has_m = np.isfinite(su), np.isfinite(sm)
+        fm = flags[:, None]
+        if template_weight is None:
+            mix, mix_t = np.maximum(su, sm), sm > su
+        else:
+            mix, mix_t = template_weight * sm + (1 - template_weight) * su, np.ones_like(has_m)
+        # unmasked probe: unmasked templates (masked ones only for a person with no other);
+        # masked probe: the mix when the person has both kinds, else the kind they have
+        score = np.where(fm & has_u & has_m, mix, np.where(has_u, su, sm))
+        tmpl = np.where(fm & has_u & has_m, mix_t, ~has_u)
+        matches = []
+        for r in range(len(q)):
+            order = np.argsort(-score[r], kind="stable")[:k] if len(pids) else []
+            cands = [(int(pids[j]), self._names.get(int(pids[j]), "?"), float(score[r, j]))
+                     for j in order]
+            cond = condition(bool(flags[r]), bool(tmpl[r, order[0]])) if cands else \
+                condition(bool(flags[r]), False)
+            t = float(thresholds[cond]) if thresholds is not None else threshold
+            if cands and cands[0][2] >= t:
+                pid, name, best = cands[0]
+                matches.append(Match(pid, name, best, t, cands, cond))
+            else:
+                top = cands[0][2] if cands else -1.0  # empty gallery: the lowest cosine
+                matches.append(Match(None, None, top, t, cands, cond))
+        return matches
+
+    def _identify_any(self, queries: np.ndarray, threshold: float, k: int) -> list[Match]:
+        """Identification without mask states: each person's best embedding of any kind."""
         scores, ids = self.search(queries, k)
         matches = []
         for srow, irow in zip(scores, ids):

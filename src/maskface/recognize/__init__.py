@@ -8,10 +8,13 @@ from pathlib import Path
 from maskface.errors import InputError
 from maskface.recognize.base import Embedder, MaskAwareEmbedder, l2_normalize
 from maskface.recognize.faces import PickedFace, central_face, single_face
-from maskface.recognize.onnx_embedder import OnnxEmbedder, SFaceEmbedder
+from maskface.recognize.fusion import FusedEmbedder
+from maskface.recognize.onnx_embedder import OnnxEmbedder, Reid0095Embedder, SFaceEmbedder
 from maskface.recognize.recognizer import Recognizer
 
-EMBEDDERS = ("sface", "sface_masked")
+EMBEDDERS = ("sface", "sface_masked", "reid0095", "fused")
+#: fitted fusion weights of ``fused`` (``scripts/fit_fusion.py``, validation identities only)
+FUSION_FILE = Path(__file__).resolve().parents[1] / "weights" / "fusion.json"
 #: the embedder used when none is named: SFace for unmasked faces, the adapter for masked ones
 #: (measured better on masked LFW pairs, identical on unmasked ones; docs/recognition.md)
 DEFAULT_EMBEDDER = "sface_masked"
@@ -34,10 +37,33 @@ def create_embedder(name: str | Path = "default") -> Embedder:
     if name == "sface_masked":
         adapter = OnnxEmbedder("recognizer_sface_masked", name="sface_masked")
         return MaskAwareEmbedder(SFaceEmbedder(), adapter, label="sface+masked_adapter")
+    if name == "reid0095":
+        return Reid0095Embedder()
+    if name == "fused":
+        return fused_embedder()
     if name.endswith(".onnx"):
         return OnnxEmbedder(Path(name))
     raise InputError(f"unknown embedder '{name}'; choose one of: {', '.join(EMBEDDERS)} "
                      "or give an .onnx file")
+
+
+def fusion_config() -> dict:
+    """The shipped fusion weights and template rule (``weights/fusion.json``)."""
+    import json
+
+    return json.loads(FUSION_FILE.read_text())
+
+
+def fused_embedder(weight_unmasked: float | None = None, weight_masked: float | None = None
+                   ) -> FusedEmbedder:
+    """``sface_masked`` fused with ``reid0095`` at score level, weights by probe mask state
+    (the fitted ones unless given)."""
+    cfg = fusion_config()
+    wu = cfg["weight_unmasked"] if weight_unmasked is None else weight_unmasked
+    wm = cfg["weight_masked"] if weight_masked is None else weight_masked
+    base = create_embedder("sface_masked")
+    return FusedEmbedder(base, Reid0095Embedder(), wu, wm,
+                         label=f"fused(sface_masked {wu:g}/{wm:g}, reid0095)")
 
 
 def default_threshold(embedder: Embedder) -> float:
@@ -45,10 +71,15 @@ def default_threshold(embedder: Embedder) -> float:
     meta = getattr(embedder, "metadata", {}) or {}
     if "threshold" in meta:
         return float(meta["threshold"])
-    return THRESHOLDS.get(embedder.name, 0.4)
+    if embedder.name in THRESHOLDS:
+        return THRESHOLDS[embedder.name]
+    from maskface.gallery.thresholds import model_thresholds
+
+    fitted = model_thresholds(embedder.name)  # a fused space: its unmasked operating point
+    return float(fitted["unmasked-unmasked"]) if fitted else 0.4
 
 
-__all__ = ["DEFAULT_EMBEDDER", "EMBEDDERS", "Embedder", "MaskAwareEmbedder", "OnnxEmbedder",
-           "PickedFace",
+__all__ = ["DEFAULT_EMBEDDER", "EMBEDDERS", "Embedder", "FusedEmbedder", "MaskAwareEmbedder",
+           "OnnxEmbedder", "PickedFace", "Reid0095Embedder", "fused_embedder",
            "Recognizer", "SFaceEmbedder", "central_face", "create_embedder",
            "default_threshold", "l2_normalize", "single_face"]

@@ -66,6 +66,11 @@ class Embedder(ABC):
             raise InputError(f"{len(flags)} mask flags for {len(faces)} faces")
         return l2_normalize(self._embed_with_state(faces.astype(np.uint8, copy=False), flags))
 
+    def weigh(self, queries: np.ndarray, masked: Sequence[bool] | None = None) -> np.ndarray:
+        """Probe vectors as the gallery should score them: unchanged for a single backbone
+        (:class:`maskface.recognize.fusion.FusedEmbedder` weights its parts by mask state)."""
+        return np.atleast_2d(np.asarray(queries, dtype=np.float32))
+
     def __call__(self, aligned_faces: np.ndarray, masked: Sequence[bool] | None = None
                  ) -> np.ndarray:
         return self.embed(aligned_faces, masked)

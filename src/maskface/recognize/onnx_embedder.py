@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from maskface.align import REID0095_TEMPLATE, realign
 from maskface.errors import ModelError
 from maskface.models import ort_session
 from maskface.recognize.base import Embedder
@@ -68,3 +69,33 @@ class SFaceEmbedder(OnnxEmbedder):
 
     def __init__(self, threads: int | None = None):
         super().__init__("sface_fast", name="sface", threads=threads)
+
+
+class Reid0095Embedder(Embedder):
+    """Intel's ``face-reidentification-retail-0095`` (Open Model Zoo, Apache-2.0), 256-d.
+
+    Takes the project's 112x112 ArcFace crop like every embedder and re-warps it onto its own
+    template (128x128, :data:`maskface.align.REID0095_TEMPLATE`); input BGR 0..255 as is (the
+    IR folded its channel swap and scaling into the graph). Better than SFace on clean faces,
+    much worse on masked ones: used in fusion (:class:`maskface.recognize.FusedEmbedder`).
+    """
+
+    name = "reid0095"
+    dim = 256
+    SIZE = 128
+
+    def __init__(self, threads: int | None = None, batch_size: int = 32):
+        self.session = ort_session("face_reid_0095", threads)
+        self._input = self.session.get_inputs()[0].name
+        self.batch_size = batch_size
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self._lock = threading.Lock()
+
+    def _embed(self, faces: np.ndarray) -> np.ndarray:
+        crops = realign(faces, REID0095_TEMPLATE, self.SIZE)
+        x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
+        out = []
+        with self._lock:
+            for i in range(0, len(x), self.batch_size):
+                out.append(self.session.run(None, {self._input: x[i : i + self.batch_size]})[0])
+        return np.concatenate(out).reshape(len(x), -1)

@@ -28,8 +28,29 @@ from maskface.storage import Database
 
 def _person(p: Person) -> dict[str, Any]:
     return {"id": p.id, "name": p.name, "groups": list(p.metadata.get("groups", [])),
-            "created_at": p.created_at, "photos": p.n_embeddings,
-            "masked_photos": p.n_masked}
+            "created_at": p.created_at, "photos": p.n_embeddings - p.n_templates,
+            "masked_photos": p.n_masked - p.n_templates, "masked_templates": p.n_templates}
+
+
+class _PoolDetector:
+    """The engine's detector behind its worker pool (thread-safe), as ``detect(image)``."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def detect(self, image: np.ndarray):
+        faces = self.engine.analyze(image, embed=False).faces
+        boxes = np.array([f.box for f in faces], np.float32).reshape(-1, 4)
+        lms = np.array([f.landmarks for f in faces], np.float32).reshape(-1, 5, 2)
+        return _Detections(boxes, lms)
+
+
+class _Detections:
+    def __init__(self, boxes: np.ndarray, landmarks: np.ndarray):
+        self.boxes, self.landmarks = boxes, landmarks
+
+    def __len__(self) -> int:
+        return len(self.boxes)
 
 
 class People:
@@ -38,6 +59,9 @@ class People:
     def __init__(self, db: Database | str | Path, engine: Engine):
         self.engine = engine
         self.gallery = Gallery(db, model=engine.embedder.name, dim=engine.embedder.dim)
+        from maskface.recognize import fusion_config
+
+        self.template_weight = fusion_config().get("template_weight")
 
     def _get(self, person_id: int) -> Person:
         try:
@@ -63,46 +87,75 @@ class People:
             raise ApiError(409, "duplicate_name", f"'{name}' is already enrolled; add photos to "
                            "that person or choose another name")
 
-    def _duplicate_check(self, emb: np.ndarray, masked: list[bool], threshold: float | None,
-                         allow: bool, action: str, actor: str | None,
-                         exclude: int | None = None):
-        """409 ``already_enrolled`` when a photo matches someone else enrolled; with ``allow``,
-        the audit record ``(action, details)`` to store beside the photos (None if no match)."""
-        thr = self.engine.threshold if threshold is None else threshold
-        dup = find_duplicate(self.gallery, emb, masked, thr, exclude=exclude)
+    def _duplicate_check(self, faces: Sequence[Face], threshold: float | None, allow: bool,
+                         action: str, actor: str | None, exclude: int | None = None):
+        """409 ``already_enrolled`` when a photo matches someone else enrolled (at the policy's
+        threshold, else its condition's); with ``allow``, the audit record ``(action, details)``
+        to store beside the photos (None if no match)."""
+        masked = [is_masked(f) for f in faces]
+        emb = self.engine.embedder.weigh(np.stack([f.embedding for f in faces]), masked)
+        dup = find_duplicate(self.gallery, emb, masked, threshold, exclude=exclude)
         if dup is None:
             return None
         if not allow:
             raise ApiError(409, "already_enrolled", f"{dup.message()} (allow_duplicate=true)")
         return action, {"matched": dup.to_dict(), "by": actor, "via": "api"}
 
+    def masked_templates(self, image: np.ndarray, face: Face
+                         ) -> tuple[np.ndarray, list[str]] | None:
+        """Embeddings and sources of an unmasked enrolment photo's synthetic masked templates
+        (``None`` for a masked photo or when templates are off;
+        ``maskface.recognize.templates``)."""
+        from maskface.recognize import fusion_config
+        from maskface.recognize.templates import template_embeddings
+
+        n = int(fusion_config().get("templates", 0))
+        if n <= 0 or is_masked(face):
+            return None
+        return template_embeddings(self.engine.embedder, image, face, n=n,
+                                   detector=_PoolDetector(self.engine))
+
+    @staticmethod
+    def _rows(faces: Sequence[Face], templates: Sequence | None
+              ) -> tuple[np.ndarray, list[bool], list[str | None]]:
+        """Each photo's embedding then its masked templates, with masked flags and sources."""
+        vecs, flags = [f.embedding for f in faces], [is_masked(f) for f in faces]
+        sources: list[str | None] = [None] * len(faces)
+        for t in templates or []:
+            if t is not None and len(t[0]):
+                vecs += list(t[0])
+                flags += [True] * len(t[0])
+                sources += list(t[1])
+        return np.stack(vecs), flags, sources
+
     def enrol(self, name: str, faces: Sequence[Face], groups: Sequence[str],
-              threshold: float | None = None, allow_duplicate: bool = False,
-              actor: str | None = None) -> dict[str, Any]:
-        """Enrol a new person; refused (409) when the face is already enrolled as someone else,
-        unless ``allow_duplicate`` (then recorded in the audit log, naming ``actor``)."""
-        emb = np.stack([f.embedding for f in faces])
-        masked = [is_masked(f) for f in faces]
+              templates: Sequence | None = None, threshold: float | None = None,
+              allow_duplicate: bool = False, actor: str | None = None) -> dict[str, Any]:
+        """Enrol a new person (their photos, then the masked templates of the unmasked ones);
+        refused (409) when the face is already enrolled as someone else, unless
+        ``allow_duplicate`` (then recorded in the audit log, naming ``actor``)."""
         self.check_name_free(name)  # the clearer error first (the face most likely matches too)
-        audit = self._duplicate_check(emb, masked, threshold, allow_duplicate, ENROL_OVERRIDE,
-                                      actor)
+        audit = self._duplicate_check(faces, threshold, allow_duplicate, ENROL_OVERRIDE, actor)
+        emb, flags, sources = self._rows(faces, templates)
         try:
-            p = self.gallery.enroll(name, emb, masked=masked,
-                                    metadata={"groups": list(groups)}, audit=audit)
+            p = self.gallery.enroll(name, emb, masked=flags, metadata={"groups": list(groups)},
+                                    sources=sources, audit=audit)
         except DuplicateNameError:
             raise ApiError(409, "duplicate_name", f"'{name}' is already enrolled; add photos to "
                            "that person or choose another name") from None
         return _person(p)
 
-    def add_faces(self, person_id: int, faces: Sequence[Face], threshold: float | None = None,
+    def add_faces(self, person_id: int, faces: Sequence[Face],
+                  templates: Sequence | None = None, threshold: float | None = None,
                   allow_duplicate: bool = False, actor: str | None = None) -> dict[str, Any]:
-        """Add photos to a person; refused (409) when a photo matches another person."""
+        """Add photos (and their masked templates) to a person; refused (409) when a photo
+        matches another person."""
         self._get(person_id)
-        emb = np.stack([f.embedding for f in faces])
-        masked = [is_masked(f) for f in faces]
-        audit = self._duplicate_check(emb, masked, threshold, allow_duplicate,
-                                      ADD_PHOTOS_OVERRIDE, actor, exclude=int(person_id))
-        p = self.gallery.add_embeddings(int(person_id), emb, masked=masked, audit=audit)
+        audit = self._duplicate_check(faces, threshold, allow_duplicate, ADD_PHOTOS_OVERRIDE,
+                                      actor, exclude=int(person_id))
+        emb, flags, sources = self._rows(faces, templates)
+        p = self.gallery.add_embeddings(int(person_id), emb, masked=flags, sources=sources,
+                                        audit=audit)
         return _person(p)
 
     def audit(self, person_id: int | None, limit: int, offset: int) -> dict[str, Any]:
@@ -132,12 +185,23 @@ class People:
         faces = [f for f in faces if f.embedding is not None]
         if not faces:
             return []
+        from maskface.gallery.thresholds import thresholds_for
+
+        # A masked probe is matched against masked templates and judged by its condition's
+        # threshold (a policy threshold, when set, overrides every condition).
+        masked = [is_masked(f) for f in faces]
+        queries = self.engine.embedder.weigh(np.stack([f.embedding for f in faces]), masked)
         thr = self.engine.threshold if threshold is None else threshold
-        matches = self.gallery.identify(np.stack([f.embedding for f in faces]), thr, k=k)
+        per_condition = thresholds_for(self.gallery, self.engine.threshold) \
+            if threshold is None else None
+        matches = self.gallery.identify(queries, thr, k=k, masked=masked,
+                                        thresholds=per_condition,
+                                        template_weight=self.template_weight)
         out = []
         for face, m in zip(faces, matches):
             face.identity = Identity(m.person_id, m.name, float(m.score)) if m.known else \
                 Identity(None, None, float(m.score) if np.isfinite(m.score) else 0.0)
-            out.append([{"person_id": p, "name": n, "score": round(s, 4)}
+            out.append([{"person_id": p, "name": n, "score": round(s, 4),
+                         "threshold": round(m.threshold, 4), "condition": m.condition}
                         for p, n, s in m.candidates])
         return out

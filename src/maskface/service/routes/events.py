@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 
 from maskface.service.deps import admin_key, get_state
 from maskface.service.errors import ApiError
-from maskface.service.routes import API_PREFIX
+from maskface.service.routes import API_PREFIX, MAX_ROW_ID, RowId
 from maskface.service.state import ServiceState
 
 router = APIRouter(prefix=f"{API_PREFIX}/events", tags=["events"],
@@ -25,7 +25,7 @@ def _ts(value: datetime | None) -> float | None:
 def query_events(
     since: datetime | None = Query(None, description="ISO 8601 (UTC if no offset) or epoch"),
     until: datetime | None = Query(None, description="exclusive upper bound"),
-    person_id: int | None = Query(None),
+    person_id: int | None = Query(None, ge=1, le=MAX_ROW_ID),
     decision: Literal["granted", "denied"] | None = Query(None),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
@@ -40,7 +40,7 @@ def query_events(
 
 
 @router.get("/{event_id}", summary="One event")
-def get_event(event_id: int, state: ServiceState = Depends(get_state)):
+def get_event(event_id: RowId, state: ServiceState = Depends(get_state)):
     event = state.events.get(event_id)
     if event is None:
         raise ApiError(404, "not_found", f"no event with id {event_id}")
@@ -49,7 +49,7 @@ def get_event(event_id: int, state: ServiceState = Depends(get_state)):
 
 @router.get("/{event_id}/snapshot", summary="The stored photo of an event (if snapshots are on)",
             response_class=FileResponse)
-def get_snapshot(event_id: int, state: ServiceState = Depends(get_state)):
+def get_snapshot(event_id: RowId, state: ServiceState = Depends(get_state)):
     event = state.events.get(event_id)
     if event is None:
         raise ApiError(404, "not_found", f"no event with id {event_id}")

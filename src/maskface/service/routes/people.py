@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from maskface.service.auth import ApiKey
 from maskface.service.deps import admin_key, get_state, inference_slot, read_image
 from maskface.service.errors import ApiError
-from maskface.service.routes import API_PREFIX
+from maskface.service.routes import API_PREFIX, RowId
 from maskface.service.state import ServiceState
 
 router = APIRouter(prefix=f"{API_PREFIX}/people", tags=["people"],
@@ -39,19 +39,21 @@ _ALLOW_DUPLICATE = Form(False, description="enrol even if the face matches someo
 
 
 def _embeddings(photos: list[UploadFile], largest: bool, state: ServiceState):
-    """One embedding per photo, or a 4xx naming the photo that has no face or several."""
+    """One embedding per photo (and the masked templates of each unmasked one), or a 4xx
+    naming the photo that has no face or several."""
     if not photos:
         raise ApiError(422, "invalid_request", "send at least one photo")
     if len(photos) > state.config.limits.max_photos:
         raise ApiError(413, "too_many_photos",
                        f"{len(photos)} photos sent; at most {state.config.limits.max_photos}")
-    faces = []
+    faces, templates = [], []
     for i, up in enumerate(photos, 1):
         # read_image names the file itself; single_face's messages get it from this label too.
         image = read_image(up, state, f"photo {i}")
         label = f"photo {i}" + (f" '{up.filename}'" if up.filename else "")
         faces.append(state.engine.single_face(image, label, largest))
-    return faces
+        templates.append(state.people.masked_templates(image, faces[-1]))
+    return faces, templates
 
 
 @router.post("", status_code=201, summary="Enrol a person from one or more photos",
@@ -65,9 +67,9 @@ def enrol(name: str = Form("", description="the person's name (unique)"),
           state: ServiceState = Depends(get_state)):
     name = _name(name)
     state.people.check_name_free(name)  # both before any inference
-    faces = _embeddings(photos, largest, state)
-    return state.people.enrol(name, faces, _groups(groups), state.policy.match_threshold,
-                              allow_duplicate, key.key_id)
+    faces, templates = _embeddings(photos, largest, state)
+    return state.people.enrol(name, faces, _groups(groups), templates,
+                              state.policy.match_threshold, allow_duplicate, key.key_id)
 
 
 @router.get("", summary="List enrolled people")
@@ -77,12 +79,12 @@ def list_people(state: ServiceState = Depends(get_state)):
 
 
 @router.get("/{person_id}", summary="One enrolled person")
-def get_person(person_id: int, state: ServiceState = Depends(get_state)):
+def get_person(person_id: RowId, state: ServiceState = Depends(get_state)):
     return state.people.get(person_id)
 
 
 @router.patch("/{person_id}", summary="Rename a person or change their groups")
-def update_person(person_id: int, update: PersonUpdate,
+def update_person(person_id: RowId, update: PersonUpdate,
                   state: ServiceState = Depends(get_state)):
     if update.name is None and update.groups is None:
         raise ApiError(422, "invalid_request", "send 'name' and/or 'groups'")
@@ -94,19 +96,19 @@ def update_person(person_id: int, update: PersonUpdate,
 
 
 @router.delete("/{person_id}", status_code=204, summary="Delete a person and every embedding")
-def delete_person(person_id: int, state: ServiceState = Depends(get_state)):
+def delete_person(person_id: RowId, state: ServiceState = Depends(get_state)):
     state.people.delete(person_id)
     return Response(status_code=204)
 
 
 @router.post("/{person_id}/photos", summary="Add enrolment photos to a person",
              dependencies=[Depends(inference_slot)])
-def add_photos(person_id: int, photos: list[UploadFile] = File(...),
+def add_photos(person_id: RowId, photos: list[UploadFile] = File(...),
                largest: bool = Form(False), allow_duplicate: bool = _ALLOW_DUPLICATE,
                key: ApiKey = Depends(admin_key), state: ServiceState = Depends(get_state)):
     state.people.get(person_id)  # 404 before any inference
-    faces = _embeddings(photos, largest, state)
-    return state.people.add_faces(person_id, faces, state.policy.match_threshold,
+    faces, templates = _embeddings(photos, largest, state)
+    return state.people.add_faces(person_id, faces, templates, state.policy.match_threshold,
                                   allow_duplicate, key.key_id)
 
 

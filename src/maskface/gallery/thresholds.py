@@ -1,0 +1,151 @@
+"""Operating thresholds per comparison condition, each at a stated false-accept rate.
+
+A probe and a template are each masked or not; their pair is one of :data:`CONDITIONS`
+(an unmasked probe against a masked template counts as ``masked-unmasked``). Scores of the
+three conditions have different impostor distributions, so each gets its own cosine threshold,
+chosen so that a stated share of impostor comparisons (FAR, default 1e-3 at a door) pass.
+
+Where they come from, first found wins:
+
+1. the gallery's own calibration (``maskface calibrate``; ``meta.thresholds`` in the file),
+2. the model's thresholds (``weights/thresholds.json``, fitted on validation identities by
+   ``scripts/fit_fusion.py``),
+3. the model's single threshold for every condition.
+
+:func:`operating_threshold` is the one place that answers "what threshold applies here".
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CONDITIONS = ("unmasked-unmasked", "masked-unmasked", "masked-masked")
+DEFAULT_FAR = 1e-3
+_MODEL_FILE = Path(__file__).resolve().parents[1] / "weights" / "thresholds.json"
+_META_KEY = "thresholds"
+
+
+def condition(probe_masked: bool, template_masked: bool) -> str:
+    """The condition of comparing a probe with a template, by their mask states."""
+    n = int(bool(probe_masked)) + int(bool(template_masked))
+    return CONDITIONS[n]
+
+
+def model_thresholds(model: str | None) -> dict[str, Any] | None:
+    """The shipped per-condition thresholds of an embedding space (``None`` if not fitted)."""
+    if not model or not _MODEL_FILE.is_file():
+        return None
+    return json.loads(_MODEL_FILE.read_text()).get(model)
+
+
+def threshold_at_far(impostor: np.ndarray, far: float) -> float:
+    """The lowest threshold letting at most ``far`` of these impostor scores through."""
+    s = np.sort(np.asarray(impostor, np.float64))
+    if len(s) == 0:
+        return float("nan")
+    k = int(np.floor(far * len(s)))  # impostors allowed at or above the threshold
+    return float(s[len(s) - k - 1] + 1e-6) if k < len(s) else float(s[0])
+
+
+def thresholds_for(gallery, fallback: float | None = None) -> dict[str, float]:
+    """Threshold of each condition for this gallery (calibration, else model, else
+    ``fallback`` everywhere)."""
+    table = gallery_calibration(gallery) or model_thresholds(gallery.model) or {}
+    out = {}
+    for c in CONDITIONS:
+        v = table.get(c)
+        if v is None:
+            if fallback is None:
+                from maskface.recognize import THRESHOLDS
+
+                fallback = THRESHOLDS.get(gallery.model or "", 0.4)
+            v = fallback
+        out[c] = float(v)
+    return out
+
+
+def operating_threshold(gallery, probe_masked: bool, template_masked: bool) -> float:
+    """The operating cosine threshold for a probe of this mask state against a template of
+    that one, in this gallery (its calibration, else the model's; see the module doc)."""
+    return thresholds_for(gallery)[condition(probe_masked, template_masked)]
+
+
+def gallery_calibration(gallery) -> dict[str, Any] | None:
+    """The site calibration stored in the gallery file, if any."""
+    raw = gallery.get_meta(_META_KEY)
+    return json.loads(raw) if raw else None
+
+
+def store_calibration(gallery, table: dict[str, Any]) -> None:
+    """Store a site calibration (``{condition: threshold, "far": ..., ...}``) in the gallery."""
+    gallery.set_meta(_META_KEY, json.dumps(table))
+
+
+def _roc(genuine: np.ndarray, impostor: np.ndarray, n: int = 200) -> list[list[float]]:
+    """ROC points ``[threshold, FAR, TAR]`` over the score range."""
+    if len(genuine) == 0 or len(impostor) == 0:
+        return []
+    lo, hi = float(min(genuine.min(), impostor.min())), float(max(genuine.max(), impostor.max()))
+    return [[round(t, 4), round(float((impostor >= t).mean()), 6),
+             round(float((genuine >= t).mean()), 6)] for t in np.linspace(lo, hi, n)]
+
+
+def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR) -> dict[str, Any]:
+    """Per-condition thresholds at ``far`` from a site's own enrolled people.
+
+    Impostor scores: every embedding of one person (as the probe) against every embedding of
+    every other person; genuine scores: a person's embeddings against their others, leaving
+    out pairs made from the same photo (a synthetic template against its own photo). Each pair
+    is scored as the door scores it (``weigh``: the embedder's probe weighting) and filed
+    under the condition of (probe masked, template masked). Returns the table to store and
+    a report (counts, TAR at the threshold, the FAR resolvable with this many impostors, ROC).
+    """
+    people = gallery.people()
+    rows = []  # (person, masked, photo, vector)
+    for p in people:
+        vecs, flags, sources = gallery.embedding_rows(p.id)
+        for v, m, s in zip(vecs, flags, sources):
+            photo = s.split(":", 2)[2] if s and s.startswith("synthetic-mask:") else s
+            rows.append((p.id, bool(m), photo or f"row{len(rows)}", v))
+    if len(people) < 2 or not rows:
+        from maskface.errors import InputError
+
+        raise InputError("calibration needs at least two enrolled people")
+    vec = np.stack([r[3] for r in rows]).astype(np.float32)
+    pid = np.array([r[0] for r in rows])
+    msk = np.array([r[1] for r in rows])
+    photo = np.array([r[2] for r in rows], dtype=object)
+    probes = np.concatenate([weigh(vec[msk == m], [m] * int((msk == m).sum()))
+                             if weigh else vec[msk == m] for m in (False, True)])
+    order = np.concatenate([np.flatnonzero(msk == m) for m in (False, True)])
+    q = np.zeros_like(probes)
+    q[order] = probes  # back in row order
+    sims = q @ vec.T  # (probe row, template row)
+    table: dict[str, Any] = {"far": far}
+    report: dict[str, Any] = {"far": far, "people": len(people), "embeddings": len(rows),
+                              "conditions": {}}
+    for c in CONDITIONS:
+        pm, tm = {"unmasked-unmasked": (False, False), "masked-unmasked": (True, False),
+                  "masked-masked": (True, True)}[c]
+        # an unmasked probe against a masked template counts as masked-unmasked
+        sel = np.outer(msk == pm, msk == tm)
+        if c == "masked-unmasked":
+            sel |= np.outer(msk == False, msk == True)  # noqa: E712 (numpy arrays)
+        same = pid[:, None] == pid[None, :]
+        diff_photo = photo[:, None] != photo[None, :]
+        gen = sims[sel & same & diff_photo]
+        imp = sims[sel & ~same]
+        entry: dict[str, Any] = {"genuine_pairs": int(gen.size), "impostor_pairs": int(imp.size)}
+        if imp.size:
+            t = threshold_at_far(imp, far)
+            table[c] = round(t, 4)
+            entry.update(threshold=round(t, 4), far_measured=round(float((imp >= t).mean()), 6),
+                         far_resolvable=round(1.0 / imp.size, 6),
+                         tar=round(float((gen >= t).mean()), 4) if gen.size else None,
+                         roc=_roc(gen, imp))
+        report["conditions"][c] = entry
+    return {"table": table, "report": report}

@@ -1,0 +1,269 @@
+"""Masked enrolment templates, the second backbone, fusion by mask state, per-condition
+thresholds and site calibration (issue 13)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from maskface.errors import InputError
+from maskface.gallery import Gallery
+from maskface.gallery.thresholds import (
+    CONDITIONS,
+    calibrate,
+    condition,
+    operating_threshold,
+    store_calibration,
+    threshold_at_far,
+)
+from maskface.recognize.base import Embedder, l2_normalize
+from maskface.recognize.fusion import FusedEmbedder
+
+DIM = 8
+
+
+def unit(rng, n=1, dim=DIM):
+    return l2_normalize(rng.standard_normal((n, dim)))
+
+
+def test_conditions_and_threshold_at_far():
+    assert condition(False, False) == "unmasked-unmasked"
+    assert condition(True, False) == condition(False, True) == "masked-unmasked"
+    assert condition(True, True) == "masked-masked"
+    imp = np.linspace(0, 1, 1001)  # 1001 impostor scores
+    t = threshold_at_far(imp, 1e-2)
+    assert (imp >= t).mean() <= 1e-2 and (imp >= t - 2e-3).mean() > 1e-2
+
+
+def test_gallery_matches_probes_by_condition(tmp_path):
+    """A masked probe is scored against masked templates (or a mix), an unmasked one against
+    unmasked templates; the threshold is the winning condition's."""
+    rng = np.random.default_rng(0)
+    face_a, mask_a, face_b = unit(rng, 3)
+    with Gallery(tmp_path / "g.db", model="t", dim=DIM) as g:
+        a = g.enroll("A", np.stack([face_a, mask_a]), masked=[False, True])
+        g.enroll("B", face_b[None], masked=False)
+        thr = {"unmasked-unmasked": 0.9, "masked-unmasked": 0.5, "masked-masked": 0.95}
+        probe = l2_normalize(mask_a + 0.05 * unit(rng)[0])[None]
+        m = g.identify(probe, 0.0, masked=[True], thresholds=thr)[0]
+        assert m.person_id == a.id and m.condition == "masked-masked" and m.threshold == 0.95
+        # the same vector as an unmasked probe only sees A's unmasked photo
+        u = g.identify(probe, 0.0, masked=[False], thresholds=thr)[0]
+        assert u.condition == "unmasked-unmasked" and not u.known
+        assert u.candidates[0][2] == pytest.approx(float(probe[0] @ face_a), abs=1e-5) or \
+            u.candidates[0][0] != a.id
+        # mixed rule: w * masked template + (1 - w) * unmasked photo
+        w = g.identify(probe, 0.0, masked=[True], template_weight=0.25)[0]
+        sa = [c for c in w.candidates if c[0] == a.id][0][2]
+        want = 0.25 * float(probe[0] @ mask_a) + 0.75 * float(probe[0] @ face_a)
+        assert sa == pytest.approx(want, abs=1e-5)
+        # without mask states: the old behaviour, best embedding of each person
+        old = g.identify(probe, 0.0)[0]
+        assert old.condition is None and old.score == pytest.approx(float(probe[0] @ mask_a),
+                                                                    abs=1e-5)
+        s, ids = g.search(probe, k=2)
+        assert sorted(ids[0].tolist()) == sorted([a.id, g.get("B").id])
+
+
+class _Fixed(Embedder):
+    """A fake backbone: returns given vectors (keyed by the crop's first pixel)."""
+
+    def __init__(self, table, name):
+        self.table, self.name, self.dim = table, name, table.shape[1]
+
+    def _embed(self, faces):
+        return self.table[faces[:, 0, 0, 0]]
+
+
+def test_fused_scores_are_weighted_cosines_by_mask_state():
+    rng = np.random.default_rng(1)
+    t1, t2 = unit(rng, 4, 8), unit(rng, 4, 16)
+    fused = FusedEmbedder(_Fixed(t1, "a"), _Fixed(t2, "b"), 1.0, 0.7)
+    faces = np.zeros((4, 112, 112, 3), np.uint8)
+    faces[:, 0, 0, 0] = np.arange(4)
+    e = fused.embed(faces)
+    assert e.shape == (4, 24) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-6)
+    s1, s2 = t1[0] @ t1[1], t2[0] @ t2[1]
+    assert float(fused.weigh(e[:1], [False])[0] @ e[1]) == pytest.approx(s1, abs=1e-5)
+    assert float(fused.weigh(e[:1], [True])[0] @ e[1]) == pytest.approx(0.7 * s1 + 0.3 * s2,
+                                                                        abs=1e-5)
+    with pytest.raises(InputError):
+        FusedEmbedder(_Fixed(t1, "a"), _Fixed(t2, "b"), 1.5, 0.5)
+
+
+def test_calibration_from_the_gallery_itself(tmp_path):
+    """Impostors from other people, genuine from the person's other photos (not a template
+    against its own photo); stored thresholds become the operating ones."""
+    rng = np.random.default_rng(2)
+    with Gallery(tmp_path / "g.db", model="t", dim=64) as g:
+        for i in range(12):
+            centre = unit(rng, 1, 64)[0]
+            photos = l2_normalize(centre + 0.3 * unit(rng, 2, 64))
+            masks = l2_normalize(photos + 0.4 * unit(rng, 2, 64))
+            g.enroll(f"P{i}", np.concatenate([photos, masks]), masked=[False, False, True, True],
+                     sources=["a.jpg", "b.jpg", "synthetic-mask:cloth:a.jpg",
+                              "synthetic-mask:cloth:b.jpg"])
+        out = calibrate(g, None, far=0.01)
+        rep = out["report"]["conditions"]
+        assert rep["unmasked-unmasked"]["impostor_pairs"] == 12 * 11 * 2 * 2
+        # genuine: a vs b and b vs a only
+        assert rep["unmasked-unmasked"]["genuine_pairs"] == 12 * 2
+        # masked-unmasked: templates of a vs photo b (both directions), not a vs its own
+        assert rep["masked-unmasked"]["genuine_pairs"] == 12 * 4
+        for c in CONDITIONS:
+            assert rep[c]["far_measured"] <= 0.01 and rep[c]["tar"] > 0.5
+        store_calibration(g, out["table"])
+        assert operating_threshold(g, True, True) == out["table"]["masked-masked"]
+        assert operating_threshold(g, False, True) == out["table"]["masked-unmasked"]
+
+
+def test_ids_beyond_sqlite_range_in_new_gallery_calls(tmp_path):
+    with Gallery(tmp_path / "g.db", model="t", dim=DIM) as g:
+        g.enroll("A", unit(np.random.default_rng(3)))
+        from maskface.gallery import UnknownPersonError
+
+        for call in (g.embedding_rows, lambda p: g.remove_embeddings(p, "x")):
+            with pytest.raises(UnknownPersonError):
+                call(2**64)
+
+
+@pytest.fixture(scope="module")
+def reid():
+    from maskface.recognize import Reid0095Embedder
+
+    return Reid0095Embedder()
+
+
+def test_reid_backbone_tells_people_apart(reid, astronaut):
+    """The converted Intel model (own template from the ArcFace crop): a face and its mirror
+    are far closer than two different faces; 256-d unit vectors."""
+    from maskface.align import align_face
+    from maskface.detect import create_detector
+
+    det = create_detector("yunet").detect(astronaut)
+    crop = align_face(astronaut, det.landmarks[0])
+    mirror = np.ascontiguousarray(crop[:, ::-1])
+    other = np.ascontiguousarray(np.rot90(crop, 2))
+    e = reid.embed(np.stack([crop, mirror, other]))
+    assert e.shape == (3, 256) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
+    assert e[0] @ e[1] > 0.6 and e[0] @ e[1] > e[0] @ e[2] + 0.3
+
+
+def test_masked_templates_are_seeded_masked_copies(astronaut):
+    pytest.importorskip("mediapipe")
+    from maskface.detect import create_detector
+    from maskface.recognize.templates import N_TEMPLATES, masked_copies
+    from maskface.results import Face
+
+    det = create_detector("yunet").detect(astronaut)
+    face = Face(box=det.boxes[0], score=1.0, landmarks=det.landmarks[0])
+    copies = masked_copies(astronaut, face)
+    again = masked_copies(astronaut, face)
+    assert [k for k, _ in copies] == ["surgical", "cloth", "kn95"][:N_TEMPLATES]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(copies, again))
+    x1, y1, x2, y2 = face.box.astype(int)
+    lower = slice((y1 + y2) // 2 + 5, y2), slice(x1, x2)
+    for _, img in copies:  # the mouth region changed, the eyes did not
+        assert np.abs(img[lower].astype(int) - astronaut[lower]).mean() > 10
+        assert np.array_equal(img[: y1], astronaut[: y1])
+
+
+def test_shipped_thresholds_and_fusion_file_are_consistent():
+    from maskface.recognize import fusion_config
+
+    cfg = fusion_config()
+    assert 0 <= cfg["weight_unmasked"] <= 1 and 0 <= cfg["weight_masked"] <= 1
+    from maskface.gallery import thresholds as th
+
+    if th._MODEL_FILE.is_file():
+        for model, table in json.loads(th._MODEL_FILE.read_text()).items():
+            assert set(CONDITIONS) <= set(table) and table["far"] > 0, model
+
+
+@pytest.mark.data
+def test_cli_templates_remask_and_calibrate(tmp_path, data_dir):
+    """Enrolment stores masked templates beside each unmasked photo; remask makes them again
+    (replacing, not adding); calibrate stores per-condition thresholds and writes a ROC
+    report; a masked probe is identified under its condition's threshold."""
+    pytest.importorskip("mediapipe")
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+    from maskface.synth import apply_mask, random_style
+
+    def invoke(*args):
+        return CliRunner().invoke(load_commands(), [str(a) for a in args],
+                                  catch_exceptions=False)
+
+    db = tmp_path / "g.db"
+    people = {"Abdullah_Gul": (1, 6), "Adrien_Brody": (3, 5), "Abel_Pacheco": (1, 2)}
+    for name, idx in people.items():
+        photos = [data_dir / "lfw/images" / name / f"{name}_{i:04d}.jpg" for i in idx]
+        res = invoke("enroll", name, *photos, "--db", db, "--largest", "--templates", 2)
+        assert res.exit_code == 0 and "+ 4 synthetic masked templates" in res.output, res.output
+    with Gallery(db) as g:
+        before = {p.name: (p.n_embeddings, p.n_masked, p.n_templates) for p in g.people()}
+    assert set(before.values()) == {(6, 4, 4)}
+    res = invoke("people", "remask", "Adrien_Brody", "--db", db, "--templates", 2)
+    assert res.exit_code == 0 and "4 masked templates (4 old ones replaced)" in res.output
+    res = invoke("people", "remask", "99999999999999999999999", "--db", db)
+    assert res.exit_code == 1 and "no enrolled person" in res.output
+    with Gallery(db) as g:
+        assert g.get("Adrien_Brody").n_embeddings == 6
+
+    report = tmp_path / "cal.json"
+    res = invoke("calibrate", "--db", db, "--far", 0.01, "--report", report)
+    assert res.exit_code == 0, res.output
+    rep = json.loads(report.read_text())
+    assert rep["stored"] and report.with_suffix(".png").is_file()
+    assert {"unmasked-unmasked", "masked-unmasked", "masked-masked"} <= set(rep["conditions"])
+    with Gallery(db) as g:
+        stored = json.loads(g.get_meta("thresholds"))
+        assert stored["masked-masked"] == rep["conditions"]["masked-masked"]["threshold"]
+
+    # a masked photo of Gul, not enrolled: found under the masked condition's threshold
+    from maskface.detect import create_detector
+    from maskface.io import load_image
+    from maskface.recognize import single_face
+
+    img = load_image(data_dir / "lfw/images/Abdullah_Gul/Abdullah_Gul_0007.jpg")
+    face = single_face(create_detector("yunet"), img, "gul", pick_largest=True).face
+    masked = apply_mask(img, face, random_style(np.random.default_rng(5)))
+    probe = tmp_path / "gul_masked.jpg"
+    import cv2
+
+    cv2.imwrite(str(probe), masked)
+    out = tmp_path / "out"
+    res = invoke("identify", probe, "--db", db, "--out", out)
+    assert res.exit_code == 0, res.output
+    ident = json.loads((out / "gul_masked.json").read_text())["faces"][0]["identity"]
+    if json.loads((out / "gul_masked.json").read_text())["faces"][0]["mask"]["label"] != \
+            "without_mask":
+        assert ident["condition"] in ("masked-masked", "masked-unmasked")
+        assert ident["threshold"] == stored[ident["condition"]]
+
+
+def test_converter_reproduces_the_shipped_reid_onnx(tmp_path):
+    """scripts/convert_reid_ir.py turns the staged IR into exactly the shipped file."""
+    pytest.importorskip("onnx")
+    import hashlib
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    ir = root.parent / "shared" / "models" / "face-reidentification-retail-0095"
+    if not ir.is_dir():
+        pytest.skip(f"staged IR not found at {ir}")
+    spec = importlib.util.spec_from_file_location("convert_reid_ir",
+                                                  root / "scripts" / "convert_reid_ir.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    import onnx
+
+    out = tmp_path / "reid.onnx"
+    onnx.save(mod.convert(ir), out)
+    from maskface.models import MODELS
+
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == MODELS["face_reid_0095"].sha256
