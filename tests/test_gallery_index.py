@@ -73,3 +73,22 @@ def test_auto_index_switches_at_the_threshold(tmp_path):
         g.delete("p170")
         m = g.identify(v[3 * 170 + 1], threshold=0.5)[0]
         assert m.name != "p170" and all(c[1] != "p170" for c in m.candidates)
+
+
+def test_masked_identification_over_the_approximate_index_matches_exact(tmp_path):
+    """Identification by mask condition scores the people the approximate index proposes
+    exactly: the same best person and score as over an exact index."""
+    v, labels, q = _data(n=900, per=3, seed=5)
+    masked = np.tile([False, False, True], 300)
+    runs = []
+    for idx in (AutoIndex(threshold=100), ExactIndex()):
+        with Gallery(tmp_path / f"{type(idx).__name__}.db", model="m", dim=64, index=idx) as g:
+            for i in range(300):
+                g.enroll(f"p{i}", v[3 * i:3 * i + 3], masked=masked[3 * i:3 * i + 3])
+            flags = np.arange(len(q)) % 2 == 0
+            runs.append(g.identify(q, threshold=0.5, masked=flags))
+            assert getattr(idx, "kind", "exact") in ("ivf", "exact")
+    approx, exact = runs
+    agree = [a.person_id == e.person_id and abs(a.score - e.score) < 1e-5
+             for a, e in zip(approx, exact)]
+    assert np.mean(agree) >= 0.97

@@ -505,10 +505,21 @@ class Gallery:
 
     def _person_scores(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Exact per-person scores: ``(person ids (P,), best unmasked template (Q, P), best
-        masked template (Q, P))``, ``-inf`` where a person has none of that kind."""
+        masked template (Q, P))``, ``-inf`` where a person has none of that kind.
+
+        Over a gallery large enough for the approximate index, only the people it proposes
+        (the best 32 templates of each query) are scored, exactly, with all their templates."""
         with self._lock:
             self._refresh()
             matrix, ids, starts = self._matrix, self._label_ids, self._label_starts
+            if getattr(self.index, "kind", "exact") != "exact" and len(ids):
+                _, labels = self.index.search(q, 32)
+                keep = np.isin(ids // 2, np.unique(labels[labels >= 0] // 2))
+                ends = np.append(starts[1:], len(matrix))
+                rows = np.concatenate([np.arange(a, b) for a, b in
+                                       zip(starts[keep], ends[keep])] or [np.zeros(0, int)])
+                matrix, ids = matrix[rows], ids[keep]
+                starts = np.concatenate([[0], np.cumsum(ends[keep] - starts[keep])[:-1]])
         pids = np.unique(ids // 2)
         su = np.full((len(q), len(pids)), -np.inf, np.float32)
         sm = su.copy()
