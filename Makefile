@@ -18,7 +18,7 @@ NODEPS_SCALE := trackers==2.6.1
 # replace the headless OpenCV 4 with OpenCV 5: installed --no-deps, its real needs in 'synth'.
 NODEPS_SYNTH := mediapipe==1.2.2
 
-.PHONY: demo test install install-all lint format clean e2e-deps
+.PHONY: demo test install install-all lint format clean e2e-deps pg-deps
 
 # Install order: in each target every install that resolves dependencies runs before the
 # --no-deps ones. pip checks what it has just installed against every package already in the
@@ -49,7 +49,7 @@ install-all: $(VENV)/.all
 demo: $(VENV)/.core
 	$(VENV)/bin/maskface demo
 
-test: $(VENV)/.all e2e-deps
+test: $(VENV)/.all e2e-deps pg-deps
 	$(VENV)/bin/ruff check src tests
 	$(PY) -m pytest -q
 
@@ -65,3 +65,9 @@ clean:
 # Debian's Chromium for the browser test (tests/e2e; needs root). Without it that test skips.
 e2e-deps:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || echo "warning: chromium could not be installed; tests/e2e will skip"
+
+# Debian's PostgreSQL server binaries: the test suite starts its own throw-away server (initdb in
+# a temporary folder, a free port) to run the storage and API tests on PostgreSQL too (needs
+# root to install). Without them those variants skip.
+pg-deps:
+	@command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; } || echo "warning: postgresql could not be installed; the PostgreSQL tests will skip"

@@ -1,6 +1,7 @@
 """The service's REST API through FastAPI's TestClient, on real photos: every route, both roles,
 every error path. Models load once per session (``engine`` fixture), as the app loads them once
-per process; each test gets a fresh database."""
+per process; each test gets a fresh database, and every test runs on both back ends: an SQLite
+file and a real PostgreSQL server started by the suite (``tests/pg_util.py``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from maskface.io import load_image
+from pg_util import postgres  # noqa: F401  (fixture)
 from service_util import (
     blank,
     decode_b64_jpeg,
@@ -30,6 +32,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from maskface.service import create_app  # noqa: E402
 from maskface.service.auth import KeyStore  # noqa: E402
 from maskface.service.config import Limits, Policy, ServiceConfig, Snapshots  # noqa: E402
+from maskface.storage import open_database  # noqa: E402
 
 
 class Api:
@@ -59,13 +62,31 @@ class Api:
         return self.c.post(path, headers=self.h(role), files={"image": (name, image, "image/jpeg")})
 
 
+_NEW_DB = {}
+
+
+@pytest.fixture(autouse=True, params=["sqlite", "postgresql"])
+def backend(request, tmp_path):
+    """Every test of this module on both back ends: ``make_api`` asks this for its database."""
+    if request.param == "sqlite":
+        _NEW_DB["db"] = lambda: tmp_path / "maskface.db"
+    else:
+        server = request.getfixturevalue("postgres")
+        url = server.new_database()
+        _NEW_DB["db"] = lambda: url
+    yield request.param
+    _NEW_DB.clear()
+
+
 def make_api(engine, tmp_path, raise_errors: bool = True,  # noqa: F811
              **config) -> tuple[TestClient, Api]:
-    cfg = ServiceConfig(db=tmp_path / "maskface.db", **config)
+    # Modules that borrow make_api without the backend fixture get an SQLite file.
+    cfg = ServiceConfig(db=_NEW_DB.get("db", lambda: tmp_path / "maskface.db")(), **config)
     app = create_app(cfg, engine=engine)
-    keys = KeyStore(cfg.db)
-    admin, _ = keys.create("admin", "test admin")
-    kiosk, _ = keys.create("kiosk", "test kiosk")
+    with open_database(cfg.db) as db:
+        keys = KeyStore(db)
+        admin, _ = keys.create("admin", "test admin")
+        kiosk, _ = keys.create("kiosk", "test kiosk")
     client = TestClient(app, raise_server_exceptions=raise_errors)
     return client, Api(client, admin, kiosk, cfg)
 
@@ -125,6 +146,14 @@ def test_health_metrics_docs_and_page_need_no_key(api, photos):
     assert api.get("/static/app.js").status_code == 200
 
 
+def test_health_reports_the_store(api, backend):
+    from maskface.storage.schema import SCHEMA_VERSION
+
+    store = api.get("/v1/health").json()["store"]
+    assert store["backend"] == backend
+    assert store["schema_version"] == store["schema_latest"] == SCHEMA_VERSION
+
+
 def test_unknown_route_and_method_are_json(api):
     assert_error(api.get("/v1/nope"), 404, "not_found")
     assert_error(api.put("/v1/health"), 405, "method_not_allowed")
@@ -159,18 +188,18 @@ def test_kiosk_cannot_enrol_identify_verify_or_configure(api, photos):
 
 
 def test_revoked_key_is_refused(api):
-    keys = KeyStore(api.config.db)
     key_id = api.kiosk.split("_")[1]
     assert api.get("/v1/temperature", headers=api.h("kiosk")).status_code == 200
-    assert keys.revoke(key_id)
+    with open_database(api.config.db) as db:
+        assert KeyStore(db).revoke(key_id)
     assert_error(api.get("/v1/temperature", headers=api.h("kiosk")), 401, "invalid_api_key")
 
 
 def test_keys_are_stored_hashed(api):
-    import sqlite3
-
-    with sqlite3.connect(api.config.db) as conn:
-        dump = "\n".join(conn.iterdump())
+    with open_database(api.config.db) as db, db.transaction(write=False) as tx:
+        rows = tx.execute("SELECT * FROM api_keys").fetchall()
+    dump = "\n".join(repr(r) + " " + " ".join(bytes(v).hex() for v in r if isinstance(v, bytes))
+                     for r in rows)
     secret = api.admin.split("_", 2)[2]
     assert secret not in dump and api.admin.split("_")[1] in dump
 
@@ -537,7 +566,8 @@ def test_events_query_filters(api, photos):
 
 
 def test_snapshots_use_server_generated_names(engine, tmp_path, photos):  # noqa: F811
-    client, api = make_api(engine, tmp_path, snapshots=Snapshots(enabled=True, dir="snaps"))
+    client, api = make_api(engine, tmp_path,
+                           snapshots=Snapshots(enabled=True, dir=str(tmp_path / "snaps")))
     with client:
         r = api.post_image("/v1/access/check", photos["face"], "kiosk", name="../../evil.jpg")
         ev = r.json()["event_id"]

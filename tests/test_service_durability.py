@@ -7,6 +7,7 @@ import signal
 
 import pytest
 
+from pg_util import postgres  # noqa: F401  (fixture)
 from service_util import free_port, jpeg, start_server
 
 httpx = pytest.importorskip("httpx")
@@ -59,3 +60,54 @@ def test_sigkill_loses_no_committed_enrolment_or_event(tmp_path, astronaut):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_two_replicas_on_postgresql_agree_and_a_killed_one_loses_nothing(tmp_path, astronaut,
+                                                                         postgres):  # noqa: F811
+    """Two real servers on one PostgreSQL store: an enrolment on A is matched on B at once; B
+    is SIGKILLed after acknowledging checks, and every acknowledged event is a row; a deletion
+    on A is never matched again by B... nor by A."""
+    from maskface.service.auth import KeyStore
+    from maskface.service.events import EventLog
+    from maskface.storage import open_database
+
+    url = postgres.new_database()
+    with open_database(url) as db:
+        key, _ = KeyStore(db).create("admin")
+    h = {"X-API-Key": key}
+    pa, pb = free_port(), free_port()
+    a = start_server(url, pa, tmp_path / "a.log")
+    b = start_server(url, pb, tmp_path / "b.log")
+    A, B = f"http://127.0.0.1:{pa}", f"http://127.0.0.1:{pb}"
+    photo = jpeg(astronaut)
+    try:
+        r = httpx.put(f"{A}/v1/policy", headers=h, timeout=30,
+                      json={"mask_required": False, "liveness_required": False})
+        assert r.status_code == 200, r.text
+        r = httpx.post(f"{A}/v1/people", headers=h, data={"name": "Eileen"},
+                       files=[("photos", ("a.jpg", photo, "image/jpeg"))], timeout=60)
+        assert r.status_code == 201, r.text
+        pid = r.json()["id"]
+        ids = []
+        for _ in range(2):  # B: the policy and the person A just stored
+            r = httpx.post(f"{B}/v1/access/check", headers=h,
+                           files={"image": ("k.jpg", photo, "image/jpeg")}, timeout=60)
+            assert r.status_code == 200 and r.json()["decision"] == "granted", r.text
+            ids.append(r.json()["event_id"])
+        b.send_signal(signal.SIGKILL)
+        b.wait(timeout=30)
+        with open_database(url) as db:
+            events, total = EventLog(db).query()
+        assert total == 2 and sorted(e.id for e in events) == sorted(ids)
+        b = start_server(url, pb, tmp_path / "b.log")
+        assert httpx.delete(f"{A}/v1/people/{pid}", headers=h, timeout=30).status_code == 204
+        for base in (B, A):
+            r = httpx.post(f"{base}/v1/access/check", headers=h,
+                           files={"image": ("k.jpg", photo, "image/jpeg")}, timeout=60)
+            assert r.json()["decision"] == "denied" and r.json()["person"] is None, r.text
+    finally:
+        for p in (a, b):
+            if p.poll() is None:
+                p.terminate()
+                p.wait(timeout=30)

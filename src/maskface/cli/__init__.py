@@ -9,7 +9,7 @@ from maskface.cli.apps import app
 
 # One module per command family; each registers its commands on the apps in cli/apps.py.
 COMMAND_MODULES = ("detect", "serve", "classifier", "synth", "bench", "watch", "batch",
-                   "pipeline_eval", "recognition", "liveness")
+                   "pipeline_eval", "recognition", "liveness", "db")
 
 
 def load_commands():

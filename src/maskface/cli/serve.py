@@ -14,13 +14,13 @@ keys_app = typer.Typer(help="Manage the service's API keys (stored hashed in the
                        no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
-DbOption = Annotated[Path | None, typer.Option(
-    "--db", help="Database file (gallery, events, keys); default: the config's, else "
-    "maskface.db.")]
+DbOption = Annotated[str | None, typer.Option(
+    "--db", help="Database (gallery, events, keys): an SQLite file or a postgresql:// URL; "
+    "default: the config's, else maskface.db.")]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML config file.")]
 
 
-def _config(config: Path | None, db: Path | None):
+def _config(config: Path | None, db: str | None):
     from maskface.service.config import load_config
 
     cfg = load_config(config)
@@ -28,12 +28,9 @@ def _config(config: Path | None, db: Path | None):
 
 
 def _keys(cfg):
-    from maskface.gallery import Gallery
     from maskface.service.auth import KeyStore
 
-    cfg.db.parent.mkdir(parents=True, exist_ok=True)
-    Gallery(cfg.db).close()  # the gallery creates the file: it refuses files it did not make
-    return KeyStore(cfg.db)
+    return KeyStore(cfg.db)  # makes or migrates the store; refuses ones it did not make
 
 
 @app.command()

@@ -11,7 +11,7 @@ Example::
 """
 
 from maskface.gallery.duplicates import Duplicate, duplicate_threshold, find_duplicate
-from maskface.gallery.index import ExactIndex, GalleryIndex
+from maskface.gallery.index import AutoIndex, ExactIndex, GalleryIndex, IVFIndex
 from maskface.gallery.store import (
     AuditEvent,
     DuplicateNameError,
@@ -23,6 +23,6 @@ from maskface.gallery.store import (
     default_db_path,
 )
 
-__all__ = ["AuditEvent", "Duplicate", "DuplicateNameError", "ExactIndex", "Gallery",
-           "GalleryError", "GalleryIndex", "Match", "Person", "UnknownPersonError",
+__all__ = ["AuditEvent", "AutoIndex", "Duplicate", "DuplicateNameError", "ExactIndex", "Gallery",
+           "GalleryError", "GalleryIndex", "IVFIndex", "Match", "Person", "UnknownPersonError",
            "default_db_path", "duplicate_threshold", "find_duplicate"]

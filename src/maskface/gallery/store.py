@@ -1,13 +1,16 @@
-"""The gallery: enrolled people and their face embeddings in one SQLite file.
+"""The gallery: enrolled people and their face embeddings in the shared store
+(:mod:`maskface.storage`: an SQLite file or a PostgreSQL database).
 
-SQLite in WAL mode (readers never block the writer), every change in one ``BEGIN IMMEDIATE``
-transaction, foreign keys with ``ON DELETE CASCADE`` so deleting a person erases every one of
-their embeddings, and a busy timeout so two processes enrolling at once wait for each other
-instead of failing. Embeddings are float32 blobs tagged with the model that made them; a gallery
-holds one model's embeddings only (vectors of different models are not comparable).
+Every change is one transaction, foreign keys with ``ON DELETE CASCADE`` erase every embedding of
+a deleted person, and concurrent writers queue instead of failing. Embeddings are float32 blobs
+tagged with the model that made them; a gallery holds one model's embeddings only (vectors of
+different models are not comparable).
 
-Search is exact, in numpy, over a matrix cached in memory and reloaded when the file changes
-(``PRAGMA data_version`` sees other connections' commits; our own writes bump a counter).
+Search runs over an index in memory (:class:`~maskface.gallery.index.AutoIndex`: exact, IVF
+for large galleries), rebuilt when the store changes: every gallery write bumps
+``gallery_version`` in its own transaction and every search first reads it, so a search that
+starts after another process (another service replica) committed an enrolment or a deletion
+sees it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -27,51 +29,21 @@ from typing import Any
 import numpy as np
 
 from maskface.errors import InputError, MaskfaceError
-from maskface.gallery.index import ExactIndex, GalleryIndex
+from maskface.gallery.index import AutoIndex, GalleryIndex
+from maskface.storage import (
+    Database,
+    IntegrityError,
+    StoreError,
+    Transaction,
+    is_url,
+    open_database,
+)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-BUSY_TIMEOUT_MS = 10_000
-#: the range of an SQLite INTEGER (a row id outside it is nobody, not an overflow error)
+#: the range of a 64-bit row id, SQLite's INTEGER and PostgreSQL's BIGINT alike (a row id
+#: outside it is nobody, not an overflow error)
 _ROW_ID_MIN, _ROW_ID_MAX = -(2**63), 2**63 - 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS people (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    name       TEXT NOT NULL UNIQUE,
-    metadata   TEXT NOT NULL DEFAULT '{}',
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS embeddings (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    person_id  INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-    model      TEXT NOT NULL,
-    dim        INTEGER NOT NULL,
-    masked     INTEGER NOT NULL DEFAULT 0,
-    vector     BLOB NOT NULL,
-    source     TEXT,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS embeddings_person ON embeddings(person_id);
-"""
-
-# Made on first use (galleries older than it lack it). No foreign key: the record of what was
-# done to a person outlives the person.
-_AUDIT_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    time        TEXT NOT NULL,
-    action      TEXT NOT NULL,
-    person_id   INTEGER,
-    person_name TEXT,
-    details     TEXT NOT NULL DEFAULT '{}'
-)
-"""
 
 
 class GalleryError(MaskfaceError):
@@ -151,11 +123,12 @@ class Match:
                                for p, n, s in self.candidates]}
 
 
-def default_db_path() -> Path:
-    """``$MASKFACE_DB`` or ``~/.local/share/maskface/gallery.db``."""
+def default_db_path() -> Path | str:
+    """``$MASKFACE_DB`` (a file or a ``postgresql://`` URL) or
+    ``~/.local/share/maskface/gallery.db``."""
     env = os.environ.get("MASKFACE_DB")
-    if env:
-        return Path(env).expanduser()
+    if env:  # a postgresql:// URL stays a string (a Path would fold its '//')
+        return env if is_url(env) else Path(env).expanduser()
     base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
     return base / "maskface" / "gallery.db"
 
@@ -177,73 +150,42 @@ class Gallery:
     """A persistent gallery of enrolled people (thread-safe; several processes may share it).
 
     Args:
-        path: the SQLite file (created with its folder if missing).
+        path: the SQLite file (created with its folder if missing), a ``postgresql://`` URL,
+            or an open :class:`~maskface.storage.Database` shared with other stores.
         model: name of the embedder whose vectors this gallery holds (e.g. ``"sface"``); the
             first gallery to write fixes it and later writes with another model are refused.
             ``None`` opens any gallery read-only-compatible (listing, renaming, deleting).
         dim: the embedder's dimension, checked the same way.
-        index: the search index (default :class:`ExactIndex`).
+        index: the search index (default :class:`AutoIndex`: exact below 200,000 embeddings,
+            approximate IVF above).
 
     Raises:
         GalleryError: the file is not a maskface gallery, is corrupt, or is locked too long.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, model: str | None = None,
-                 dim: int | None = None, index: GalleryIndex | None = None):
-        self.path = Path(path) if path is not None else default_db_path()
+    def __init__(self, path: str | os.PathLike | Database | None = None,
+                 model: str | None = None, dim: int | None = None,
+                 index: GalleryIndex | None = None):
+        self._owns_db = not isinstance(path, Database)
+        try:
+            self.db = open_database(path if path is not None else default_db_path())
+        except StoreError as exc:
+            raise GalleryError(str(exc)) from None
+        self.path = Path(self.db.location) if self.db.kind == "sqlite" else self.db.location
         self.model = model
         self.dim = dim
-        self.index: GalleryIndex = index if index is not None else ExactIndex()
+        self.index: GalleryIndex = index if index is not None else AutoIndex()
         self._lock = threading.RLock()
         self._names: dict[int, str] = {}
-        self._cache_key: tuple[int, int] | None = None
-        self._writes = 0
-        if self.path.is_dir():
-            raise GalleryError(f"{self.path}: is a folder, not a gallery file")
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        if new:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._cache_key: int | None = None
         try:
-            self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                         isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise GalleryError(f"{self.path}: cannot open gallery: {exc}") from None
-        try:
-            self._open(new)
+            self._open()
         except BaseException:
-            self._conn.close()
+            self.close()
             raise
 
     # -- connection ---------------------------------------------------------------------------
-    def _open(self, new: bool) -> None:
-        c = self._conn
-        try:
-            # Read before any write: a corrupt or foreign file fails here, untouched.
-            tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        except sqlite3.DatabaseError as exc:
-            raise GalleryError(f"{self.path}: not a usable gallery database ({exc}); "
-                               "the file was left as it is") from None
-        if tables and "meta" not in tables:
-            raise GalleryError(f"{self.path}: an SQLite file that is not a maskface gallery; "
-                               "the file was left as it is")
-        try:
-            c.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            c.execute("PRAGMA foreign_keys=ON")
-            if c.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                c.execute("PRAGMA journal_mode=WAL")
-            c.execute("PRAGMA synchronous=NORMAL")
-            if not tables:
-                with self._transaction():
-                    for stmt in filter(str.strip, _SCHEMA.split(";")):
-                        c.execute(stmt)
-                    c.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                              (str(SCHEMA_VERSION),))
-        except sqlite3.DatabaseError as exc:
-            raise GalleryError(f"{self.path}: cannot initialise gallery: {exc}") from None
-        version = self._meta("schema_version")
-        if version is not None and int(version) > SCHEMA_VERSION:
-            raise GalleryError(f"{self.path}: gallery schema {version} is newer than this "
-                               f"maskface supports ({SCHEMA_VERSION}); upgrade maskface")
+    def _open(self) -> None:
         stored_model, stored_dim = self._meta("model"), self._meta("dim")
         if self.model and stored_model and stored_model != self.model:
             raise GalleryError(
@@ -256,9 +198,9 @@ class Gallery:
         self.dim = self.dim or (int(stored_dim) if stored_dim else None)
 
     def close(self) -> None:
-        """Close the database connection."""
-        with self._lock:
-            self._conn.close()
+        """Close the database (unless it was handed in open, shared with other stores)."""
+        if self._owns_db:
+            self.db.close()
 
     def __enter__(self) -> Gallery:
         return self
@@ -267,27 +209,30 @@ class Gallery:
         self.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken up front (``IMMEDIATE``) so concurrent writers queue on
-        the busy timeout instead of failing half-way; rolled back on any error."""
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise GalleryError(f"{self.path}: gallery is locked by another process "
-                                   f"({exc}); try again") from None
-            try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            finally:
-                self._writes += 1
+    def _transaction(self) -> Iterator[Transaction]:
+        """One write transaction, rolled back on any error; it bumps the gallery's version so
+        every process's search index sees the change."""
+        try:
+            with self.db.transaction() as tx:
+                yield tx
+                tx.execute("UPDATE gallery_version SET version = version + 1 WHERE id = 1")
+        except IntegrityError:
+            raise
+        except StoreError as exc:
+            raise GalleryError(f"{exc}; try again") from None
+
+    @contextmanager
+    def _read(self) -> Iterator[Transaction]:
+        """One read-only transaction (a consistent snapshot)."""
+        try:
+            with self.db.transaction(write=False) as tx:
+                yield tx
+        except StoreError as exc:
+            raise GalleryError(str(exc)) from None
 
     def _meta(self, key: str) -> str | None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return row[0] if row else None
+        with self._read() as tx:
+            return tx.one("SELECT value FROM meta WHERE key=?", (key,))
 
     def get_meta(self, key: str) -> str | None:
         """A value of the gallery's ``meta`` table (e.g. its threshold calibration)."""
@@ -299,10 +244,11 @@ class Gallery:
         if key in ("schema_version", "model", "dim"):
             raise InputError(f"meta key '{key}' is managed by the gallery")
         with self._transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                         "DO UPDATE SET value = excluded.value", (key, value))
 
     # -- people -------------------------------------------------------------------------------
-    def _bind_model(self, conn: sqlite3.Connection, dim: int) -> None:
+    def _bind_model(self, conn: Transaction, dim: int) -> None:
         if not self.model:
             raise InputError("open the gallery with the embedder's model name to add embeddings")
         if self.dim and dim != self.dim:
@@ -311,8 +257,10 @@ class Gallery:
         if stored and stored[0] != self.model:
             raise GalleryError(f"{self.path}: gallery holds '{stored[0]}' embeddings, "
                                f"not '{self.model}'")
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('model', ?)", (self.model,))
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('dim', ?)", (str(dim),))
+        conn.execute("INSERT INTO meta (key, value) VALUES ('model', ?) ON CONFLICT (key) "
+                     "DO NOTHING", (self.model,))
+        conn.execute("INSERT INTO meta (key, value) VALUES ('dim', ?) ON CONFLICT (key) "
+                     "DO NOTHING", (str(dim),))
         self.dim = dim
 
     @staticmethod
@@ -325,7 +273,7 @@ class Gallery:
             raise InputError("an embedding has zero length")
         return e / norms
 
-    def _insert_embeddings(self, conn: sqlite3.Connection, person_id: int, emb: np.ndarray,
+    def _insert_embeddings(self, conn: Transaction, person_id: int, emb: np.ndarray,
                            masked: Iterable[bool] | bool, sources: Iterable[str | None] | None
                            ) -> int:
         flags = [bool(masked)] * len(emb) if isinstance(masked, (bool, np.bool_)) else \
@@ -359,14 +307,13 @@ class Gallery:
         meta_json = json.dumps(dict(metadata or {}))
         try:
             with self._transaction() as conn:
-                cur = conn.execute(
+                pid = conn.insert(
                     "INSERT INTO people (name, metadata, created_at) VALUES (?, ?, ?)",
                     (name, meta_json, _now()))
-                pid = int(cur.lastrowid)
                 self._insert_embeddings(conn, pid, emb, masked, sources)
                 if audit is not None:
                     self._record(conn, audit[0], pid, name, audit[1])
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             raise DuplicateNameError(f"'{name}' is already enrolled; add photos to them "
                                      "instead (--add) or choose another name") from None
         return self.get(pid)
@@ -387,9 +334,8 @@ class Gallery:
         return self.get(pid)
 
     # -- audit log ----------------------------------------------------------------------------
-    def _record(self, conn: sqlite3.Connection, action: str, person_id: int | None,
+    def _record(self, conn: Transaction, action: str, person_id: int | None,
                 person_name: str | None, details: Mapping[str, Any]) -> None:
-        conn.execute(_AUDIT_SCHEMA)
         conn.execute("INSERT INTO audit (time, action, person_id, person_name, details) "
                      "VALUES (?, ?, ?, ?, ?)",
                      (_now(), action, person_id, person_name, json.dumps(dict(details))))
@@ -399,21 +345,20 @@ class Gallery:
         """Audit events, newest first, optionally of one person: ``(page, total matching)``."""
         where, args = ("WHERE person_id=?", [int(person_id)]) if person_id is not None else \
             ("", [])
-        with self._lock:
-            if not self._conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
-                                      "name='audit'").fetchone():
-                return [], 0
-            total = self._conn.execute(f"SELECT COUNT(*) FROM audit {where}", args).fetchone()[0]
-            rows = self._conn.execute(
+        with self._read() as tx:
+            total = tx.one(f"SELECT COUNT(*) FROM audit {where}", args)
+            rows = tx.execute(
                 "SELECT id, time, action, person_id, person_name, details FROM audit "
                 f"{where} ORDER BY id DESC LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
         return [AuditEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows], \
             int(total)
 
-    def _resolve(self, person: int | str, conn: sqlite3.Connection | None = None) -> int:
-        conn = conn or self._conn
+    def _resolve(self, person: int | str, conn: Transaction | None = None) -> int:
+        if conn is None:
+            with self._read() as tx:
+                return self._resolve(person, tx)
         if isinstance(person, (int, np.integer)) and not _ROW_ID_MIN <= person <= _ROW_ID_MAX:
-            raise UnknownPersonError(f"no enrolled person '{person}'")  # SQLite would overflow
+            raise UnknownPersonError(f"no enrolled person '{person}'")  # would overflow
         if isinstance(person, (int, np.integer)):
             row = conn.execute("SELECT id FROM people WHERE id=?", (int(person),)).fetchone()
         else:
@@ -426,7 +371,8 @@ class Gallery:
 
     _PERSON_SQL = (
         "SELECT p.id, p.name, p.metadata, p.created_at, COUNT(e.id), COALESCE(SUM(e.masked), 0),"
-        " COALESCE(SUM(substr(e.source, 1, 15) = 'synthetic-mask:'), 0)"
+        " COALESCE(SUM(CASE WHEN substr(e.source, 1, 15) = 'synthetic-mask:' THEN 1 ELSE 0"
+        " END), 0)"
         " FROM people p LEFT JOIN embeddings e ON e.person_id = p.id")
 
     @staticmethod
@@ -436,30 +382,30 @@ class Gallery:
 
     def get(self, person: int | str) -> Person:
         """One person by id or name (raises :class:`UnknownPersonError`)."""
-        with self._lock:
-            pid = self._resolve(person)
-            row = self._conn.execute(self._PERSON_SQL + " WHERE p.id=? GROUP BY p.id",
-                                     (pid,)).fetchone()
+        with self._read() as tx:
+            pid = self._resolve(person, tx)
+            row = tx.execute(self._PERSON_SQL + " WHERE p.id=? GROUP BY p.id, p.name, "
+                             "p.metadata, p.created_at", (pid,)).fetchone()
         return self._person(row)
 
     def people(self) -> list[Person]:
         """Everyone enrolled, by id."""
-        with self._lock:
-            rows = self._conn.execute(self._PERSON_SQL + " GROUP BY p.id ORDER BY p.id").fetchall()
+        with self._read() as tx:
+            rows = tx.execute(self._PERSON_SQL + " GROUP BY p.id, p.name, p.metadata, "
+                              "p.created_at ORDER BY p.id").fetchall()
         return [self._person(r) for r in rows]
 
     def __len__(self) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM people").fetchone()[0])
+        with self._read() as tx:
+            return int(tx.one("SELECT COUNT(*) FROM people"))
 
     def count_embeddings(self, person: int | str | None = None) -> int:
         """Stored embeddings, of one person or in total."""
-        with self._lock:
+        with self._read() as tx:
             if person is None:
-                return int(self._conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
-            pid = self._resolve(person)
-            return int(self._conn.execute("SELECT COUNT(*) FROM embeddings WHERE person_id=?",
-                                          (pid,)).fetchone()[0])
+                return int(tx.one("SELECT COUNT(*) FROM embeddings"))
+            pid = self._resolve(person, tx)
+            return int(tx.one("SELECT COUNT(*) FROM embeddings WHERE person_id=?", (pid,)))
 
     def rename(self, person: int | str, new_name: str) -> Person:
         """Give a person another (unique) name."""
@@ -468,7 +414,7 @@ class Gallery:
             with self._transaction() as conn:
                 pid = self._resolve(person, conn)
                 conn.execute("UPDATE people SET name=? WHERE id=?", (new_name, pid))
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             raise DuplicateNameError(f"'{new_name}' is already enrolled") from None
         return self.get(pid)
 
@@ -484,24 +430,20 @@ class Gallery:
         """Erase a person and every one of their embeddings; returns how many embeddings went.
 
         Biometric data must be erasable: the rows are deleted in one transaction (foreign-key
-        cascade) and the WAL is checkpointed so the vectors do not linger in the journal.
+        cascade) and SQLite's WAL is checkpointed so the vectors do not linger in the journal.
         """
         with self._transaction() as conn:
             pid = self._resolve(person, conn)
             n = conn.execute("DELETE FROM embeddings WHERE person_id=?", (pid,)).rowcount
             conn.execute("DELETE FROM people WHERE id=?", (pid,))
-        with self._lock:
-            try:
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.OperationalError:  # busy readers: the next checkpoint will do it
-                log.debug("checkpoint after delete postponed")
+        self.db.maintenance_after_delete()
         return int(n)
 
     def embeddings(self, person: int | str) -> tuple[np.ndarray, np.ndarray]:
         """A person's stored embeddings ``(K, D)`` and their masked flags ``(K,)``."""
-        with self._lock:
-            pid = self._resolve(person)
-            rows = self._conn.execute(
+        with self._read() as tx:
+            pid = self._resolve(person, tx)
+            rows = tx.execute(
                 "SELECT vector, masked, dim FROM embeddings WHERE person_id=? ORDER BY id",
                 (pid,)).fetchall()
         if not rows:
@@ -511,9 +453,9 @@ class Gallery:
 
     def embedding_rows(self, person: int | str) -> tuple[np.ndarray, np.ndarray, list]:
         """A person's stored embeddings ``(K, D)``, masked flags ``(K,)`` and sources."""
-        with self._lock:
-            pid = self._resolve(person)
-            rows = self._conn.execute(
+        with self._read() as tx:
+            pid = self._resolve(person, tx)
+            rows = tx.execute(
                 "SELECT vector, masked, dim, source FROM embeddings WHERE person_id=? "
                 "ORDER BY id", (pid,)).fetchall()
         if not rows:
@@ -533,19 +475,17 @@ class Gallery:
 
     # -- search -------------------------------------------------------------------------------
     def _refresh(self) -> None:
-        """Reload the search matrix if this or another connection changed the file."""
-        version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
-        key = (version, self._writes)
+        """Rebuild the search index if this or another process changed the gallery."""
+        with self._read() as tx:
+            key = int(tx.one("SELECT version FROM gallery_version WHERE id = 1"))
         if key == self._cache_key:
             return
-        self._conn.execute("BEGIN")  # one consistent snapshot of both tables
-        try:
-            names = dict(self._conn.execute("SELECT id, name FROM people").fetchall())
-            rows = self._conn.execute(
+        with self._read() as tx:  # one snapshot of the version and both tables
+            key = int(tx.one("SELECT version FROM gallery_version WHERE id = 1"))
+            names = dict(tx.execute("SELECT id, name FROM people").fetchall())
+            rows = tx.execute(
                 "SELECT person_id, vector, masked FROM embeddings WHERE model=? ORDER BY id",
                 (self.model or "",)).fetchall()
-        finally:
-            self._conn.execute("COMMIT")
         dim = self.dim or 0
         if rows:
             blob = b"".join(r[1] for r in rows)
@@ -565,10 +505,21 @@ class Gallery:
 
     def _person_scores(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Exact per-person scores: ``(person ids (P,), best unmasked template (Q, P), best
-        masked template (Q, P))``, ``-inf`` where a person has none of that kind."""
+        masked template (Q, P))``, ``-inf`` where a person has none of that kind.
+
+        Over a gallery large enough for the approximate index, only the people it proposes
+        (the best 32 templates of each query) are scored, exactly, with all their templates."""
         with self._lock:
             self._refresh()
             matrix, ids, starts = self._matrix, self._label_ids, self._label_starts
+            if getattr(self.index, "kind", "exact") != "exact" and len(ids):
+                _, labels = self.index.search(q, 32)
+                keep = np.isin(ids // 2, np.unique(labels[labels >= 0] // 2))
+                ends = np.append(starts[1:], len(matrix))
+                rows = np.concatenate([np.arange(a, b) for a, b in
+                                       zip(starts[keep], ends[keep])] or [np.zeros(0, int)])
+                matrix, ids = matrix[rows], ids[keep]
+                starts = np.concatenate([[0], np.cumsum(ends[keep] - starts[keep])[:-1]])
         pids = np.unique(ids // 2)
         su = np.full((len(q), len(pids)), -np.inf, np.float32)
         sm = su.copy()
@@ -686,6 +637,10 @@ class Gallery:
         return score >= threshold, score
 
     def integrity_check(self) -> bool:
-        """SQLite's own consistency check of the file."""
-        with self._lock:
-            return self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        """The store's own consistency check (SQLite's ``integrity_check``; PostgreSQL checks
+        its pages itself and reports True when reachable)."""
+        check = getattr(self.db, "integrity_check", None)
+        if check is not None:
+            return bool(check())
+        with self._read() as tx:
+            return tx.one("SELECT 1") == 1

@@ -50,7 +50,7 @@ def create_app(config: ServiceConfig | None = None, engine=None) -> FastAPI:
         from maskface.service.people import People
 
         state.engine = engine or Engine(config.models)
-        state.people = People(config.db, state.engine)
+        state.people = People(state.database, state.engine)
         # Two requests per inference worker: one runs the models while the next decodes its
         # upload or writes its event; the rest wait here, off the threadpool.
         state.gate = asyncio.Semaphore(2 * config.models.workers)
@@ -61,6 +61,7 @@ def create_app(config: ServiceConfig | None = None, engine=None) -> FastAPI:
             yield
         finally:
             state.people.gallery.close()
+            state.database.close()
 
     # docs_url=None: /docs below serves Swagger UI from this package, not from a CDN, so the
     # documentation works on an offline kiosk network.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maskface.errors import InputError
-from maskface.service.db import connect
+from maskface.storage import Database, open_database
 
 ADMIN = "admin"
 KIOSK = "kiosk"
@@ -24,17 +24,6 @@ ROLES = (ADMIN, KIOSK)
 #: which roles satisfy a required role: admin may do everything a kiosk may
 _GRANTS = {ADMIN: {ADMIN}, KIOSK: {ADMIN, KIOSK}}
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    key_id   TEXT PRIMARY KEY,
-    role     TEXT NOT NULL,
-    label    TEXT NOT NULL DEFAULT '',
-    salt     BLOB NOT NULL,
-    digest   BLOB NOT NULL,
-    created  REAL NOT NULL,
-    revoked  REAL
-)
-"""
 
 
 @dataclass(frozen=True)
@@ -60,10 +49,8 @@ def _digest(salt: bytes, secret: str) -> bytes:
 class KeyStore:
     """API keys in the service database."""
 
-    def __init__(self, db: str | Path):
-        self.db = Path(db)
-        with connect(self.db) as conn:
-            conn.execute(_SCHEMA)
+    def __init__(self, db: Database | str | Path):
+        self.db = open_database(db)
 
     def create(self, role: str, label: str = "") -> tuple[str, ApiKey]:
         """Make a key; returns the plaintext (shown once, never stored) and its record."""
@@ -73,8 +60,8 @@ class KeyStore:
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_bytes(16)
         rec = ApiKey(key_id, role, label, time.time())
-        with connect(self.db) as conn:
-            conn.execute("INSERT INTO api_keys (key_id, role, label, salt, digest, created) "
+        with self.db.transaction() as tx:
+            tx.execute("INSERT INTO api_keys (key_id, role, label, salt, digest, created) "
                          "VALUES (?, ?, ?, ?, ?, ?)",
                          (key_id, role, label, salt, _digest(salt, secret), rec.created))
         return f"mf_{key_id}_{secret}", rec
@@ -85,8 +72,8 @@ class KeyStore:
         if len(parts) != 3 or parts[0] != "mf":
             return None
         _, key_id, secret = parts
-        with connect(self.db, write=False) as conn:
-            row = conn.execute("SELECT role, label, salt, digest, created, revoked FROM api_keys "
+        with self.db.transaction(write=False) as tx:
+            row = tx.execute("SELECT role, label, salt, digest, created, revoked FROM api_keys "
                                "WHERE key_id = ?", (key_id,)).fetchone()
         if row is None:
             return None
@@ -96,14 +83,14 @@ class KeyStore:
         return ApiKey(key_id, role, label, created)
 
     def list(self) -> list[ApiKey]:
-        with connect(self.db, write=False) as conn:
-            rows = conn.execute("SELECT key_id, role, label, created, revoked FROM api_keys "
+        with self.db.transaction(write=False) as tx:
+            rows = tx.execute("SELECT key_id, role, label, created, revoked FROM api_keys "
                                 "ORDER BY created").fetchall()
         return [ApiKey(*r) for r in rows]
 
     def revoke(self, key_id: str) -> bool:
         """Revoke a key by id; returns whether an active key was revoked."""
-        with connect(self.db) as conn:
-            cur = conn.execute("UPDATE api_keys SET revoked = ? WHERE key_id = ? AND "
+        with self.db.transaction() as tx:
+            cur = tx.execute("UPDATE api_keys SET revoked = ? WHERE key_id = ? AND "
                                "revoked IS NULL", (time.time(), key_id))
         return cur.rowcount > 0

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from maskface.errors import InputError
+from maskface.storage import is_url
 
 TEMPERATURE_SOURCES = ("push", "simulated", "none")
 
@@ -147,9 +148,10 @@ class Snapshots:
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    """Everything the app needs; ``db`` holds the gallery, the event log and the API keys."""
+    """Everything the app needs; ``db`` holds the gallery, the event log and the API keys: an
+    SQLite file or a ``postgresql://`` URL (shared by replicas)."""
 
-    db: Path = Path("maskface.db")
+    db: Path | str = Path("maskface.db")
     policy: Policy = field(default_factory=Policy)
     limits: Limits = field(default_factory=Limits)
     models: Models = field(default_factory=Models)
@@ -159,10 +161,12 @@ class ServiceConfig:
     @property
     def snapshot_dir(self) -> Path:
         d = Path(self.snapshots.dir)
-        return d if d.is_absolute() else Path(self.db).resolve().parent / d
+        if d.is_absolute():
+            return d
+        return (Path.cwd() if is_url(self.db) else Path(self.db).resolve().parent) / d
 
     def with_db(self, db: str | Path) -> ServiceConfig:
-        return replace(self, db=Path(db))
+        return replace(self, db=str(db) if is_url(db) else Path(db))
 
 
 _SECTIONS = {"policy": Policy, "limits": Limits, "models": Models, "temperature": Temperature,
@@ -193,7 +197,7 @@ def config_from_dict(data: dict[str, Any], base: ServiceConfig | None = None) ->
     updates: dict[str, Any] = {k: _section(cls, data[k], k)
                                for k, cls in _SECTIONS.items() if k in data}
     if "db" in data:
-        updates["db"] = Path(data["db"])
+        updates["db"] = str(data["db"]) if is_url(data["db"]) else Path(data["db"])
     return replace(cfg, **updates)
 
 
@@ -209,6 +213,6 @@ def load_config(path: str | Path | None) -> ServiceConfig:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: invalid TOML ({exc})") from None
     cfg = config_from_dict(data)
-    if "db" in data and not cfg.db.is_absolute():
+    if "db" in data and not is_url(cfg.db) and not cfg.db.is_absolute():
         cfg = cfg.with_db(path.resolve().parent / cfg.db)
     return cfg

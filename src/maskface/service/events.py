@@ -8,28 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from maskface.service.db import connect
+from maskface.storage import Database, open_database
 
 DECISIONS = ("granted", "denied")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    time        REAL NOT NULL,
-    person_id   INTEGER,
-    person_name TEXT,
-    decision    TEXT NOT NULL,
-    reasons     TEXT NOT NULL,
-    temperature REAL,
-    mask        TEXT,
-    score       REAL,
-    faces       INTEGER NOT NULL,
-    snapshot    TEXT,
-    liveness    REAL
-);
-CREATE INDEX IF NOT EXISTS events_time ON events (time);
-CREATE INDEX IF NOT EXISTS events_person ON events (person_id, time);
-"""
 
 
 @dataclass
@@ -75,15 +57,8 @@ def _event(row) -> Event:
 class EventLog:
     """Append-only log of access events in the service database."""
 
-    def __init__(self, db: str | Path):
-        self.db = Path(db)
-        with connect(self.db) as conn:
-            for stmt in filter(str.strip, _SCHEMA.split(";")):
-                conn.execute(stmt)
-            # Databases made before the liveness column: add it (older rows read NULL).
-            cols = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
-            if "liveness" not in cols:
-                conn.execute("ALTER TABLE events ADD COLUMN liveness REAL")
+    def __init__(self, db: Database | str | Path):
+        self.db = open_database(db)  # the schema is the shared migrations' (storage.schema)
 
     def record(self, decision: str, reasons: list[str], *, person_id: int | None = None,
                person_name: str | None = None, temperature: float | None = None,
@@ -95,19 +70,18 @@ class EventLog:
             raise ValueError(f"decision must be one of {DECISIONS}, not {decision!r}")
         ev = Event(0, time.time() if when is None else when, decision, list(reasons), person_id,
                    person_name, temperature, mask, score, faces, snapshot, liveness)
-        with connect(self.db) as conn:
-            cur = conn.execute(
+        with self.db.transaction() as tx:
+            ev.id = tx.insert(
                 "INSERT INTO events (time, decision, reasons, person_id, person_name, "
                 "temperature, mask, score, faces, snapshot, liveness) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (ev.time, ev.decision, json.dumps(ev.reasons), ev.person_id, ev.person_name,
                  ev.temperature, ev.mask, ev.score, ev.faces, ev.snapshot, ev.liveness))
-            ev.id = int(cur.lastrowid)
         return ev
 
     def get(self, event_id: int) -> Event | None:
-        with connect(self.db, write=False) as conn:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE id = ?",
+        with self.db.transaction(write=False) as tx:
+            row = tx.execute(f"SELECT {_COLUMNS} FROM events WHERE id = ?",
                                (event_id,)).fetchone()
         return _event(row) if row else None
 
@@ -129,9 +103,9 @@ class EventLog:
             where.append("decision = ?")
             args.append(decision)
         cond = f"WHERE {' AND '.join(where)}" if where else ""
-        with connect(self.db, write=False) as conn:
-            total = conn.execute(f"SELECT COUNT(*) FROM events {cond}", args).fetchone()[0]
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM events {cond} "
+        with self.db.transaction(write=False) as tx:
+            total = tx.one(f"SELECT COUNT(*) FROM events {cond}", args)
+            rows = tx.execute(f"SELECT {_COLUMNS} FROM events {cond} "
                                 "ORDER BY time DESC, id DESC LIMIT ? OFFSET ?",
                                 [*args, limit, offset]).fetchall()
         return [_event(r) for r in rows], int(total)

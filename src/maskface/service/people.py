@@ -23,6 +23,7 @@ from maskface.gallery.duplicates import ADD_PHOTOS_OVERRIDE, ENROL_OVERRIDE
 from maskface.results import Face, Identity
 from maskface.service.engine import Engine, is_masked
 from maskface.service.errors import ApiError
+from maskface.storage import Database
 
 
 def _person(p: Person) -> dict[str, Any]:
@@ -55,7 +56,7 @@ class _Detections:
 class People:
     """Enrol, list, rename, delete and identify, over one gallery file."""
 
-    def __init__(self, db: str | Path, engine: Engine):
+    def __init__(self, db: Database | str | Path, engine: Engine):
         self.engine = engine
         self.gallery = Gallery(db, model=engine.embedder.name, dim=engine.embedder.dim)
         from maskface.recognize import fusion_config

@@ -7,9 +7,7 @@ from pathlib import Path
 
 from maskface.errors import InputError
 from maskface.service.config import Policy
-from maskface.service.db import connect
-
-_SCHEMA = "CREATE TABLE IF NOT EXISTS service_settings (key TEXT PRIMARY KEY, value TEXT)"
+from maskface.storage import Database, open_database
 
 
 class SettingsStore:
@@ -19,14 +17,12 @@ class SettingsStore:
     with ``DELETE /v1/policy``; the file stays the deployment's baseline.
     """
 
-    def __init__(self, db: str | Path):
-        self.db = Path(db)
-        with connect(self.db) as conn:
-            conn.execute(_SCHEMA)
+    def __init__(self, db: Database | str | Path):
+        self.db = open_database(db)
 
     def policy(self) -> Policy | None:
-        with connect(self.db, write=False) as conn:
-            row = conn.execute("SELECT value FROM service_settings WHERE key = 'policy'").fetchone()
+        with self.db.transaction(write=False) as tx:
+            row = tx.execute("SELECT value FROM service_settings WHERE key = 'policy'").fetchone()
         if row is None:
             return None
         try:
@@ -35,10 +31,11 @@ class SettingsStore:
             return None  # a policy stored by an older version: fall back to the file's
 
     def set_policy(self, policy: Policy) -> None:
-        with connect(self.db) as conn:
-            conn.execute("INSERT OR REPLACE INTO service_settings (key, value) "
-                         "VALUES ('policy', ?)", (json.dumps(policy.to_dict()),))
+        with self.db.transaction() as tx:
+            tx.execute("INSERT INTO service_settings (key, value) VALUES ('policy', ?) "
+                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                       (json.dumps(policy.to_dict()),))
 
     def reset_policy(self) -> None:
-        with connect(self.db) as conn:
-            conn.execute("DELETE FROM service_settings WHERE key = 'policy'")
+        with self.db.transaction() as tx:
+            tx.execute("DELETE FROM service_settings WHERE key = 'policy'")

@@ -13,6 +13,7 @@ from maskface.service.events import EventLog
 from maskface.service.metrics import ServiceMetrics
 from maskface.service.settings import SettingsStore
 from maskface.service.temperature import TemperatureSource, create_source
+from maskface.storage import Database, open_database
 
 if TYPE_CHECKING:
     from maskface.service.engine import Engine
@@ -34,18 +35,17 @@ class ServiceState:
     people: People | None = None
     #: admission to model-running routes (see deps.inference_slot); made in the app's event loop
     gate: asyncio.Semaphore | None = None
+    #: the store every part above shares (one SQLite file or one PostgreSQL pool)
+    database: Database | None = None
 
     @classmethod
     def open(cls, config: ServiceConfig) -> ServiceState:
         from maskface import __version__
-        from maskface.gallery import Gallery
 
-        config.db.parent.mkdir(parents=True, exist_ok=True)
-        # The gallery creates the file first: it refuses SQLite files it did not create.
-        Gallery(config.db).close()
+        db = open_database(config.db)  # made or migrated; refuses stores it did not make
         t = config.temperature
-        return cls(config=config, keys=KeyStore(config.db), events=EventLog(config.db),
-                   settings=SettingsStore(config.db),
+        return cls(config=config, keys=KeyStore(db), events=EventLog(db),
+                   settings=SettingsStore(db), database=db,
                    temperature=create_source(t.source, t.max_age_s, t.simulated_mean,
                                              t.simulated_sd, t.seed),
                    version=__version__)

@@ -1,0 +1,64 @@
+"""``maskface db``: the store's schema, and moving a whole store between back ends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from maskface.cli.apps import app
+from maskface.cli.common import user_errors
+from maskface.cli.serve import ConfigOption, DbOption, _config
+
+db_app = typer.Typer(help="The store: schema migrations, export and import (SQLite or "
+                     "PostgreSQL).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _open(config: Path | None, db: str | None, migrate: bool = True):
+    from maskface.storage import open_database
+
+    cfg = _config(config, db)
+    return open_database(cfg.db, migrate=migrate)
+
+
+@db_app.command("migrate")
+@user_errors
+def migrate(db: DbOption = None, config: ConfigOption = None) -> None:
+    """Create the store or bring its schema up to date (the service also does it on start)."""
+    with _open(config, db, migrate=False) as store:
+        before, after = store.migrate()
+        typer.echo(json.dumps({"store": store.location, "backend": store.kind,
+                               "schema_before": before, "schema_now": after}))
+
+
+@db_app.command("export")
+@user_errors
+def export(
+    out: Annotated[Path, typer.Argument(help="The export file to write (JSON Lines).")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write people, embeddings, API keys (hashed), policy and events to one file."""
+    from maskface.storage.transfer import export_store
+
+    with _open(config, db) as store:
+        counts = export_store(store, out)
+    typer.echo(json.dumps({"store": store.location, "out": str(out), "rows": counts}))
+
+
+@db_app.command("import")
+@user_errors
+def import_(
+    src: Annotated[Path, typer.Argument(help="A file written by 'maskface db export'.")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Load an export into an empty store (all or nothing), e.g. a new PostgreSQL database."""
+    from maskface.storage.transfer import import_store
+
+    with _open(config, db) as store:
+        counts = import_store(store, src)
+    typer.echo(json.dumps({"store": store.location, "imported": counts}))
