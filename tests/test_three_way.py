@@ -71,3 +71,27 @@ def test_default_pipeline_says_three_ways_on_the_astronaut(astronaut):
         labels[wear] = pipe.analyze(masked).faces[0].mask.label
     assert labels == {"correct": "with_mask", "chin_only": "mask_incorrect",
                       "nose_exposed": "mask_incorrect"}
+
+
+def test_eval_reports_masked_and_kiosk_views_of_two_class_data():
+    """A three-class model on with/without data: mask_incorrect counts as masked in the masked
+    view and as refused in the kiosk view."""
+    from maskface.eval.classifier import LabelledCrops, evaluate_crops
+
+    class Stub:
+        labels = ("with_mask", "without_mask", "mask_incorrect")
+
+        def predict_proba(self, crops):
+            return np.array([[0.8, 0.1, 0.1],    # with -> with: right in both views
+                             [0.2, 0.1, 0.7],    # with -> incorrect: masked yes, kiosk no
+                             [0.1, 0.3, 0.6],    # without -> incorrect: masked no, kiosk yes
+                             [0.1, 0.8, 0.1]],   # without -> without: right in both
+                            np.float32)
+
+    data = LabelledCrops(np.zeros((4, 8, 8, 3), np.uint8),
+                         ["with_mask", "with_mask", "without_mask", "without_mask"],
+                         ["s"] * 4, [f"f{i}" for i in range(4)], [])
+    report, _ = evaluate_crops(Stub(), data)
+    assert report["accuracy"] == 0.5
+    assert report["masked_view"]["confusion_matrix"] == [[2, 0], [1, 1]]
+    assert report["kiosk_view"]["confusion_matrix"] == [[1, 1], [0, 2]]
