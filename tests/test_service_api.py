@@ -502,6 +502,24 @@ def test_mask_policy(api, photos, engine):  # noqa: F811
     assert r["mask"] == "with_mask" and r["decision"] == "granted", r
 
 
+def test_mask_worn_under_the_nose_is_refused(api, astronaut, engine):  # noqa: F811
+    """The default (three-way) mask stage through the access check: a drawn mask with the nose
+    exposed is mask_incorrect, and the door refuses it."""
+    pytest.importorskip("mediapipe", reason="the synth extra draws the masks")
+    from maskface.synth import MaskStyle, apply_mask
+
+    if engine.pipeline.classifier is None or \
+            "mask_incorrect" not in engine.pipeline.classifier.labels:
+        pytest.skip("the deployment's mask classifier has no mask_incorrect class")
+    face = engine.pipeline.analyze(astronaut).faces[0]
+    api.enrol("Eileen", [jpeg(astronaut)])
+    api.put("/v1/policy", headers=api.h("admin"), json={"liveness_required": False})
+    nose = apply_mask(astronaut, face, MaskStyle(mask_type="cloth", wear="nose_exposed", seed=1))
+    r = api.check(jpeg(nose), temperature=36.5).json()
+    assert r["mask"] == "mask_incorrect" and r["decision"] == "denied", r
+    assert [x["code"] for x in r["reasons"]] == ["mask_incorrect"]
+
+
 def test_masked_access_checks_identify_the_right_lfw_person(api, data_dir, engine):  # noqa: F811
     """Three LFW people enrolled from an unmasked and a masked photo each; a third photo of
     each, masked, must be granted as that person (mask rule on when a classifier exists)."""

@@ -18,7 +18,9 @@ from maskface.errors import ModelError
 from maskface.models import ort_session
 from maskface.results import MaskPrediction
 
-DEFAULT_MODEL = "mask_classifier"
+#: the shipped default: with_mask / without_mask / mask_incorrect (see classify/three_way.py);
+#: ``mask_classifier`` (two classes) and ``mask_classifier_3class`` stay selectable by name.
+DEFAULT_MODEL = "mask_classifier_3way"
 
 
 class MaskClassifier:

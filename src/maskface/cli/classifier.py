@@ -87,8 +87,9 @@ def eval_classifier(
         "mask_incorrect]; masked/not_masked accepted).")] = None,
     report: Annotated[Path, typer.Option("--report", "-r", help="JSON report to write; "
                                          "PNG plots go beside it.")] = Path("classifier.json"),
-    model: Annotated[str, typer.Option(help="Classifier ONNX file or registered name.")
-                     ] = "mask_classifier",
+    model: Annotated[str, typer.Option(help="Classifier ONNX file or registered name "
+                                       "(default: the three-way default mask_classifier_3way).")
+                     ] = "mask_classifier_3way",
     file_list: Annotated[Path | None, typer.Option(
         "--list", help="Evaluate a file list instead (label<TAB>[source<TAB>]path lines, "
         "e.g. a run's splits/test.txt).")] = None,
@@ -129,3 +130,36 @@ def eval_classifier(
         for f in data.failed:
             typer.echo(f"error: {f}", err=True)
         raise typer.Exit(1)
+
+
+@train_app.command("three-way")
+@user_errors
+def train_three_way(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Fused ONNX file to write.")],
+    threshold: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Among faces the two-class model calls masked: mask_incorrect "
+        "when P3(incorrect) / (P3(incorrect) + P3(with)) exceeds this.")] = 0.7,
+    override: Annotated[float, typer.Option(
+        min=0.5, max=1.0, help="mask_incorrect whatever the two-class model says when "
+        "P3(incorrect) exceeds this (1.0 = never).")] = 0.5,
+    two_class: Annotated[str, typer.Option(
+        help="Two-class model: registered name or ONNX file.")] = "mask_classifier",
+    three_class: Annotated[str, typer.Option(
+        help="Three-class model: registered name or ONNX file.")] = "mask_classifier_3class",
+) -> None:
+    """Fuse a two-class and a three-class mask model and the three-way rule into one ONNX
+    graph (the shipped default, mask_classifier_3way); checked against the numpy rule."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError as exc:
+        fail(f"fusing needs the 'train' extra (pip install 'maskface[train]'): {exc}")
+    from maskface.models import sha256_file
+    from maskface.train.three_way import build_three_way
+
+    try:
+        info = build_three_way(two_class, three_class, threshold, override, out)
+    except ValueError as exc:
+        fail(str(exc))
+    typer.echo(f"model: {out}  (sha256 {sha256_file(out)[:16]}…, threshold {threshold}, "
+               f"override {override}, max diff vs reference "
+               f"{info['max_abs_diff_vs_reference']:.1e})")

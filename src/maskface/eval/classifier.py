@@ -11,7 +11,8 @@ Three ways to get labelled faces, all fed to the classifier exactly as inference
 
 A three-class model on two-class data is reported twice: ``argmax`` over its three classes
 (a ``mask_incorrect`` answer counts as wrong) and ``two_class``, with the probabilities
-renormalised over the classes present in the data.
+renormalised over the classes present in the data; ``masked_view`` (``mask_incorrect`` counted
+as masked) and ``kiosk_view`` (counted as refused) fold the third class back in.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from maskface.classify import MaskClassifier
 from maskface.classify.crop import whole_image_crop
 from maskface.errors import InputError, MaskfaceError
-from maskface.eval.metrics import classification_report, roc_curve
+from maskface.eval.metrics import classification_report, roc_auc, roc_curve
 from maskface.io.image import load_image
 from maskface.results import MASK_LABELS
 
@@ -137,6 +138,22 @@ def evaluate_crops(classifier: MaskClassifier, data: LabelledCrops, max_errors: 
         report["two_class"] = _report(sub, data.labels, present)
         report["two_class"]["note"] = ("probabilities renormalised over the classes present "
                                        f"({', '.join(present)})")
+    if (present == ["with_mask", "without_mask"] and "mask_incorrect" in model_labels):
+        # Two-class data, three-class model: the two ways to fold mask_incorrect back in.
+        w, wo, inc = (model_labels.index(k) for k in ("with_mask", "without_mask",
+                                                       "mask_incorrect"))
+        passes = (probs.argmax(1) == w).astype(np.float64)
+        for key, merged, note in (
+                ("masked_view", np.stack([probs[:, w] + probs[:, inc], probs[:, wo]], 1),
+                 "mask_incorrect counted as masked (for the three-way default without its "
+                 "override: the two-class model's own decision)"),
+                ("kiosk_view", np.stack([passes, 1 - passes], 1),
+                 "the model's answer, mask_incorrect counted as refused like without_mask "
+                 "(what the door does); ROC AUC of P(with_mask)")):
+            report[key] = _report(merged, data.labels, present)
+            report[key]["note"] = note
+        report["kiosk_view"]["roc_auc"] = roc_auc(probs[:, w],
+                                                  np.array(data.labels) == "with_mask")
     sources = sorted(set(data.sources))
     if len(sources) > 1:
         src = np.array(data.sources)
@@ -196,8 +213,6 @@ def run_classifier_eval(data: LabelledCrops, classifier: MaskClassifier, report_
 
 
 def _curve(scores: np.ndarray, positive: np.ndarray):
-    from maskface.eval.metrics import roc_auc
-
     return roc_curve(scores, positive), roc_auc(scores, positive)
 
 
@@ -219,6 +234,11 @@ def format_report(report: dict) -> str:
         tc = report["two_class"]
         lines.append(f"two-class view ({', '.join(tc['labels'])}): accuracy "
                      f"{tc['accuracy']:.2%}, ROC AUC {tc['roc_auc']:.4f}")
+    for key, name in (("masked_view", "masked view (incorrect = masked)"),
+                      ("kiosk_view", "kiosk view (incorrect = refused)")):
+        if key in report:
+            lines.append(f"{name}: accuracy {report[key]['accuracy']:.2%}, "
+                         f"ROC AUC {report[key]['roc_auc']:.4f}")
     for src, r in report.get("by_source", {}).items():
         lines.append(f"  {src}: {r['n']} faces, accuracy {r['accuracy']:.2%}, "
                      f"ROC AUC {r['roc_auc']:.4f}")

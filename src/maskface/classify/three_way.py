@@ -1,0 +1,48 @@
+"""The three-way default mask decision: two shipped networks, one rule.
+
+The two-class model decides masked vs not; the three-class model decides, among masked faces,
+whether the mask is worn incorrectly. With ``q`` the three-class probabilities and
+``r = q_incorrect / (q_incorrect + q_with)``:
+
+* ``mask_incorrect`` when the two-class model says masked and ``r > threshold``, or when
+  ``q_incorrect > override`` (a chin-worn mask can look unmasked to the two-class model);
+* otherwise the two-class answer.
+
+The shipped default (``mask_classifier_3way``) runs both networks and this rule in one ONNX
+graph (built by :mod:`maskface.train.three_way`); its output is a probability vector whose
+argmax *is* the rule, so every consumer (pipeline, evaluation, service) reads it like any other
+classifier. The masked probability ``P(with) + P(incorrect)`` is the two-class model's
+``P(with_mask)`` (raised to ``q_incorrect`` where the override fires), and it is split between
+``with_mask`` and ``mask_incorrect`` by ``r``, capped so that the chosen class comes first. This
+numpy version is the reference the ONNX graph is checked against.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: output order of the three-way model
+THREE_WAY_LABELS = ("with_mask", "without_mask", "mask_incorrect")
+
+
+def three_way_probs(p2: np.ndarray, p3: np.ndarray, threshold: float, override: float
+                    ) -> np.ndarray:
+    """``(N, 3)`` probabilities (with, without, incorrect) from the two-class ``p2``
+    (with, without) and three-class ``p3`` (with, without, incorrect) outputs."""
+    if override < 0.5:
+        raise ValueError("override must be at least 0.5 (it must make the face masked)")
+    p2 = np.asarray(p2, np.float32)
+    p3 = np.asarray(p3, np.float32)
+    m = p2[:, 0]
+    qw, qi = p3[:, 0], p3[:, 2]
+    r = qi / (qi + qw + np.float32(1e-6))
+    ov = qi > override
+    m = np.where(ov, np.maximum(m, qi), m)
+    r = np.where(ov, np.float32(1.0), r)
+    inc = r > threshold
+    share = np.where(inc, r, 1 - r)                       # the chosen masked class's share
+    cap = np.where(m > 0.5, np.minimum(np.float32(0.4999) * m, np.float32(0.999) * (2 * m - 1)), m)
+    other = np.minimum(m * (1 - share), cap)
+    chosen = m - other
+    return np.stack([np.where(inc, other, chosen), 1 - m, np.where(inc, chosen, other)],
+                    axis=1).astype(np.float32)
