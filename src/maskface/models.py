@@ -153,15 +153,6 @@ MODELS: dict[str, ModelSpec] = {
             "mask_classifier_3class.onnx",
         ),
         ModelSpec(
-            "mask_classifier_3way",
-            "default mask stage: mask_classifier (masked or not) and mask_classifier_3class "
-            "(worn incorrectly?) with the three-way rule in one ONNX graph; "
-            "see mask_classifier_3way.card.json",
-            "0f95d678d54f452739ce9334f73aaaba1cb9b90f942b1aa52abf01a7cf71a27f",
-            None,
-            "mask_classifier_3way.onnx",
-        ),
-        ModelSpec(
             "yunet_fp32",
             "YuNet face detector (2023mar) with its weights folded to float32, for onnxruntime",
             "e305a835f90c4c77e5e410bd77eb8585424645abaa92d795c7bceb68a8a519ee",

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from maskface.classify.crop import CROP_SCALE, face_crop
+from maskface.classify.three_way import COMPOSITES, THREE_WAY_LABELS, three_way_probs
 from maskface.errors import ModelError
 from maskface.models import ort_session
 from maskface.results import MaskPrediction
@@ -24,21 +25,40 @@ DEFAULT_MODEL = "mask_classifier_3way"
 
 
 class MaskClassifier:
-    """Classifies face crops as ``with_mask`` / ``without_mask`` (/ ``mask_incorrect``)."""
+    """Classifies face crops as ``with_mask`` / ``without_mask`` (/ ``mask_incorrect``).
+
+    ``model`` is an ONNX file, a registered name, or a composite of two registered networks
+    (:data:`maskface.classify.three_way.COMPOSITES`, the default among them): both then run
+    on the same crops and the three-way rule combines their outputs."""
 
     def __init__(self, model: str | Path = DEFAULT_MODEL, batch_size: int = 32):
-        self.session = ort_session(model)
         self.batch_size = batch_size
-        meta = self.session.get_modelmeta().custom_metadata_map
+        self.three_way = COMPOSITES.get(str(model))
+        parts = (self.three_way[:2] if self.three_way else (model,))
+        self.sessions = [ort_session(m) for m in parts]
+        metas = [self._meta(m, s) for m, s in zip(parts, self.sessions)]
+        if self.three_way:
+            if [m[0] for m in metas] != [("with_mask", "without_mask"), THREE_WAY_LABELS]:
+                raise ModelError(f"{model}: needs a two-class and a three-class classifier")
+            if len({m[1:] for m in metas}) != 1:
+                raise ModelError(f"{model}: its two classifiers differ in input size or crop")
+            self.labels = THREE_WAY_LABELS
+        else:
+            self.labels = metas[0][0]
+        self.input_size, self.crop_scale = metas[0][1:]
+        self._inputs = [s.get_inputs()[0].name for s in self.sessions]
+
+    @staticmethod
+    def _meta(model, session) -> tuple[tuple[str, ...], int, float]:
+        """Labels, input size and crop scale from a classifier's ONNX metadata."""
+        meta = session.get_modelmeta().custom_metadata_map
         try:
-            self.labels: tuple[str, ...] = tuple(json.loads(meta["labels"]))
-            self.input_size = int(meta["input_size"])
+            return (tuple(json.loads(meta["labels"])), int(meta["input_size"]),
+                    float(meta.get("crop_scale", CROP_SCALE)))
         except (KeyError, ValueError) as exc:
             raise ModelError(
                 f"{model}: not a maskface classifier (metadata {exc} missing)"
             ) from None
-        self.crop_scale = float(meta.get("crop_scale", CROP_SCALE))
-        self._input = self.session.get_inputs()[0].name
 
     def crops(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Classifier crops for each box, ``(N, S, S, 3)`` BGR uint8."""
@@ -54,8 +74,10 @@ class MaskClassifier:
             return np.zeros((0, len(self.labels)), np.float32)
         out = []
         for i in range(0, len(crops), self.batch_size):
-            x = crops[i : i + self.batch_size].astype(np.float32).transpose(0, 3, 1, 2)
-            out.append(self.session.run(None, {self._input: np.ascontiguousarray(x)})[0])
+            x = np.ascontiguousarray(
+                crops[i : i + self.batch_size].astype(np.float32).transpose(0, 3, 1, 2))
+            p = [s.run(None, {name: x})[0] for s, name in zip(self.sessions, self._inputs)]
+            out.append(three_way_probs(*p, *self.three_way[2:]) if self.three_way else p[0])
         return np.concatenate(out).astype(np.float32)
 
     def to_predictions(self, probs: np.ndarray) -> list[MaskPrediction]:

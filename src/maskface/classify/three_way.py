@@ -8,21 +8,40 @@ whether the mask is worn incorrectly. With ``q`` the three-class probabilities a
   ``q_incorrect > override`` (a chin-worn mask can look unmasked to the two-class model);
 * otherwise the two-class answer.
 
-The shipped default (``mask_classifier_3way``) runs both networks and this rule in one ONNX
-graph (built by :mod:`maskface.train.three_way`); its output is a probability vector whose
-argmax *is* the rule, so every consumer (pipeline, evaluation, service) reads it like any other
-classifier. The masked probability ``P(with) + P(incorrect)`` is the two-class model's
-``P(with_mask)`` (raised to ``q_incorrect`` where the override fires), and it is split between
-``with_mask`` and ``mask_incorrect`` by ``r``, capped so that the chosen class comes first. This
-numpy version is the reference the ONNX graph is checked against.
+The shipped default (``mask_classifier_3way``, :data:`COMPOSITES`) runs the two registered
+networks on the same crop and applies this rule (:class:`maskface.classify.MaskClassifier`); its
+output is a probability vector whose argmax *is* the rule, so every consumer (pipeline,
+evaluation, service) reads it like any other classifier. The masked probability
+``P(with) + P(incorrect)`` is the two-class model's ``P(with_mask)`` (raised to ``q_incorrect``
+where the override fires), and it is split between ``with_mask`` and ``mask_incorrect`` by ``r``,
+capped so that the chosen class comes first. The parts stay separate files (no fused copy of
+both networks in the package).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 #: output order of the three-way model
 THREE_WAY_LABELS = ("with_mask", "without_mask", "mask_incorrect")
+
+
+class ThreeWay(NamedTuple):
+    """A three-way mask stage: its two registered networks and the rule's parameters."""
+
+    two_class: str
+    three_class: str
+    threshold: float
+    override: float
+
+
+#: composite mask stages by name; the default's threshold and override were chosen on the
+#: ilc2021 and real-crop validation splits (mask_classifier_3way.card.json)
+COMPOSITES = {
+    "mask_classifier_3way": ThreeWay("mask_classifier", "mask_classifier_3class", 0.7, 0.5),
+}
 
 
 def three_way_probs(p2: np.ndarray, p3: np.ndarray, threshold: float, override: float

@@ -131,8 +131,6 @@ def eval_classifier(
             typer.echo(f"error: {f}", err=True)
         raise typer.Exit(1)
 
-
-@train_app.command("three-way")
 @user_errors
 def train_three_way(
     out: Annotated[Path, typer.Option("--out", "-o", help="Fused ONNX file to write.")],
