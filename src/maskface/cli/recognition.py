@@ -66,12 +66,13 @@ def _mask_flags(image_faces) -> list[bool]:
     """Masked flag of each face (masked or worn incorrectly), from the mask classifier when
     one is installed."""
     from maskface.classify import MaskClassifier
+    from maskface.results import MASKED_LABELS
 
     try:
         clf = MaskClassifier()
     except MaskfaceError:
         return [False] * len(image_faces)
-    return [clf.classify(img, face.box[None])[0].label != "without_mask"
+    return [clf.classify(img, face.box[None])[0].label in MASKED_LABELS
             for img, face in image_faces]
 
 

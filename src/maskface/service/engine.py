@@ -22,15 +22,11 @@ import numpy as np
 
 from maskface.errors import ModelError
 from maskface.recognize.faces import largest as largest_face
-from maskface.results import Face, Result
+from maskface.results import Face, Result, is_masked
 from maskface.service.config import Models
 from maskface.service.errors import ApiError
 
 log = logging.getLogger(__name__)
-
-#: classifier labels under which an enrolment photo counts as masked
-MASKED_LABELS = ("with_mask", "mask_incorrect")
-
 
 @dataclass
 class _Worker:
@@ -144,6 +140,3 @@ def _classifier(models: Models):
         log.warning("no mask classifier (%s): mask states will be unknown", exc)
         return None
 
-
-def is_masked(face: Face) -> bool:
-    return face.mask is not None and face.mask.label in MASKED_LABELS

@@ -20,8 +20,8 @@ from maskface.gallery import (
     find_duplicate,
 )
 from maskface.gallery.duplicates import ADD_PHOTOS_OVERRIDE, ENROL_OVERRIDE
-from maskface.results import Face, Identity
-from maskface.service.engine import Engine, is_masked
+from maskface.results import Face, Identity, is_masked
+from maskface.service.engine import Engine
 from maskface.service.errors import ApiError
 from maskface.storage import Database
 
