@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import eval_app, train_app
-from maskface.cli.common import user_errors
+from maskface.cli.common import output_folder, progress, user_errors
 
 
 @eval_app.command("liveness")
@@ -29,8 +29,6 @@ def eval_liveness(
 ) -> None:
     """APCER, BPCER, ACER at the operating threshold, BPCER at APCER 1 % / 5 %, ROC AUC; writes
     report.json, roc.png and scores.png."""
-    from tqdm import tqdm
-
     from maskface.detect import create_detector
     from maskface.eval.liveness import list_frames, plot_histogram, score_frames, summarize
     from maskface.eval.metrics import roc_curve
@@ -38,14 +36,14 @@ def eval_liveness(
     from maskface.liveness import DEFAULT_THRESHOLD, LivenessChecker
 
     frames = list_frames(data)
+    output_folder(out)  # a bad --out fails before the scoring, not after it
     th = DEFAULT_THRESHOLD if threshold is None else threshold
     det = create_detector(detector)
     checker = LivenessChecker(det.name, th, model=model)
     rows = score_frames(frames, det, checker,
-                        lambda it: tqdm(it, desc="liveness", unit="frame", leave=False))
+                        lambda it: progress(it, desc="liveness", unit="frame", leave=False))
     rep = summarize(rows, th)
     rep.update(data=str(data), detector=det.name, model=model)
-    out.mkdir(parents=True, exist_ok=True)
     import numpy as np
 
     scores = np.array([-1.0 if r["score"] is None else r["score"] for r in rows])

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import app
-from maskface.cli.common import user_errors
+from maskface.cli.common import output_folder, user_errors
 
 
 def _stem(source: str) -> str:
@@ -101,7 +101,7 @@ def _kiosk(pipe, src, out: Path, stem: str, config: Path | None) -> None:
 
     policy = load_config(config).policy
     watcher = KioskWatcher(pipe, LivenessChecker(pipe.detector.name), policy)
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     try:
         summary = kiosk_to_file(watcher, src, out / f"{stem}.decisions.jsonl", echo=typer.echo)
     except KeyboardInterrupt:
