@@ -173,21 +173,14 @@ def enroll(
 
 def _with_templates(embedder, picked, emb, flags, sources, n: int, detector=None):
     """The photos' embeddings followed by the masked templates of each unmasked photo."""
-    import numpy as np
-
-    from maskface.recognize.templates import template_embeddings
+    from maskface.recognize.templates import template_embeddings, with_templates
 
     if n <= 0:
         return emb, list(flags), list(sources)
-    rows, fl, src = [emb], list(flags), list(sources)
-    for (img, face), masked, source in zip(picked, flags, sources):
-        if masked:
-            continue
-        t, tsrc = template_embeddings(embedder, img, face, source, n=n, detector=detector)
-        rows.append(t)
-        fl += [True] * len(t)
-        src += tsrc
-    return np.concatenate(rows), fl, src
+    return with_templates(emb, flags, sources, [
+        None if masked else template_embeddings(embedder, img, face, source, n=n,
+                                                detector=detector)
+        for (img, face), masked, source in zip(picked, flags, sources)])
 
 
 @app.command()
