@@ -256,7 +256,7 @@ def verify(
 
     from maskface.align import align_faces
     from maskface.detect import create_detector
-    from maskface.gallery.thresholds import condition, model_thresholds
+    from maskface.gallery.thresholds import condition, model_threshold
     from maskface.io import load_image
     from maskface.recognize import create_embedder, default_threshold, single_face
 
@@ -274,7 +274,7 @@ def verify(
     score = float(ea @ embedder.weigh(eb, flags[1:])[0])
     cond = condition(flags[1], flags[0])
     t = threshold if threshold is not None else \
-        float((model_thresholds(embedder.name) or {}).get(cond, default_threshold(embedder)))
+        model_threshold(embedder.name, cond, default_threshold(embedder))
     same = score >= t
     if json_:
         typer.echo(json.dumps({"image_a": str(image_a), "image_b": str(image_b),

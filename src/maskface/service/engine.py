@@ -101,11 +101,11 @@ class Engine:
     def compare(self, a: Face, b: Face) -> dict[str, Any]:
         """1:1 verification of two embedded faces (``b`` the probe), at the threshold of
         their mask condition (``maskface.gallery.thresholds``) when the model has them."""
-        from maskface.gallery.thresholds import condition, model_thresholds
+        from maskface.gallery.thresholds import condition, model_threshold
 
         cond = condition(is_masked(b), is_masked(a))
         score = float(np.dot(self.embedder.weigh(b.embedding, [is_masked(b)])[0], a.embedding))
-        thr = float((model_thresholds(self.embedder.name) or {}).get(cond, self.threshold))
+        thr = model_threshold(self.embedder.name, cond, self.threshold)
         return {"same_person": score >= thr, "score": round(score, 4),
                 "threshold": thr, "condition": cond,
                 "faces": {"image_a": a.to_dict(), "image_b": b.to_dict()}}
