@@ -27,8 +27,9 @@ def eval_liveness(
         help="Liveness ONNX (e.g. from 'maskface train liveness'); default: the shipped one.")
                      ] = "liveness_minifasnet",
 ) -> None:
-    """APCER, BPCER, ACER at the operating threshold, BPCER at APCER 1 % / 5 %, ROC AUC; writes
-    report.json, roc.png and scores.png."""
+    """APCER, BPCER, ACER at the operating threshold, BPCER at APCER 1 % / 5 %, ROC AUC.
+
+    Writes report.json, roc.png and scores.png."""
     from maskface.detect import create_detector
     from maskface.eval.liveness import list_frames, plot_histogram, score_frames, summarize
     from maskface.eval.metrics import roc_curve
@@ -84,8 +85,9 @@ def train_liveness(
     seed: int = 0,
     threads: Annotated[int, typer.Option(min=1, help="PyTorch threads.")] = 2,
 ) -> None:
-    """Fine-tune the liveness pair on a site's own frames, split by subject; writes
-    liveness.onnx and liveness.card.json (test subjects scored once, at the end)."""
+    """Fine-tune the liveness pair on a site's own frames, split by subject.
+
+    Writes liveness.onnx and liveness.card.json (test subjects scored once, at the end)."""
     from maskface.cli.common import fail
 
     try:

@@ -431,8 +431,10 @@ def calibrate(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Report only; do not store the thresholds.")] = False,
 ) -> None:
-    """Fit per-condition thresholds (unmasked-unmasked, masked-unmasked, masked-masked) at a
-    target FAR from the gallery's own people, store them in the gallery, write a ROC report.
+    """Fit per-condition thresholds at a target FAR from the gallery's own people.
+
+    One threshold per condition (unmasked-unmasked, masked-unmasked, masked-masked), stored in
+    the gallery; writes a ROC report.
 
     Impostor scores come from pairs of different enrolled people, genuine ones from a person's
     other photos and masked templates."""
@@ -608,8 +610,9 @@ def gallery_bench(
     index: Annotated[str, typer.Option(
         help="auto (exact below 200,000 embeddings, IVF above), exact or ivf.")] = "auto",
 ) -> None:
-    """Time 1:N search over N random enrolled embeddings: build time, memory, p50/p95 latency
-    and recall@1 against exact search."""
+    """Time 1:N search over N random enrolled embeddings.
+
+    Build time, memory, p50/p95 latency and recall@1 against exact search."""
     from maskface.gallery.bench import benchmark_search
 
     if index not in ("auto", "exact", "ivf"):
