@@ -31,7 +31,13 @@ def eval_liveness(
 
     Writes report.json, roc.png and scores.png."""
     from maskface.detect import create_detector
-    from maskface.eval.liveness import list_frames, plot_histogram, score_frames, summarize
+    from maskface.eval.liveness import (
+        BONA_FIDE,
+        list_frames,
+        plot_histogram,
+        score_frames,
+        summarize,
+    )
     from maskface.eval.metrics import roc_curve
     from maskface.eval.plots import plot_roc
     from maskface.liveness import DEFAULT_THRESHOLD, LivenessChecker
@@ -48,7 +54,7 @@ def eval_liveness(
     import numpy as np
 
     scores = np.array([-1.0 if r["score"] is None else r["score"] for r in rows])
-    bona = np.array([r["kind"] in ("real", "live", "bona_fide") for r in rows])
+    bona = np.array([r["kind"] in BONA_FIDE for r in rows])
     plot_roc({det.name: (roc_curve(scores, bona), rep["roc_auc"])}, out / "roc.png",
              title="liveness ROC (positive = bona fide)")
     plot_histogram(rows, th, out / "scores.png")
