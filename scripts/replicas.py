@@ -36,18 +36,11 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from service_util import free_port  # noqa: E402  (the tests' helper, from the path above)
 
 
 def _serve(db: str, tmp: Path, i: int, workers: int) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     config = tmp / "replica.toml"
     config.write_text(f"[models]\nworkers = {workers}\n")
     log = open(tmp / f"replica{i}.log", "wb")  # noqa: SIM115  (closed with the process)

@@ -84,16 +84,9 @@ class Pipeline:
                 face.mask = pred
         t3 = time.perf_counter()
         timings["classify"] = (t3 - t2) * 1e3
-        if self.liveness is not None and faces:
-            self.liveness.check(image, faces)
-            t4 = time.perf_counter()
-            timings["liveness"] = (t4 - t3) * 1e3
-            t3 = t4
-        if self.quality is not None and faces:
-            self.quality.assess(image, faces)
-            t4 = time.perf_counter()
-            timings["quality"] = (t4 - t3) * 1e3
-            t3 = t4
+        if self.liveness is not None or self.quality is not None:
+            timings.update(face_stages(image, faces, self.liveness, self.quality))
+            t3 = time.perf_counter()
         if self.recognizer is not None and faces:
             self.recognizer.identify(image, faces)
             timings["recognize"] = (time.perf_counter() - t3) * 1e3
@@ -105,6 +98,22 @@ class Pipeline:
         result = self.analyze(image)
         result.source = source
         return result
+
+
+def face_stages(image: np.ndarray, faces: list[Face], liveness=None, quality=None
+                ) -> dict[str, float]:
+    """Fill ``face.liveness`` (a ``LivenessChecker``) and ``face.quality`` (a
+    ``QualityAssessor``), each stage only when given; returns their timings (ms)."""
+    timings: dict[str, float] = {}
+    if liveness is not None and faces:
+        t0 = time.perf_counter()
+        liveness.check(image, faces)
+        timings["liveness"] = (time.perf_counter() - t0) * 1e3
+    if quality is not None and faces:
+        t0 = time.perf_counter()
+        quality.assess(image, faces)
+        timings["quality"] = (time.perf_counter() - t0) * 1e3
+    return timings
 
 
 _default: Pipeline | None = None

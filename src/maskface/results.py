@@ -12,6 +12,10 @@ import numpy as np
 #: mask labels, in the classifier's output order for the three-class model
 MASK_LABELS = ("with_mask", "without_mask", "mask_incorrect")
 
+#: labels under which recognition treats a face as masked (a mask pulled under the nose still
+#: hides the mouth): its embedding, templates and threshold condition
+MASKED_LABELS = ("with_mask", "mask_incorrect")
+
 
 @dataclass(frozen=True)
 class MaskPrediction:
@@ -136,6 +140,11 @@ class Face:
         if self.quality is not None:
             d["quality"] = self.quality.to_dict()
         return d
+
+
+def is_masked(face: Face) -> bool:
+    """Whether recognition treats ``face`` as masked (classified, label in MASKED_LABELS)."""
+    return face.mask is not None and face.mask.label in MASKED_LABELS
 
 
 @dataclass

@@ -135,10 +135,8 @@ def test_enrol_then_masked_access_check_is_granted_and_logged(server, page, astr
         assert ev["mask"] == "with_mask"
 
 
-def test_live_kiosk_view_streams_camera_frames(server, page):
-    import httpx
-
-    base, key, _ = server
+def _start_camera(page, base: str, key: str) -> None:
+    """Open the page with ``key``, start the (fake) camera and wait for its first frame."""
     page.goto(base + "/")
     page.fill("#api-key", key)
     page.dispatch_event("#api-key", "change")
@@ -148,6 +146,13 @@ def test_live_kiosk_view_streams_camera_frames(server, page):
     while page.evaluate("document.querySelector('#video').videoWidth") == 0:
         assert time.time() < deadline, "the fake camera never produced a frame"
         page.wait_for_timeout(200)
+
+
+def test_live_kiosk_view_streams_camera_frames(server, page):
+    import httpx
+
+    base, key, _ = server
+    _start_camera(page, base, key)
 
     def analysed() -> int:
         text = httpx.get(f"{base}/metrics").text
@@ -167,14 +172,7 @@ def test_camera_check_sends_one_burst(server, page):
     import httpx
 
     base, key, _ = server
-    page.goto(base + "/")
-    page.fill("#api-key", key)
-    page.dispatch_event("#api-key", "change")
-    page.click("#cam-start")
-    deadline = time.time() + 30
-    while page.evaluate("document.querySelector('#video').videoWidth") == 0:
-        assert time.time() < deadline, "the fake camera never produced a frame"
-        page.wait_for_timeout(200)
+    _start_camera(page, base, key)
     page.evaluate("document.querySelector('#decision').hidden = true")
     page.click("#check-camera")
     page.wait_for_selector("#decision:not([hidden])", timeout=60_000)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import eval_app, train_app
-from maskface.cli.common import user_errors
+from maskface.cli.common import output_folder, progress, user_errors
 
 
 @eval_app.command("liveness")
@@ -27,29 +27,34 @@ def eval_liveness(
         help="Liveness ONNX (e.g. from 'maskface train liveness'); default: the shipped one.")
                      ] = "liveness_minifasnet",
 ) -> None:
-    """APCER, BPCER, ACER at the operating threshold, BPCER at APCER 1 % / 5 %, ROC AUC; writes
-    report.json, roc.png and scores.png."""
-    from tqdm import tqdm
+    """APCER, BPCER, ACER at the operating threshold, BPCER at APCER 1 % / 5 %, ROC AUC.
 
+    Writes report.json, roc.png and scores.png."""
     from maskface.detect import create_detector
-    from maskface.eval.liveness import list_frames, plot_histogram, score_frames, summarize
+    from maskface.eval.liveness import (
+        BONA_FIDE,
+        list_frames,
+        plot_histogram,
+        score_frames,
+        summarize,
+    )
     from maskface.eval.metrics import roc_curve
     from maskface.eval.plots import plot_roc
     from maskface.liveness import DEFAULT_THRESHOLD, LivenessChecker
 
     frames = list_frames(data)
+    output_folder(out)  # a bad --out fails before the scoring, not after it
     th = DEFAULT_THRESHOLD if threshold is None else threshold
     det = create_detector(detector)
     checker = LivenessChecker(det.name, th, model=model)
     rows = score_frames(frames, det, checker,
-                        lambda it: tqdm(it, desc="liveness", unit="frame", leave=False))
+                        lambda it: progress(it, desc="liveness", unit="frame", leave=False))
     rep = summarize(rows, th)
     rep.update(data=str(data), detector=det.name, model=model)
-    out.mkdir(parents=True, exist_ok=True)
     import numpy as np
 
     scores = np.array([-1.0 if r["score"] is None else r["score"] for r in rows])
-    bona = np.array([r["kind"] in ("real", "live", "bona_fide") for r in rows])
+    bona = np.array([r["kind"] in BONA_FIDE for r in rows])
     plot_roc({det.name: (roc_curve(scores, bona), rep["roc_auc"])}, out / "roc.png",
              title="liveness ROC (positive = bona fide)")
     plot_histogram(rows, th, out / "scores.png")
@@ -86,8 +91,9 @@ def train_liveness(
     seed: int = 0,
     threads: Annotated[int, typer.Option(min=1, help="PyTorch threads.")] = 2,
 ) -> None:
-    """Fine-tune the liveness pair on a site's own frames, split by subject; writes
-    liveness.onnx and liveness.card.json (test subjects scored once, at the end)."""
+    """Fine-tune the liveness pair on a site's own frames, split by subject.
+
+    Writes liveness.onnx and liveness.card.json (test subjects scored once, at the end)."""
     from maskface.cli.common import fail
 
     try:

@@ -66,12 +66,13 @@ def _mask_flags(image_faces) -> list[bool]:
     """Masked flag of each face (masked or worn incorrectly), from the mask classifier when
     one is installed."""
     from maskface.classify import MaskClassifier
+    from maskface.results import MASKED_LABELS
 
     try:
         clf = MaskClassifier()
     except MaskfaceError:
         return [False] * len(image_faces)
-    return [clf.classify(img, face.box[None])[0].label != "without_mask"
+    return [clf.classify(img, face.box[None])[0].label in MASKED_LABELS
             for img, face in image_faces]
 
 
@@ -172,21 +173,14 @@ def enroll(
 
 def _with_templates(embedder, picked, emb, flags, sources, n: int, detector=None):
     """The photos' embeddings followed by the masked templates of each unmasked photo."""
-    import numpy as np
-
-    from maskface.recognize.templates import template_embeddings
+    from maskface.recognize.templates import template_embeddings, with_templates
 
     if n <= 0:
         return emb, list(flags), list(sources)
-    rows, fl, src = [emb], list(flags), list(sources)
-    for (img, face), masked, source in zip(picked, flags, sources):
-        if masked:
-            continue
-        t, tsrc = template_embeddings(embedder, img, face, source, n=n, detector=detector)
-        rows.append(t)
-        fl += [True] * len(t)
-        src += tsrc
-    return np.concatenate(rows), fl, src
+    return with_templates(emb, flags, sources, [
+        None if masked else template_embeddings(embedder, img, face, source, n=n,
+                                                detector=detector)
+        for (img, face), masked, source in zip(picked, flags, sources)])
 
 
 @app.command()
@@ -262,7 +256,7 @@ def verify(
 
     from maskface.align import align_faces
     from maskface.detect import create_detector
-    from maskface.gallery.thresholds import condition, model_thresholds
+    from maskface.gallery.thresholds import condition, model_threshold
     from maskface.io import load_image
     from maskface.recognize import create_embedder, default_threshold, single_face
 
@@ -280,7 +274,7 @@ def verify(
     score = float(ea @ embedder.weigh(eb, flags[1:])[0])
     cond = condition(flags[1], flags[0])
     t = threshold if threshold is not None else \
-        float((model_thresholds(embedder.name) or {}).get(cond, default_threshold(embedder)))
+        model_threshold(embedder.name, cond, default_threshold(embedder))
     same = score >= t
     if json_:
         typer.echo(json.dumps({"image_a": str(image_a), "image_b": str(image_b),
@@ -437,8 +431,10 @@ def calibrate(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Report only; do not store the thresholds.")] = False,
 ) -> None:
-    """Fit per-condition thresholds (unmasked-unmasked, masked-unmasked, masked-masked) at a
-    target FAR from the gallery's own people, store them in the gallery, write a ROC report.
+    """Fit per-condition thresholds at a target FAR from the gallery's own people.
+
+    One threshold per condition (unmasked-unmasked, masked-unmasked, masked-masked), stored in
+    the gallery; writes a ROC report.
 
     Impostor scores come from pairs of different enrolled people, genuine ones from a person's
     other photos and masked templates."""
@@ -614,8 +610,9 @@ def gallery_bench(
     index: Annotated[str, typer.Option(
         help="auto (exact below 200,000 embeddings, IVF above), exact or ivf.")] = "auto",
 ) -> None:
-    """Time 1:N search over N random enrolled embeddings: build time, memory, p50/p95 latency
-    and recall@1 against exact search."""
+    """Time 1:N search over N random enrolled embeddings.
+
+    Build time, memory, p50/p95 latency and recall@1 against exact search."""
     from maskface.gallery.bench import benchmark_search
 
     if index not in ("auto", "exact", "ivf"):

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import app
-from maskface.cli.common import user_errors
+from maskface.cli.common import output_folder, user_errors
 
 
 def _stem(source: str) -> str:
@@ -81,10 +81,7 @@ def watch(
     try:
         summary = watch_to_files(VideoWatcher(pipe, refresh_frames=refresh), src, out,
                                  _stem(source), max_frames=max_frames)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(130) from None
-    finally:
+    finally:  # Ctrl-C: user_errors says "interrupted" and exits 130
         src.close()
     typer.echo(f"{summary['frames_processed']} frames analysed "
                f"({summary['frames_dropped']} dropped to keep up), {summary['n_tracks']} tracks, "
@@ -101,13 +98,10 @@ def _kiosk(pipe, src, out: Path, stem: str, config: Path | None) -> None:
 
     policy = load_config(config).policy
     watcher = KioskWatcher(pipe, LivenessChecker(pipe.detector.name), policy)
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     try:
         summary = kiosk_to_file(watcher, src, out / f"{stem}.decisions.jsonl", echo=typer.echo)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(130) from None
-    finally:
+    finally:  # Ctrl-C: user_errors says "interrupted" and exits 130
         src.close()
     typer.echo(f"{summary['decisions']} decisions ({summary['granted']} granted) over "
                f"{summary['frames']} frames, {summary['fps']:.1f} frames/s")

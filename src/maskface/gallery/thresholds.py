@@ -42,6 +42,12 @@ def model_thresholds(model: str | None) -> dict[str, Any] | None:
     return json.loads(_MODEL_FILE.read_text()).get(model)
 
 
+def model_threshold(model: str | None, cond: str, fallback: float) -> float:
+    """1:1 verification's threshold: the model's shipped one for condition ``cond``, else
+    ``fallback``."""
+    return float((model_thresholds(model) or {}).get(cond, fallback))
+
+
 def threshold_at_far(impostor: np.ndarray, far: float) -> float:
     """The lowest threshold letting at most ``far`` of these impostor scores through."""
     s = np.sort(np.asarray(impostor, np.float64))

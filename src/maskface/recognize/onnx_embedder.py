@@ -20,6 +20,17 @@ from maskface.models import ort_session
 from maskface.recognize.base import Embedder
 
 
+def _run_batched(embedder, x: np.ndarray, extra: dict | None = None) -> np.ndarray:
+    """``embedder.session`` on ``x`` (N, 3, H, W) in ``embedder.batch_size`` slices, under its
+    lock (one session, callers on several threads); one row per face."""
+    out = []
+    with embedder._lock:
+        for i in range(0, len(x), embedder.batch_size):
+            feed = {embedder._input: x[i : i + embedder.batch_size], **(extra or {})}
+            out.append(embedder.session.run(None, feed)[0])
+    return np.concatenate(out).reshape(len(x), -1)
+
+
 class OnnxEmbedder(Embedder):
     """An embedder backed by one ONNX graph (a registered model name or a file path).
 
@@ -52,12 +63,7 @@ class OnnxEmbedder(Embedder):
 
     def _embed(self, faces: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(faces[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
-        out = []
-        with self._lock:
-            for i in range(0, len(x), self.batch_size):
-                feed = {self._input: x[i : i + self.batch_size], **self._extra}
-                out.append(self.session.run(None, feed)[0])
-        return np.concatenate(out).reshape(len(x), -1)
+        return _run_batched(self, x, self._extra)
 
 
 class SFaceEmbedder(OnnxEmbedder):
@@ -94,8 +100,4 @@ class Reid0095Embedder(Embedder):
     def _embed(self, faces: np.ndarray) -> np.ndarray:
         crops = realign(faces, REID0095_TEMPLATE, self.SIZE)
         x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
-        out = []
-        with self._lock:
-            for i in range(0, len(x), self.batch_size):
-                out.append(self.session.run(None, {self._input: x[i : i + self.batch_size]})[0])
-        return np.concatenate(out).reshape(len(x), -1)
+        return _run_batched(self, x)

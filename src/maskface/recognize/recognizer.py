@@ -7,7 +7,7 @@ import numpy as np
 from maskface.align import align_faces
 from maskface.gallery import Gallery
 from maskface.recognize.base import Embedder
-from maskface.results import Face, Identity
+from maskface.results import Face, Identity, is_masked
 
 
 class Recognizer:
@@ -48,7 +48,7 @@ class Recognizer:
 
     @staticmethod
     def _masked(faces: list[Face]) -> list[bool]:
-        return [f.mask is not None and f.mask.label != "without_mask" for f in faces]
+        return [is_masked(f) for f in faces]
 
     def identify(self, image: np.ndarray, faces: list[Face]) -> None:
         """The pipeline hook: embed every face and set its :class:`Identity` (a masked face is

@@ -94,3 +94,17 @@ def template_embeddings(embedder, image: np.ndarray, face: Face, source: str | N
         return np.zeros((0, embedder.dim), np.float32), []
     emb = embedder.embed(crops, [True] * len(crops))
     return emb, [f"{SOURCE_PREFIX}{k}:{source or ''}" for k in kinds]
+
+
+def with_templates(emb: np.ndarray, flags, sources, templates
+                   ) -> tuple[np.ndarray, list[bool], list[str | None]]:
+    """Gallery rows: the photos' embeddings (``flags``: masked, ``sources``) followed by their
+    masked templates (``templates``: per photo ``(embeddings, sources)`` as from
+    :func:`template_embeddings`, or ``None``), each template flagged masked."""
+    rows, fl, src = [np.asarray(emb)], list(flags), list(sources)
+    for t in templates or []:
+        if t is not None and len(t[0]):
+            rows.append(np.asarray(t[0]))
+            fl += [True] * len(t[0])
+            src += list(t[1])
+    return np.concatenate(rows), fl, src

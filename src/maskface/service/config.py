@@ -56,7 +56,8 @@ class Policy:
     mask_required: bool = True
     temperature_threshold: float = 37.5
     require_temperature: bool = False
-    #: open-set threshold for identification; ``None`` uses the gallery's default
+    #: open-set threshold for identification, every mask condition; ``None``: each
+    #: condition's (the gallery's calibration, else the model's; gallery.thresholds)
     match_threshold: float | None = None
     #: empty: everyone enrolled may enter; otherwise only members of these groups
     allowed_groups: tuple[str, ...] = ()

@@ -40,18 +40,9 @@ class DoorStages:
 
     def run(self, image: np.ndarray, faces: list[Face]) -> dict[str, float]:
         """Fill ``face.liveness`` and ``face.quality``; returns the stage timings (ms)."""
-        import time
+        from maskface.pipeline import face_stages
 
-        timings = {}
-        if faces and self.liveness is not None:
-            t0 = time.perf_counter()
-            self.liveness.check(image, faces)
-            timings["liveness"] = (time.perf_counter() - t0) * 1e3
-        if faces:
-            t0 = time.perf_counter()
-            self.quality.assess(image, faces)
-            timings["quality"] = (time.perf_counter() - t0) * 1e3
-        return timings
+        return face_stages(image, faces, self.liveness, self.quality)
 
 
 def door_stages(detector: str) -> DoorStages:

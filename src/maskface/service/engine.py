@@ -22,15 +22,11 @@ import numpy as np
 
 from maskface.errors import ModelError
 from maskface.recognize.faces import largest as largest_face
-from maskface.results import Face, Result
+from maskface.results import Face, Result, is_masked
 from maskface.service.config import Models
 from maskface.service.errors import ApiError
 
 log = logging.getLogger(__name__)
-
-#: classifier labels under which an enrolment photo counts as masked
-MASKED_LABELS = ("with_mask", "mask_incorrect")
-
 
 @dataclass
 class _Worker:
@@ -105,11 +101,11 @@ class Engine:
     def compare(self, a: Face, b: Face) -> dict[str, Any]:
         """1:1 verification of two embedded faces (``b`` the probe), at the threshold of
         their mask condition (``maskface.gallery.thresholds``) when the model has them."""
-        from maskface.gallery.thresholds import condition, model_thresholds
+        from maskface.gallery.thresholds import condition, model_threshold
 
         cond = condition(is_masked(b), is_masked(a))
         score = float(np.dot(self.embedder.weigh(b.embedding, [is_masked(b)])[0], a.embedding))
-        thr = float((model_thresholds(self.embedder.name) or {}).get(cond, self.threshold))
+        thr = model_threshold(self.embedder.name, cond, self.threshold)
         return {"same_person": score >= thr, "score": round(score, 4),
                 "threshold": thr, "condition": cond,
                 "faces": {"image_a": a.to_dict(), "image_b": b.to_dict()}}
@@ -144,6 +140,3 @@ def _classifier(models: Models):
         log.warning("no mask classifier (%s): mask states will be unknown", exc)
         return None
 
-
-def is_masked(face: Face) -> bool:
-    return face.mask is not None and face.mask.label in MASKED_LABELS

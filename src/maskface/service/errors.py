@@ -17,7 +17,7 @@ from maskface.errors import (
     ModelError,
 )
 from maskface.gallery import DuplicateNameError, GalleryError, UnknownPersonError
-from maskface.service.db import StoreError
+from maskface.storage import StoreError
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from maskface.gallery import (
     find_duplicate,
 )
 from maskface.gallery.duplicates import ADD_PHOTOS_OVERRIDE, ENROL_OVERRIDE
-from maskface.results import Face, Identity
-from maskface.service.engine import Engine, is_masked
+from maskface.results import Face, Identity, is_masked
+from maskface.service.engine import Engine
 from maskface.service.errors import ApiError
 from maskface.storage import Database
 
@@ -119,14 +119,10 @@ class People:
     def _rows(faces: Sequence[Face], templates: Sequence | None
               ) -> tuple[np.ndarray, list[bool], list[str | None]]:
         """Each photo's embedding then its masked templates, with masked flags and sources."""
-        vecs, flags = [f.embedding for f in faces], [is_masked(f) for f in faces]
-        sources: list[str | None] = [None] * len(faces)
-        for t in templates or []:
-            if t is not None and len(t[0]):
-                vecs += list(t[0])
-                flags += [True] * len(t[0])
-                sources += list(t[1])
-        return np.stack(vecs), flags, sources
+        from maskface.recognize.templates import with_templates
+
+        return with_templates(np.stack([f.embedding for f in faces]),
+                              [is_masked(f) for f in faces], [None] * len(faces), templates)
 
     def enrol(self, name: str, faces: Sequence[Face], groups: Sequence[str],
               templates: Sequence | None = None, threshold: float | None = None,
