@@ -80,3 +80,21 @@ def test_watch_kiosk_decides_once_per_person(door_video, gallery_db, tmp_path):
     assert photo["decision"] == "denied"
     assert [r["code"] for r in photo["reasons"]] == ["spoof_suspected"]
     assert "GRANTED" in res.output and "spoof_suspected" in res.output
+
+
+def test_watch_kiosk_stops_at_max_frames(door_video, gallery_db, tmp_path):
+    """--max-frames 13 ends the video after the live person: one decision, 13 frames read."""
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+
+    cfg = tmp_path / "door.toml"
+    cfg.write_text("[policy]\nmask_required = false\n")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(load_commands(), [
+        "watch", str(door_video), "--kiosk", "--gallery", str(gallery_db), "--config", str(cfg),
+        "-o", str(out), "--max-frames", "13"])
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(x) for x in (out / "door.decisions.jsonl").read_text().splitlines()]
+    assert [d["decision"] for d in lines] == ["granted"], lines
+    assert "over 13 frames" in res.output

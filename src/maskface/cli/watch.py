@@ -76,7 +76,7 @@ def watch(
                     recognizer=_recognizer(gallery, embedder) if gallery else None)
     src = open_source(source, realtime=realtime)
     if kiosk:
-        _kiosk(pipe, src, out, _stem(source), config)
+        _kiosk(pipe, src, out, _stem(source), config, max_frames)
         return
     try:
         summary = watch_to_files(VideoWatcher(pipe, refresh_frames=refresh), src, out,
@@ -91,7 +91,8 @@ def watch(
     typer.echo(f"tracks (JSON lines): {summary['tracks_file']}")
 
 
-def _kiosk(pipe, src, out: Path, stem: str, config: Path | None) -> None:
+def _kiosk(pipe, src, out: Path, stem: str, config: Path | None,
+           max_frames: int | None) -> None:
     from maskface.liveness import LivenessChecker
     from maskface.service.config import load_config
     from maskface.track.kiosk import KioskWatcher, kiosk_to_file
@@ -100,7 +101,8 @@ def _kiosk(pipe, src, out: Path, stem: str, config: Path | None) -> None:
     watcher = KioskWatcher(pipe, LivenessChecker(pipe.detector.name), policy)
     output_folder(out)
     try:
-        summary = kiosk_to_file(watcher, src, out / f"{stem}.decisions.jsonl", echo=typer.echo)
+        summary = kiosk_to_file(watcher, src, out / f"{stem}.decisions.jsonl", echo=typer.echo,
+                                max_frames=max_frames)
     finally:  # Ctrl-C: user_errors says "interrupted" and exits 130
         src.close()
     typer.echo(f"{summary['decisions']} decisions ({summary['granted']} granted) over "

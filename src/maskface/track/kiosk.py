@@ -85,8 +85,9 @@ class KioskWatcher:
                 "time_s": round(end_frame / fps, 3), "first_frame": tr.first_frame,
                 "frames_seen": tr.seen, **out}
 
-    def run(self, source) -> Iterator[dict[str, Any]]:
-        """Yield one decision dict per person at the door."""
+    def run(self, source, max_frames: int | None = None) -> Iterator[dict[str, Any]]:
+        """Yield one decision dict per person at the door (stop after ``max_frames`` frames;
+        people still in view are then decided on what was seen)."""
         fps = source.info.fps
         tracker = FaceTracker(fps=fps, lost_seconds=self.lost_seconds,
                               min_score=getattr(self.pipeline.detector, "score_threshold", 0.6))
@@ -96,6 +97,8 @@ class KioskWatcher:
         shape = (0, 0)
         last = 0
         for frame in source:
+            if max_frames is not None and self.frames >= max_frames:
+                break
             self.frames += 1
             last = frame.index
             image = frame.image
@@ -127,14 +130,16 @@ class KioskWatcher:
             yield self._decide(tracks.pop(tid), shape, last, fps)
 
 
-def kiosk_to_file(watcher: KioskWatcher, source, path, echo=print) -> dict[str, Any]:
-    """Run ``watcher``, write one JSON line per decision to ``path``; return a summary."""
+def kiosk_to_file(watcher: KioskWatcher, source, path, echo=print,
+                  max_frames: int | None = None) -> dict[str, Any]:
+    """Run ``watcher`` (on at most ``max_frames`` frames), write one JSON line per decision to
+    ``path``; return a summary."""
     import json
 
     t0 = time.perf_counter()
     n = granted = 0
     with open(path, "w") as out:
-        for d in watcher.run(source):
+        for d in watcher.run(source, max_frames):
             out.write(json.dumps(d) + "\n")
             out.flush()
             n += 1
