@@ -59,7 +59,8 @@ def gallery_db(nuaa, tmp_path_factory):
     return db
 
 
-def test_watch_kiosk_decides_once_per_person(door_video, gallery_db, tmp_path):
+def _watch_kiosk(door_video, gallery_db, tmp_path, *extra):
+    """Run ``maskface watch --kiosk`` (mask not required) and return its result and decisions."""
     from typer.testing import CliRunner
 
     from maskface.cli import load_commands
@@ -69,9 +70,14 @@ def test_watch_kiosk_decides_once_per_person(door_video, gallery_db, tmp_path):
     out = tmp_path / "out"
     res = CliRunner().invoke(load_commands(), [
         "watch", str(door_video), "--kiosk", "--gallery", str(gallery_db), "--config", str(cfg),
-        "-o", str(out)])
+        "-o", str(out), *extra])
     assert res.exit_code == 0, res.output
     lines = [json.loads(x) for x in (out / "door.decisions.jsonl").read_text().splitlines()]
+    return res, lines
+
+
+def test_watch_kiosk_decides_once_per_person(door_video, gallery_db, tmp_path):
+    res, lines = _watch_kiosk(door_video, gallery_db, tmp_path)
     assert len(lines) == 2, lines
     person, photo = lines
     assert person["decision"] == "granted" and person["person"]["name"] == "Subject 4", person
@@ -84,17 +90,6 @@ def test_watch_kiosk_decides_once_per_person(door_video, gallery_db, tmp_path):
 
 def test_watch_kiosk_stops_at_max_frames(door_video, gallery_db, tmp_path):
     """--max-frames 13 ends the video after the live person: one decision, 13 frames read."""
-    from typer.testing import CliRunner
-
-    from maskface.cli import load_commands
-
-    cfg = tmp_path / "door.toml"
-    cfg.write_text("[policy]\nmask_required = false\n")
-    out = tmp_path / "out"
-    res = CliRunner().invoke(load_commands(), [
-        "watch", str(door_video), "--kiosk", "--gallery", str(gallery_db), "--config", str(cfg),
-        "-o", str(out), "--max-frames", "13"])
-    assert res.exit_code == 0, res.output
-    lines = [json.loads(x) for x in (out / "door.decisions.jsonl").read_text().splitlines()]
+    res, lines = _watch_kiosk(door_video, gallery_db, tmp_path, "--max-frames", "13")
     assert [d["decision"] for d in lines] == ["granted"], lines
     assert "over 13 frames" in res.output
