@@ -90,25 +90,6 @@ def test_eval_classifier_needs_one_source(tmp_path):
     assert "exactly one" in res.stderr
 
 
-def test_three_class_model_on_the_astronaut_worn_three_ways(astronaut):
-    """The optional three-class model: bare, correctly masked, chin-only and nose-exposed
-    (the nose-exposed case is the one the synthetic-only model missed)."""
-    pytest.importorskip("mediapipe", reason="the synth extra draws the masks")
-    from maskface.pipeline import Pipeline
-    from maskface.synth import MaskStyle, apply_mask
-
-    pipe = Pipeline(classifier="mask_classifier_3class")
-    assert pipe.classifier.labels == ("with_mask", "without_mask", "mask_incorrect")
-    face = pipe.analyze(astronaut).faces[0]
-    assert face.mask.label == "without_mask"
-    labels = {}
-    for wear in ("correct", "chin_only", "nose_exposed"):
-        masked = apply_mask(astronaut, face, MaskStyle(mask_type="cloth", wear=wear, seed=1))
-        labels[wear] = pipe.analyze(masked).faces[0].mask.label
-    assert labels == {"correct": "with_mask", "chin_only": "mask_incorrect",
-                      "nose_exposed": "mask_incorrect"}
-
-
 def test_eval_classifier_follows_symlinked_class_folders(astronaut_path, tmp_path):
     """DIR/with_mask and DIR/without_mask as symlinks to folders (a new user's layout) are
     read, and a link back to an ancestor does not loop."""

@@ -58,14 +58,17 @@ def test_shipped_default_is_the_rule_over_the_two_registered_models(astronaut):
     np.testing.assert_allclose(p, ref, atol=1e-5)
 
 
-def test_default_pipeline_says_three_ways_on_the_astronaut(astronaut):
-    """The default pipeline: bare -> without_mask, correctly worn -> with_mask, nose exposed
-    and chin only -> mask_incorrect."""
+@pytest.mark.parametrize("classifier", ["default", "mask_classifier_3class"])
+def test_pipeline_says_three_ways_on_the_astronaut(astronaut, classifier):
+    """The default pipeline and the three-class model alone: bare -> without_mask, correctly
+    worn -> with_mask, nose exposed and chin only -> mask_incorrect (the nose-exposed case is
+    the one the old synthetic-only three-class model missed)."""
     pytest.importorskip("mediapipe", reason="the synth extra draws the masks")
     from maskface.pipeline import Pipeline
     from maskface.synth import MaskStyle, apply_mask
 
-    pipe = Pipeline()
+    pipe = Pipeline(classifier=classifier)
+    assert pipe.classifier.labels == ("with_mask", "without_mask", "mask_incorrect")
     face = pipe.analyze(astronaut).faces[0]
     assert face.mask.label == "without_mask"
     labels = {}
