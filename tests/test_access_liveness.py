@@ -79,6 +79,10 @@ def test_background_passer_by_is_ignored_unless_strict(door, nuaa):
     assert len(body["faces"]) >= 2
     assert body["decision"] == "granted", body
     assert len(body["ignored_faces"]) == len(body["faces"]) - 1
+    # Only the person at the door is recognised and liveness-checked; the others are counted.
+    judged = [f for f in body["faces"] if f["identity"] is not None]
+    assert len(judged) == 1 and judged[0]["liveness"] is not None
+    assert all(f.get("liveness") is None for f in body["faces"] if f["identity"] is None)
     door.put("/v1/policy", headers=door.h("admin"),
              json={"mask_required": False, "single_person_strict": True})
     body = door.check(jpeg(img), temperature=36.6).json()

@@ -48,36 +48,37 @@ def access_check(image: UploadFile | None = File(
     burst = len(imgs) > 1
     results = []
     for img in imgs:
-        # A burst: detection, mask and quality on every frame; embedding, identity and
-        # liveness only on the frames the decision rests on (prepare below).
-        result = state.engine.analyze(img, embed=not burst)
-        if burst:
-            stages.quality.assess(result.image, result.faces)
-        else:
-            state.people.identify(result.faces, policy.match_threshold)
-            result.timings_ms.update(stages.run(result.image, result.faces))
+        # Detection, mask and quality on every face of every frame; embedding, identity and
+        # liveness only on the faces the decision rests on (prepare below): the person at the
+        # door of a single photo, the chosen frames of a burst. Other faces are only counted
+        # and reported as ignored, so a crowd behind the kiosk costs no recognition.
+        result = state.engine.analyze(img, embed=False)
+        stages.quality.assess(result.image, result.faces)
         results.append(result)
     if temp is not None:
         temp_source = "request"
     else:
         reading = state.temperature.read()
         temp, temp_source = (reading.celsius, reading.source) if reading else (None, None)
+
+    def prepare(chosen: dict[int, Face]) -> None:
+        for i, face in chosen.items():
+            image = results[i].image
+            state.engine.embed(image, [face])
+            state.people.identify([face], policy.match_threshold)
+            if stages.liveness is not None:
+                stages.liveness.check(image, [face])
+
     if not burst:
         result = results[0]
         face, _ = door_face(result.faces, result.shape)
         groups: list[str] = []
-        if face is not None and face.identity and face.identity.known:
-            groups = state.people.groups_of(face.identity.person_id)
+        if face is not None:
+            prepare({0: face})
+            if face.identity and face.identity.known:
+                groups = state.people.groups_of(face.identity.person_id)
         decision = decide(result.faces, policy, temp, groups, result.shape)
     else:
-        def prepare(chosen: dict[int, Face]) -> None:
-            for i, face in chosen.items():
-                image = results[i].image
-                state.engine.embed(image, [face])
-                state.people.identify([face], policy.match_threshold)
-                if stages.liveness is not None:
-                    stages.liveness.check(image, [face])
-
         decision = decide_burst([(r.faces, r.shape) for r in results], policy, temp,
                                 state.people.groups_of, prepare)
     # The snapshot is the frame the decision rests on (the best frame of a burst).
