@@ -11,10 +11,7 @@ import logging
 import threading
 from typing import Any
 
-import numpy as np
-
 from maskface.errors import ModelError
-from maskface.results import Face
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +34,6 @@ class DoorStages:
             log.warning("no liveness model (%s): liveness will be unknown", exc)
             self.liveness = None
         self.quality = QualityAssessor()
-
-    def run(self, image: np.ndarray, faces: list[Face]) -> dict[str, float]:
-        """Fill ``face.liveness`` and ``face.quality``; returns the stage timings (ms)."""
-        from maskface.pipeline import face_stages
-
-        return face_stages(image, faces, self.liveness, self.quality)
 
 
 def door_stages(detector: str) -> DoorStages:

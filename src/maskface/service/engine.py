@@ -28,6 +28,7 @@ from maskface.service.errors import ApiError
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class _Worker:
     """One set of models; a request holds one while it runs them."""

@@ -115,24 +115,26 @@ class People:
         return template_embeddings(self.engine.embedder, image, face, n=n,
                                    detector=_PoolDetector(self.engine))
 
-    @staticmethod
-    def _rows(faces: Sequence[Face], templates: Sequence | None
+    def _rows(self, faces: Sequence[Face], images: Sequence[np.ndarray] | None
               ) -> tuple[np.ndarray, list[bool], list[str | None]]:
-        """Each photo's embedding then its masked templates, with masked flags and sources."""
+        """Each photo's embedding then the masked templates of the unmasked ones (made from
+        ``images``, the photos), with masked flags and sources."""
         from maskface.recognize.templates import with_templates
 
+        templates = [self.masked_templates(img, f) for img, f in zip(images, faces)] \
+            if images is not None else None
         return with_templates(np.stack([f.embedding for f in faces]),
                               [is_masked(f) for f in faces], [None] * len(faces), templates)
 
     def enrol(self, name: str, faces: Sequence[Face], groups: Sequence[str],
-              templates: Sequence | None = None, threshold: float | None = None,
+              images: Sequence[np.ndarray] | None = None, threshold: float | None = None,
               allow_duplicate: bool = False, actor: str | None = None) -> dict[str, Any]:
         """Enrol a new person (their photos, then the masked templates of the unmasked ones);
         refused (409) when the face is already enrolled as someone else, unless
         ``allow_duplicate`` (then recorded in the audit log, naming ``actor``)."""
         self.check_name_free(name)  # the clearer error first (the face most likely matches too)
         audit = self._duplicate_check(faces, threshold, allow_duplicate, ENROL_OVERRIDE, actor)
-        emb, flags, sources = self._rows(faces, templates)
+        emb, flags, sources = self._rows(faces, images)
         try:
             p = self.gallery.enroll(name, emb, masked=flags, metadata={"groups": list(groups)},
                                     sources=sources, audit=audit)
@@ -142,14 +144,14 @@ class People:
         return _person(p)
 
     def add_faces(self, person_id: int, faces: Sequence[Face],
-                  templates: Sequence | None = None, threshold: float | None = None,
+                  images: Sequence[np.ndarray] | None = None, threshold: float | None = None,
                   allow_duplicate: bool = False, actor: str | None = None) -> dict[str, Any]:
         """Add photos (and their masked templates) to a person; refused (409) when a photo
         matches another person."""
         self._get(person_id)
         audit = self._duplicate_check(faces, threshold, allow_duplicate, ADD_PHOTOS_OVERRIDE,
                                       actor, exclude=int(person_id))
-        emb, flags, sources = self._rows(faces, templates)
+        emb, flags, sources = self._rows(faces, images)
         p = self.gallery.add_embeddings(int(person_id), emb, masked=flags, sources=sources,
                                         audit=audit)
         return _person(p)

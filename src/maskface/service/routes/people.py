@@ -39,21 +39,20 @@ _ALLOW_DUPLICATE = Form(False, description="enrol even if the face matches someo
 
 
 def _embeddings(photos: list[UploadFile], largest: bool, state: ServiceState):
-    """One embedding per photo (and the masked templates of each unmasked one), or a 4xx
-    naming the photo that has no face or several."""
+    """Each photo's embedded face and the photo (its masked templates are made only once the
+    duplicate check has passed), or a 4xx naming the photo that has no face or several."""
     if not photos:
         raise ApiError(422, "invalid_request", "send at least one photo")
     if len(photos) > state.config.limits.max_photos:
         raise ApiError(413, "too_many_photos",
                        f"{len(photos)} photos sent; at most {state.config.limits.max_photos}")
-    faces, templates = [], []
+    faces, images = [], []
     for i, up in enumerate(photos, 1):
         # read_image names the file itself; single_face's messages get it from this label too.
-        image = read_image(up, state, f"photo {i}")
+        images.append(read_image(up, state, f"photo {i}"))
         label = f"photo {i}" + (f" '{up.filename}'" if up.filename else "")
-        faces.append(state.engine.single_face(image, label, largest))
-        templates.append(state.people.masked_templates(image, faces[-1]))
-    return faces, templates
+        faces.append(state.engine.single_face(images[-1], label, largest))
+    return faces, images
 
 
 @router.post("", status_code=201, summary="Enrol a person from one or more photos",
@@ -67,8 +66,8 @@ def enrol(name: str = Form("", description="the person's name (unique)"),
           state: ServiceState = Depends(get_state)):
     name = _name(name)
     state.people.check_name_free(name)  # both before any inference
-    faces, templates = _embeddings(photos, largest, state)
-    return state.people.enrol(name, faces, _groups(groups), templates,
+    faces, images = _embeddings(photos, largest, state)
+    return state.people.enrol(name, faces, _groups(groups), images,
                               state.policy.match_threshold, allow_duplicate, key.key_id)
 
 
@@ -107,8 +106,8 @@ def add_photos(person_id: RowId, photos: list[UploadFile] = File(...),
                largest: bool = Form(False), allow_duplicate: bool = _ALLOW_DUPLICATE,
                key: ApiKey = Depends(admin_key), state: ServiceState = Depends(get_state)):
     state.people.get(person_id)  # 404 before any inference
-    faces, templates = _embeddings(photos, largest, state)
-    return state.people.add_faces(person_id, faces, templates, state.policy.match_threshold,
+    faces, images = _embeddings(photos, largest, state)
+    return state.people.add_faces(person_id, faces, images, state.policy.match_threshold,
                                   allow_duplicate, key.key_id)
 
 
