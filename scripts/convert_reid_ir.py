@@ -27,6 +27,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from maskface.models import sha256_file
+
 NAME = "face-reidentification-retail-0095"
 #: the staged FP16 IR (= the Open Model Zoo 2023.0 release; /work/shared/models/.../README.md)
 DIGESTS = {
@@ -43,7 +45,7 @@ def _ints(text: str) -> list[int]:
 
 def _check_digests(root: Path) -> None:
     for rel, want in DIGESTS.items():
-        got = hashlib.sha256((root / rel).read_bytes()).hexdigest()
+        got = sha256_file(root / rel)
         if got != want:
             sys.exit(f"{root / rel}: SHA-256 {got} is not the staged release's {want}")
 

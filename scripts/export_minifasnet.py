@@ -14,10 +14,10 @@ Verifies onnxruntime against PyTorch on random crops. Needs the ``train`` extra 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
+from maskface.models import sha256_file
 from maskface.train.minifasnet import LivenessPair, export_onnx, load_minifasnet
 
 OUT = Path(__file__).resolve().parents[1] / "src/maskface/weights/liveness_minifasnet.onnx"
@@ -38,7 +38,7 @@ def main() -> int:
     models = []
     for name, (arch, digest) in FILES.items():
         path = Path(args.src) / name
-        got = hashlib.sha256(path.read_bytes()).hexdigest()
+        got = sha256_file(path)
         if got != digest:
             print(f"{path}: SHA-256 {got} != {digest}", file=sys.stderr)
             return 1
@@ -46,7 +46,7 @@ def main() -> int:
     pair = LivenessPair(*models).eval()
     err = export_onnx(pair, args.out)
     print(f"wrote {args.out} ({Path(args.out).stat().st_size} bytes, "
-          f"sha256 {hashlib.sha256(Path(args.out).read_bytes()).hexdigest()}); "
+          f"sha256 {sha256_file(Path(args.out))}); "
           f"max |onnxruntime - torch| = {err:.2e}")
     return 0 if err < 1e-4 else 1
 

@@ -150,7 +150,7 @@ def train_liveness(cfg: LivenessTrainConfig) -> dict:
     kinds = np.where(yt, "real", "attack")
     test = rates(p, yt, kinds, DEFAULT_THRESHOLD)
     test["roc_auc"] = roc_auc(p, yt) if yt.any() and (~yt).any() else None
-    import hashlib
+    from maskface.models import sha256_file
 
     card = {"model": "MiniFASNetV2 + MiniFASNetV1SE fine-tuned by maskface train liveness",
             "base": "Minivision Silent-Face-Anti-Spoofing (Apache-2.0, Copyright 2020 "
@@ -158,7 +158,7 @@ def train_liveness(cfg: LivenessTrainConfig) -> dict:
             "config": asdict(cfg), "split": split,
             "frames": {k: int(v.sum()) for k, v in part.items()}, "frames_without_face": skipped,
             "history": history, "best_val_loss": best, "onnx_max_abs_diff": err,
-            "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+            "sha256": sha256_file(onnx_path),
             "test_at_threshold": test, "threshold": DEFAULT_THRESHOLD,
             "time_s": round(time.time() - t0, 1)}
     (out / "liveness.card.json").write_text(json.dumps(card, indent=1))
