@@ -92,12 +92,16 @@ def store_calibration(gallery, table: dict[str, Any]) -> None:
 
 
 def _roc(genuine: np.ndarray, impostor: np.ndarray, n: int = 200) -> list[list[float]]:
-    """ROC points ``[threshold, FAR, TAR]`` over the score range."""
+    """ROC points ``[threshold, FAR, TAR]`` (the project's one ROC, ``eval.metrics``, thinned
+    to at most ``n`` points; the first, at threshold ``None`` = +inf, accepts nobody)."""
     if len(genuine) == 0 or len(impostor) == 0:
         return []
-    lo, hi = float(min(genuine.min(), impostor.min())), float(max(genuine.max(), impostor.max()))
-    return [[round(t, 4), round(float((impostor >= t).mean()), 6),
-             round(float((genuine >= t).mean()), 6)] for t in np.linspace(lo, hi, n)]
+    from maskface.eval.metrics import roc_curve
+
+    curve = roc_curve(np.r_[genuine, impostor],
+                      np.r_[np.ones(len(genuine)), np.zeros(len(impostor))]).to_dict(n)
+    return [[None if t is None else round(t, 4), far, tar]
+            for t, far, tar in zip(curve["thresholds"], curve["fpr"], curve["tpr"])]
 
 
 def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR) -> dict[str, Any]:
