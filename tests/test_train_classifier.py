@@ -40,6 +40,24 @@ def test_head_replacement_keeps_backbone():
     assert out.shape == (2, 3)
 
 
+def test_shipped_classifier_loads_into_torch_exactly(astronaut):
+    """The shipped two-class ONNX (BatchNorm folded) rebuilt as a torch MobileNetV2 computes
+    what the file computes: the start of an ``--init`` run."""
+    from maskface.classify import MaskClassifier
+    from maskface.models import model_path
+    from maskface.train.mobilenet import DeployModel, mobilenet_from_classifier
+
+    clf = MaskClassifier("mask_classifier")
+    boxes = np.array([[150, 40, 300, 200], [120, 20, 340, 260], [170, 60, 260, 150]], float)
+    crops = clf.crops(astronaut, boxes)
+    net = DeployModel(mobilenet_from_classifier(model_path("mask_classifier"), 2)).eval()
+    with torch.inference_mode():
+        got = net(torch.from_numpy(crops).permute(0, 3, 1, 2).float()).numpy()
+    np.testing.assert_allclose(got, clf.predict_proba(crops), atol=1e-5)
+    fresh = mobilenet_from_classifier(model_path("mask_classifier"), 3)
+    assert fresh.classifier[1].out_features == 3  # a new head for other classes
+
+
 def test_splits_keep_near_duplicates_together(tmp_path, astronaut):
     import cv2
 
@@ -70,6 +88,17 @@ def test_splits_keep_near_duplicates_together(tmp_path, astronaut):
         assert {s.split for s in kept} == {"train", "val", "test"}
 
 
+def _tiny_real_set(data_dir: Path, root: Path, n: int) -> None:
+    """``root/<class>/`` with links to the first ``n`` real crops of each class."""
+    real = data_dir / "mask-crops" / "real"
+    if not real.is_dir():
+        pytest.skip(f"{real} not found")
+    for cls in ("with_mask", "without_mask"):
+        (root / cls).mkdir(parents=True)
+        for p in sorted((real / cls).glob("*.jpg"))[:n]:
+            (root / cls / p.name).symlink_to(p)
+
+
 @pytest.mark.data
 @pytest.mark.slow
 def test_tiny_training_run_exports_matching_onnx(data_dir, tmp_path):
@@ -80,13 +109,7 @@ def test_tiny_training_run_exports_matching_onnx(data_dir, tmp_path):
     from maskface.classify import MaskClassifier
     from maskface.train.classifier import TrainConfig, train_classifier
 
-    real = data_dir / "mask-crops" / "real"
-    if not real.is_dir():
-        pytest.skip(f"{real} not found")
-    for cls in ("with_mask", "without_mask"):
-        (tmp_path / "data" / cls).mkdir(parents=True)
-        for p in sorted((real / cls).glob("*.jpg"))[:20]:
-            (tmp_path / "data" / cls / p.name).symlink_to(p)
+    _tiny_real_set(data_dir, tmp_path / "data", 20)
     out = tmp_path / "run"
     card = train_classifier(TrainConfig(data=[str(tmp_path / "data")], out=str(out), epochs=1,
                                         freeze_epochs=1, size=64, batch=16, val_frac=0.25,
@@ -180,3 +203,30 @@ def test_camera_augmentation_is_seeded_and_changes_the_crop(astronaut):
     hand = occlude(crop, np.random.default_rng(0))
     changed = np.abs(hand.astype(int) - crop.astype(int)).sum(2) > 0
     assert changed[48:].mean() > changed[:30].mean()  # the lower face is covered, not the top
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_branch_run_shares_the_frozen_blocks_of_its_init_model(data_dir, tmp_path, astronaut):
+    """--init mask_classifier --frozen-blocks 14: the run also writes one graph whose first
+    output is exactly the init model's and whose second is the new network's."""
+    from maskface.classify import MaskClassifier
+    from maskface.train.classifier import TrainConfig, onnx_outputs, train_classifier
+
+    _tiny_real_set(data_dir, tmp_path / "data", 16)
+    out = tmp_path / "run"
+    card = train_classifier(TrainConfig(data=[str(tmp_path / "data")], out=str(out), epochs=2,
+                                        freeze_epochs=1, batch=8, val_frac=0.25,
+                                        test_frac=0.25, init="mask_classifier",
+                                        frozen_blocks=14, threads=1), progress=False)
+    assert card["shared"]["blocks"] == 14
+    assert card["shared"]["max_abs_diff_vs_parts"] < 1e-4
+    two = MaskClassifier("mask_classifier")
+    crops = two.crops(astronaut, np.array([[150, 40, 300, 200], [100, 10, 380, 300]], float))
+    first, second = onnx_outputs(out / "shared.onnx", crops)
+    np.testing.assert_allclose(first, two.predict_proba(crops), atol=1e-5)
+    np.testing.assert_allclose(second, onnx_outputs(out / "mask_classifier.onnx", crops)[0],
+                               atol=1e-5)
+    with pytest.raises(Exception, match="same crop"):
+        train_classifier(TrainConfig(data=[str(tmp_path / "data")], out=str(tmp_path / "r2"),
+                                     size=64, init="mask_classifier"), progress=False)

@@ -42,6 +42,13 @@ def train_classifier(
         help="Augmentation preset: 'base' (detector jitter, colour, blur, low resolution, "
         "JPEG) or 'camera' (base plus 16-48 px faces, low light, colour casts, hands).")
     ] = "base",
+    frozen_blocks: Annotated[int, typer.Option(
+        min=0, max=19, help="Leading MobileNetV2 blocks kept frozen while fine-tuning.")] = 4,
+    init: Annotated[str | None, typer.Option(
+        help="Start from a shipped classifier (registered name or ONNX file) instead of "
+        "ImageNet. With --frozen-blocks K its first K blocks stay as they are, and the run "
+        "also writes shared.onnx: both networks in one graph, the K blocks computed once.")
+    ] = None,
 ) -> None:
     """Fine-tune MobileNetV2 (ImageNet init) on face crops and export ONNX + training card."""
     try:
@@ -64,7 +71,8 @@ def train_classifier(
                       freeze_epochs=min(freeze_epochs, epochs - 1), size=size, batch=batch,
                       lr=lr, label_smoothing=label_smoothing,
                       samples_per_epoch=samples_per_epoch, seed=seed, threads=threads,
-                      group_pattern=group_pattern, augment=augment)
+                      group_pattern=group_pattern, augment=augment,
+                      frozen_blocks=frozen_blocks, init=init)
     card = run(cfg)
     typer.echo(f"best epoch {card['best_epoch']} of {epochs}; "
                f"{card['time']['epoch_s_mean']:.0f} s/epoch, {card['time']['total_s']:.0f} s "
@@ -76,6 +84,9 @@ def train_classifier(
                            f"{rep['accuracy']:.2%}  ROC AUC {rep['roc_auc']:.4f}")
     typer.echo(f"model: {out / card['onnx']['file']}  (sha256 {card['onnx']['sha256'][:16]}…, "
                f"ONNX vs torch max diff {card['onnx']['max_abs_diff_vs_torch']:.1e})")
+    if "shared" in card:
+        typer.echo(f"shared graph: {out / card['shared']['file']}  ({card['shared']['blocks']} "
+                   f"blocks shared with {init})")
     typer.echo(f"card:  {out / 'card.json'}")
 
 
@@ -130,34 +141,3 @@ def eval_classifier(
         for f in data.failed:
             typer.echo(f"error: {f}", err=True)
         raise typer.Exit(1)
-
-@user_errors
-def train_three_way(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Fused ONNX file to write.")],
-    threshold: Annotated[float, typer.Option(
-        min=0.0, max=1.0, help="Among faces the two-class model calls masked: mask_incorrect "
-        "when P3(incorrect) / (P3(incorrect) + P3(with)) exceeds this.")] = 0.7,
-    override: Annotated[float, typer.Option(
-        min=0.5, max=1.0, help="mask_incorrect whatever the two-class model says when "
-        "P3(incorrect) exceeds this (1.0 = never).")] = 0.5,
-    two_class: Annotated[str, typer.Option(
-        help="Two-class model: registered name or ONNX file.")] = "mask_classifier",
-    three_class: Annotated[str, typer.Option(
-        help="Three-class model: registered name or ONNX file.")] = "mask_classifier_3class",
-) -> None:
-    """Fuse a two-class and a three-class mask model and the three-way rule into one ONNX
-    graph (the shipped default, mask_classifier_3way); checked against the numpy rule."""
-    try:
-        import onnx  # noqa: F401
-    except ImportError as exc:
-        fail(f"fusing needs the 'train' extra (pip install 'maskface[train]'): {exc}")
-    from maskface.models import sha256_file
-    from maskface.train.three_way import build_three_way
-
-    try:
-        info = build_three_way(two_class, three_class, threshold, override, out)
-    except ValueError as exc:
-        fail(str(exc))
-    typer.echo(f"model: {out}  (sha256 {sha256_file(out)[:16]}…, threshold {threshold}, "
-               f"override {override}, max diff vs reference "
-               f"{info['max_abs_diff_vs_reference']:.1e})")

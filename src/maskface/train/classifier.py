@@ -76,6 +76,10 @@ class TrainConfig:
     opset: int = 17
     #: augmentation preset, a key of :data:`maskface.train.augment.PRESETS`
     augment: str = "base"
+    #: start from a shipped classifier (registered name or ONNX file) instead of ImageNet;
+    #: with ``frozen_blocks`` its first blocks stay exactly as they are, so the new network
+    #: and the old one can share them in one graph (:func:`export_shared`)
+    init: str | None = None
 
 
 @dataclass
@@ -169,6 +173,7 @@ class Trainer:
         import cv2
         import torch
 
+        from maskface.models import ort_session
         from maskface.train.mobilenet import DeployModel, mobilenet_v2
 
         cv2.setNumThreads(1)  # augmentation runs beside torch's threads; do not oversubscribe
@@ -177,8 +182,16 @@ class Trainer:
         self.torch = torch
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self.model = DeployModel(mobilenet_v2(len(cfg.classes))).to(
-            memory_format=torch.channels_last)
+        if cfg.init:
+            path = init_path(cfg.init)
+            size = ort_session(path).get_modelmeta().custom_metadata_map.get("input_size")
+            if size != str(cfg.size):
+                raise InputError(f"--init {cfg.init} takes {size}-px crops; train at --size "
+                                 f"{size} so both networks see the same crop")
+            net = mobilenet_from_classifier(path, len(cfg.classes))
+        else:
+            net = mobilenet_v2(len(cfg.classes))
+        self.model = DeployModel(net).to(memory_format=torch.channels_last)
         self.class_index = {c: i for i, c in enumerate(cfg.classes)}
 
     # -- batches ---------------------------------------------------------------------------
@@ -262,6 +275,12 @@ class Trainer:
                                        np.random.default_rng([cfg.seed, epoch, 1 << 20]))
                 self.model.train()
                 frozen.eval()  # frozen blocks keep their ImageNet BatchNorm statistics
+                if cfg.init:
+                    # A shipped model's BatchNorms are folded (identity statistics): batch
+                    # statistics would rescale every layer it learnt; only their shifts train.
+                    for m in self.model.modules():
+                        if isinstance(m, torch.nn.BatchNorm2d):
+                            m.eval()
                 chunks = [ids[sl] for sl in _batches(len(ids), cfg.batch)]
                 pending = pool.submit(self._train_batch, train, data.images, epoch, 0,
                                       chunks[0])
@@ -316,38 +335,100 @@ class Trainer:
     def export_onnx(self, path: Path, check_crops: np.ndarray) -> float:
         """Write the ONNX model (normalisation and softmax inside, dynamic batch, metadata)
         and return the max abs difference to torch on ``check_crops``."""
-        import onnx
 
-        from maskface.models import ort_session
 
         torch = self.torch
         cfg = self.cfg
         model = copy.deepcopy(self.model).to(memory_format=torch.contiguous_format).eval()
-        dummy = torch.zeros(2, 3, cfg.size, cfg.size)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
-            # The TorchScript exporter is deprecated in favour of the dynamo one, which needs
-            # onnxscript (not in this stack); it exports this plain CNN exactly (checked below).
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(model, (dummy,), str(path), input_names=["image"],
-                              output_names=["probs"], opset_version=cfg.opset,
-                              dynamic_axes={"image": {0: "batch"}, "probs": {0: "batch"}},
-                              dynamo=False)
-        proto = onnx.load(str(path))
-        meta = {"labels": json.dumps(list(cfg.classes)), "input_size": str(cfg.size),
-                "crop_scale": str(CROP_SCALE), "input": "BGR float32 0..255 (N,3,S,S)",
-                "output": "softmax probabilities (N,C)", "architecture": "mobilenet_v2"}
-        del proto.metadata_props[:]
-        for k, v in meta.items():
-            proto.metadata_props.add(key=k, value=v)
-        proto.producer_name = "maskface"
-        onnx.checker.check_model(proto)
-        onnx.save(proto, str(path))
-        sess = ort_session(path)
-        x = check_crops.astype(np.float32).transpose(0, 3, 1, 2)
-        got = sess.run(None, {"image": np.ascontiguousarray(x)})[0]
+        write_onnx(model, path, ["probs"], cfg, {"labels": json.dumps(list(cfg.classes))})
+        got = onnx_outputs(path, check_crops)[0]
         want = self.predict(check_crops)
         return float(np.abs(got - want).max())
+
+    def export_shared(self, path: Path, check_crops: np.ndarray) -> float:
+        """Write the ``init`` classifier and this one as one graph sharing their frozen blocks
+        (outputs ``probs``: the init model's, ``branch_probs``: this one's) and return the
+        max abs difference of both outputs to the two models run apart."""
+        from maskface.models import ort_session
+        from maskface.train.mobilenet import DeployModel, SharedPair
+
+        cfg = self.cfg
+        torch = self.torch
+        first_path = init_path(cfg.init)
+        first_labels = json.loads(
+            ort_session(first_path).get_modelmeta().custom_metadata_map["labels"])
+        first = DeployModel(mobilenet_from_classifier(first_path, len(first_labels))).eval()
+        second = copy.deepcopy(self.model).to(memory_format=torch.contiguous_format).eval()
+        for a, b in zip(first.net.features[: cfg.frozen_blocks].state_dict().values(),
+                        second.net.features[: cfg.frozen_blocks].state_dict().values()):
+            if not torch.equal(a, b):
+                raise RuntimeError("the frozen blocks changed during training")
+        pair = SharedPair(first, second, cfg.frozen_blocks).eval()
+        write_onnx(pair, path, ["probs", "branch_probs"], cfg,
+                   {"labels": json.dumps(first_labels),
+                    "branch_labels": json.dumps(list(cfg.classes)),
+                    "shared_blocks": str(cfg.frozen_blocks),
+                    "output": "softmax probabilities (N,C) of the init model (probs) and of "
+                              "the branch trained on its frozen blocks (branch_probs)"})
+        got = onnx_outputs(path, check_crops)
+        want = [onnx_outputs(first_path, check_crops)[0], self.predict(check_crops)]
+        return max(float(np.abs(g - w).max()) for g, w in zip(got, want))
+
+
+def init_path(init: str) -> Path:
+    """ONNX file of ``--init``: a registered model name or a file."""
+    from maskface.models import model_path
+
+    p = Path(init)
+    if p.suffix == ".onnx":
+        if not p.is_file():
+            raise InputError(f"--init {init}: no such file")
+        return p
+    return model_path(init)
+
+
+def mobilenet_from_classifier(path: Path, num_classes: int):
+    from maskface.train.mobilenet import mobilenet_from_classifier as load
+
+    try:
+        return load(path, num_classes)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def write_onnx(model, path: Path, outputs: list[str], cfg: TrainConfig, meta: dict) -> None:
+    """Export ``model`` (BGR 0..255 in) to ONNX with a dynamic batch and maskface metadata."""
+    import onnx
+    import torch
+
+    dummy = torch.zeros(2, 3, cfg.size, cfg.size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of the dynamo one, which needs
+        # onnxscript (not in this stack); it exports this plain CNN exactly (checked after).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (dummy,), str(path), input_names=["image"],
+                          output_names=outputs, opset_version=cfg.opset,
+                          dynamic_axes={k: {0: "batch"} for k in ["image", *outputs]},
+                          dynamo=False)
+    proto = onnx.load(str(path))
+    meta = {"input_size": str(cfg.size), "crop_scale": str(CROP_SCALE),
+            "input": "BGR float32 0..255 (N,3,S,S)", "output": "softmax probabilities (N,C)",
+            "architecture": "mobilenet_v2", **meta}
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        proto.metadata_props.add(key=k, value=v)
+    proto.producer_name = "maskface"
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
+def onnx_outputs(path: Path, crops: np.ndarray) -> list[np.ndarray]:
+    """Every output of an ONNX classifier on BGR uint8 crops ``(N, S, S, 3)``."""
+    from maskface.models import ort_session
+
+    x = np.ascontiguousarray(crops.astype(np.float32).transpose(0, 3, 1, 2))
+    return ort_session(path).run(None, {"image": x})
 
 
 def plot_history(history: Sequence[dict], path: Path) -> Path:
@@ -402,10 +483,21 @@ def train_classifier(cfg: TrainConfig, progress: bool = True) -> dict:
     diff = trainer.export_onnx(onnx_path, check)
     if diff > 1e-3:
         raise RuntimeError(f"ONNX output differs from torch by {diff:.2e}")
+    shared = None
+    if cfg.init and cfg.frozen_blocks:
+        shared_path = out / "shared.onnx"
+        shared_diff = trainer.export_shared(shared_path, check)
+        if shared_diff > 1e-3:
+            raise RuntimeError(f"shared graph differs from its parts by {shared_diff:.2e}")
+        shared = {"file": shared_path.name, "sha256": sha256_file(shared_path),
+                  "bytes": shared_path.stat().st_size, "blocks": cfg.frozen_blocks,
+                  "init": cfg.init, "max_abs_diff_vs_parts": shared_diff}
     plot_history(fit["history"], out / "curves.png")
     epoch_s = [h["epoch_s"] for h in fit["history"]]
     card = {
-        "model": "MobileNetV2 (ImageNet init, torchvision weights from the registry)",
+        "model": (f"MobileNetV2 started from {cfg.init}, its first {cfg.frozen_blocks} blocks "
+                  "frozen" if cfg.init else
+                  "MobileNetV2 (ImageNet init, torchvision weights from the registry)"),
         "classes": list(cfg.classes),
         "input_size": cfg.size,
         "crop_scale": CROP_SCALE,
@@ -427,6 +519,8 @@ def train_classifier(cfg: TrainConfig, progress: bool = True) -> dict:
         "environment": {"torch": torch.__version__, "threads": cfg.threads,
                         "machine": platform.machine(), "python": platform.python_version()},
     }
+    if shared:
+        card["shared"] = shared
     (out / "card.json").write_text(json.dumps(card, indent=2))
     return card
 

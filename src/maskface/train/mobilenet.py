@@ -130,3 +130,72 @@ class DeployModel(nn.Module):
 
     def forward(self, bgr: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.logits(bgr), dim=1)
+
+
+def mobilenet_from_classifier(path, num_classes: int, dropout: float = 0.2) -> MobileNetV2:
+    """MobileNetV2 holding the weights of a shipped maskface classifier (its ONNX file).
+
+    The export folded each BatchNorm into its convolution, so a convolution gets the folded
+    weight and its BatchNorm becomes the identity plus the folded bias (mean 0, variance
+    ``1 - eps``, scale 1): in eval mode the network computes what the file computes. The head
+    is kept when ``num_classes`` matches the file's, else replaced by a fresh one."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(path))
+    init = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    gemms = [n for n in proto.graph.node if n.op_type == "Gemm"]
+    model = MobileNetV2(1000, dropout)
+    pairs = []  # (conv, its BatchNorm) in network order
+    mods = list(model.features.modules())
+    for i, m in enumerate(mods):
+        if isinstance(m, nn.Conv2d):
+            bn = next(b for b in mods[i + 1:] if isinstance(b, nn.BatchNorm2d))
+            pairs.append((m, bn))
+    if len(convs) != len(pairs) or len(gemms) != 1:
+        raise ValueError(f"{path}: not a MobileNetV2 maskface classifier "
+                         f"({len(convs)} convolutions, {len(gemms)} heads)")
+    with torch.no_grad():
+        for node, (conv, bn) in zip(convs, pairs):
+            w = torch.from_numpy(init[node.input[1]].copy())
+            if w.shape != conv.weight.shape:
+                raise ValueError(f"{path}: layer shape {tuple(w.shape)} is not "
+                                 f"{tuple(conv.weight.shape)}")
+            conv.weight.copy_(w)
+            bias = (torch.from_numpy(init[node.input[2]].copy()) if len(node.input) > 2
+                    else torch.zeros(w.shape[0]))
+            bn.weight.fill_(1.0)
+            bn.bias.copy_(bias)
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+        w = torch.from_numpy(init[gemms[0].input[1]].copy())
+        b = torch.from_numpy(init[gemms[0].input[2]].copy())
+        head = nn.Linear(1280, num_classes)
+        if w.shape[0] == num_classes:
+            head.weight.copy_(w)
+            head.bias.copy_(b)
+        else:
+            nn.init.normal_(head.weight, 0, 0.01)
+            nn.init.zeros_(head.bias)
+        model.classifier[1] = head
+    return model
+
+
+class SharedPair(nn.Module):
+    """Two classifiers whose first ``blocks`` feature blocks are identical, run as one graph:
+    the shared blocks once, then each network's own tail and head. BGR 0..255 in, each
+    network's softmax probabilities out (the first's, then the second's)."""
+
+    def __init__(self, first: DeployModel, second: DeployModel, blocks: int):
+        super().__init__()
+        self.deploy = first
+        self.trunk = first.net.features[:blocks]
+        self.tails = nn.ModuleList([first.net.features[blocks:], second.net.features[blocks:]])
+        self.heads = nn.ModuleList([first.net.classifier, second.net.classifier])
+
+    def forward(self, bgr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(self.deploy.normalize(bgr))
+        a, b = (torch.softmax(head(nn.functional.adaptive_avg_pool2d(tail(h), 1).flatten(1)),
+                              dim=1) for tail, head in zip(self.tails, self.heads))
+        return a, b
