@@ -279,6 +279,21 @@ def test_three_class_found_faces_and_loose_iou():
     assert rep["fnr"] == 1.0  # the one masked face was called mask_incorrect: flagged
 
 
+def test_two_class_truth_gets_a_masked_view_beside_the_kiosk_figures():
+    """On with/without truth a mask_incorrect answer is flagged for TNR/FNR (the kiosk refuses
+    it) and counted as masked in ``masked_view``; three-class truth gets no masked view."""
+    s = _scene([[0, 0, 40, 40], [100, 0, 140, 40], [200, 0, 240, 40], [300, 0, 340, 40]],
+               ["with_mask", "with_mask", "without_mask", "without_mask"])
+    e = _eval(s, s.boxes, ["mask_incorrect", "with_mask", "mask_incorrect", "without_mask"],
+              [0.6, 0.9, 0.6, 0.1])
+    rep = summarise([e], classified=True)
+    assert (rep["fnr"], rep["tnr"]) == (0.5, 1.0)
+    assert (rep["masked_view"]["fnr"], rep["masked_view"]["tnr"]) == (0.0, 0.5)
+    three = _scene([[0, 0, 40, 40]], ["mask_incorrect"])
+    rep3 = summarise([_eval(three, three.boxes, ["mask_incorrect"], [0.5])], classified=True)
+    assert "masked_view" not in rep3
+
+
 def test_scene_splits_and_training_crops(tmp_path, astronaut_path):
     """splits/<split>.txt selects images; training crops keep the dataset's split, skip tiny
     faces and are cut with the inference crop's framing."""

@@ -57,6 +57,10 @@ def format_summary(rep: dict[str, Any]) -> str:
         lines.append(f"TNR (unmasked caught) {rep['tnr']:.3f}, FNR (masked flagged) "
                      f"{rep['fnr']:.3f}" + (f", pipeline ROC AUC {rep['roc']['auc']:.4f}"
                                             if rep.get("roc") else ""))
+        if rep.get("masked_view"):
+            mv = rep["masked_view"]
+            lines.append(f"masked view (mask_incorrect = masked): TNR {mv['tnr']:.3f}, "
+                         f"FNR {mv['fnr']:.3f}")
         lines.append(f"{'true class':<14}{'correct':>9}{'wrong':>7}{'missed':>8}")
         for lab, t in rep["classification"]["table"].items():
             lines.append(f"{lab:<14}{t['correct']:>9}{t['wrong']:>7}{t['not_identified']:>8}")
