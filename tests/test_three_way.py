@@ -35,39 +35,51 @@ def test_override_below_half_is_refused():
         three_way_probs(np.ones((1, 2)) / 2, np.ones((1, 3)) / 3, 0.7, 0.4)
 
 
-def test_shipped_default_is_the_rule_over_the_two_registered_models(astronaut):
-    """On real crops (the astronaut, shifted and scaled), the default's output equals the rule
-    applied to the two registered models run apart, with the card's threshold and override."""
+def test_shipped_default_is_the_rule_over_one_graph_whose_masked_call_is_the_two_class_model(
+        astronaut):
+    """On real crops (the astronaut, shifted and scaled) the default's output is the rule, with
+    the card's threshold and override, over its one graph's two outputs; and the first output
+    is the registered two-class model's own (the shared blocks are that model's)."""
     import json
 
-    from maskface.models import model_path
+    from maskface.classify.three_way import COMPOSITES
+    from maskface.models import model_path, ort_session
 
     clf = MaskClassifier()
     assert clf.labels == ("with_mask", "without_mask", "mask_incorrect")
-    assert {"mask_classifier", "mask_classifier_3class"} <= set(MODELS)
+    assert "mask_classifier_3way" in MODELS
     card = model_path("mask_classifier").with_name("mask_classifier_3way.card.json")
     rule = json.loads(card.read_text())["rule"]
-    two, three = MaskClassifier("mask_classifier"), MaskClassifier("mask_classifier_3class")
-    h, w = astronaut.shape[:2]
+    assert COMPOSITES["mask_classifier_3way"][1:] == (rule["threshold"], rule["override"])
     boxes = np.array([[x, y, x + s, y + s] for s in (80, 140, 220) for x in (150, 190)
                       for y in (40, 90)], np.float64)
     crops = clf.crops(astronaut, boxes)
     p = clf.predict_proba(crops)
-    ref = three_way_probs(two.predict_proba(crops), three.predict_proba(crops),
-                          rule["threshold"], rule["override"])
-    np.testing.assert_allclose(p, ref, atol=1e-5)
+    x = crops.astype(np.float32).transpose(0, 3, 1, 2)
+    p2, p3 = ort_session("mask_classifier_3way").run(None, {"image": x})
+    np.testing.assert_allclose(p2, MaskClassifier("mask_classifier").predict_proba(crops),
+                               atol=1e-5)
+    np.testing.assert_allclose(p, three_way_probs(p2, p3, rule["threshold"], rule["override"]),
+                               atol=1e-6)
 
 
-@pytest.mark.parametrize("classifier", ["default", "mask_classifier_3class"])
-def test_pipeline_says_three_ways_on_the_astronaut(astronaut, classifier):
-    """The default pipeline and the three-class model alone: bare -> without_mask, correctly
-    worn -> with_mask, nose exposed and chin only -> mask_incorrect (the nose-exposed case is
-    the one the old synthetic-only three-class model missed)."""
+def test_a_two_output_graph_is_refused_outside_a_composite():
+    from maskface.errors import ModelError
+    from maskface.models import model_path
+
+    with pytest.raises(ModelError, match="outputs"):
+        MaskClassifier(model_path("mask_classifier_3way"))
+
+
+def test_pipeline_says_three_ways_on_the_astronaut(astronaut):
+    """The default pipeline: bare -> without_mask, correctly worn -> with_mask, nose exposed
+    and chin only -> mask_incorrect (the nose-exposed case is the one the old synthetic-only
+    three-class model missed)."""
     pytest.importorskip("mediapipe", reason="the synth extra draws the masks")
     from maskface.pipeline import Pipeline
     from maskface.synth import MaskStyle, apply_mask
 
-    pipe = Pipeline(classifier=classifier)
+    pipe = Pipeline(classifier="default")
     assert pipe.classifier.labels == ("with_mask", "without_mask", "mask_incorrect")
     face = pipe.analyze(astronaut).faces[0]
     assert face.mask.label == "without_mask"

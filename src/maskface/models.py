@@ -144,13 +144,13 @@ MODELS: dict[str, ModelSpec] = {
             "mask_classifier.onnx",
         ),
         ModelSpec(
-            "mask_classifier_3class",
-            "three-class mask classifier (with_mask / without_mask / mask_incorrect) trained on "
-            "real crops incl. ilc2021 and detector-framed synthetic faces, optional; "
-            "see mask_classifier_3class.card.json",
-            "8942c6253fc4d22d9ee9c86860e34d2cf0b8d1c3bd5934ec6a5ef838e2617272",
+            "mask_classifier_3way",
+            "the default mask stage's graph: mask_classifier and a three-class branch trained "
+            "on its first 13 blocks (outputs probs and branch_probs); "
+            "see mask_classifier_3way.card.json",
+            "ba9018b826fb1a4fac02fa988109cf480505e611ecb54839bd6de05c2936c35d",
             None,
-            "mask_classifier_3class.onnx",
+            "mask_classifier_3way.onnx",
         ),
         ModelSpec(
             "yunet_fp32",

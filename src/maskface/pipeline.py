@@ -29,8 +29,9 @@ class Pipeline:
         detector: a detector name (``retinaface``, the default for photos; ``yunet``, the
             fast choice for video; ``mtcnn``) or a ``FaceDetector`` instance.
         classifier: a mask-classifier ONNX file, a registered model name (e.g.
-            ``"mask_classifier_3class"``), a ``MaskClassifier``, ``"default"`` (the shipped
-            two-class model) or ``None`` to skip mask classification.
+            ``"mask_classifier"``), a ``MaskClassifier``, ``"default"`` (the shipped
+            three-way stage, ``mask_classifier_3way``) or ``None`` to skip mask
+            classification.
         recognizer: an object with ``identify(image, faces) -> None`` that fills
             ``face.identity`` (and ``face.embedding``), e.g. a gallery matcher; optional.
         liveness: ``True`` to fill ``face.liveness`` (MiniFASNet, box mapping for this

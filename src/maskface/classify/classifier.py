@@ -34,27 +34,34 @@ class MaskClassifier:
     def __init__(self, model: str | Path = DEFAULT_MODEL, batch_size: int = 32):
         self.batch_size = batch_size
         self.three_way = COMPOSITES.get(str(model))
-        parts = (self.three_way[:2] if self.three_way else (model,))
+        parts = self.three_way.models if self.three_way else (model,)
         self.sessions = [ort_session(m) for m in parts]
         metas = [self._meta(m, s) for m, s in zip(parts, self.sessions)]
+        outputs = [labels for m in metas for labels in m[0]]
         if self.three_way:
-            if [m[0] for m in metas] != [("with_mask", "without_mask"), THREE_WAY_LABELS]:
-                raise ModelError(f"{model}: needs a two-class and a three-class classifier")
+            if outputs != [("with_mask", "without_mask"), THREE_WAY_LABELS]:
+                raise ModelError(f"{model}: needs a two-class and a three-class output")
             if len({m[1:] for m in metas}) != 1:
                 raise ModelError(f"{model}: its two classifiers differ in input size or crop")
             self.labels = THREE_WAY_LABELS
+        elif len(outputs) != 1:
+            raise ModelError(f"{model}: has {len(outputs)} outputs; register it as a "
+                             "three-way composite (classify/three_way.py)")
         else:
-            self.labels = metas[0][0]
+            self.labels = outputs[0]
         self.input_size, self.crop_scale = metas[0][1:]
         self._inputs = [s.get_inputs()[0].name for s in self.sessions]
 
     @staticmethod
-    def _meta(model, session) -> tuple[tuple[str, ...], int, float]:
-        """Labels, input size and crop scale from a classifier's ONNX metadata."""
+    def _meta(model, session) -> tuple[list[tuple[str, ...]], int, float]:
+        """Labels of each output, input size and crop scale from a classifier's ONNX
+        metadata (a shared graph's second output, ``branch_probs``, has ``branch_labels``)."""
         meta = session.get_modelmeta().custom_metadata_map
+        keys = {"probs": "labels", "branch_probs": "branch_labels"}
         try:
-            return (tuple(json.loads(meta["labels"])), int(meta["input_size"]),
-                    float(meta.get("crop_scale", CROP_SCALE)))
+            labels = [tuple(json.loads(meta[keys.get(o.name, "labels")]))
+                      for o in session.get_outputs()]
+            return labels, int(meta["input_size"]), float(meta.get("crop_scale", CROP_SCALE))
         except (KeyError, ValueError) as exc:
             raise ModelError(
                 f"{model}: not a maskface classifier (metadata {exc} missing)"
@@ -76,8 +83,9 @@ class MaskClassifier:
         for i in range(0, len(crops), self.batch_size):
             x = np.ascontiguousarray(
                 crops[i : i + self.batch_size].astype(np.float32).transpose(0, 3, 1, 2))
-            p = [s.run(None, {name: x})[0] for s, name in zip(self.sessions, self._inputs)]
-            out.append(three_way_probs(*p, *self.three_way[2:]) if self.three_way else p[0])
+            p = [q for s, name in zip(self.sessions, self._inputs) for q in s.run(None, {name: x})]
+            out.append(three_way_probs(*p, self.three_way.threshold, self.three_way.override)
+                       if self.three_way else p[0])
         return np.concatenate(out).astype(np.float32)
 
     def to_predictions(self, probs: np.ndarray) -> list[MaskPrediction]:

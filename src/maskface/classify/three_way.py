@@ -1,21 +1,23 @@
-"""The three-way default mask decision: two shipped networks, one rule.
+"""The three-way default mask decision: one graph with two heads, one rule.
 
-The two-class model decides masked vs not; the three-class model decides, among masked faces,
+The two-class head decides masked vs not; the three-class head decides, among masked faces,
 whether the mask is worn incorrectly. With ``q`` the three-class probabilities and
 ``r = q_incorrect / (q_incorrect + q_with)``:
 
-* ``mask_incorrect`` when the two-class model says masked and ``r > threshold``, or when
+* ``mask_incorrect`` when the two-class head says masked and ``r > threshold``, or when
   ``q_incorrect > override`` (a chin-worn mask can look unmasked to the two-class model);
 * otherwise the two-class answer.
 
-The shipped default (``mask_classifier_3way``, :data:`COMPOSITES`) runs the two registered
-networks on the same crop and applies this rule (:class:`maskface.classify.MaskClassifier`); its
-output is a probability vector whose argmax *is* the rule, so every consumer (pipeline,
-evaluation, service) reads it like any other classifier. The masked probability
-``P(with) + P(incorrect)`` is the two-class model's ``P(with_mask)`` (raised to ``q_incorrect``
-where the override fires), and it is split between ``with_mask`` and ``mask_incorrect`` by ``r``,
-capped so that the chosen class comes first. The parts stay separate files (no fused copy of
-both networks in the package).
+The shipped default (``mask_classifier_3way``, :data:`COMPOSITES`) is one graph: the two-class
+model ``mask_classifier`` whole, and a three-class branch trained on its first 13 blocks
+(frozen), so those run once per crop (``maskface train classifier --init mask_classifier
+--frozen-blocks 13`` writes it). Its first output *is* the two-class model's. The rule is applied
+here (:class:`maskface.classify.MaskClassifier`); the result is a probability vector whose argmax
+*is* the rule, so every consumer (pipeline, evaluation, service) reads it like any other
+classifier. The masked probability ``P(with) + P(incorrect)`` is the two-class ``P(with_mask)``
+(raised to ``q_incorrect`` where the override fires), and it is split between ``with_mask`` and
+``mask_incorrect`` by ``r``, capped so that the chosen class comes first. A composite can also
+name two separate networks (two-class, then three-class).
 """
 
 from __future__ import annotations
@@ -29,18 +31,20 @@ THREE_WAY_LABELS = ("with_mask", "without_mask", "mask_incorrect")
 
 
 class ThreeWay(NamedTuple):
-    """A three-way mask stage: its two registered networks and the rule's parameters."""
+    """A three-way mask stage: its registered models and the rule's parameters. ``models`` is
+    one graph with both outputs (two-class ``probs``, three-class ``branch_probs``) or the
+    two networks."""
 
-    two_class: str
-    three_class: str
+    models: tuple[str, ...]
     threshold: float
     override: float
 
 
 #: composite mask stages by name; the default's threshold and override were chosen on the
-#: ilc2021 and real-crop validation splits (mask_classifier_3way.card.json)
+#: ilc2021 and real-crop validation splits (scripts/select_three_way.py,
+#: mask_classifier_3way.card.json)
 COMPOSITES = {
-    "mask_classifier_3way": ThreeWay("mask_classifier", "mask_classifier_3class", 0.7, 0.5),
+    "mask_classifier_3way": ThreeWay(("mask_classifier_3way",), 0.8, 0.5),
 }
 
 
