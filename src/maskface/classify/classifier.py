@@ -20,7 +20,7 @@ from maskface.models import ort_session
 from maskface.results import MaskPrediction
 
 #: the shipped default: with_mask / without_mask / mask_incorrect (see classify/three_way.py);
-#: ``mask_classifier`` (two classes) and ``mask_classifier_3class`` stay selectable by name.
+#: ``mask_classifier`` (two classes) stays selectable by name.
 DEFAULT_MODEL = "mask_classifier_3way"
 
 
