@@ -173,7 +173,6 @@ class Trainer:
         import cv2
         import torch
 
-        from maskface.models import ort_session
         from maskface.train.mobilenet import DeployModel, mobilenet_v2
 
         cv2.setNumThreads(1)  # augmentation runs beside torch's threads; do not oversubscribe
@@ -183,12 +182,11 @@ class Trainer:
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         if cfg.init:
-            path = init_path(cfg.init)
-            size = ort_session(path).get_modelmeta().custom_metadata_map.get("input_size")
-            if size != str(cfg.size):
-                raise InputError(f"--init {cfg.init} takes {size}-px crops; train at --size "
-                                 f"{size} so both networks see the same crop")
-            net = mobilenet_from_classifier(path, len(cfg.classes))
+            path, init = init_classifier(cfg.init)
+            if init.input_size != cfg.size:
+                raise InputError(f"--init {cfg.init} takes {init.input_size}-px crops; train at "
+                                 f"--size {init.input_size} so both networks see the same crop")
+            net = load_network(path, len(cfg.classes))
         else:
             net = mobilenet_v2(len(cfg.classes))
         self.model = DeployModel(net).to(memory_format=torch.channels_last)
@@ -349,15 +347,13 @@ class Trainer:
         """Write the ``init`` classifier and this one as one graph sharing their frozen blocks
         (outputs ``probs``: the init model's, ``branch_probs``: this one's) and return the
         max abs difference of both outputs to the two models run apart."""
-        from maskface.models import ort_session
         from maskface.train.mobilenet import DeployModel, SharedPair
 
         cfg = self.cfg
         torch = self.torch
-        first_path = init_path(cfg.init)
-        first_labels = json.loads(
-            ort_session(first_path).get_modelmeta().custom_metadata_map["labels"])
-        first = DeployModel(mobilenet_from_classifier(first_path, len(first_labels))).eval()
+        first_path, init = init_classifier(cfg.init)
+        first_labels = list(init.labels)
+        first = DeployModel(load_network(first_path, len(first_labels))).eval()
         second = copy.deepcopy(self.model).to(memory_format=torch.contiguous_format).eval()
         for a, b in zip(first.net.features[: cfg.frozen_blocks].state_dict().values(),
                         second.net.features[: cfg.frozen_blocks].state_dict().values()):
@@ -375,23 +371,25 @@ class Trainer:
         return max(float(np.abs(g - w).max()) for g, w in zip(got, want))
 
 
-def init_path(init: str) -> Path:
-    """ONNX file of ``--init``: a registered model name or a file."""
+def init_classifier(init: str):
+    """``--init``'s ONNX file (a registered model name or a file) and the classifier it is
+    (labels, input size), read by the one classifier loader."""
+    from maskface.classify import MaskClassifier
     from maskface.models import model_path
 
     p = Path(init)
-    if p.suffix == ".onnx":
-        if not p.is_file():
-            raise InputError(f"--init {init}: no such file")
-        return p
-    return model_path(init)
+    if p.suffix == ".onnx" and not p.is_file():
+        raise InputError(f"--init {init}: no such file")
+    path = p if p.suffix == ".onnx" else model_path(init)
+    return path, MaskClassifier(path)
 
 
-def mobilenet_from_classifier(path: Path, num_classes: int):
-    from maskface.train.mobilenet import mobilenet_from_classifier as load
+def load_network(path: Path, num_classes: int):
+    """The torch MobileNetV2 of a shipped classifier file (a user error if it is not one)."""
+    from maskface.train.mobilenet import mobilenet_from_classifier
 
     try:
-        return load(path, num_classes)
+        return mobilenet_from_classifier(path, num_classes)
     except ValueError as exc:
         raise InputError(str(exc)) from None
 
