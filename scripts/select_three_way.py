@@ -10,7 +10,8 @@ sweeps threshold x override and prints and writes (JSON) the figures the choice 
 three-class macro F1 and ``mask_incorrect`` precision/recall on ilc2021 val, and how many
 masked real-val photos are called ``mask_incorrect``. Criterion (docs/classifier.md): the
 highest macro F1 with ``mask_incorrect`` recall >= 0.75 at precision >= 0.70, ties broken by
-fewer masked real photos called incorrect. Test splits are never read.
+fewer masked real photos called incorrect, then the lower override, then the higher
+threshold. Test splits are never read.
 
     python scripts/select_three_way.py RUN/shared.onnx --splits RUN/splits/val.txt \\
         --scenes ../shared/data/scenes/ilc2021 --out RUN/rule_sweep.json
@@ -87,7 +88,8 @@ def main() -> None:
            "real_val_photos": len(real_labels),
            "criterion": "ilc2021 val macro F1 of the three classes, keeping mask_incorrect "
                         "recall >= 0.75 at precision >= 0.70; ties: fewer masked real-val "
-                        "photos called mask_incorrect, then the lower override",
+                        "photos called mask_incorrect, then the lower override, then the higher "
+                        "threshold",
            "chosen": best, "sweep": rows}
     args.out.write_text(json.dumps(out, indent=1))
     print(f"chosen: {best and (best['threshold'], best['override'])}; sweep: {args.out}")
