@@ -108,7 +108,7 @@ def objective(scores, truth) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    from maskface.gallery.thresholds import threshold_at_far
+    from maskface.eval.metrics import impostor_threshold
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache-dir", type=Path, required=True)
@@ -168,7 +168,7 @@ def main() -> None:
                 s = np.where(np.isnan(comp["sface"][1]).all(axis=2), np.nan, s)
             imp = s[truth[:, None] != np.arange(s.shape[1])[None, :]]
             imp = imp[np.isfinite(imp)]
-            table[cond] = round(threshold_at_far(imp, args.far), 4)
+            table[cond] = round(impostor_threshold(imp, args.far), 4)
             table[f"{cond}_impostor_pairs"] = int(imp.size)
         thresholds[space] = table
     (WEIGHTS / "thresholds.json").write_text(json.dumps(thresholds, indent=2) + "\n")

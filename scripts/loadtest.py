@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ from urllib.parse import urlparse
 
 import httpx
 import numpy as np
+
+from maskface.service import launch
 
 
 def _loopback_only(url: str) -> None:
@@ -43,12 +44,6 @@ def _loopback_only(url: str) -> None:
         sys.exit(f"error: refusing to load-test {host!r}: loopback addresses only")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_server(tmp: Path, photo: bytes, workers: int = 1
                   ) -> tuple[subprocess.Popen, str, str]:
     from maskface.gallery import Gallery
@@ -58,27 +53,12 @@ def _start_server(tmp: Path, photo: bytes, workers: int = 1
     Gallery(db).close()
     admin, _ = KeyStore(db).create("admin", "loadtest")
     kiosk, _ = KeyStore(db).create("kiosk", "loadtest")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(tmp / "server.log", "wb")  # noqa: SIM115  (closed with the process)
     config = tmp / "loadtest.toml"
     config.write_text(f"[models]\nworkers = {workers}\n")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from maskface.cli import main; main()", "serve", "--host",
-         "127.0.0.1", "--port", str(port), "--db", str(db), "--config", str(config),
-         "--log-level", "warning"],
-        stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            sys.exit(f"error: server did not start; see {tmp / 'server.log'}")
-        time.sleep(0.3)
+    try:
+        proc, url = launch.start(db, tmp / "server.log", config)
+    except RuntimeError as e:
+        sys.exit(f"error: {e}; see {tmp / 'server.log'}")
     r = httpx.post(f"{url}/v1/people", headers={"X-API-Key": admin}, data={"name": "Load Test"},
                    files=[("photos", ("p.jpg", photo, "image/jpeg"))], timeout=60)
     r.raise_for_status()

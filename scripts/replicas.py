@@ -35,35 +35,18 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from service_util import free_port  # noqa: E402  (the tests' helper, from the path above)
+from maskface.service import launch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # pg_util
 
 
 def _serve(db: str, tmp: Path, i: int, workers: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+    port = launch.free_port()
     config = tmp / "replica.toml"
     config.write_text(f"[models]\nworkers = {workers}\n")
-    log = open(tmp / f"replica{i}.log", "wb")  # noqa: SIM115  (closed with the process)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from maskface.cli import main; main()", "serve", "--host",
-         "127.0.0.1", "--port", str(port), "--db", db, "--config", str(config),
-         "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "MASKFACE_THREADS": os.environ.get("MASKFACE_THREADS", "1")})
+    proc = launch.spawn(db, tmp / f"replica{i}.log", port, config,
+                        threads=os.environ.get("MASKFACE_THREADS", "1"))
     return proc, f"http://127.0.0.1:{port}"
-
-
-def _wait_up(proc: subprocess.Popen, url: str, timeout: float = 240) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"error: replica {url} exited at start")
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    sys.exit(f"error: replica {url} did not start")
 
 
 def _lfw_photos(n: int) -> list[bytes]:
@@ -230,7 +213,10 @@ def main() -> None:
                 procs.append(p)
                 urls.append(u)
             for p, u in zip(procs, urls):
-                _wait_up(p, u)
+                try:
+                    launch.wait_healthy(p, u, timeout=240)
+                except RuntimeError as e:
+                    sys.exit(f"error: {e}")
             h = {"X-API-Key": admin}
             httpx.put(f"{urls[0]}/v1/policy", headers=h, timeout=30, json={
                 "mask_required": False, "liveness_required": False}).raise_for_status()

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import base64
-import os
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+
+from maskface.service import launch
 
 pytest.importorskip("fastapi", reason="the service tests need the 'serve' extra")
 
@@ -78,12 +76,6 @@ def blank(h: int = 480, w: int = 640) -> np.ndarray:
     return np.repeat(np.repeat(x[None, :, None], h, 0), 3, 2).astype(np.uint8)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def lfw_people(data_dir: Path, n_people: int = 1, min_images: int = 3) -> list[list[Path]]:
     """Photos of the first ``n_people`` LFW people (by name) with ``min_images`` photos, or
     skip."""
@@ -123,23 +115,4 @@ def engine():
 def start_server(db: Path, port: int, log: Path, config: Path | None = None,
                  timeout: float = 120) -> subprocess.Popen:
     """``maskface serve`` in a subprocess on 127.0.0.1, returned once /v1/health answers."""
-    import httpx
-
-    cmd = [sys.executable, "-c", "from maskface.cli import main; main()", "serve", "--host",
-           "127.0.0.1", "--port", str(port), "--db", str(db), "--log-level", "warning"]
-    if config is not None:
-        cmd += ["--config", str(config)]
-    with open(log, "ab") as log_file:
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
-                                env={**os.environ, "MASKFACE_THREADS": "1"})
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"server did not start within {timeout:.0f} s")
+    return launch.start(db, log, config, port, timeout, threads="1")[0]

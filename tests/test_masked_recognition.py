@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from maskface.errors import InputError
+from maskface.eval.metrics import impostor_threshold
 from maskface.gallery import Gallery
 from maskface.gallery.thresholds import (
     CONDITIONS,
@@ -16,7 +17,6 @@ from maskface.gallery.thresholds import (
     condition,
     operating_threshold,
     store_calibration,
-    threshold_at_far,
 )
 from maskface.recognize.base import Embedder, l2_normalize
 from maskface.recognize.fusion import FusedEmbedder
@@ -28,12 +28,12 @@ def unit(rng, n=1, dim=DIM):
     return l2_normalize(rng.standard_normal((n, dim)))
 
 
-def test_conditions_and_threshold_at_far():
+def test_conditions_and_impostor_threshold():
     assert condition(False, False) == "unmasked-unmasked"
     assert condition(True, False) == condition(False, True) == "masked-unmasked"
     assert condition(True, True) == "masked-masked"
     imp = np.linspace(0, 1, 1001)  # 1001 impostor scores
-    t = threshold_at_far(imp, 1e-2)
+    t = impostor_threshold(imp, 1e-2)
     assert (imp >= t).mean() <= 1e-2 and (imp >= t - 2e-3).mean() > 1e-2
 
 

@@ -7,8 +7,9 @@ import signal
 
 import pytest
 
+from maskface.service.launch import free_port
 from pg_util import postgres  # noqa: F401  (fixture)
-from service_util import free_port, jpeg, start_server
+from service_util import jpeg, start_server
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")

@@ -26,7 +26,9 @@ class MaskPrediction:
     probabilities: dict[str, float] = field(default_factory=dict)
 
     @property
-    def masked(self) -> bool:
+    def compliant(self) -> bool:
+        """Worn properly (``with_mask``): what a door requires. Recognition's notion of a
+        masked face is wider (:func:`is_masked`: a mask under the nose still hides the mouth)."""
         return self.label == "with_mask"
 
     def to_dict(self) -> dict[str, Any]:

@@ -28,7 +28,8 @@ if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed (run 'make e2e-deps' as root)",
                 allow_module_level=True)
 
-from service_util import free_port, lfw_person, lfw_portrait, mask_face, start_server  # noqa: E402
+from maskface.service.launch import free_port  # noqa: E402
+from service_util import lfw_person, lfw_portrait, mask_face, start_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -86,6 +86,17 @@ def threshold_at_far(scores: np.ndarray, labels: np.ndarray, far: float) -> floa
     return _at_far(scores, labels, far)[1]
 
 
+def impostor_threshold(impostor: np.ndarray, far: float) -> float:
+    """The lowest threshold letting at most ``far`` of these impostor scores through (accept:
+    ``score >= threshold``), from impostor scores alone: for calibrating an operating point
+    where no genuine scores exist (``nan`` for no scores)."""
+    s = np.sort(np.asarray(impostor, np.float64))
+    if len(s) == 0:
+        return float("nan")
+    k = int(np.floor(far * len(s)))  # impostors allowed at or above the threshold
+    return float(s[len(s) - k - 1] + 1e-6) if k < len(s) else float(s[0])
+
+
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """``C[i, j]`` = number of samples of true class ``i`` predicted as ``j``."""
     y_true = np.asarray(y_true, dtype=np.int64).ravel()

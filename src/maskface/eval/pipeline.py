@@ -247,7 +247,7 @@ def evaluate(scenes: Sequence[SceneImage], pipeline, progress: Callable | None =
         scores = np.array([f.score for f in result.faces], np.float64)
         if classified:
             labels = [f.mask.label if f.mask else None for f in result.faces]
-            p_masked = np.array([f.mask.probabilities.get("with_mask", float(f.mask.masked))
+            p_masked = np.array([f.mask.probabilities.get("with_mask", float(f.mask.compliant))
                                  if f.mask else np.nan for f in result.faces], np.float64)
         else:
             labels, p_masked = [None] * len(boxes), np.full(len(boxes), np.nan)

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from maskface.eval.metrics import impostor_threshold
+
 CONDITIONS = ("unmasked-unmasked", "masked-unmasked", "masked-masked")
 DEFAULT_FAR = 1e-3
 _MODEL_FILE = Path(__file__).resolve().parents[1] / "weights" / "thresholds.json"
@@ -46,15 +48,6 @@ def model_threshold(model: str | None, cond: str, fallback: float) -> float:
     """1:1 verification's threshold: the model's shipped one for condition ``cond``, else
     ``fallback``."""
     return float((model_thresholds(model) or {}).get(cond, fallback))
-
-
-def threshold_at_far(impostor: np.ndarray, far: float) -> float:
-    """The lowest threshold letting at most ``far`` of these impostor scores through."""
-    s = np.sort(np.asarray(impostor, np.float64))
-    if len(s) == 0:
-        return float("nan")
-    k = int(np.floor(far * len(s)))  # impostors allowed at or above the threshold
-    return float(s[len(s) - k - 1] + 1e-6) if k < len(s) else float(s[0])
 
 
 def thresholds_for(gallery, fallback: float | None = None) -> dict[str, float]:
@@ -151,7 +144,7 @@ def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR) -> dict[str, Any]:
         imp = sims[sel & ~same]
         entry: dict[str, Any] = {"genuine_pairs": int(gen.size), "impostor_pairs": int(imp.size)}
         if imp.size:
-            t = threshold_at_far(imp, far)
+            t = impostor_threshold(imp, far)
             table[c] = round(t, 4)
             entry.update(threshold=round(t, 4), far_measured=round(float((imp >= t).mean()), 6),
                          far_resolvable=round(1.0 / imp.size, 6),

@@ -159,12 +159,6 @@ def dhash(image: np.ndarray, n: int = 16) -> np.ndarray:
     return np.packbits((small[:, 1:] > small[:, :-1]).ravel())
 
 
-def hamming_matrix(hashes: np.ndarray) -> np.ndarray:
-    """Pairwise Hamming distances of packed bit hashes ``(N, B)``."""
-    bits = np.unpackbits(hashes, axis=1).astype(np.float32)
-    return bits @ (1 - bits).T + (1 - bits) @ bits.T
-
-
 def near_duplicate_groups(hashes: np.ndarray, max_bits: int = NEAR_DUP_BITS,
                           keys: Sequence[str | None] | None = None) -> np.ndarray:
     """Connected components of the near-duplicate graph: a group id per image. Images with the
