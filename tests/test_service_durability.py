@@ -112,3 +112,46 @@ def test_two_replicas_on_postgresql_agree_and_a_killed_one_loses_nothing(tmp_pat
             if p.poll() is None:
                 p.terminate()
                 p.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_one_face_enrolled_at_once_on_two_replicas_is_stored_once(tmp_path, astronaut,
+                                                                  postgres):  # noqa: F811
+    """Four enrolments of the same face under four names, sent at once to two real servers on
+    one PostgreSQL store: one is stored, the others are refused 409 already_enrolled (before
+    the check and the write were one step, all four were stored)."""
+    import threading
+
+    from maskface.service.auth import KeyStore
+    from maskface.storage import open_database
+
+    url = postgres.new_database()
+    with open_database(url) as db:
+        key, _ = KeyStore(db).create("admin")
+    h = {"X-API-Key": key}
+    pa, pb = free_port(), free_port()
+    a = start_server(url, pa, tmp_path / "a.log")
+    b = start_server(url, pb, tmp_path / "b.log")
+    photo = jpeg(astronaut)
+    answers = {}
+
+    def enrol(name: str, port: int) -> None:
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/people", headers=h, data={"name": name},
+                       files=[("photos", ("a.jpg", photo, "image/jpeg"))], timeout=120)
+        answers[name] = (r.status_code, r.json().get("error", {}).get("code"))
+
+    try:
+        threads = [threading.Thread(target=enrol, args=(f"P{k}", (pa, pb)[k % 2]))
+                   for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        people = httpx.get(f"http://127.0.0.1:{pa}/v1/people", headers=h).json()
+    finally:
+        for p in (a, b):
+            p.terminate()
+            p.wait(timeout=30)
+    codes = sorted(answers.values())
+    assert codes == [(201, None)] + [(409, "already_enrolled")] * 3, answers
+    assert len(people["people"]) == 1

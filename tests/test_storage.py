@@ -139,6 +139,45 @@ def _dump(location) -> dict[str, list]:
         return out
 
 
+def test_two_replicas_enrolling_one_face_at_once_store_it_once(location):
+    """The duplicate check and the write are one step: replica B checks the face (no match),
+    replica A enrols it before B writes, and B's write is refused by the version check; B then
+    checks again, finds A's person and stores nothing. Without the version check both would
+    hold the face under two names."""
+    from maskface.gallery import GalleryChangedError, store_unless_duplicate
+
+    rng = np.random.default_rng(3)
+    face = unit(rng, 2)
+    a = Gallery(location, model="m", dim=DIM)
+    b = Gallery(location, model="m", dim=DIM)
+    try:
+        a.enroll("Someone", unit(rng, 1))  # the store is not empty: find_duplicate searches
+        seen = []
+
+        def store(dup, version):
+            seen.append(dup)
+            if dup is not None:
+                return None  # refused, as the API's 409 does
+            if len(seen) == 1:  # between B's check and B's write, A enrols the same face
+                a.enroll("Alice", face)
+            return b.enroll("Alice2", face, expect_version=version)
+
+        assert store_unless_duplicate(b, face, [False, False], 0.5, store) is None
+        assert seen[0] is None and seen[1].name == "Alice"
+        assert sorted(p.name for p in b.people()) == ["Alice", "Someone"]
+        # a stale version is refused with nothing written; the current one is accepted
+        v = b.version()
+        a.enroll("Carol", unit(rng, 1))
+        with pytest.raises(GalleryChangedError):
+            b.add_embeddings("Alice", unit(rng, 1), expect_version=v)
+        assert b.count_embeddings("Alice") == 2
+        b.add_embeddings("Alice", unit(rng, 1), expect_version=b.version())
+        assert a.count_embeddings("Alice") == 3
+    finally:
+        a.close()
+        b.close()
+
+
 def test_export_sqlite_import_postgresql_round_trips_exactly(tmp_path, postgres):  # noqa: F811
     rng = np.random.default_rng(1)
     src = tmp_path / "building.db"

@@ -115,7 +115,7 @@ def enroll(
     from maskface.align import align_faces
     from maskface.detect import create_detector
     from maskface.errors import InputError
-    from maskface.gallery import find_duplicate
+    from maskface.gallery import find_duplicate, store_unless_duplicate
     from maskface.gallery.duplicates import ADD_PHOTOS_OVERRIDE, ENROL_OVERRIDE
     from maskface.io import load_image
     from maskface.recognize import single_face
@@ -145,25 +145,39 @@ def enroll(
         flags = _mask_flags(picked)
         emb = embedder.embed(np.stack(aligned), flags)
         sources = [str(p) for p in images]
-        # One person, one identity: refuse a face enrolled as someone else (the door's threshold).
+        # One person, one identity: refuse a face enrolled as someone else (the door's
+        # threshold), before the templates are made and again as part of the write (another
+        # enrolment may commit in between: store_unless_duplicate).
         exclude = gallery.get(name).id if add else None
-        dup = find_duplicate(gallery, embedder.weigh(emb, flags), flags, None,
-                             exclude=exclude)
-        audit = None
-        if dup is not None:
+        probes = embedder.weigh(emb, flags)
+        warned = []
+
+        def decide(dup):
+            if dup is None:
+                return None
             if not allow_duplicate:
                 fail(f"{dup.message(str(images[dup.photo]))} (--allow-duplicate)")
-            audit = (ADD_PHOTOS_OVERRIDE if add else ENROL_OVERRIDE,
-                     {"matched": dup.to_dict(), "by": _user(), "via": "cli"})
-            typer.echo(f"warning: {images[dup.photo]} matches {dup.name!r} (id {dup.person_id}, "
-                       f"score {dup.score:.3f}); stored anyway (--allow-duplicate), recorded in "
-                       "the audit log", err=True)
-        emb, flags, sources = _with_templates(embedder, picked, emb, flags, sources,
-                                              _template_rule(templates, None)[0], detector)
-        if add:
-            person = gallery.add_embeddings(name, emb, flags, sources, audit=audit)
-        else:
-            person = gallery.enroll(name, emb, flags, meta, sources, audit=audit)
+            if not warned:
+                warned.append(dup)
+                typer.echo(f"warning: {images[dup.photo]} matches {dup.name!r} (id "
+                           f"{dup.person_id}, score {dup.score:.3f}); stored anyway "
+                           "(--allow-duplicate), recorded in the audit log", err=True)
+            return (ADD_PHOTOS_OVERRIDE if add else ENROL_OVERRIDE,
+                    {"matched": dup.to_dict(), "by": _user(), "via": "cli"})
+
+        decide(find_duplicate(gallery, probes, flags, None, exclude=exclude))
+        emb, flags_all, sources = _with_templates(embedder, picked, emb, flags, sources,
+                                                  _template_rule(templates, None)[0], detector)
+
+        def store(dup, version):
+            audit = decide(dup)
+            if add:
+                return gallery.add_embeddings(name, emb, flags_all, sources, audit=audit,
+                                              expect_version=version)
+            return gallery.enroll(name, emb, flags_all, meta, sources, audit=audit,
+                                  expect_version=version)
+
+        person = store_unless_duplicate(gallery, probes, flags, None, store, exclude=exclude)
         nt = person.n_templates
         typer.echo(f"{'added to' if add else 'enrolled'} {person.name} (id {person.id}): "
                    f"{person.n_embeddings - nt} embeddings ({person.n_masked - nt} masked) "

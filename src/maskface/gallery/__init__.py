@@ -10,12 +10,18 @@ Example::
         g.delete(alice.id)                               # erases every embedding of Alice
 """
 
-from maskface.gallery.duplicates import Duplicate, duplicate_threshold, find_duplicate
+from maskface.gallery.duplicates import (
+    Duplicate,
+    duplicate_threshold,
+    find_duplicate,
+    store_unless_duplicate,
+)
 from maskface.gallery.index import AutoIndex, ExactIndex, GalleryIndex, IVFIndex
 from maskface.gallery.store import (
     AuditEvent,
     DuplicateNameError,
     Gallery,
+    GalleryChangedError,
     GalleryError,
     Match,
     Person,
@@ -24,5 +30,6 @@ from maskface.gallery.store import (
 )
 
 __all__ = ["AuditEvent", "AutoIndex", "Duplicate", "DuplicateNameError", "ExactIndex", "Gallery",
-           "GalleryError", "GalleryIndex", "IVFIndex", "Match", "Person", "UnknownPersonError",
-           "default_db_path", "duplicate_threshold", "find_duplicate"]
+           "GalleryChangedError", "GalleryError", "GalleryIndex", "IVFIndex", "Match", "Person",
+           "UnknownPersonError", "default_db_path", "duplicate_threshold", "find_duplicate",
+           "store_unless_duplicate"]

@@ -4,18 +4,22 @@ An access system must never hold one person under two identities: the next acces
 match whichever of the two scores higher and the event log would name the wrong person. So
 before anything is stored, the new photos are searched in the gallery with the operating
 threshold of the door, and a match is refused unless an admin overrides it explicitly (and the
-override is recorded in the gallery's audit log, see :meth:`Gallery.enroll`).
+override is recorded in the gallery's audit log, see :meth:`Gallery.enroll`). The check and
+the write are one step (:func:`store_unless_duplicate`): two enrolments of the same face at
+once, on one server or several, cannot both pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from maskface.gallery.store import Gallery
+from maskface.gallery.store import Gallery, GalleryChangedError, GalleryError
+
+T = TypeVar("T")
 
 #: audit actions recorded when an admin lets a duplicate through
 ENROL_OVERRIDE = "enrol_duplicate_override"
@@ -88,3 +92,26 @@ def find_duplicate(gallery: Gallery, embeddings: np.ndarray, masked: Sequence[bo
                 best = Duplicate(int(pid), gallery.get(int(pid)).name, float(s), thr, i)
             break  # rows are best first: the first other person is this photo's best
     return best
+
+
+def store_unless_duplicate(gallery: Gallery, embeddings: np.ndarray, masked: Sequence[bool],
+                           base_threshold: float | None,
+                           store: Callable[[Duplicate | None, int], T],
+                           exclude: int | None = None, attempts: int = 5) -> T:
+    """The duplicate check and the write as one step.
+
+    Reads the gallery's version, runs :func:`find_duplicate` (arguments as there), and calls
+    ``store(duplicate_or_None, version)``, which decides (refuses, or records an override) and
+    writes with ``expect_version=version``. If another enrolment committed in between, the
+    write raises :class:`GalleryChangedError` without writing, and the check runs again on the
+    new gallery: a face enrolled by a concurrent request is seen before this one is stored.
+    """
+    for _ in range(attempts):
+        version = gallery.version()  # before the search: a later write fails the version check
+        dup = find_duplicate(gallery, embeddings, masked, base_threshold, exclude=exclude)
+        try:
+            return store(dup, version)
+        except GalleryChangedError:
+            continue
+    raise GalleryError(f"the gallery changed {attempts} times during this enrolment "
+                       "(many enrolments at once); try again")

@@ -58,6 +58,11 @@ class DuplicateNameError(GalleryError):
     """A person with this name is already enrolled."""
 
 
+class GalleryChangedError(GalleryError):
+    """The gallery changed since the version a write was checked against (another enrolment
+    came first): nothing was written; check again and retry."""
+
+
 @dataclass(frozen=True)
 class Person:
     """An enrolled person (without their embeddings)."""
@@ -209,14 +214,27 @@ class Gallery:
         self.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[Transaction]:
+    def _transaction(self, expect_version: int | None = None) -> Iterator[Transaction]:
         """One write transaction, rolled back on any error; it bumps the gallery's version so
-        every process's search index sees the change."""
+        every process's search index sees the change.
+
+        With ``expect_version`` the bump comes first and only from that version (one
+        compare-and-set, atomic on both back ends: writers queue on the version row), else
+        :class:`GalleryChangedError` and nothing is written: a check made at that version
+        (the duplicate check) still holds when the write commits.
+        """
         try:
             with self.db.transaction() as tx:
+                if expect_version is not None:
+                    cur = tx.execute("UPDATE gallery_version SET version = version + 1 "
+                                     "WHERE id = 1 AND version = ?", (int(expect_version),))
+                    if cur.rowcount != 1:
+                        raise GalleryChangedError("the gallery changed since it was checked; "
+                                                  "check again")
                 yield tx
-                tx.execute("UPDATE gallery_version SET version = version + 1 WHERE id = 1")
-        except IntegrityError:
+                if expect_version is None:
+                    tx.execute("UPDATE gallery_version SET version = version + 1 WHERE id = 1")
+        except (IntegrityError, GalleryChangedError):
             raise
         except StoreError as exc:
             raise GalleryError(f"{exc}; try again") from None
@@ -229,6 +247,11 @@ class Gallery:
                 yield tx
         except StoreError as exc:
             raise GalleryError(str(exc)) from None
+
+    def version(self) -> int:
+        """The gallery's change counter (every write bumps it; shared by all processes)."""
+        with self._read() as tx:
+            return int(tx.one("SELECT version FROM gallery_version WHERE id = 1"))
 
     def _meta(self, key: str) -> str | None:
         with self._read() as tx:
@@ -293,20 +316,24 @@ class Gallery:
     def enroll(self, name: str, embeddings: np.ndarray, masked: Iterable[bool] | bool = False,
                metadata: Mapping[str, Any] | None = None,
                sources: Iterable[str | None] | None = None,
-               audit: tuple[str, Mapping[str, Any]] | None = None) -> Person:
+               audit: tuple[str, Mapping[str, Any]] | None = None,
+               expect_version: int | None = None) -> Person:
         """Enrol a new person with one or more embeddings, atomically.
 
         ``audit``: ``(action, details)`` recorded in the audit log in the same transaction, so
-        the enrolment and its record commit together or not at all.
+        the enrolment and its record commit together or not at all. ``expect_version``: write
+        only if the gallery is still at this :meth:`version` (see
+        :func:`maskface.gallery.duplicates.store_unless_duplicate`).
 
         Raises:
             DuplicateNameError: ``name`` is already enrolled (use :meth:`add_embeddings`).
+            GalleryChangedError: the gallery is no longer at ``expect_version``.
         """
         name = _check_name(name)
         emb = self._vectors(embeddings)
         meta_json = json.dumps(dict(metadata or {}))
         try:
-            with self._transaction() as conn:
+            with self._transaction(expect_version) as conn:
                 pid = conn.insert(
                     "INSERT INTO people (name, metadata, created_at) VALUES (?, ?, ?)",
                     (name, meta_json, _now()))
@@ -321,11 +348,12 @@ class Gallery:
     def add_embeddings(self, person: int | str, embeddings: np.ndarray,
                        masked: Iterable[bool] | bool = False,
                        sources: Iterable[str | None] | None = None,
-                       audit: tuple[str, Mapping[str, Any]] | None = None) -> Person:
-        """Add embeddings (more photos) to an enrolled person, atomically (``audit`` as in
-        :meth:`enroll`)."""
+                       audit: tuple[str, Mapping[str, Any]] | None = None,
+                       expect_version: int | None = None) -> Person:
+        """Add embeddings (more photos) to an enrolled person, atomically (``audit`` and
+        ``expect_version`` as in :meth:`enroll`)."""
         emb = self._vectors(embeddings)
-        with self._transaction() as conn:
+        with self._transaction(expect_version) as conn:
             pid = self._resolve(person, conn)
             self._insert_embeddings(conn, pid, emb, masked, sources)
             if audit is not None:
