@@ -105,6 +105,11 @@ def mobilenet_v2(num_classes: int, pretrained: bool = True, dropout: float = 0.2
     return model
 
 
+def bgr_to_input(bgr: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """BGR 0..255 → RGB with ImageNet statistics (``mean``/``std`` given in BGR, x255)."""
+    return torch.flip((bgr - mean) / std, dims=[1])
+
+
 class DeployModel(nn.Module):
     """What ships as ONNX: BGR 0..255 ``(N, 3, S, S)`` in, softmax probabilities out.
 
@@ -123,7 +128,7 @@ class DeployModel(nn.Module):
 
     def normalize(self, bgr: torch.Tensor) -> torch.Tensor:
         """BGR 0..255 → RGB with ImageNet statistics (the network's training input)."""
-        return torch.flip((bgr - self.mean) / self.std, dims=[1])
+        return bgr_to_input(bgr, self.mean, self.std)
 
     def logits(self, bgr: torch.Tensor) -> torch.Tensor:
         return self.net(self.normalize(bgr))
@@ -189,13 +194,15 @@ class SharedPair(nn.Module):
 
     def __init__(self, first: DeployModel, second: DeployModel, blocks: int):
         super().__init__()
-        self.deploy = first
+        # The input statistics only (the first network itself is reached through its parts).
+        self.register_buffer("mean", first.mean.clone())
+        self.register_buffer("std", first.std.clone())
         self.trunk = first.net.features[:blocks]
         self.tails = nn.ModuleList([first.net.features[blocks:], second.net.features[blocks:]])
         self.heads = nn.ModuleList([first.net.classifier, second.net.classifier])
 
     def forward(self, bgr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.trunk(self.deploy.normalize(bgr))
+        h = self.trunk(bgr_to_input(bgr, self.mean, self.std))
         a, b = (torch.softmax(head(nn.functional.adaptive_avg_pool2d(tail(h), 1).flatten(1)),
                               dim=1) for tail, head in zip(self.tails, self.heads))
         return a, b
