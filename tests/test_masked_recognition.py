@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from maskface.errors import InputError
+from maskface.errors import InputError, MaskfaceError
 from maskface.eval.metrics import impostor_threshold
 from maskface.gallery import Gallery
 from maskface.gallery.thresholds import (
@@ -124,7 +124,7 @@ def test_ids_beyond_sqlite_range_in_new_gallery_calls(tmp_path):
         g.enroll("A", unit(np.random.default_rng(3)))
         from maskface.gallery import UnknownPersonError
 
-        for call in (g.embedding_rows, lambda p: g.remove_embeddings(p, "x")):
+        for call in (g.embedding_rows, lambda p: g.replace_embeddings(p, "x")):
             with pytest.raises(UnknownPersonError):
                 call(2**64)
 
@@ -267,3 +267,20 @@ def test_converter_reproduces_the_shipped_reid_onnx(tmp_path):
     from maskface.models import MODELS
 
     assert hashlib.sha256(out.read_bytes()).hexdigest() == MODELS["face_reid_0095"].sha256
+
+
+def test_replacing_templates_is_all_or_nothing(tmp_path):
+    """remask's replacement of a person's synthetic templates is one transaction: a failed
+    insert (vectors of another size) keeps the old templates; a good one swaps them."""
+    rng = np.random.default_rng(5)
+    with Gallery(tmp_path / "g.db", model="t", dim=DIM) as g:
+        g.enroll("A", unit(rng, 1), sources=["a.jpg"])
+        old = ["synthetic-mask:a.jpg#0", "synthetic-mask:a.jpg#1"]
+        g.add_embeddings("A", unit(rng, 2), True, old)
+        bad = np.ones((3, DIM + 1), np.float32)
+        with pytest.raises(MaskfaceError):
+            g.replace_embeddings("A", "synthetic-mask:", bad, True, ["synthetic-mask:x"] * 3)
+        assert g.embedding_rows("A")[2] == ["a.jpg", *old]
+        assert g.replace_embeddings("A", "synthetic-mask:", unit(rng, 3), True,
+                                    [f"synthetic-mask:b#{k}" for k in range(3)]) == 2
+        assert g.embedding_rows("A")[2] == ["a.jpg"] + [f"synthetic-mask:b#{k}" for k in range(3)]

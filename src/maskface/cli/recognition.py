@@ -396,6 +396,8 @@ def people_remask(
     For galleries enrolled before templates existed: each unmasked embedding whose source photo
     is still on disk gets its templates again (old synthetic ones are replaced). People enrolled
     through the API have no photo paths: enrol their photos again (maskface enroll --add)."""
+    import numpy as np
+
     from maskface.detect import create_detector
     from maskface.io import load_image
     from maskface.recognize import single_face
@@ -422,11 +424,8 @@ def people_remask(
                 t, ts = template_embeddings(embedder, img, face, src, n=n, detector=detector)
                 rows += list(t)
                 srcs += ts
-            removed = gallery.remove_embeddings(person.id, SOURCE_PREFIX)
-            if rows:
-                import numpy as np
-
-                gallery.add_embeddings(person.id, np.stack(rows), True, srcs)
+            removed = gallery.replace_embeddings(person.id, SOURCE_PREFIX,
+                                                 np.stack(rows) if rows else None, True, srcs)
             done += 1
             typer.echo(f"{person.name}: {len(rows)} masked templates "
                        f"({removed} old ones replaced)")

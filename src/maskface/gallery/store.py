@@ -491,15 +491,24 @@ class Gallery:
         vecs = np.stack([np.frombuffer(r[0], np.float32, count=r[2]) for r in rows])
         return vecs, np.array([bool(r[1]) for r in rows]), [r[3] for r in rows]
 
-    def remove_embeddings(self, person: int | str, source_prefix: str) -> int:
-        """Delete a person's embeddings whose source starts with ``source_prefix`` (e.g. the
-        synthetic masked templates, before making them again); returns how many."""
+    def replace_embeddings(self, person: int | str, source_prefix: str,
+                           embeddings: np.ndarray | None = None,
+                           masked: Iterable[bool] | bool = False,
+                           sources: Iterable[str | None] | None = None) -> int:
+        """Replace a person's embeddings whose source starts with ``source_prefix`` (e.g. the
+        synthetic masked templates, made again) by ``embeddings`` (none: just delete them), in
+        one transaction: a search never sees the person half-replaced and a failed insert
+        keeps the old ones. Returns how many were removed."""
+        emb = self._vectors(embeddings) if embeddings is not None and len(embeddings) else None
         with self._transaction() as conn:
             pid = self._resolve(person, conn)
             cur = conn.execute("DELETE FROM embeddings WHERE person_id=? AND "
                                "substr(source, 1, ?) = ?",
                                (pid, len(source_prefix), source_prefix))
-            return int(cur.rowcount)
+            removed = int(cur.rowcount)
+            if emb is not None:
+                self._insert_embeddings(conn, pid, emb, masked, sources)
+            return removed
 
     # -- search -------------------------------------------------------------------------------
     def _refresh(self) -> None:
