@@ -449,8 +449,9 @@ def calibrate(
     One threshold per condition (unmasked-unmasked, masked-unmasked, masked-masked), stored in
     the gallery; writes a ROC report.
 
-    Impostor scores come from pairs of different enrolled people, genuine ones from a person's
-    other photos and masked templates."""
+    Each stored embedding is a probe compared, as the door compares, with each person (the best
+    of their templates): impostor scores against other people, genuine ones against the
+    person's own other photos and masked templates."""
     from maskface.gallery.thresholds import calibrate as fit
     from maskface.gallery.thresholds import store_calibration
 
@@ -468,13 +469,15 @@ def calibrate(
     png = _plot_roc(rep, report.with_suffix(".png"))
     for c, e in rep["conditions"].items():
         if "threshold" not in e:
-            typer.echo(f"{c}: no impostor pairs (needs people enrolled in that condition)")
+            typer.echo(f"{c}: no impostor comparisons (needs people enrolled in that "
+                       "condition)")
             continue
         tar = "n/a" if e["tar"] is None else f"{e['tar']:.2%}"
         typer.echo(f"{c}: threshold {e['threshold']:.3f} at FAR {far:g} "
-                   f"(measured {e['far_measured']:.2e} over {e['impostor_pairs']} impostor "
-                   f"pairs, resolvable {e['far_resolvable']:.1e}); TAR {tar} over "
-                   f"{e['genuine_pairs']} genuine pairs")
+                   f"(measured {e['far_measured']:.2e} over {e['impostor_comparisons']} "
+                   f"probe-person impostor comparisons, resolvable "
+                   f"{e['far_resolvable']:.1e}); TAR {tar} over {e['genuine_comparisons']} "
+                   "genuine probes")
     typer.echo(f"report: {report}\nROC: {png}", err=True)
 
 

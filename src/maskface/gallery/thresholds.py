@@ -100,12 +100,15 @@ def _roc(genuine: np.ndarray, impostor: np.ndarray, n: int = 200) -> list[list[f
 def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR) -> dict[str, Any]:
     """Per-condition thresholds at ``far`` from a site's own enrolled people.
 
-    Impostor scores: every embedding of one person (as the probe) against every embedding of
-    every other person; genuine scores: a person's embeddings against their others, leaving
-    out pairs made from the same photo (a synthetic template against its own photo). Each pair
-    is scored as the door scores it (``weigh``: the embedder's probe weighting) and filed
-    under the condition of (probe masked, template masked). Returns the table to store and
-    a report (counts, TAR at the threshold, the FAR resolvable with this many impostors, ROC).
+    Every stored embedding is taken in turn as a probe (weighted as the door weighs it:
+    ``weigh``) and compared, as the door compares, with each *person*: the best of that
+    person's templates in the condition of (probe masked, template masked). Impostor scores:
+    the probe against every other person; genuine score: against its own person, leaving out
+    templates made from the same photo (a synthetic template against its own photo). So the
+    FAR is per probe-person comparison, the rate at which one stranger passes for one
+    enrolled person (a person with many templates is not under-counted). Returns the table to
+    store and a report (counts, TAR at the threshold, the FAR resolvable with this many
+    impostor comparisons, ROC).
     """
     people = gallery.people()
     rows = []  # (person, masked, photo, vector)
@@ -128,6 +131,8 @@ def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR) -> dict[str, Any]:
     q = np.zeros_like(probes)
     q[order] = probes  # back in row order
     sims = q @ vec.T  # (probe row, template row)
+    by_person = np.argsort(pid, kind="stable")  # template columns grouped by person
+    starts = np.flatnonzero(np.r_[True, np.diff(pid[by_person]) != 0])
     table: dict[str, Any] = {"far": far}
     report: dict[str, Any] = {"far": far, "people": len(people), "embeddings": len(rows),
                               "conditions": {}}
@@ -140,9 +145,14 @@ def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR) -> dict[str, Any]:
             sel |= np.outer(msk == False, msk == True)  # noqa: E712 (numpy arrays)
         same = pid[:, None] == pid[None, :]
         diff_photo = photo[:, None] != photo[None, :]
-        gen = sims[sel & same & diff_photo]
-        imp = sims[sel & ~same]
-        entry: dict[str, Any] = {"genuine_pairs": int(gen.size), "impostor_pairs": int(imp.size)}
+        # Each probe against each other person: the best of their templates in the condition.
+        best = np.maximum.reduceat(np.where(sel & ~same, sims, -np.inf)[:, by_person],
+                                   starts, axis=1)
+        imp = best[np.isfinite(best)]
+        own = np.where(sel & same & diff_photo, sims, -np.inf).max(axis=1)
+        gen = own[np.isfinite(own)]
+        entry: dict[str, Any] = {"genuine_comparisons": int(gen.size),
+                                 "impostor_comparisons": int(imp.size)}
         if imp.size:
             t = impostor_threshold(imp, far)
             table[c] = round(t, 4)
