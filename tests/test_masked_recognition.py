@@ -121,6 +121,15 @@ def test_calibration_from_the_gallery_itself(tmp_path):
         assert rep["masked-unmasked"]["genuine_comparisons"] == 12 * 4
         for c in CONDITIONS:
             assert rep[c]["far_measured"] <= 0.01 and rep[c]["tar"] > 0.5
+        # at a target FPIR: each probe, its own person left out, is a stranger at the door
+        by_fpir = calibrate(g, None, fpir=0.1)
+        strangers = [max(float((photos[q] @ a).max()) for q in range(12) if q != p)
+                     for p in range(12) for a in photos[p]]
+        e = by_fpir["report"]["conditions"]["unmasked-unmasked"]
+        assert e["strangers"] == 24 and by_fpir["table"]["fpir"] == 0.1
+        assert e["threshold"] == round(impostor_threshold(strangers, 0.1), 4)
+        for c in CONDITIONS:
+            assert by_fpir["report"]["conditions"][c]["fpir_measured"] <= 0.1
         store_calibration(g, out["table"])
         assert operating_threshold(g, True, True) == out["table"]["masked-masked"]
         assert operating_threshold(g, False, True) == out["table"]["masked-unmasked"]

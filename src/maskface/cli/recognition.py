@@ -438,13 +438,17 @@ def people_remask(
 def calibrate(
     db: DbOpt = None,
     far: Annotated[float, typer.Option(
-        help="Target false-accept rate of every condition.")] = 1e-3,
+        help="Target false-accept rate of every condition (one stranger against one "
+             "person).")] = 1e-3,
+    fpir: Annotated[float | None, typer.Option(
+        help="Instead of --far: target rate at which a stranger passes for anyone enrolled "
+             "(false-positive identification rate).")] = None,
     report: Annotated[Path, typer.Option(
         help="ROC report (JSON, PNG beside it).")] = Path("maskface-out/calibration.json"),
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Report only; do not store the thresholds.")] = False,
 ) -> None:
-    """Fit per-condition thresholds at a target FAR from the gallery's own people.
+    """Fit per-condition thresholds at a target FAR (or FPIR) from the gallery's own people.
 
     One threshold per condition (unmasked-unmasked, masked-unmasked, masked-masked), stored in
     the gallery; writes a ROC report.
@@ -457,9 +461,11 @@ def calibrate(
 
     if not 0 < far < 1:
         fail(f"--far {far} must be between 0 and 1")
+    if fpir is not None and not 0 < fpir < 1:
+        fail(f"--fpir {fpir} must be between 0 and 1")
     gallery, embedder = _open(db, None, for_writing=False)
     with gallery:
-        out = fit(gallery, embedder.weigh, far)
+        out = fit(gallery, embedder.weigh, far, fpir)
         if not dry_run:
             store_calibration(gallery, out["table"])
     rep = {"model": embedder.label, "gallery": str(gallery.path), "stored": not dry_run,
@@ -473,11 +479,12 @@ def calibrate(
                        "condition)")
             continue
         tar = "n/a" if e["tar"] is None else f"{e['tar']:.2%}"
-        typer.echo(f"{c}: threshold {e['threshold']:.3f} at FAR {far:g} "
-                   f"(measured {e['far_measured']:.2e} over {e['impostor_comparisons']} "
-                   f"probe-person impostor comparisons, resolvable "
-                   f"{e['far_resolvable']:.1e}); TAR {tar} over {e['genuine_comparisons']} "
-                   "genuine probes")
+        aim = f"FPIR {fpir:g}" if fpir is not None else f"FAR {far:g}"
+        typer.echo(f"{c}: threshold {e['threshold']:.3f} at {aim}: FAR {e['far_measured']:.2e} "
+                   f"over {e['impostor_comparisons']} probe-person impostor comparisons "
+                   f"(resolvable {e['far_resolvable']:.1e}), FPIR {e['fpir_measured']:.2%} over "
+                   f"{e['strangers']} strangers (resolvable {e['fpir_resolvable']:.1e}); "
+                   f"TAR {tar} over {e['genuine_comparisons']} genuine probes")
     typer.echo(f"report: {report}\nROC: {png}", err=True)
 
 
@@ -493,7 +500,8 @@ def _plot_roc(rep: dict, path: Path) -> Path:
         if pts:
             ax.plot([p[1] for p in pts], [p[2] for p in pts], label=c)
     ax.set_xscale("log")
-    ax.axvline(rep["far"], color="grey", ls="--", lw=0.8)
+    if rep.get("far"):
+        ax.axvline(rep["far"], color="grey", ls="--", lw=0.8)
     ax.set_xlabel("false accept rate")
     ax.set_ylabel("true accept rate")
     ax.set_title(f"{rep['model']}: {rep['people']} people")

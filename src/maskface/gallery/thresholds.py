@@ -97,8 +97,9 @@ def _roc(genuine: np.ndarray, impostor: np.ndarray, n: int = 200) -> list[list[f
             for t, far, tar in zip(curve["thresholds"], curve["fpr"], curve["tpr"])]
 
 
-def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR) -> dict[str, Any]:
-    """Per-condition thresholds at ``far`` from a site's own enrolled people.
+def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR, fpir: float | None = None
+              ) -> dict[str, Any]:
+    """Per-condition thresholds at ``far`` (or at ``fpir``) from a site's own enrolled people.
 
     Every stored embedding is taken in turn as a probe (weighted as the door weighs it:
     ``weigh``) and compared, as the door compares, with each *person*: the best of that
@@ -106,9 +107,13 @@ def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR) -> dict[str, Any]:
     the probe against every other person; genuine score: against its own person, leaving out
     templates made from the same photo (a synthetic template against its own photo). So the
     FAR is per probe-person comparison, the rate at which one stranger passes for one
-    enrolled person (a person with many templates is not under-counted). Returns the table to
-    store and a report (counts, TAR at the threshold, the FAR resolvable with this many
-    impostor comparisons, ROC).
+    enrolled person (a person with many templates is not under-counted).
+
+    With ``fpir`` the threshold is set on the door's own question instead: each probe, its own
+    person left out, is a stranger; its best score over all other people passes the door at a
+    rate of at most ``fpir`` (false-positive identification rate). Either way the report has
+    both rates at the chosen threshold, the counts, the TAR, the rate resolvable with this many
+    comparisons, and the ROC.
     """
     people = gallery.people()
     rows = []  # (person, masked, photo, vector)
@@ -133,8 +138,9 @@ def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR) -> dict[str, Any]:
     sims = q @ vec.T  # (probe row, template row)
     by_person = np.argsort(pid, kind="stable")  # template columns grouped by person
     starts = np.flatnonzero(np.r_[True, np.diff(pid[by_person]) != 0])
-    table: dict[str, Any] = {"far": far}
-    report: dict[str, Any] = {"far": far, "people": len(people), "embeddings": len(rows),
+    target = {"fpir": fpir} if fpir is not None else {"far": far}
+    table: dict[str, Any] = dict(target)
+    report: dict[str, Any] = {**target, "people": len(people), "embeddings": len(rows),
                               "conditions": {}}
     for c in CONDITIONS:
         pm, tm = {"unmasked-unmasked": (False, False), "masked-unmasked": (True, False),
@@ -151,13 +157,20 @@ def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR) -> dict[str, Any]:
         imp = best[np.isfinite(best)]
         own = np.where(sel & same & diff_photo, sims, -np.inf).max(axis=1)
         gen = own[np.isfinite(own)]
+        # ... and a stranger (the probe, its own person left out) against everyone at once
+        stranger = best.max(axis=1)
+        stranger = stranger[np.isfinite(stranger)]
         entry: dict[str, Any] = {"genuine_comparisons": int(gen.size),
-                                 "impostor_comparisons": int(imp.size)}
+                                 "impostor_comparisons": int(imp.size),
+                                 "strangers": int(stranger.size)}
         if imp.size:
-            t = impostor_threshold(imp, far)
+            t = impostor_threshold(stranger, fpir) if fpir is not None else \
+                impostor_threshold(imp, far)
             table[c] = round(t, 4)
             entry.update(threshold=round(t, 4), far_measured=round(float((imp >= t).mean()), 6),
+                         fpir_measured=round(float((stranger >= t).mean()), 6),
                          far_resolvable=round(1.0 / imp.size, 6),
+                         fpir_resolvable=round(1.0 / stranger.size, 6),
                          tar=round(float((gen >= t).mean()), 4) if gen.size else None,
                          roc=_roc(gen, imp))
         report["conditions"][c] = entry
