@@ -130,6 +130,14 @@ def test_calibration_from_the_gallery_itself(tmp_path):
         assert e["threshold"] == round(impostor_threshold(strangers, 0.1), 4)
         for c in CONDITIONS:
             assert by_fpir["report"]["conditions"][c]["fpir_measured"] <= 0.1
+        # a gallery too large for every probe: a seeded sample of probes, said in the report
+        small = calibrate(g, None, far=0.01, max_comparisons=60)
+        cond = small["report"]["conditions"]
+        assert small["report"]["probes"] == 60 // 12 == cond["masked-unmasked"]["strangers"]
+        uu = cond["unmasked-unmasked"]
+        assert uu["strangers"] <= 5 and uu["impostor_comparisons"] == 11 * uu["strangers"]
+        assert calibrate(g, None, far=0.01, max_comparisons=60) == small  # seeded
+        assert out["report"]["probes"] == 48  # every embedding when it fits
         store_calibration(g, out["table"])
         assert operating_threshold(g, True, True) == out["table"]["masked-masked"]
         assert operating_threshold(g, False, True) == out["table"]["masked-unmasked"]

@@ -97,8 +97,8 @@ def _roc(genuine: np.ndarray, impostor: np.ndarray, n: int = 200) -> list[list[f
             for t, far, tar in zip(curve["thresholds"], curve["fpr"], curve["tpr"])]
 
 
-def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR, fpir: float | None = None
-              ) -> dict[str, Any]:
+def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR, fpir: float | None = None,
+              max_comparisons: int = 10_000_000, seed: int = 0) -> dict[str, Any]:
     """Per-condition thresholds at ``far`` (or at ``fpir``) from a site's own enrolled people.
 
     Every stored embedding is taken in turn as a probe (weighted as the door weighs it:
@@ -114,6 +114,10 @@ def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR, fpir: float | None 
     rate of at most ``fpir`` (false-positive identification rate). Either way the report has
     both rates at the chosen threshold, the counts, the TAR, the rate resolvable with this many
     comparisons, and the ROC.
+
+    Probes are scored in blocks (memory stays bounded); a gallery so large that every
+    embedding against every person would exceed ``max_comparisons`` uses a seeded sample of
+    probes (``report["probes"]`` says how many).
     """
     people = gallery.people()
     rows = []  # (person, masked, photo, vector)
@@ -129,37 +133,45 @@ def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR, fpir: float | None 
     vec = np.stack([r[3] for r in rows]).astype(np.float32)
     pid = np.array([r[0] for r in rows])
     msk = np.array([r[1] for r in rows])
-    photo = np.array([r[2] for r in rows], dtype=object)
+    photo = np.unique(np.array([r[2] for r in rows], dtype=object), return_inverse=True)[1]
     probes = np.concatenate([weigh(vec[msk == m], [m] * int((msk == m).sum()))
                              if weigh else vec[msk == m] for m in (False, True)])
     order = np.concatenate([np.flatnonzero(msk == m) for m in (False, True)])
     q = np.zeros_like(probes)
     q[order] = probes  # back in row order
-    sims = q @ vec.T  # (probe row, template row)
     by_person = np.argsort(pid, kind="stable")  # template columns grouped by person
     starts = np.flatnonzero(np.r_[True, np.diff(pid[by_person]) != 0])
+    n_probes = min(len(rows), max(1, max_comparisons // len(people)))
+    probe_rows = np.arange(len(rows)) if n_probes == len(rows) else np.sort(
+        np.random.default_rng(seed).choice(len(rows), n_probes, replace=False))
+    kinds = {"unmasked-unmasked": (False, False), "masked-unmasked": (True, False),
+             "masked-masked": (True, True)}
+    scores: dict[str, dict[str, list[np.ndarray]]] = {
+        c: {"imp": [], "gen": [], "stranger": []} for c in CONDITIONS}
+    block = max(1, 4_000_000 // len(rows))  # probe rows per block: ~4M scores at a time
+    for b0 in range(0, len(probe_rows), block):
+        idx = probe_rows[b0 : b0 + block]
+        sims = q[idx] @ vec.T  # (probe row, template row)
+        same = pid[idx, None] == pid[None, :]
+        diff_photo = photo[idx, None] != photo[None, :]
+        for c in CONDITIONS:
+            pm, tm = kinds[c]
+            sel = np.outer(msk[idx] == pm, msk == tm)
+            if c == "masked-unmasked":  # an unmasked probe against a masked template too
+                sel |= np.outer(~msk[idx], msk)
+            # Each probe against each other person: the best of their templates here ...
+            best = np.maximum.reduceat(np.where(sel & ~same, sims, -np.inf)[:, by_person],
+                                       starts, axis=1)
+            own = np.where(sel & same & diff_photo, sims, -np.inf).max(axis=1)
+            # ... and as a stranger (its own person left out) against everyone at once
+            for key, v in (("imp", best), ("gen", own), ("stranger", best.max(axis=1))):
+                scores[c][key].append(v[np.isfinite(v)])
     target = {"fpir": fpir} if fpir is not None else {"far": far}
     table: dict[str, Any] = dict(target)
     report: dict[str, Any] = {**target, "people": len(people), "embeddings": len(rows),
-                              "conditions": {}}
+                              "probes": int(n_probes), "conditions": {}}
     for c in CONDITIONS:
-        pm, tm = {"unmasked-unmasked": (False, False), "masked-unmasked": (True, False),
-                  "masked-masked": (True, True)}[c]
-        # an unmasked probe against a masked template counts as masked-unmasked
-        sel = np.outer(msk == pm, msk == tm)
-        if c == "masked-unmasked":
-            sel |= np.outer(msk == False, msk == True)  # noqa: E712 (numpy arrays)
-        same = pid[:, None] == pid[None, :]
-        diff_photo = photo[:, None] != photo[None, :]
-        # Each probe against each other person: the best of their templates in the condition.
-        best = np.maximum.reduceat(np.where(sel & ~same, sims, -np.inf)[:, by_person],
-                                   starts, axis=1)
-        imp = best[np.isfinite(best)]
-        own = np.where(sel & same & diff_photo, sims, -np.inf).max(axis=1)
-        gen = own[np.isfinite(own)]
-        # ... and a stranger (the probe, its own person left out) against everyone at once
-        stranger = best.max(axis=1)
-        stranger = stranger[np.isfinite(stranger)]
+        imp, gen, stranger = (np.concatenate(scores[c][k]) for k in ("imp", "gen", "stranger"))
         entry: dict[str, Any] = {"genuine_comparisons": int(gen.size),
                                  "impostor_comparisons": int(imp.size),
                                  "strangers": int(stranger.size)}
