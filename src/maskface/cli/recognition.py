@@ -465,7 +465,8 @@ def calibrate(
         fail(f"--fpir {fpir} must be between 0 and 1")
     gallery, embedder = _open(db, None, for_writing=False)
     with gallery:
-        out = fit(gallery, embedder.weigh, far, fpir)
+        out = fit(gallery, embedder.weigh, far, fpir,
+                  progress=lambda it: progress(it, desc="calibrate", unit="block", leave=False))
         if not dry_run:
             store_calibration(gallery, out["table"])
     rep = {"model": embedder.label, "gallery": str(gallery.path), "stored": not dry_run,

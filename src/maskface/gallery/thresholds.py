@@ -18,6 +18,7 @@ Where they come from, first found wins:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,8 @@ def _roc(genuine: np.ndarray, impostor: np.ndarray, n: int = 200) -> list[list[f
 
 
 def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR, fpir: float | None = None,
-              max_comparisons: int = 10_000_000, seed: int = 0) -> dict[str, Any]:
+              max_comparisons: int = 10_000_000, seed: int = 0,
+              progress: Callable[[Iterable], Iterable] | None = None) -> dict[str, Any]:
     """Per-condition thresholds at ``far`` (or at ``fpir``) from a site's own enrolled people.
 
     Every stored embedding is taken in turn as a probe (weighted as the door weighs it:
@@ -117,7 +119,7 @@ def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR, fpir: float | None 
 
     Probes are scored in blocks (memory stays bounded); a gallery so large that every
     embedding against every person would exceed ``max_comparisons`` uses a seeded sample of
-    probes (``report["probes"]`` says how many).
+    probes (``report["probes"]`` says how many). ``progress`` wraps the blocks (a bar).
     """
     people = gallery.people()
     rows = []  # (person, masked, photo, vector)
@@ -149,7 +151,8 @@ def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR, fpir: float | None 
     scores: dict[str, dict[str, list[np.ndarray]]] = {
         c: {"imp": [], "gen": [], "stranger": []} for c in CONDITIONS}
     block = max(1, 4_000_000 // len(rows))  # probe rows per block: ~4M scores at a time
-    for b0 in range(0, len(probe_rows), block):
+    blocks = range(0, len(probe_rows), block)
+    for b0 in progress(blocks) if progress else blocks:
         idx = probe_rows[b0 : b0 + block]
         sims = q[idx] @ vec.T  # (probe row, template row)
         same = pid[idx, None] == pid[None, :]
