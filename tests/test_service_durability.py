@@ -63,23 +63,38 @@ def test_sigkill_loses_no_committed_enrolment_or_event(tmp_path, astronaut):
         proc.wait(timeout=30)
 
 
+def _two_replicas(tmp_path, postgres):  # noqa: F811 (the fixture)
+    """A new PostgreSQL store with an admin key and two real servers on it: the store's URL,
+    the admin's headers, the two ports and the server processes (stop them with _stop)."""
+    from maskface.service.auth import KeyStore
+    from maskface.storage import open_database
+
+    url = postgres.new_database()
+    with open_database(url) as db:
+        key, _ = KeyStore(db).create("admin")
+    ports = free_port(), free_port()
+    servers = [start_server(url, p, tmp_path / f"{n}.log") for p, n in zip(ports, "ab")]
+    return url, {"X-API-Key": key}, ports, servers
+
+
+def _stop(servers) -> None:
+    for p in servers:
+        if p.poll() is None:
+            p.terminate()
+            p.wait(timeout=30)
+
+
 @pytest.mark.slow
 def test_two_replicas_on_postgresql_agree_and_a_killed_one_loses_nothing(tmp_path, astronaut,
                                                                          postgres):  # noqa: F811
     """Two real servers on one PostgreSQL store: an enrolment on A is matched on B at once; B
     is SIGKILLed after acknowledging checks, and every acknowledged event is a row; a deletion
     on A is never matched again by B... nor by A."""
-    from maskface.service.auth import KeyStore
     from maskface.service.events import EventLog
     from maskface.storage import open_database
 
-    url = postgres.new_database()
-    with open_database(url) as db:
-        key, _ = KeyStore(db).create("admin")
-    h = {"X-API-Key": key}
-    pa, pb = free_port(), free_port()
-    a = start_server(url, pa, tmp_path / "a.log")
-    b = start_server(url, pb, tmp_path / "b.log")
+    url, h, (pa, pb), servers = _two_replicas(tmp_path, postgres)
+    b = servers[1]
     A, B = f"http://127.0.0.1:{pa}", f"http://127.0.0.1:{pb}"
     photo = jpeg(astronaut)
     try:
@@ -101,17 +116,14 @@ def test_two_replicas_on_postgresql_agree_and_a_killed_one_loses_nothing(tmp_pat
         with open_database(url) as db:
             events, total = EventLog(db).query()
         assert total == 2 and sorted(e.id for e in events) == sorted(ids)
-        b = start_server(url, pb, tmp_path / "b.log")
+        servers.append(start_server(url, pb, tmp_path / "b.log"))
         assert httpx.delete(f"{A}/v1/people/{pid}", headers=h, timeout=30).status_code == 204
         for base in (B, A):
             r = httpx.post(f"{base}/v1/access/check", headers=h,
                            files={"image": ("k.jpg", photo, "image/jpeg")}, timeout=60)
             assert r.json()["decision"] == "denied" and r.json()["person"] is None, r.text
     finally:
-        for p in (a, b):
-            if p.poll() is None:
-                p.terminate()
-                p.wait(timeout=30)
+        _stop(servers)
 
 
 @pytest.mark.slow
@@ -122,16 +134,7 @@ def test_one_face_enrolled_at_once_on_two_replicas_is_stored_once(tmp_path, astr
     the check and the write were one step, all four were stored)."""
     import threading
 
-    from maskface.service.auth import KeyStore
-    from maskface.storage import open_database
-
-    url = postgres.new_database()
-    with open_database(url) as db:
-        key, _ = KeyStore(db).create("admin")
-    h = {"X-API-Key": key}
-    pa, pb = free_port(), free_port()
-    a = start_server(url, pa, tmp_path / "a.log")
-    b = start_server(url, pb, tmp_path / "b.log")
+    _, h, (pa, pb), servers = _two_replicas(tmp_path, postgres)
     photo = jpeg(astronaut)
     answers = {}
 
@@ -149,9 +152,7 @@ def test_one_face_enrolled_at_once_on_two_replicas_is_stored_once(tmp_path, astr
             t.join()
         people = httpx.get(f"http://127.0.0.1:{pa}/v1/people", headers=h).json()
     finally:
-        for p in (a, b):
-            p.terminate()
-            p.wait(timeout=30)
+        _stop(servers)
     codes = sorted(answers.values())
     assert codes == [(201, None)] + [(409, "already_enrolled")] * 3, answers
     assert len(people["people"]) == 1
