@@ -3,6 +3,7 @@ identify`` and ``maskface train recognizer``."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Annotated
@@ -115,7 +116,7 @@ def enroll(
     from maskface.align import align_faces
     from maskface.detect import create_detector
     from maskface.errors import InputError
-    from maskface.gallery import find_duplicate, store_unless_duplicate
+    from maskface.gallery import store_unless_duplicate
     from maskface.gallery.duplicates import ADD_PHOTOS_OVERRIDE, ENROL_OVERRIDE
     from maskface.io import load_image
     from maskface.recognize import single_face
@@ -146,38 +147,34 @@ def enroll(
         emb = embedder.embed(np.stack(aligned), flags)
         sources = [str(p) for p in images]
         # One person, one identity: refuse a face enrolled as someone else (the door's
-        # threshold), before the templates are made and again as part of the write (another
-        # enrolment may commit in between: store_unless_duplicate).
+        # threshold), checked as part of the write (another enrolment may commit in between:
+        # store_unless_duplicate) and before the masked templates are made.
         exclude = gallery.get(name).id if add else None
-        probes = embedder.weigh(emb, flags)
+        rows = functools.cache(lambda: _with_templates(
+            embedder, picked, emb, flags, sources, _template_rule(templates, None)[0], detector))
         warned = []
 
-        def decide(dup):
-            if dup is None:
-                return None
-            if not allow_duplicate:
-                fail(f"{dup.message(str(images[dup.photo]))} (--allow-duplicate)")
-            if not warned:
-                warned.append(dup)
-                typer.echo(f"warning: {images[dup.photo]} matches {dup.name!r} (id "
-                           f"{dup.person_id}, score {dup.score:.3f}); stored anyway "
-                           "(--allow-duplicate), recorded in the audit log", err=True)
-            return (ADD_PHOTOS_OVERRIDE if add else ENROL_OVERRIDE,
-                    {"matched": dup.to_dict(), "by": _user(), "via": "cli"})
-
-        decide(find_duplicate(gallery, probes, flags, None, exclude=exclude))
-        emb, flags_all, sources = _with_templates(embedder, picked, emb, flags, sources,
-                                                  _template_rule(templates, None)[0], detector)
-
         def store(dup, version):
-            audit = decide(dup)
+            audit = None
+            if dup is not None:
+                if not allow_duplicate:
+                    fail(f"{dup.message(str(images[dup.photo]))} (--allow-duplicate)")
+                if not warned:  # once, even on a retry
+                    warned.append(dup)
+                    typer.echo(f"warning: {images[dup.photo]} matches {dup.name!r} (id "
+                               f"{dup.person_id}, score {dup.score:.3f}); stored anyway "
+                               "(--allow-duplicate), recorded in the audit log", err=True)
+                audit = (ADD_PHOTOS_OVERRIDE if add else ENROL_OVERRIDE,
+                         {"matched": dup.to_dict(), "by": _user(), "via": "cli"})
+            rows_emb, rows_flags, rows_sources = rows()
             if add:
-                return gallery.add_embeddings(name, emb, flags_all, sources, audit=audit,
-                                              expect_version=version)
-            return gallery.enroll(name, emb, flags_all, meta, sources, audit=audit,
+                return gallery.add_embeddings(name, rows_emb, rows_flags, rows_sources,
+                                              audit=audit, expect_version=version)
+            return gallery.enroll(name, rows_emb, rows_flags, meta, rows_sources, audit=audit,
                                   expect_version=version)
 
-        person = store_unless_duplicate(gallery, probes, flags, None, store, exclude=exclude)
+        person = store_unless_duplicate(gallery, embedder.weigh(emb, flags), flags, None,
+                                        store, exclude=exclude)
         nt = person.n_templates
         typer.echo(f"{'added to' if add else 'enrolled'} {person.name} (id {person.id}): "
                    f"{person.n_embeddings - nt} embeddings ({person.n_masked - nt} masked) "

@@ -6,6 +6,7 @@ about a person and deleting them erases it all.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,6 @@ from maskface.gallery import (
     Gallery,
     Person,
     UnknownPersonError,
-    find_duplicate,
     store_unless_duplicate,
 )
 from maskface.gallery.duplicates import ADD_PHOTOS_OVERRIDE, ENROL_OVERRIDE
@@ -137,13 +137,12 @@ class People:
         ``allow_duplicate`` (then recorded in the audit log, naming ``actor``)."""
         self.check_name_free(name)  # the clearer error first (the face most likely matches too)
         probes, masked = self._probes(faces)
-        # Refuse before the masked templates are made (about 0.5 s of CPU per photo) ...
-        self._decide(find_duplicate(self.gallery, probes, masked, threshold), allow_duplicate,
-                     ENROL_OVERRIDE, actor)
-        emb, flags, sources = self._rows(faces, images)
+        rows = functools.cache(lambda: self._rows(faces, images))  # once, even on a retry
 
-        def store(dup, version: int) -> Person:  # ... and check again as part of the write
+        def store(dup, version: int) -> Person:
+            # refused before the masked templates are made (about 0.5 s of CPU per photo)
             audit = self._decide(dup, allow_duplicate, ENROL_OVERRIDE, actor)
+            emb, flags, sources = rows()
             return self.gallery.enroll(name, emb, masked=flags, sources=sources, audit=audit,
                                        metadata={"groups": list(groups)},
                                        expect_version=version)
@@ -162,12 +161,11 @@ class People:
         matches another person."""
         pid = self._get(person_id).id
         probes, masked = self._probes(faces)
-        self._decide(find_duplicate(self.gallery, probes, masked, threshold, exclude=pid),
-                     allow_duplicate, ADD_PHOTOS_OVERRIDE, actor)
-        emb, flags, sources = self._rows(faces, images)
+        rows = functools.cache(lambda: self._rows(faces, images))
 
         def store(dup, version: int) -> Person:
             audit = self._decide(dup, allow_duplicate, ADD_PHOTOS_OVERRIDE, actor)
+            emb, flags, sources = rows()
             return self.gallery.add_embeddings(pid, emb, masked=flags, sources=sources,
                                                audit=audit, expect_version=version)
 
