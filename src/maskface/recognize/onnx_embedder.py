@@ -98,6 +98,10 @@ class Reid0095Embedder(Embedder):
         self._lock = threading.Lock()
 
     def _embed(self, faces: np.ndarray) -> np.ndarray:
-        crops = realign(faces, REID0095_TEMPLATE, self.SIZE)
-        x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
-        return _run_batched(self, x)
+        return _run_batched(self, reid0095_input(faces))
+
+
+def reid0095_input(faces: np.ndarray) -> np.ndarray:
+    """reid0095's input ``(N, 3, 128, 128)`` float32 BGR 0..255 from 112x112 ArcFace crops."""
+    crops = realign(faces, REID0095_TEMPLATE, Reid0095Embedder.SIZE)
+    return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)

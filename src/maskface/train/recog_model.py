@@ -5,6 +5,9 @@ SFace ends ``bn1 (N,1024,7,7) -> Flatten -> Gemm (pre_fc1) -> BatchNorm (fc1)``.
 the cached ``Flatten`` output and learns a low-rank residual added to SFace's embedding; the
 export keeps SFace whole and adds that branch, so the input contract (RGB 0..255,
 (N,3,112,112)) is SFace's and one session runs the whole embedder.
+
+reid0095's last feature map is read the same way for ``maskface train alignment``, whose fitted
+map is exported after reid0095's layers (:func:`export_masked_alignment`).
 """
 
 from __future__ import annotations
@@ -135,6 +138,21 @@ def extract_features(crops: np.ndarray, batch: int = 64, progress: bool = True
     return feats, embs
 
 
+def _save(m, path: str | Path, metadata: dict) -> Path:
+    """Check and save an ONNX model with ``metadata`` as its properties."""
+    import onnx
+
+    del m.metadata_props[:]
+    for k, val in metadata.items():
+        m.metadata_props.append(onnx.StringStringEntryProto(
+            key=k, value=val if isinstance(val, str) else json.dumps(val)))
+    onnx.checker.check_model(m)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(m, path)
+    return path
+
+
 def export_adapted(u: np.ndarray, v: np.ndarray, path: str | Path, metadata: dict) -> Path:
     """SFace plus the trained low-rank residual ``U (V f)`` as one ONNX graph with metadata.
 
@@ -157,12 +175,72 @@ def export_adapted(u: np.ndarray, v: np.ndarray, path: str | Path, metadata: dic
     del m.graph.output[:]
     m.graph.output.append(helper.make_tensor_value_info("embedding", onnx.TensorProto.FLOAT,
                                                         ["N", u.shape[0]]))
-    del m.metadata_props[:]
-    for k, val in metadata.items():
-        m.metadata_props.append(onnx.StringStringEntryProto(
-            key=k, value=val if isinstance(val, str) else json.dumps(val)))
-    onnx.checker.check_model(m)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(m, path)
-    return path
+    return _save(m, path, metadata)
+
+
+# --- face-reidentification-retail-0095 -------------------------------------------------------
+#
+# The converted graph ends ``LeakyRelu (N,512,8,8) -> depthwise 8x8 Conv + bias -> 1x1 Conv
+# (512 -> 256) -> Flatten``: the LeakyRelu's output is its last non-linear feature map.
+
+REID_FEATURES = "t675_2"
+REID_FEATURE_DIM = 512 * 8 * 8
+
+
+def _reid_with_features():
+    """reid0095 with its last feature map, flattened, as a second output."""
+    import onnx
+    from onnx import helper
+
+    from maskface.models import model_bytes
+
+    m = onnx.load_from_string(model_bytes("face_reid_0095"))
+    m.graph.node.append(helper.make_node("Flatten", [REID_FEATURES], ["reid_features"], axis=1))
+    m.graph.output.append(helper.make_tensor_value_info("reid_features", onnx.TensorProto.FLOAT,
+                                                        ["N", REID_FEATURE_DIM]))
+    return m
+
+
+def extract_reid_features(crops: np.ndarray, batch: int = 64, progress: bool = True
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """reid0095 features (float16, (M, 32768)) and embeddings (float32) of aligned BGR crops."""
+    from tqdm import tqdm
+
+    from maskface.models import ort_session
+    from maskface.recognize.onnx_embedder import reid0095_input
+
+    sess = ort_session(_reid_with_features().SerializeToString())
+    name = sess.get_inputs()[0].name
+    feats = np.zeros((len(crops), REID_FEATURE_DIM), np.float16)
+    embs = np.zeros((len(crops), 256), np.float32)
+    for i in tqdm(range(0, len(crops), batch), desc="backbone", disable=not progress,
+                  mininterval=5):
+        e, f = sess.run(None, {name: reid0095_input(crops[i:i + batch])})
+        feats[i:i + batch] = f
+        embs[i:i + batch] = e.reshape(len(e), -1)
+    return feats, embs
+
+
+def export_masked_alignment(w: np.ndarray, b: np.ndarray, path: str | Path, metadata: dict
+                            ) -> Path:
+    """reid0095's layers up to its last feature map, then ``offsets = f @ w + b`` (N, 10), as
+    one ONNX graph with metadata (input as reid0095's)."""
+    import onnx
+    from onnx import helper, numpy_helper
+    from onnx.utils import Extractor
+
+    full = _reid_with_features()
+    m = Extractor(full).extract_model([full.graph.input[0].name], ["reid_features"])
+    m.graph.initializer.extend([
+        numpy_helper.from_array(np.ascontiguousarray(w, np.float32), "alignment_w"),
+        numpy_helper.from_array(np.ascontiguousarray(b, np.float32), "alignment_b")])
+    m.graph.node.extend([
+        helper.make_node("MatMul", ["reid_features", "alignment_w"], ["alignment_raw"]),
+        helper.make_node("Add", ["alignment_raw", "alignment_b"], ["offsets"])])
+    del m.graph.output[:]
+    m.graph.output.append(helper.make_tensor_value_info("offsets", onnx.TensorProto.FLOAT,
+                                                        ["N", w.shape[1]]))
+    del m.opset_import[:]
+    m.opset_import.extend(full.opset_import)
+    m.ir_version = full.ir_version
+    return _save(m, path, metadata)

@@ -103,15 +103,18 @@ def _pair_accuracy(emb: np.ndarray, pairs: dict[str, tuple]) -> dict[str, float]
     return res
 
 
-def _features(crops: np.ndarray, cache: Path) -> tuple[np.ndarray, np.ndarray]:
-    from maskface.train.recog_model import extract_features
+def _features(crops: np.ndarray, cache: Path, backbone: str = "sface"
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Cached backbone features and embeddings of the crops (``sface`` or ``reid0095``)."""
+    from maskface.train.recog_model import extract_features, extract_reid_features
 
     key = hashlib.sha1(crops[:: max(1, len(crops) // 64)].tobytes()).hexdigest()[:10]
-    path = cache / f"features_{len(crops)}_{key}.npy"
-    epath = cache / f"sface_{len(crops)}_{key}.npy"
+    prefix = "" if backbone == "sface" else f"{backbone}_"
+    path = cache / f"{prefix}features_{len(crops)}_{key}.npy"
+    epath = cache / f"{backbone}_{len(crops)}_{key}.npy"
     if path.is_file() and epath.is_file():
         return np.load(path, mmap_mode="r"), np.load(epath)
-    feats, embs = extract_features(crops)
+    feats, embs = (extract_features if backbone == "sface" else extract_reid_features)(crops)
     np.save(path, feats)
     np.save(epath, embs)
     return feats, embs
