@@ -308,3 +308,112 @@ def test_replacing_templates_is_all_or_nothing(tmp_path):
         assert g.replace_embeddings("A", "synthetic-mask:", unit(rng, 3), True,
                                     [f"synthetic-mask:b#{k}" for k in range(3)]) == 2
         assert g.embedding_rows("A")[2] == ["a.jpg"] + [f"synthetic-mask:b#{k}" for k in range(3)]
+
+
+def test_masked_alignment_export_matches_its_formula(tmp_path):
+    """The exported graph is reid0095's feature map times the fitted map, plus the template."""
+    pytest.importorskip("onnx")
+    from maskface.align import ARCFACE_TEMPLATE
+    from maskface.recognize import MaskedRealigner
+    from maskface.train.recog_model import (
+        REID_FEATURE_DIM,
+        export_masked_alignment,
+        extract_reid_features,
+    )
+
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (3, 112, 112, 3), dtype=np.uint8)
+    w = rng.standard_normal((REID_FEATURE_DIM, 10)).astype(np.float32) * 1e-3
+    b = rng.standard_normal(10).astype(np.float32)
+    path = export_masked_alignment(w, b, tmp_path / "a.onnx", {"penalty": "1"})
+    feats, _ = extract_reid_features(crops, progress=False)
+    want = ARCFACE_TEMPLATE + (feats.astype(np.float32) @ w + b).reshape(-1, 5, 2)
+    np.testing.assert_allclose(MaskedRealigner(path).landmarks(crops), want, atol=2e-2)
+
+
+def test_realigned_embedder_touches_masked_faces_only(astronaut):
+    from maskface.recognize import MaskedRealigner, RealignedEmbedder, create_embedder
+    from maskface.recognize.faces import portrait_detector
+
+    plain = create_embedder("fused", realign=False)
+    emb = RealignedEmbedder(plain, MaskedRealigner())
+    face = align_one(portrait_detector(), astronaut)
+    both = np.stack([face, face])
+    assert emb.name == plain.name and emb.dim == plain.dim and emb.parts == plain.parts
+    out, ref = emb.embed(both, [False, True]), plain.embed(both, [False, True])
+    assert out[0] @ ref[0] > 0.9999            # unmasked: exactly the embedder's vector
+    assert 0.5 < out[1] @ ref[1] < 0.9999      # masked: the re-aligned crop's
+    np.testing.assert_array_equal(emb.weigh(out, [True, True]), plain.weigh(out, [True, True]))
+
+
+def align_one(detector, image):
+    from maskface.align import align_faces
+    from maskface.recognize import central_face
+
+    return align_faces(image, central_face(detector, image).face.landmarks[None])[0]
+
+
+def test_masked_alignment_finds_the_landmarks_a_mask_hides(data_dir):
+    """On LFW photos the model never saw, masked by maskface.synth: the landmarks the model
+    gives for the masked face's crop are nearer the unmasked face's true ones than the
+    detector's (the crop's own alignment)."""
+    pytest.importorskip("mediapipe")
+    from maskface.align import ARCFACE_TEMPLATE, alignment_matrix
+    from maskface.io import load_image
+    from maskface.recognize import MaskedRealigner, central_face
+    from maskface.recognize.faces import portrait_detector
+    from maskface.synth import apply_mask, random_style
+
+    det, model = portrait_detector(), MaskedRealigner()
+    names = sorted(p.name for p in (data_dir / "lfw/images").iterdir())[:40:2]
+    crops, truth = [], []
+    for k, name in enumerate(names):
+        img = load_image(next((data_dir / "lfw/images" / name).iterdir()))
+        face = central_face(det, img).face
+        try:
+            masked = apply_mask(img, face, random_style(np.random.default_rng(k)))
+        except MaskfaceError:
+            continue
+        lm = central_face(det, masked).face.landmarks
+        a = alignment_matrix(lm)
+        crops.append(align_one(det, masked))
+        truth.append(face.landmarks @ a[:, :2].T + a[:, 2])
+    assert len(crops) >= 15
+    truth = np.stack(truth)
+    before = np.linalg.norm(truth - ARCFACE_TEMPLATE, axis=2).mean()
+    after = np.linalg.norm(truth - model.landmarks(np.stack(crops)), axis=2).mean()
+    assert after < 0.85 * before, (before, after)
+
+
+def test_cli_train_alignment_end_to_end(tmp_path, data_dir):
+    """``maskface train alignment`` on a small identity tree: crops, masks, features, the
+    ridge fit, the exported model (loadable, five finite landmarks per crop) and its card."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("mediapipe")
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+    from maskface.recognize import MaskedRealigner
+
+    faces = tmp_path / "faces"
+    people = [p for p in sorted((data_dir / "lfw/images").iterdir())
+              if len(list(p.iterdir())) >= 3][:8]
+    for person in people:
+        (faces / person.name).mkdir(parents=True)
+        for photo in sorted(person.iterdir())[:3]:
+            shutil.copy(photo, faces / person.name / photo.name)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(load_commands(), [
+        "train", "alignment", "--faces", str(faces), "--cache", str(tmp_path / "cache"),
+        "--out", str(out), "--holdout", "2", "--val", "2"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    card = json.loads((out / "card.json").read_text())
+    assert card["penalty"] in (1e4, 3e4, 1e5, 3e5, 1e6)
+    assert card["data"]["train_crops"] > 0 and card["data"]["val_crops"] > 0
+    assert set(card["val_pair_accuracy"]) == {"sface_masked_detector", "sface_masked_realigned",
+                                              "reid0095_detector", "reid0095_realigned"}
+    crops = np.load(next((tmp_path / "cache").glob("crops_masked_*.npz")))["crops"][:4]
+    lm = MaskedRealigner(out / "masked_alignment.onnx").landmarks(crops)
+    assert lm.shape == (4, 5, 2) and np.isfinite(lm).all()

@@ -177,6 +177,14 @@ MODELS: dict[str, ModelSpec] = {
             quantized=True,
         ),
         ModelSpec(
+            "masked_alignment",
+            "landmarks of a masked face's aligned crop: reid0095's layers + a ridge map fitted "
+            "by maskface (see masked_alignment.card.json)",
+            "b0a35409fb8db986fec07fe404a5af9656a98fd3fcbffe3b07e4125f999e34fc",
+            None,
+            "masked_alignment.onnx",
+        ),
+        ModelSpec(
             "liveness_minifasnet",
             "MiniFASNetV2 (2.7x crop) + MiniFASNetV1SE (4.0x crop) liveness pair by Minivision "
             "(Apache-2.0), one ONNX graph (see liveness_minifasnet.card.json)",

@@ -11,6 +11,7 @@ _STAGE_NOTES = {
     "classify": "mask classifier, all faces in one batch",
     "classify_one_at_a_time": "same, one face per run (for comparison)",
     "embed": "identity embeddings, all faces",
+    "embed_as_masked": "the same faces through the masked path (re-alignment, adapter)",
     "match": "1:N search in the gallery",
     "liveness": "liveness (MiniFASNet pair), all faces in one batch",
     "liveness_per_face": "liveness, one face per run: time per face",

@@ -242,6 +242,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None
         aligned = [align_faces(im, d.landmarks) for im, d in pairs]
         embs = [ours.embedder.embed(a) for a in aligned]
         time_stage("embed", ours.embedder.embed, aligned)
+        # the same faces as if masked: the masked path (re-alignment, adapter) per face
+        time_stage("embed_as_masked", lambda a: ours.embedder.embed(a, [True] * len(a)), aligned)
         # a fused embedder: each backbone alone, so the added latency per face is visible
         for part in getattr(ours.embedder, "parts", ()):
             time_stage(f"embed_{part.name}", part.embed, aligned)

@@ -646,21 +646,26 @@ def gallery_bench(
         report.write_text(json.dumps(res, indent=2))
 
 
+#: options shared by the recognition training commands (one identity split for all)
+IdentityFaces = Annotated[Path | None, typer.Option(
+    help="Identity folders (default: vggface2-sample in the data).")]
+FeatureCache = Annotated[Path, typer.Option(help="Crop and backbone feature cache folder.")]
+HoldoutIds = Annotated[int, typer.Option(help="Identities held out for identification.")]
+ValIds = Annotated[int, typer.Option(help="Identities held out for validation.")]
+
+
 @train_app.command("recognizer")
 @user_errors
 def train_recognizer(
     out: Annotated[Path, typer.Option(help="Output folder (model, card, curves).")
                    ] = Path("runs/recognizer"),
-    faces: Annotated[Path | None, typer.Option(
-        help="Identity folders (default: vggface2-sample in the data).")] = None,
+    faces: IdentityFaces = None,
     masked: Annotated[Path | None, typer.Option(
         help="Synthetic masked copies of the same identities (maskface synth output).")] = None,
-    cache: Annotated[Path, typer.Option(help="Backbone feature cache folder.")
-                     ] = Path("runs/recognizer/cache"),
+    cache: FeatureCache = Path("runs/recognizer/cache"),
     epochs: Annotated[int, typer.Option(min=1)] = 20,
-    holdout: Annotated[int, typer.Option(help="Identities held out for identification.")
-                       ] = 120,
-    val: Annotated[int, typer.Option(help="Identities held out for validation.")] = 60,
+    holdout: HoldoutIds = 120,
+    val: ValIds = 60,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Adapt the recogniser to masked faces (head on the frozen SFace backbone); exports ONNX."""
@@ -674,3 +679,24 @@ def train_recognizer(
     typer.echo(json.dumps({k: card[k] for k in ("best_epoch", "val_pair_accuracy", "onnx")
                            if k in card}, indent=2))
 
+
+@train_app.command("alignment")
+@user_errors
+def train_alignment(
+    out: Annotated[Path, typer.Option(help="Output folder (model, card).")
+                   ] = Path("runs/alignment"),
+    faces: IdentityFaces = None,
+    cache: FeatureCache = Path("runs/recognizer/cache"),
+    holdout: HoldoutIds = 120,
+    val: ValIds = 60,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Fit where a masked face's landmarks really are (re-alignment before embedding)."""
+    try:
+        from maskface.train.masked_alignment import AlignmentConfig, fit
+    except ImportError as exc:
+        fail(f"fitting needs the 'train' extra (pip install 'maskface[train]'): {exc}")
+    card = fit(AlignmentConfig(out=out, faces=faces, cache=cache, holdout=holdout, val=val,
+                               seed=seed))
+    typer.echo(json.dumps({k: card[k] for k in ("penalty", "val_landmark_rms_px",
+                                                "val_pair_accuracy", "onnx")}, indent=2))

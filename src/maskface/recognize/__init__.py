@@ -10,6 +10,7 @@ from maskface.recognize.base import Embedder, MaskAwareEmbedder, l2_normalize
 from maskface.recognize.faces import PickedFace, central_face, single_face
 from maskface.recognize.fusion import FusedEmbedder
 from maskface.recognize.onnx_embedder import OnnxEmbedder, Reid0095Embedder, SFaceEmbedder
+from maskface.recognize.realign import MaskedRealigner, RealignedEmbedder
 from maskface.recognize.recognizer import Recognizer
 
 EMBEDDERS = ("sface", "sface_masked", "reid0095", "fused")
@@ -23,11 +24,13 @@ DEFAULT_EMBEDDER = "sface_masked"
 THRESHOLDS = {"sface": 0.363}
 
 
-def create_embedder(name: str | Path = "default") -> Embedder:
+def create_embedder(name: str | Path = "default", realign: bool = True) -> Embedder:
     """An embedder by name (``sface``, ``sface_masked``, ``default``) or from an ONNX file.
 
-    ``sface_masked`` is mask-aware: pass ``masked`` flags to ``embed`` (the pipeline's
-    :class:`Recognizer` does); faces not flagged get SFace's own vectors.
+    ``sface_masked`` and ``fused`` are mask-aware: pass ``masked`` flags to ``embed`` (the
+    pipeline's :class:`Recognizer` does); faces not flagged get SFace's own vectors, faces
+    flagged masked are re-aligned first (:mod:`maskface.recognize.realign`) unless
+    ``realign=False``.
     """
     name = str(name)
     if name == "default":
@@ -36,11 +39,13 @@ def create_embedder(name: str | Path = "default") -> Embedder:
         return SFaceEmbedder()
     if name == "sface_masked":
         adapter = OnnxEmbedder("recognizer_sface_masked", name="sface_masked")
-        return MaskAwareEmbedder(SFaceEmbedder(), adapter, label="sface+masked_adapter")
+        emb = MaskAwareEmbedder(SFaceEmbedder(), adapter, label="sface+masked_adapter")
+        return RealignedEmbedder(emb, MaskedRealigner()) if realign else emb
     if name == "reid0095":
         return Reid0095Embedder()
     if name == "fused":
-        return fused_embedder()
+        emb = fused_embedder()
+        return RealignedEmbedder(emb, MaskedRealigner()) if realign else emb
     if name.endswith(".onnx"):
         return OnnxEmbedder(Path(name))
     raise InputError(f"unknown embedder '{name}'; choose one of: {', '.join(EMBEDDERS)} "
@@ -61,7 +66,7 @@ def fused_embedder(weight_unmasked: float | None = None, weight_masked: float | 
     cfg = fusion_config()
     wu = cfg["weight_unmasked"] if weight_unmasked is None else weight_unmasked
     wm = cfg["weight_masked"] if weight_masked is None else weight_masked
-    base = create_embedder("sface_masked")
+    base = create_embedder("sface_masked", realign=False)  # the fused whole is re-aligned
     return FusedEmbedder(base, Reid0095Embedder(), wu, wm,
                          label=f"fused(sface_masked {wu:g}/{wm:g}, reid0095)")
 
@@ -80,6 +85,7 @@ def default_threshold(embedder: Embedder) -> float:
 
 
 __all__ = ["DEFAULT_EMBEDDER", "EMBEDDERS", "Embedder", "FusedEmbedder", "MaskAwareEmbedder",
-           "OnnxEmbedder", "PickedFace", "Reid0095Embedder", "fused_embedder",
+           "MaskedRealigner", "OnnxEmbedder", "PickedFace", "RealignedEmbedder",
+           "Reid0095Embedder", "fused_embedder",
            "Recognizer", "SFaceEmbedder", "central_face", "create_embedder",
            "default_threshold", "l2_normalize", "single_face"]

@@ -21,7 +21,7 @@ class FusedEmbedder(Embedder):
     """Two embedders fused at score level, with a weight per probe mask state.
 
     Args:
-        first, second: the backbones (``first`` may be mask-aware: it gets the mask flags).
+        first, second: the backbones (either may be mask-aware: both get the mask flags).
         weight_unmasked, weight_masked: ``first``'s share of the score for unmasked and masked
             probes (fitted on validation identities; ``scripts/fit_fusion.py``).
     """
@@ -53,7 +53,7 @@ class FusedEmbedder(Embedder):
 
     def _embed_with_state(self, faces: np.ndarray, masked: np.ndarray | None) -> np.ndarray:
         a = l2_normalize(self.first._embed_with_state(faces, masked))
-        b = l2_normalize(self.second._embed(faces))
+        b = l2_normalize(self.second._embed_with_state(faces, masked))
         return np.concatenate([a, b], axis=1)  # embed() scales it to unit length: / sqrt(2)
 
     def weigh(self, queries: np.ndarray, masked: Sequence[bool] | None = None) -> np.ndarray:
