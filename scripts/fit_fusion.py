@@ -31,10 +31,15 @@ GRID = np.round(np.arange(0.0, 1.01, 0.1), 2)
 TEMPLATE_GRID = [None, 0.0, 0.25, 0.5, 0.75, 1.0]  # None: the better of the two
 
 
-def embeddings(cache_dir: Path, enrol: int, n_templates: int, seed: int):
+def embeddings(cache_dir: Path, enrol: int, n_templates: int, seed: int, realign: bool = True):
     from maskface.eval.identify import default_data_root
     from maskface.eval.verify import PairEmbedder, TemplateEmbedder, default_mask_fn
-    from maskface.recognize import Reid0095Embedder, create_embedder
+    from maskface.recognize import (
+        MaskedRealigner,
+        RealignedEmbedder,
+        Reid0095Embedder,
+        create_embedder,
+    )
     from maskface.recognize.faces import portrait_detector
     from maskface.train.recog_data import IdentitySplit, identity_photos
 
@@ -43,7 +48,9 @@ def embeddings(cache_dir: Path, enrol: int, n_templates: int, seed: int):
     photos = {k: photos[k] for k in split.val if k in photos and len(photos[k]) > enrol}
     det = portrait_detector()
     out = {}
-    for name, emb in (("sface", create_embedder("sface_masked")), ("reid", Reid0095Embedder())):
+    reid = RealignedEmbedder(Reid0095Embedder(), MaskedRealigner()) if realign else \
+        Reid0095Embedder()
+    for name, emb in (("sface", create_embedder("sface_masked", realign)), ("reid", reid)):
         pe = PairEmbedder(emb, det, default_mask_fn(), seed,
                           cache_dir / f"val_crops_seed{seed}.npz")
         items = [(p, m) for v in photos.values() for p in v for m in (False, True)]
@@ -115,15 +122,22 @@ def main() -> None:
     ap.add_argument("--enrol", type=int, default=3)
     ap.add_argument("--templates", type=int, default=3)
     ap.add_argument("--far", type=float, default=1e-3)
+    ap.add_argument("--no-realign", action="store_true",
+                    help="masked faces aligned on the detector's landmarks only (as before "
+                         "masked_alignment)")
+    ap.add_argument("--out", type=Path, default=WEIGHTS,
+                    help="where fusion.json and thresholds.json go (default: the package)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reuse", action="store_true",
                     help="reuse the embeddings a previous run kept in --cache-dir")
     args = ap.parse_args()
-    store = args.cache_dir / f"fit_embeddings_e{args.enrol}_t{args.templates}_s{args.seed}.pkl"
+    tag = "_detector_landmarks" if args.no_realign else "_realigned"
+    store = args.cache_dir / f"fit_embeddings_e{args.enrol}_t{args.templates}_s{args.seed}{tag}.pkl"
     if args.reuse and store.is_file():  # the embeddings do not depend on what is fitted
         photos, emb = pickle.loads(store.read_bytes())
     else:
-        photos, emb = embeddings(args.cache_dir, args.enrol, args.templates, args.seed)
+        photos, emb = embeddings(args.cache_dir, args.enrol, args.templates, args.seed,
+                                 not args.no_realign)
         store.write_bytes(pickle.dumps((photos, emb)))
     tables, known = score_tables(photos, emb, args.enrol, 0.2, args.seed)
     fit = {}
@@ -138,6 +152,8 @@ def main() -> None:
     fit = {
         "weight_unmasked": wu, "weight_masked": wm, "templates": args.templates,
         "template_weight": tw,
+        "masked_faces": "aligned on the detector's landmarks" if args.no_realign else
+                        "re-aligned by masked_alignment",
         "fitted": "scripts/fit_fusion.py on the 60 validation identities of "
                   "recognizer_sface_masked.card.json (never the 120 held-out ones)",
         "validation": {
@@ -150,7 +166,8 @@ def main() -> None:
             "known_identities": len(known), "identities": len(photos),
         },
     }
-    (WEIGHTS / "fusion.json").write_text(json.dumps(fit, indent=2) + "\n")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "fusion.json").write_text(json.dumps(fit, indent=2) + "\n")
     print(json.dumps(fit, indent=2))
 
     # Thresholds at the target FAR from impostor pairs of the validation identities: every
@@ -171,7 +188,7 @@ def main() -> None:
             table[cond] = round(impostor_threshold(imp, args.far), 4)
             table[f"{cond}_impostor_pairs"] = int(imp.size)
         thresholds[space] = table
-    (WEIGHTS / "thresholds.json").write_text(json.dumps(thresholds, indent=2) + "\n")
+    (args.out / "thresholds.json").write_text(json.dumps(thresholds, indent=2) + "\n")
     print(json.dumps(thresholds, indent=2))
 
 
