@@ -417,3 +417,62 @@ def test_cli_train_alignment_end_to_end(tmp_path, data_dir):
     crops = np.load(next((tmp_path / "cache").glob("crops_masked_*.npz")))["crops"][:4]
     lm = MaskedRealigner(out / "masked_alignment.onnx").landmarks(crops)
     assert lm.shape == (4, 5, 2) and np.isfinite(lm).all()
+
+
+def test_realigner_keeps_a_crop_whose_correction_is_implausible(monkeypatch, astronaut):
+    """A predicted correction within bounds re-warps the crop; one that would rotate, rescale or
+    move the face far (the model out of its depth) leaves the detector's crop as it was."""
+    from maskface.align import ARCFACE_TEMPLATE
+    from maskface.recognize import MaskedRealigner
+    from maskface.recognize.faces import portrait_detector
+
+    face = align_one(portrait_detector(), astronaut)
+    crops = np.stack([face, face, face])
+    angle = np.radians(35)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    centre = ARCFACE_TEMPLATE.mean(0)
+    predicted = np.stack([ARCFACE_TEMPLATE + [2.0, 1.0],             # a small shift: applied
+                          (ARCFACE_TEMPLATE - centre) @ rot.T + centre,  # 35 degrees: refused
+                          ARCFACE_TEMPLATE + [30.0, 0.0]])          # 30 px: refused
+    model = MaskedRealigner()
+    monkeypatch.setattr(model, "landmarks", lambda c: predicted[: len(c)])
+    out = model(crops)
+    assert not np.array_equal(out[0], face)
+    np.testing.assert_array_equal(out[1], face)
+    np.testing.assert_array_equal(out[2], face)
+
+
+def test_templates_made_before_realignment_are_pointed_out(tmp_path, data_dir, caplog):
+    """Templates carry how they were embedded; ones made on the detector's landmarks (before
+    re-alignment) are counted, named by ``people list`` and the recogniser, and gone after
+    ``people remask``."""
+    pytest.importorskip("mediapipe")
+    import logging
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+    from maskface.recognize import Recognizer, create_embedder
+
+    def invoke(*args):
+        return CliRunner().invoke(load_commands(), [str(a) for a in args],
+                                  catch_exceptions=False)
+
+    db = tmp_path / "g.db"
+    photo = data_dir / "lfw/images/Abdullah_Gul/Abdullah_Gul_0001.jpg"
+    assert invoke("enroll", "Gul", photo, "--db", db, "--templates", 2).exit_code == 0
+    with Gallery(db) as g:
+        assert g.templates_not_realigned() == 0
+    assert "remask" not in invoke("people", "list", "--db", db).output
+    with sqlite3.connect(db) as conn:  # as a gallery enrolled before re-alignment has them
+        conn.execute("UPDATE embeddings SET source = replace(source, '/realigned', '')")
+    with Gallery(db) as g:
+        assert g.templates_not_realigned() == 2
+        with caplog.at_level(logging.WARNING, logger="maskface.recognize.recognizer"):
+            Recognizer(create_embedder("sface_masked"), g)
+        assert "2 masked templates" in caplog.text
+    assert "note: 2 masked templates" in invoke("people", "list", "--db", db).output
+    assert invoke("people", "remask", "Gul", "--db", db, "--templates", 2).exit_code == 0
+    with Gallery(db) as g:
+        assert g.templates_not_realigned() == 0

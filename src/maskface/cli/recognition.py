@@ -324,6 +324,10 @@ def people_list(
             typer.echo(f"{p.id:>5}  {p.name:<30} {p.n_embeddings} embeddings "
                        f"({p.n_masked} masked, {p.n_templates} of them synthetic templates)  "
                        f"since {p.created_at}")
+        stale = g.templates_not_realigned()
+        if stale:
+            typer.echo(f"note: {stale} masked templates were made before masked faces were "
+                       "re-aligned; 'maskface people remask' makes them again")
 
 
 @people_app.command("remove")

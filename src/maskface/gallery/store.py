@@ -435,6 +435,16 @@ class Gallery:
             pid = self._resolve(person, tx)
             return int(tx.one("SELECT COUNT(*) FROM embeddings WHERE person_id=?", (pid,)))
 
+    def templates_not_realigned(self) -> int:
+        """Synthetic masked templates embedded on the detector's landmarks, before masked faces
+        were re-aligned (``maskface people remask`` makes them again)."""
+        from maskface.recognize.templates import REALIGNED_TAG, SOURCE_PREFIX
+
+        with self._read() as tx:
+            return int(tx.one("SELECT COUNT(*) FROM embeddings WHERE source LIKE ? AND source "
+                              "NOT LIKE ?", (f"{SOURCE_PREFIX}%",
+                                             f"{SOURCE_PREFIX}%{REALIGNED_TAG}:%")))
+
     def rename(self, person: int | str, new_name: str) -> Person:
         """Give a person another (unique) name."""
         new_name = _check_name(new_name)

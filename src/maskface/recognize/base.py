@@ -29,6 +29,8 @@ class Embedder(ABC):
     name: str = "embedder"
     #: embedding dimension
     dim: int = 0
+    #: whether faces flagged masked are re-aligned before embedding (:mod:`.realign`)
+    realigns_masked: bool = False
 
     @property
     def label(self) -> str:

@@ -73,6 +73,8 @@ class RealignedEmbedder(Embedder):
     """An embedder whose masked faces are re-aligned first (:class:`MaskedRealigner`); the
     vectors stay in the wrapped embedder's space (same name, dim, weighting)."""
 
+    realigns_masked = True
+
     def __init__(self, inner: Embedder, realigner: MaskedRealigner):
         self.inner, self.realigner = inner, realigner
         self.name, self.dim = inner.name, inner.dim

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from maskface.align import align_faces
 from maskface.gallery import Gallery
 from maskface.recognize.base import Embedder
 from maskface.results import Face, Identity, is_masked
+
+log = logging.getLogger(__name__)
 
 
 class Recognizer:
@@ -31,6 +35,11 @@ class Recognizer:
         self.threshold = default_threshold(embedder) if threshold is None else threshold
         self._fixed = threshold is not None
         self.template_weight = fusion_config().get("template_weight")
+        stale = gallery.templates_not_realigned() if gallery and embedder.realigns_masked else 0
+        if stale:
+            log.warning("%d masked templates in %s were made before masked faces were "
+                        "re-aligned: run 'maskface people remask' to make them again", stale,
+                        gallery.db.location)
 
     def embed(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
         """Embeddings ``(N, dim)`` of the faces (aligned by their landmarks); also stored on

@@ -26,6 +26,9 @@ TEMPLATE_TYPES = ("surgical", "cloth", "kn95")
 N_TEMPLATES = len(TEMPLATE_TYPES)
 #: ``source`` prefix of a synthetic template's gallery row
 SOURCE_PREFIX = "synthetic-mask:"
+#: suffix of the mask type in the ``source`` of a template embedded re-aligned (templates made
+#: before masked faces were re-aligned lack it: ``maskface people remask`` makes them again)
+REALIGNED_TAG = "/realigned"
 
 
 def photo_seed(image: np.ndarray, seed: int = 0) -> int:
@@ -88,12 +91,13 @@ def template_embeddings(embedder, image: np.ndarray, face: Face, source: str | N
                         n: int = N_TEMPLATES, seed: int = 0, detector=None
                         ) -> tuple[np.ndarray, list[str]]:
     """Embeddings (as masked faces) of an unmasked photo's masked templates, and the ``source``
-    of each for the gallery (``synthetic-mask:<type>:<photo>``)."""
+    of each for the gallery (``synthetic-mask:<type>[/realigned]:<photo>``)."""
     crops, kinds = template_crops(image, face, n, seed, detector)
     if not kinds:
         return np.zeros((0, embedder.dim), np.float32), []
     emb = embedder.embed(crops, [True] * len(crops))
-    return emb, [f"{SOURCE_PREFIX}{k}:{source or ''}" for k in kinds]
+    tag = REALIGNED_TAG if embedder.realigns_masked else ""
+    return emb, [f"{SOURCE_PREFIX}{k}{tag}:{source or ''}" for k in kinds]
 
 
 def with_templates(emb: np.ndarray, flags, sources, templates
