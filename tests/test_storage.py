@@ -267,3 +267,12 @@ def test_cli_enrol_and_people_on_postgresql(tmp_path, postgres, astronaut_path):
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(app, ["people", "list"], env={"MASKFACE_DB": url})
     assert r.exit_code == 0 and "Astro" in r.output, r.output
+
+
+def test_templates_not_realigned_counts_older_templates_on_both_back_ends(location):
+    rng = np.random.default_rng(1)
+    with Gallery(location, model="m", dim=DIM) as g:
+        g.enroll("Ann", unit(rng, 4), masked=[False, True, True, True],
+                 sources=["a.jpg", "synthetic-mask:cloth/realigned:a.jpg",
+                          "synthetic-mask:kn95:a.jpg", "synthetic-mask:surgical:a.jpg"])
+        assert g.templates_not_realigned() == 2
