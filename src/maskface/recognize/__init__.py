@@ -62,7 +62,8 @@ def fusion_config() -> dict:
 def fused_embedder(weight_unmasked: float | None = None, weight_masked: float | None = None
                    ) -> FusedEmbedder:
     """``sface_masked`` fused with ``reid0095`` at score level, weights by probe mask state
-    (the fitted ones unless given)."""
+    (the fitted ones unless given); without re-alignment, which ``create_embedder("fused")``
+    wraps around it."""
     cfg = fusion_config()
     wu = cfg["weight_unmasked"] if weight_unmasked is None else weight_unmasked
     wm = cfg["weight_masked"] if weight_masked is None else weight_masked
