@@ -20,15 +20,24 @@ from maskface.models import ort_session
 from maskface.recognize.base import Embedder
 
 
-def _run_batched(embedder, x: np.ndarray, extra: dict | None = None) -> np.ndarray:
-    """``embedder.session`` on ``x`` (N, 3, H, W) in ``embedder.batch_size`` slices, under its
-    lock (one session, callers on several threads); one row per face."""
-    out = []
-    with embedder._lock:
-        for i in range(0, len(x), embedder.batch_size):
-            feed = {embedder._input: x[i : i + embedder.batch_size], **(extra or {})}
-            out.append(embedder.session.run(None, feed)[0])
-    return np.concatenate(out).reshape(len(x), -1)
+class BatchedSession:
+    """One onnxruntime session (a registered model name or a file), run on its first input in
+    ``batch_size`` slices under a lock (one session, callers on several threads)."""
+
+    def __init__(self, model: str | Path, threads: int | None = None, batch_size: int = 32):
+        self.session = ort_session(model, threads)
+        self.input = self.session.get_inputs()[0].name
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+
+    def run(self, x: np.ndarray, extra: dict | None = None) -> np.ndarray:
+        """The first output on ``x`` (N, ...), one flattened row per item."""
+        out = []
+        with self._lock:
+            for i in range(0, len(x), self.batch_size):
+                feed = {self.input: x[i : i + self.batch_size], **(extra or {})}
+                out.append(self.session.run(None, feed)[0])
+        return np.concatenate(out).reshape(len(x), -1)
 
 
 class OnnxEmbedder(Embedder):
@@ -40,30 +49,29 @@ class OnnxEmbedder(Embedder):
 
     def __init__(self, model: str | Path = "sface", name: str | None = None,
                  batch_size: int = 32, threads: int | None = None):
-        self.session = ort_session(model, threads)
-        inputs = self.session.get_inputs()
+        self._net = BatchedSession(model, threads, batch_size)
+        session = self._net.session
+        inputs = session.get_inputs()
         first = inputs[0]
         if len(first.shape) != 4 or list(first.shape[1:]) != [3, 112, 112]:
             raise ModelError(f"{model}: not a face embedder (input shape {first.shape})")
-        self._input = first.name
         # The SFace release declares its weights as graph inputs that no node reads; onnxruntime
         # still insists on a feed for each, so they get zeros (allocated once, never used).
         self._extra = {
             i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
             for i in inputs[1:]
         }
-        self._fixed_batch = isinstance(first.shape[0], int)
-        self.batch_size = 1 if self._fixed_batch else batch_size
-        out_dim = self.session.get_outputs()[0].shape[-1]
-        meta = self.session.get_modelmeta().custom_metadata_map
+        if isinstance(first.shape[0], int):  # a fixed batch (SFace's release): one at a time
+            self._net.batch_size = 1
+        out_dim = session.get_outputs()[0].shape[-1]
+        meta = session.get_modelmeta().custom_metadata_map
         self.name = name or meta.get("embedder_name") or Path(str(model)).stem
         self.dim = int(meta.get("embedding_dim", out_dim))
         self.metadata = {k: (json.loads(v) if v[:1] in "[{" else v) for k, v in meta.items()}
-        self._lock = threading.Lock()  # one session, callers on several threads
 
     def _embed(self, faces: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(faces[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
-        return _run_batched(self, x, self._extra)
+        return self._net.run(x, self._extra)
 
 
 class SFaceEmbedder(OnnxEmbedder):
@@ -91,14 +99,11 @@ class Reid0095Embedder(Embedder):
     SIZE = 128
 
     def __init__(self, threads: int | None = None, batch_size: int = 32):
-        self.session = ort_session("face_reid_0095", threads)
-        self._input = self.session.get_inputs()[0].name
-        self.batch_size = batch_size
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        self._lock = threading.Lock()
+        self._net = BatchedSession("face_reid_0095", threads, batch_size)
+        self.metadata = dict(self._net.session.get_modelmeta().custom_metadata_map)
 
     def _embed(self, faces: np.ndarray) -> np.ndarray:
-        return _run_batched(self, reid0095_input(faces))
+        return self._net.run(reid0095_input(faces))
 
 
 def reid0095_input(faces: np.ndarray) -> np.ndarray:

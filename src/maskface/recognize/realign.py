@@ -9,7 +9,6 @@ Faces not flagged masked are never touched, so unmasked vectors stay exactly as 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,9 +16,8 @@ import cv2
 import numpy as np
 
 from maskface.align import ALIGNED_SIZE, ARCFACE_TEMPLATE, alignment_matrix
-from maskface.models import ort_session
 from maskface.recognize.base import Embedder
-from maskface.recognize.onnx_embedder import _run_batched, reid0095_input
+from maskface.recognize.onnx_embedder import BatchedSession, reid0095_input
 
 MODEL = "masked_alignment"
 #: a correction is applied only within these bounds (scale, degrees, pixels of shift on the
@@ -34,14 +32,11 @@ class MaskedRealigner:
 
     def __init__(self, model: str | Path = MODEL, threads: int | None = None,
                  batch_size: int = 32):
-        self.session = ort_session(model, threads)
-        self._input = self.session.get_inputs()[0].name
-        self.batch_size = batch_size
-        self._lock = threading.Lock()  # one session, callers on several threads
+        self._net = BatchedSession(model, threads, batch_size)
 
     def landmarks(self, crops: np.ndarray) -> np.ndarray:
         """Five landmarks ``(N, 5, 2)`` in the pixels of ``(N, 112, 112, 3)`` aligned crops."""
-        offsets = _run_batched(self, reid0095_input(crops))
+        offsets = self._net.run(reid0095_input(crops))
         return ARCFACE_TEMPLATE[None] + offsets.reshape(-1, 5, 2)
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
