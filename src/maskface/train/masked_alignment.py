@@ -45,31 +45,27 @@ class AlignmentConfig:
     penalties: tuple[float, ...] = (1e4, 3e4, 1e5, 3e5, 1e6)
 
 
-def _targets(data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the masked crops, and the true landmarks in each crop's pixels ``(M, 5, 2)``."""
+def _targets(data: dict[str, np.ndarray], source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the masked crops, and the true landmarks in each crop's pixels ``(M, 5, 2)``
+    (``source``: each row's unmasked row, :func:`~maskface.train.recog_data.unmasked_rows`)."""
     from maskface.align import alignment_matrix
 
-    orig = {(i, p): k for k, (i, p, m) in
-            enumerate(zip(data["identity"], data["photo"], data["masked"])) if not m}
     rows = np.where(data["masked"])[0]
     truth = np.zeros((len(rows), 5, 2), np.float64)
     for j, k in enumerate(rows):
         a = alignment_matrix(data["landmarks"][k])  # image -> this crop
-        lm = data["landmarks"][orig[(data["identity"][k], data["photo"][k])]]
-        truth[j] = lm @ a[:, :2].T + a[:, 2]
+        truth[j] = data["landmarks"][source[k]] @ a[:, :2].T + a[:, 2]
     return rows, truth
 
 
-def _pair_figures(data, rows, val_ids, realigned: np.ndarray) -> dict[str, dict[str, float]]:
+def _pair_figures(data, source: np.ndarray, vm: np.ndarray, realigned: np.ndarray
+                  ) -> dict[str, dict[str, float]]:
     """Validation pair accuracy (none/one/both masked) of ``sface_masked`` and ``reid0095`` with
-    the masked crops as the detector aligned them and as re-aligned."""
+    the masked crops ``vm`` as the detector aligned them and as re-aligned."""
     from maskface.recognize import create_embedder
     from maskface.train.recognizer import _pair_accuracy, _pairs
 
-    orig = {(i, p): k for k, (i, p, m) in
-            enumerate(zip(data["identity"], data["photo"], data["masked"])) if not m}
-    vm = np.array([k for k in rows if data["identity"][k] in val_ids])
-    vo = np.array([orig[(data["identity"][k], data["photo"][k])] for k in vm])
+    vo = source[vm]
     ident = np.r_[data["identity"][vo], data["identity"][vm]]
     photo = np.r_[data["photo"][vo], data["photo"][vm]]
     masked = np.r_[np.zeros(len(vo), bool), np.ones(len(vm), bool)]
@@ -89,22 +85,26 @@ def fit(cfg: AlignmentConfig) -> dict[str, Any]:
     from maskface.align import ARCFACE_TEMPLATE
     from maskface.eval.identify import default_data_root
     from maskface.recognize.realign import MaskedRealigner
-    from maskface.train.recog_data import build_crops, split_identities
+    from maskface.train.recog_data import (
+        build_crops,
+        split_identities,
+        unmasked_rows,
+        without_failed_masks,
+    )
     from maskface.train.recog_model import export_masked_alignment
     from maskface.train.recognizer import _features
 
     t0 = time.perf_counter()
     faces = cfg.faces or default_data_root() / "faces" / "vggface2-sample"
     cfg.out.mkdir(parents=True, exist_ok=True)
-    data = build_crops(faces, None, cfg.cache, synth_seed=cfg.seed)
-    keep = ~(data["masked"] & (data["how"] == "mask_failed"))
-    data = {k: v[keep] for k, v in data.items()}
+    data = without_failed_masks(build_crops(faces, None, cfg.cache, synth_seed=cfg.seed))
     if not data["masked"].any():
         raise InputError("no masked copies could be drawn: install the 'synth' extra")
     feats, _ = _features(data["crops"], cfg.cache, "reid0095")
     split = split_identities(sorted(set(data["identity"].tolist())), cfg.holdout, cfg.val,
                              cfg.seed)
-    rows, truth = _targets(data)
+    source = unmasked_rows(data["identity"], data["photo"], data["masked"])
+    rows, truth = _targets(data, source)
     y = (truth - ARCFACE_TEMPLATE).reshape(len(rows), 10)
     ids = data["identity"][rows]
     tr, va = np.isin(ids, split.train), np.isin(ids, split.val)
@@ -132,8 +132,7 @@ def fit(cfg: AlignmentConfig) -> dict[str, Any]:
         "embedder_name": MODEL_NAME, "penalty": f"{lam:g}", "seed": str(cfg.seed),
         "output": "landmark offsets from the ArcFace template, 112-px crop pixels (N, 10)"})
     realigner = MaskedRealigner(path)
-    va_rows = rows[va]
-    figures = _pair_figures(data, rows, set(split.val), realigner(data["crops"][va_rows]))
+    figures = _pair_figures(data, source, rows[va], realigner(data["crops"][rows[va]]))
     card: dict[str, Any] = {
         "model": MODEL_NAME,
         "description": "landmarks of a masked face's aligned crop, regressed (ridge) from "

@@ -212,3 +212,16 @@ def build_crops(faces_root: str | Path, masked_root: str | Path | None, cache: P
     extra = _cached(Path(cache) / f"crops_masked_{tag}.npz", masked)
     log.info("%d original and %d masked crops", len(base["crops"]), len(extra["crops"]))
     return {k: np.concatenate([base[k], extra[k]]) for k in base}
+
+
+def without_failed_masks(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The crops of :func:`build_crops` less the "masked copies" the mask could not be drawn
+    on (plain duplicates of their photo)."""
+    keep = ~(data["masked"] & (data["how"] == "mask_failed"))
+    return {k: v[keep] for k, v in data.items()}
+
+
+def unmasked_rows(identity: np.ndarray, photo: np.ndarray, masked: np.ndarray) -> np.ndarray:
+    """For every row, the row of the same photo unmasked (itself for an unmasked row)."""
+    orig = {(i, p): k for k, (i, p, m) in enumerate(zip(identity, photo, masked)) if not m}
+    return np.array([orig[(i, p)] for i, p in zip(identity, photo)], dtype=np.int64)

@@ -127,7 +127,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     from maskface.eval.identify import default_data_root
     from maskface.recognize.base import l2_normalize
-    from maskface.train.recog_data import build_crops, split_identities
+    from maskface.train.recog_data import (
+        build_crops,
+        split_identities,
+        unmasked_rows,
+        without_failed_masks,
+    )
     from maskface.train.recog_model import FEATURE_DIM, export_adapted, sface_tail
 
     t_start = time.perf_counter()
@@ -138,10 +143,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     cfg.cache.mkdir(parents=True, exist_ok=True)
     cfg.out.mkdir(parents=True, exist_ok=True)
 
-    data = build_crops(faces, cfg.masked, cfg.cache, synth_seed=cfg.seed)
-    # A "masked copy" the mask could not be drawn on is a plain duplicate: leave it out.
-    keep = ~(data["masked"] & (data["how"] == "mask_failed"))
-    data = {k: v[keep] for k, v in data.items()}
+    data = without_failed_masks(build_crops(faces, cfg.masked, cfg.cache, synth_seed=cfg.seed))
     feats, sface_raw = _features(data["crops"], cfg.cache)
     sface_emb = l2_normalize(sface_raw)
     ident, photo, masked = data["identity"], data["photo"], data["masked"]
@@ -150,8 +152,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise InputError("no masked copies: pass --masked or install the 'synth' extra")
 
     # Distillation target: SFace's embedding of the unmasked photo, for every sample.
-    orig_idx = {(i, p): k for k, (i, p, m) in enumerate(zip(ident, photo, masked)) if not m}
-    target = sface_emb[[orig_idx[(i, p)] for i, p in zip(ident, photo)]]
+    target = sface_emb[unmasked_rows(ident, photo, masked)]
 
     train_ids = split.train
     cls = {name: c for c, name in enumerate(train_ids)}
