@@ -68,6 +68,11 @@ class Embedder(ABC):
             raise InputError(f"{len(flags)} mask flags for {len(faces)} faces")
         return l2_normalize(self._embed_with_state(faces.astype(np.uint8, copy=False), flags))
 
+    def _mean(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """One raw embedding from two of the same faces (a face and its mirror image): the
+        sum of their directions (a fused space averages each backbone's part on its own)."""
+        return l2_normalize(a) + l2_normalize(b)
+
     def weigh(self, queries: np.ndarray, masked: Sequence[bool] | None = None) -> np.ndarray:
         """Probe vectors as the gallery should score them: unchanged for a single backbone
         (:class:`maskface.recognize.fusion.FusedEmbedder` weights its parts by mask state)."""

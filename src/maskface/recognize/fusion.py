@@ -56,6 +56,11 @@ class FusedEmbedder(Embedder):
         b = l2_normalize(self.second._embed_with_state(faces, masked))
         return np.concatenate([a, b], axis=1)  # embed() scales it to unit length: / sqrt(2)
 
+    def _mean(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        d = self.first.dim  # each backbone's part stays unit length, so weigh() holds
+        return np.concatenate([l2_normalize(a[:, :d] + b[:, :d]),
+                               l2_normalize(a[:, d:] + b[:, d:])], axis=1)
+
     def weigh(self, queries: np.ndarray, masked: Sequence[bool] | None = None) -> np.ndarray:
         """Probe vectors (from :meth:`embed`) reweighted by mask state: their dot product with
         a stored vector is ``w * cos1 + (1 - w) * cos2``."""
