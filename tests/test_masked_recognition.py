@@ -48,7 +48,10 @@ def test_gallery_matches_probes_by_condition(tmp_path):
         thr = {"unmasked-unmasked": 0.9, "masked-unmasked": 0.5, "masked-masked": 0.95}
         probe = l2_normalize(mask_a + 0.05 * unit(rng)[0])[None]
         m = g.identify(probe, 0.0, masked=[True], thresholds=thr)[0]
-        assert m.person_id == a.id and m.condition == "masked-masked" and m.threshold == 0.95
+        # a template's score is put on the masked-unmasked scale: 0.45 lower, as its threshold
+        assert m.person_id == a.id and m.condition == "masked-masked"
+        assert m.threshold == pytest.approx(0.5)
+        assert m.score == pytest.approx(float(probe[0] @ mask_a) - 0.45, abs=1e-5)
         # the same vector as an unmasked probe only sees A's unmasked photo
         u = g.identify(probe, 0.0, masked=[False], thresholds=thr)[0]
         assert u.condition == "unmasked-unmasked" and not u.known
@@ -65,6 +68,28 @@ def test_gallery_matches_probes_by_condition(tmp_path):
                                                                     abs=1e-5)
         s, ids = g.search(probe, k=2)
         assert sorted(ids[0].tolist()) == sorted([a.id, g.get("B").id])
+
+
+def test_masked_probe_accepted_when_either_photo_or_template_passes_its_threshold(tmp_path):
+    """The better of photo and template is the one further above its own threshold: a photo
+    that passes is not overruled by a template scoring higher in raw cosine but below the
+    (higher) masked-masked threshold."""
+    basis = np.linalg.qr(np.random.default_rng(1).standard_normal((DIM, 3)))[0].T
+    face, mask, rest = basis.astype(np.float32)
+    probe = l2_normalize(0.4 * face + 0.6 * mask + 0.69 * rest)[None]
+    su, sm = float(probe[0] @ face), float(probe[0] @ mask)
+    thr = {"unmasked-unmasked": 0.3, "masked-unmasked": 0.3, "masked-masked": 0.95}
+    assert thr["masked-unmasked"] < su < sm < thr["masked-masked"]
+    with Gallery(tmp_path / "g.db", model="t", dim=DIM) as g:
+        a = g.enroll("A", np.stack([face, mask]), masked=[False, True])
+        m = g.identify(probe, 0.9, masked=[True], thresholds=thr)[0]
+        assert m.person_id == a.id and m.condition == "masked-unmasked"
+        assert m.score == pytest.approx(su, abs=1e-5) and m.threshold == 0.3
+    with Gallery(tmp_path / "t.db", model="t", dim=DIM) as g:
+        g.enroll("A", mask[None], masked=True)
+        m = g.identify(probe, 0.9, masked=[True], thresholds=thr)[0]
+        assert not m.known and m.condition == "masked-masked"
+        assert m.score == pytest.approx(sm - 0.65, abs=1e-5) and m.threshold == pytest.approx(0.3)
 
 
 class _Fixed(Embedder):
@@ -266,7 +291,9 @@ def test_cli_templates_remask_and_calibrate(tmp_path, data_dir):
     if json.loads((out / "gul_masked.json").read_text())["faces"][0]["mask"]["label"] != \
             "without_mask":
         assert ident["condition"] in ("masked-masked", "masked-unmasked")
-        assert ident["threshold"] == stored[ident["condition"]]
+        # a masked probe is judged on the masked-unmasked scale (a template's score less the
+        # template offset), whichever kind of template matched
+        assert ident["threshold"] == pytest.approx(stored["masked-unmasked"], abs=1e-4)
 
 
 def test_converter_reproduces_the_shipped_reid_onnx(tmp_path):
@@ -344,6 +371,28 @@ def test_realigned_embedder_touches_masked_faces_only(astronaut):
     assert out[0] @ ref[0] > 0.9999            # unmasked: exactly the embedder's vector
     assert 0.5 < out[1] @ ref[1] < 0.9999      # masked: the re-aligned crop's
     np.testing.assert_array_equal(emb.weigh(out, [True, True]), plain.weigh(out, [True, True]))
+
+
+def test_mirror_mean_of_masked_faces(astronaut):
+    """A masked face's vector is the mean of its crop's and its mirror image's (each re-aligned),
+    each backbone's part of a fused vector staying unit length so the fusion weights hold."""
+    from maskface.recognize import MaskedRealigner, RealignedEmbedder, create_embedder
+    from maskface.recognize.faces import portrait_detector
+
+    plain = create_embedder("fused", realign=False)
+    realigner = MaskedRealigner()
+    face = align_one(portrait_detector(), astronaut)
+    mirrored = RealignedEmbedder(plain, realigner).embed(np.stack([face, face]), [False, True])
+    single = RealignedEmbedder(plain, realigner, mirror=False)
+    one = single.embed(face[None], [True])[0]
+    twin = single.embed(np.ascontiguousarray(face[None, :, ::-1]), [True])[0]
+    d = plain.first.dim
+    for part in (slice(0, d), slice(d, None)):
+        want = one[part] + twin[part]
+        np.testing.assert_allclose(mirrored[1, part], want / np.linalg.norm(want) / np.sqrt(2),
+                                   atol=1e-5)
+    assert one @ twin < 0.999                   # the mirror image is a second, different view
+    np.testing.assert_allclose(mirrored[0], plain.embed(face[None], [False])[0], atol=1e-6)
 
 
 def align_one(detector, image):

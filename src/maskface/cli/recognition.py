@@ -27,7 +27,8 @@ TemplatesOpt = Annotated[int | None, typer.Option(
          "rule's, weights/fusion.json; 0: none).")]
 TemplateWeightOpt = Annotated[float | None, typer.Option(
     help="Masked probe score = w * best masked template + (1 - w) * best unmasked photo "
-         "(default: the shipped rule's).")]
+         "(default: the shipped rule, the better of photo and template, the template's score "
+         "lowered by the masked-masked less the masked-unmasked threshold).")]
 
 
 def _template_rule(templates: int | None, weight: float | None) -> tuple[int, float | None]:

@@ -288,14 +288,15 @@ class TemplateEmbedder:
 
 
 def template_scores(probes: np.ndarray, plain: np.ndarray, templates: Sequence[np.ndarray],
-                    weight: float | None) -> np.ndarray:
+                    weight: float | None, offset: float = 0.0) -> np.ndarray:
     """Score of each masked probe against a gallery photo given its plain score and the
     photo's template embeddings: the gallery's rule (``Gallery.identify``), ``weight *
-    best template + (1 - weight) * plain`` (``None``: the better of the two)."""
+    best template + (1 - weight) * plain`` (``None``: the better of the two), the template's
+    score taken ``offset`` lower (``maskface.gallery.thresholds.template_offset``)."""
     out = plain.copy()
     for i, (q, t) in enumerate(zip(probes, templates)):
         if len(t):
-            st = float((t @ q).max())
+            st = float((t @ q).max()) - offset
             out[i] = max(st, plain[i]) if weight is None else \
                 weight * st + (1 - weight) * plain[i]
     return out
@@ -348,9 +349,16 @@ def evaluate_pairs(pairs: Sequence[Pair], embedder, detector, mask: str = "none"
             if crop_cache else None
         te = TemplateEmbedder(embedder, detector, templates, tcache)
         temb = te.embed([p.a for p in pairs], progress)
+        offset = 0.0
+        if template_weight is None:  # the gallery's rule with the model's thresholds
+            from maskface.gallery.thresholds import model_thresholds, template_offset
+
+            fitted = model_thresholds(embedder.name)
+            offset = template_offset(fitted) if fitted else 0.0
         scores = template_scores(embedder.weigh(eb, [True] * len(eb)), scores,
-                                 [temb[p.a] for p in pairs], template_weight)
+                                 [temb[p.a] for p in pairs], template_weight, offset)
         extra = {"templates_per_photo": templates, "template_weight": template_weight,
+                 "template_offset": round(offset, 4),
                  "photos_without_templates": te.no_template}
     same = np.array([p.same for p in pairs])
     folds = np.array([p.fold for p in pairs])

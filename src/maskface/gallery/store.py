@@ -616,11 +616,15 @@ class Gallery:
         person's unmasked templates (their masked ones only when they have no other), a masked
         probe against their masked templates (synthetic copies and masked photos), mixed with
         the unmasked ones as ``w * masked + (1 - w) * unmasked`` when ``template_weight`` is
-        ``w`` (``None``: the better of the two). ``thresholds`` (per condition, see
-        :mod:`maskface.gallery.thresholds`) then replaces ``threshold`` for the condition of
-        the best candidate.
+        ``w``. With ``None`` (the shipped rule) the better of the two is the one further above
+        its own condition's threshold: a masked probe's score against a masked template is
+        reported less :func:`~maskface.gallery.thresholds.template_offset` (on the
+        masked-unmasked scale), so a person is accepted when either kind passes its threshold.
+        ``thresholds`` (per condition, see :mod:`maskface.gallery.thresholds`; the offset comes
+        from them, else from the gallery's own) then replaces ``threshold`` for the condition
+        of the best candidate.
         """
-        from maskface.gallery.thresholds import condition
+        from maskface.gallery.thresholds import condition, template_offset, thresholds_for
 
         flags = None if masked is None else np.asarray(masked, bool).reshape(-1)
         if flags is None:
@@ -635,6 +639,11 @@ class Gallery:
         pids, su, sm = self._person_scores(q)
         has_u, has_m = np.isfinite(su), np.isfinite(sm)
         fm = flags[:, None]
+        offset = 0.0
+        if template_weight is None:
+            offset = template_offset(thresholds or thresholds_for(self))
+        # a masked probe's score against a masked template, on the masked-unmasked scale
+        sm = np.where(fm, sm - offset, sm)
         if template_weight is None:
             mix, mix_t = np.maximum(su, sm), sm > su
         else:
@@ -650,7 +659,8 @@ class Gallery:
                      for j in order]
             cond = condition(bool(flags[r]), bool(tmpl[r, order[0]])) if cands else \
                 condition(bool(flags[r]), False)
-            t = float(thresholds[cond]) if thresholds is not None else threshold
+            t = threshold if thresholds is None else \
+                float(thresholds[cond]) - (offset if cond == "masked-masked" else 0.0)
             if cands and cands[0][2] >= t:
                 pid, name, best = cands[0]
                 matches.append(Match(pid, name, best, t, cands, cond))

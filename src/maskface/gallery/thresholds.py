@@ -51,6 +51,13 @@ def model_threshold(model: str | None, cond: str, fallback: float) -> float:
     return float((model_thresholds(model) or {}).get(cond, fallback))
 
 
+def template_offset(thresholds: dict[str, float]) -> float:
+    """How much higher a masked probe scores against masked templates than against unmasked
+    photos at the same false-accept rate (masked-masked less masked-unmasked threshold): taken
+    off template scores, so photo and template compete on one scale."""
+    return float(thresholds["masked-masked"]) - float(thresholds["masked-unmasked"])
+
+
 def thresholds_for(gallery, fallback: float | None = None) -> dict[str, float]:
     """Threshold of each condition for this gallery (calibration, else model, else
     ``fallback`` everywhere)."""
