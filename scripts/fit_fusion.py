@@ -142,9 +142,10 @@ def pair_tables(photos, emb, masked: bool):
     for c, (e, t) in emb.items():
         q = np.stack([e[(p, masked)] for p in paths])
         g = np.stack([e[(p, False)] for p in paths])
-        tv = np.full((len(paths), 3, g.shape[1]), np.nan, np.float32)
+        tv = np.full((len(paths), max(1, max(len(t[p]) for p in paths)), g.shape[1]), np.nan,
+                     np.float32)
         for i, p in enumerate(paths):
-            tv[i, : min(3, len(t[p]))] = t[p][:3]
+            tv[i, : len(t[p])] = t[p]
         comp[c] = ((q @ g.T)[:, :, None], np.einsum("qd,pkd->qpk", q, tv))
     return comp, ids[:, None] == ids[None, :], ~np.eye(len(paths), dtype=bool)
 
@@ -208,10 +209,10 @@ def main() -> None:
     res_m, no_tmpl = {}, {}
     for w in map(float, GRID):
         off = offset_at(comp_m, truth_m, w, args.far)
-        for key, use_t, out in ((w, True, res_m), (w, False, no_tmpl)):
+        for use_t, out in ((True, res_m), (False, no_tmpl)):
             o = objective(fused(comp_m, w, None, use_t, off), truth_m)
             tar = pair_tar(pairs_m, w, None, use_t, off, args.far)
-            out[key] = (o[0] + tar, o[1], o[2], tar)
+            out[w] = (o[0] + tar, o[1], o[2], tar)
     wm, tw = max(res_m, key=lambda w: (res_m[w][0], w)), None
     fit = {
         "weight_unmasked": wu, "weight_masked": wm, "templates": args.templates,

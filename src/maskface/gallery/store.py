@@ -639,9 +639,8 @@ class Gallery:
         pids, su, sm = self._person_scores(q)
         has_u, has_m = np.isfinite(su), np.isfinite(sm)
         fm = flags[:, None]
-        offset = 0.0
-        if template_weight is None:
-            offset = template_offset(thresholds or thresholds_for(self))
+        offset = template_offset(thresholds or thresholds_for(self)) \
+            if template_weight is None else 0.0
         # a masked probe's score against a masked template, on the masked-unmasked scale
         sm = np.where(fm, sm - offset, sm)
         if template_weight is None:

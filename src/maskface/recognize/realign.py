@@ -69,9 +69,9 @@ class RealignedEmbedder(Embedder):
     ``mirror``, embedded as the mean of it and its mirror image, each re-aligned; the vectors
     stay in the wrapped embedder's space (same name, dim, weighting).
 
-    The mirror mean is for masked faces only: with half the face hidden every visible pixel
-    counts twice, and it was measured to help there (docs/recognition.md); unmasked faces keep
-    the wrapped embedder's exact vectors.
+    The mirror mean is for masked faces only, where the landmarks are a guess: the mirror image
+    gives a second landmark reading and a second crop, and their mean was measured to help
+    (docs/recognition.md); unmasked faces keep the wrapped embedder's exact vectors.
     """
 
     realigns_masked = True
