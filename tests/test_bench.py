@@ -57,10 +57,28 @@ def test_builtin_images_have_one_to_three_faces():
     from maskface.bench.images import builtin_images
     from maskface.detect import create_detector
 
-    frames = builtin_images((640, 480))
-    assert all(f.shape == (480, 640, 3) for f in frames)
     det = create_detector("yunet")
-    assert [len(det.detect(f)) for f in frames] == [1, 2, 3]
+    for masked in (False, True):
+        frames = builtin_images((640, 480), masked=masked)
+        assert all(f.shape == (480, 640, 3) for f in frames)
+        assert [len(det.detect(f)) for f in frames] == [1, 2, 3]
+
+
+def test_full_frame_routes_masked_faces_through_the_masked_path(classifier_available,
+                                                                  tmp_path):
+    """The timed full frame embeds what the classifier calls masked as the pipeline does."""
+    from maskface.bench.images import builtin_images, encode_jpeg
+    from maskface.bench.runner import BenchConfig, OurPipeline
+
+    pipe = OurPipeline(BenchConfig(images=[], gallery_size=5), tmp_path)
+    calls = []
+    embed = pipe.embedder.embed
+    pipe.embedder.embed = lambda faces, masked=None: calls.append(list(masked)) or embed(
+        faces, masked)
+    for masked in (False, True):
+        pipe.full(encode_jpeg(builtin_images((640, 480), masked=masked)[1]))
+    pipe.close()
+    assert calls == [[False, False], [True, True]]
 
 
 def test_scene_accuracy_matches_ground_truth(data_dir):
@@ -111,7 +129,8 @@ def test_bench_cli_reports_stages_baseline_ratio_and_table(classifier_available,
     assert res.exit_code == 0, res.output
     data = json.loads(report.read_text())
     assert set(data["stages"]) >= {"decode", "detect", "align", "classify", "embed", "match"}
-    assert set(data["end_to_end"]) >= {"detect_classify", "full", "full_batched_x2",
+    assert set(data["end_to_end"]) >= {"detect_classify", "full", "full_masked", "kiosk",
+                                       "kiosk_masked", "full_batched_x2",
                                        "detect_classify_streams_x2", "full_streams_x2"}
     assert data["baseline"]["end_to_end_streams_x2"]["n"] == 1
     assert data["speedup_vs_baseline"]["detect_classify_streams"] > 0

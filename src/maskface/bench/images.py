@@ -24,12 +24,14 @@ def fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(scaled[y0 : y0 + h, x0 : x0 + w])
 
 
-def builtin_images(size: tuple[int, int] = (640, 480)) -> list[np.ndarray]:
-    """Three frames of ``size`` with 1, 2 and 3 faces."""
-    from maskface.cli.detect import demo_image
+def builtin_images(size: tuple[int, int] = (640, 480), masked: bool = False
+                   ) -> list[np.ndarray]:
+    """Three frames of ``size`` with 1, 2 and 3 faces (``masked``: the astronaut wearing the
+    built-in synthetic mask, so the masked recognition path is timed end to end)."""
+    from maskface.cli.detect import DEMO_IMAGES, demo_image
     from maskface.io import load_image
 
-    base = fit(load_image(demo_image()), size)
+    base = fit(load_image(demo_image(DEMO_IMAGES[1 if masked else 0])), size)
     w, h = size
     # The astronaut's face in the fitted frame, with a margin (fractions of the frame).
     fx1, fy1, fx2, fy2 = (int(0.34 * w), int(0.02 * h), int(0.56 * w), int(0.40 * h))

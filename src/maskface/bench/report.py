@@ -18,6 +18,14 @@ _STAGE_NOTES = {
     "quality": "face quality (size, sharpness, pose, exposure), all faces",
 }
 
+_E2E_NOTES = {
+    "full": "decode included; detect, classify, embed (masked faces by the masked path), match",
+    "full_masked": "the same frames, every face masked",
+    "kiosk": "one person at the door: every stage (liveness, quality, recognition at the "
+             "gallery's thresholds)",
+    "kiosk_masked": "the same, wearing a mask",
+}
+
 
 def _row(name: str, s: dict[str, Any], note: str = "") -> str:
     return (f"| {name} | {s['median_ms']:.1f} | {s['q1_ms']:.1f}–{s['q3_ms']:.1f} | "
@@ -42,7 +50,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append(_row(name, s, _STAGE_NOTES.get(name, "")))
     for name, s in report["end_to_end"].items():
         note = ("decode included; parallel single-threaded pipelines, time per frame"
-                if "_streams_x" in name else "decode included")
+                if "_streams_x" in name else _E2E_NOTES.get(name, "decode included"))
         lines.append(_row(f"**end to end: {name}**", s, note))
     base = report.get("baseline")
     if base:

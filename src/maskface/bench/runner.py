@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from maskface.bench.timing import Stat, measure, measure_streams, peak_rss_mb
+from maskface.results import MASKED_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,9 @@ class BenchConfig:
 
     images: list[np.ndarray]
     image_source: str = "built-in"
+    #: the same frames with masked faces (built-in set only): ``full_masked`` times them, and
+    #: the first (one face) is the ``kiosk_masked`` frame beside the plain one's ``kiosk``
+    masked_images: list[np.ndarray] | None = None
     repeats: int = 5
     warmup: int = 1
     batch: int = 8
@@ -97,7 +101,7 @@ class OurPipeline:
         self.detector = create_detector(cfg.detector, **kwargs)
         self.classifier = (MaskClassifier() if cfg.classifier == "default"
                            else MaskClassifier(cfg.classifier))
-        self.embedder = self.gallery = None
+        self.embedder = self.gallery = self.kiosk = None
         self.threshold = cfg.match_threshold
         from maskface.liveness import LivenessChecker
         from maskface.quality import QualityAssessor
@@ -106,9 +110,16 @@ class OurPipeline:
         self.liveness = LivenessChecker(self.detector.name)
         self.quality = QualityAssessor()
         if cfg.embedder:
+            from maskface.pipeline import Pipeline
+            from maskface.recognize.recognizer import Recognizer
+
             self.embedder = load_embedder(cfg.embedder)
             self.gallery = _random_gallery(workdir / "bench-gallery.db", self.embedder,
                                            cfg.gallery_size)
+            # what a door runs per frame: every stage, the gallery's per-condition thresholds
+            self.kiosk = Pipeline(self.detector, self.classifier,
+                                  Recognizer(self.embedder, self.gallery),
+                                  self.liveness, self.quality)
 
     @property
     def recognition(self) -> bool:
@@ -126,8 +137,10 @@ class OurPipeline:
 
         img, det, preds = self.detect_classify(jpeg)
         if len(det):
-            emb = self.embedder.embed(align_faces(img, det.landmarks))
-            self.gallery.identify(self.embedder.weigh(emb), self.threshold)
+            # routed by the classifier's labels, as the pipeline's Recognizer does
+            masked = [p.label in MASKED_LABELS for p in preds]
+            emb = self.embedder.embed(align_faces(img, det.landmarks), masked)
+            self.gallery.identify(self.embedder.weigh(emb, masked), self.threshold)
         return preds
 
     def close(self) -> None:
@@ -147,11 +160,14 @@ class OurPipeline:
             crops.append(self.classifier.crops(img, det.boxes))
             if recognise:
                 aligned.append(align_faces(img, det.landmarks))
-        self.classifier.predict_proba(np.concatenate(crops))
+        preds = self.classifier.to_predictions(self.classifier.predict_proba(
+            np.concatenate(crops)))
         if recognise:
             faces = np.concatenate(aligned)
             if len(faces):
-                self.gallery.identify(self.embedder.embed(faces), self.threshold)
+                masked = [p.label in MASKED_LABELS for p in preds]
+                emb = self.embedder.embed(faces, masked)
+                self.gallery.identify(self.embedder.weigh(emb, masked), self.threshold)
 
 
 @contextmanager
@@ -256,6 +272,12 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None
         lambda b: ours.full_batched(b, False), batch * len(jpegs), per=cfg.batch, **run)
     if ours.recognition:
         e2e["full"] = measure(ours.full, jpegs, **run)
+        if cfg.masked_images:
+            masked_jpegs = [encode_jpeg(im) for im in cfg.masked_images]
+            e2e["full_masked"] = measure(ours.full, masked_jpegs, **run)
+            # one person at the door (the built-in one-face frame), bare-faced and masked
+            for name, jpeg in (("kiosk", jpegs[0]), ("kiosk_masked", masked_jpegs[0])):
+                e2e[name] = measure(ours.kiosk.analyze, [jpeg] * 3, **run)
         e2e[f"full_batched_x{cfg.batch}"] = measure(
             lambda b: ours.full_batched(b, True), batch * len(jpegs), per=cfg.batch, **run)
     streams = cfg.streams or os.cpu_count() or 1

@@ -63,6 +63,7 @@ def bench(
     frames = folder_images(images, wh, limit) if images else builtin_images(wh)
     cfg = BenchConfig(
         images=frames, image_source=str(images) if images else "built-in (astronaut, 1-3 faces)",
+        masked_images=None if images else builtin_images(wh, masked=True),
         repeats=repeats, warmup=warmup, batch=batch, detector=detector, det_size=det_size,
         classifier=classifier, embedder=None if embedder == "none" else embedder,
         gallery_size=gallery_size, baseline=baseline, scenes=scenes, scenes_limit=scenes_limit,
