@@ -316,3 +316,17 @@ def test_face_crop_writes_the_classifier_view_of_every_class(tmp_path, astronaut
         img = cv2.imread(str(tmp_path / "out" / r.output))
         side = 1.15 * max(r.x2 - r.x1, r.y2 - r.y1)
         assert abs(img.shape[0] - side) <= 2 and abs(img.shape[1] - side) <= 2
+
+
+def test_building_the_landmarker_prints_nothing_and_keeps_stderr():
+    """MediaPipe's native log lines while its graph is built are not shown to a user, and
+    the process's own stderr works again afterwards."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from maskface.synth import FaceLandmarker; "
+            "FaceLandmarker().close(); print('after', file=sys.stderr)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.strip() == "after"

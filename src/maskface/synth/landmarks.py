@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
@@ -99,6 +102,22 @@ class DenseLandmarks:
         return max(self.face_width, 1.1 * height)
 
 
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 sent to /dev/null: MediaPipe's C++ graph prints warning and info
+    lines while it is built (absl logging, which ``GLOG_minloglevel`` does not reach), and
+    they tell a user of ``enroll`` or ``synth`` nothing. Failures still raise."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class FaceLandmarker:
     """MediaPipe FaceLandmarker run on a square crop around a detected face box.
 
@@ -108,7 +127,6 @@ class FaceLandmarker:
 
     def __init__(self, crop_size: int = 256, margins: tuple[float, ...] = (1.8, 2.5, 1.3),
                  min_confidence: float = 0.3):
-        os.environ.setdefault("GLOG_minloglevel", "2")  # silence MediaPipe's C++ info logs
         try:
             from mediapipe.tasks.python import BaseOptions, vision
         except ImportError as exc:
@@ -129,7 +147,8 @@ class FaceLandmarker:
             min_face_presence_confidence=min_confidence,
         )
         self._mp_image = _mp_image_factory()
-        self._task = vision.FaceLandmarker.create_from_options(opts)
+        with _native_stderr_silenced():
+            self._task = vision.FaceLandmarker.create_from_options(opts)
         # MediaPipe's own finaliser fails during interpreter teardown; weakref.finalize runs
         # at exit while modules still exist (and on garbage collection before that).
         self._finalizer = weakref.finalize(self, _close_task, self._task)
