@@ -15,6 +15,7 @@ from maskface.gallery.thresholds import (
     CONDITIONS,
     calibrate,
     condition,
+    model_thresholds,
     operating_threshold,
     store_calibration,
 )
@@ -166,6 +167,28 @@ def test_calibration_from_the_gallery_itself(tmp_path):
         store_calibration(g, out["table"])
         assert operating_threshold(g, True, True) == out["table"]["masked-masked"]
         assert operating_threshold(g, False, True) == out["table"]["masked-unmasked"]
+
+
+def test_a_small_gallery_never_loosens_the_models_thresholds(tmp_path):
+    """Too few impostor comparisons to resolve the target FAR: the gallery's estimate (above
+    every impostor seen) is biased low, so the model's stricter threshold is kept and said."""
+    rng = np.random.default_rng(4)
+    model = model_thresholds("sface")
+    with Gallery(tmp_path / "g.db", model="sface", dim=128) as g:
+        for i in range(4):
+            photos = unit(rng, 2, 128)
+            g.enroll(f"P{i}", np.concatenate([photos, unit(rng, 2, 128)]),
+                     masked=[False, False, True, True],
+                     sources=["a.jpg", "b.jpg", "synthetic-mask:x:a.jpg", "synthetic-mask:x:b.jpg"])
+        out = calibrate(g, None, far=1e-3)
+        for c in CONDITIONS:
+            e = out["report"]["conditions"][c]
+            assert not e["resolvable"] and e["site_threshold"] < model[c]
+            assert e["source"] == "model" and out["table"][c] == e["threshold"] == model[c]
+        # a rate these comparisons do resolve: the site's own threshold, even if looser
+        loose = calibrate(g, None, far=0.05)["report"]["conditions"]["masked-unmasked"]
+        assert loose["resolvable"] and loose["source"] == "site"
+        assert loose["threshold"] == loose["site_threshold"] < model["masked-unmasked"]
 
 
 def test_ids_beyond_sqlite_range_in_new_gallery_calls(tmp_path):

@@ -483,6 +483,10 @@ def calibrate(
             continue
         tar = "n/a" if e["tar"] is None else f"{e['tar']:.2%}"
         aim = f"FPIR {fpir:g}" if fpir is not None else f"FAR {far:g}"
+        if e["source"] == "model":
+            typer.echo(f"{c}: too few comparisons to resolve {aim}; keeping the model's "
+                       f"threshold {e['threshold']:.3f} (this gallery alone gave "
+                       f"{e['site_threshold']:.3f}, looser)")
         typer.echo(f"{c}: threshold {e['threshold']:.3f} at {aim}: FAR {e['far_measured']:.2e} "
                    f"over {e['impostor_comparisons']} probe-person impostor comparisons "
                    f"(resolvable {e['far_resolvable']:.1e}), FPIR {e['fpir_measured']:.2%} over "

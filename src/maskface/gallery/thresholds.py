@@ -124,6 +124,12 @@ def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR, fpir: float | None 
     both rates at the chosen threshold, the counts, the TAR, the rate resolvable with this many
     comparisons, and the ROC.
 
+    A small gallery cannot resolve a low rate (at FAR 1e-3, fewer than 1,000 impostor
+    comparisons): its threshold is then only "above every impostor seen", an estimate biased
+    low. There the model's validated threshold (``weights/thresholds.json``) is kept when it
+    is stricter, so calibrating a few people never loosens the door (the entry's ``source``
+    says which, ``site_threshold`` what the gallery alone gave).
+
     Probes are scored in blocks (memory stays bounded); a gallery so large that every
     embedding against every person would exceed ``max_comparisons`` uses a seeded sample of
     probes (``report["probes"]`` says how many). ``progress`` wraps the blocks (a bar).
@@ -177,6 +183,7 @@ def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR, fpir: float | None 
             for key, v in (("imp", best), ("gen", own), ("stranger", best.max(axis=1))):
                 scores[c][key].append(v[np.isfinite(v)])
     target = {"fpir": fpir} if fpir is not None else {"far": far}
+    model = model_thresholds(gallery.model) or {}
     table: dict[str, Any] = dict(target)
     report: dict[str, Any] = {**target, "people": len(people), "embeddings": len(rows),
                               "probes": int(n_probes), "conditions": {}}
@@ -186,9 +193,14 @@ def calibrate(gallery, weigh=None, far: float = DEFAULT_FAR, fpir: float | None 
                                  "impostor_comparisons": int(imp.size),
                                  "strangers": int(stranger.size)}
         if imp.size:
-            t = impostor_threshold(stranger, fpir) if fpir is not None else \
-                impostor_threshold(imp, far)
+            rate, pool = (fpir, stranger) if fpir is not None else (far, imp)
+            t = site = impostor_threshold(pool, rate)
+            resolvable = pool.size * rate >= 1
+            if not resolvable and c in model and float(model[c]) > site:
+                t = float(model[c])
             table[c] = round(t, 4)
+            entry.update(source="site" if t == site else "model", site_threshold=round(site, 4),
+                         resolvable=bool(resolvable))
             entry.update(threshold=round(t, 4), far_measured=round(float((imp >= t).mean()), 6),
                          fpir_measured=round(float((stranger >= t).mean()), 6),
                          far_resolvable=round(1.0 / imp.size, 6),
