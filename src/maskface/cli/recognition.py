@@ -18,8 +18,9 @@ DbOpt = Annotated[str | None, typer.Option(
     "--db", help="Gallery: an SQLite file or a postgresql:// URL (default: $MASKFACE_DB or "
     "~/.local/share/maskface/gallery.db).")]
 ModelOpt = Annotated[str | None, typer.Option(
-    "--model", help="Embedder: sface_masked, sface or an .onnx file "
-    "(default: the gallery's model, else the default embedder).")]
+    "--model", help="Embedder: sface_masked (default), fused (SFace + reid0095, by mask "
+    "state), sface, reid0095 or an .onnx file (default: the gallery's model, else "
+    "sface_masked).")]
 ThresholdOpt = Annotated[float | None, typer.Option(
     help="Cosine threshold for a match (default: the model's calibrated one).")]
 TemplatesOpt = Annotated[int | None, typer.Option(

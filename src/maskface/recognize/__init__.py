@@ -25,7 +25,7 @@ THRESHOLDS = {"sface": 0.363}
 
 
 def create_embedder(name: str | Path = "default", realign: bool = True) -> Embedder:
-    """An embedder by name (``sface``, ``sface_masked``, ``default``) or from an ONNX file.
+    """An embedder by name (:data:`EMBEDDERS` or ``default``) or from an ONNX file.
 
     ``sface_masked`` and ``fused`` are mask-aware: pass ``masked`` flags to ``embed`` (the
     pipeline's :class:`Recognizer` does); faces not flagged get SFace's own vectors, faces
