@@ -230,3 +230,61 @@ def test_branch_run_shares_the_frozen_blocks_of_its_init_model(data_dir, tmp_pat
     with pytest.raises(Exception, match="same crop"):
         train_classifier(TrainConfig(data=[str(tmp_path / "data")], out=str(tmp_path / "r2"),
                                      size=64, init="mask_classifier"), progress=False)
+
+
+def _tiny_scenes(data_dir: Path, root: Path, per_split: dict[str, int]) -> None:
+    """A VOC scenes dataset linking the first ilc2021 images with a mask worn incorrectly,
+    ``per_split[split]`` of each of its fixed splits."""
+    ilc = data_dir / "scenes" / "ilc2021"
+    if not ilc.is_dir():
+        pytest.skip(f"{ilc} not found")
+    for sub in ("images", "annotations", "splits"):
+        (root / sub).mkdir(parents=True)
+    for split, n in per_split.items():
+        chosen = []
+        for stem in (ilc / "splits" / f"{split}.txt").read_text().split():
+            xml = ilc / "annotations" / f"{stem}.xml"
+            if xml.is_file() and "mask_weared_incorrect" in xml.read_text():
+                chosen.append(stem)
+            if len(chosen) == n:
+                break
+        for stem in chosen:
+            (root / "annotations" / f"{stem}.xml").symlink_to(ilc / "annotations" / f"{stem}.xml")
+            img = next((ilc / "images").glob(f"{stem}.*"))
+            (root / "images" / img.name).symlink_to(img)
+        (root / "splits" / f"{split}.txt").write_text("\n".join(chosen) + "\n")
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_three_class_branch_run_chooses_its_rule_on_validation(data_dir, tmp_path):
+    """A with/without/incorrect branch on the two-class model, trained with a scenes dataset:
+    the same run sweeps the three-way rule on that dataset's val split and the real val
+    photos, writes the sweep and says in the card what it chose (test never read)."""
+    from maskface.classify import MaskClassifier
+    from maskface.errors import ModelError
+    from maskface.train.classifier import TrainConfig, train_classifier
+    from maskface.train.three_way_rule import OVERRIDES, THRESHOLDS
+
+    _tiny_real_set(data_dir, tmp_path / "real", 16)
+    _tiny_scenes(data_dir, tmp_path / "ilc", {"train": 10, "val": 6, "test": 2})
+    out = tmp_path / "run"
+    card = train_classifier(TrainConfig(
+        data=[str(tmp_path / "real"), str(tmp_path / "ilc")], out=str(out), epochs=1,
+        freeze_epochs=0, batch=8, val_frac=0.25, test_frac=0.25, samples_per_epoch=32,
+        classes=("with_mask", "without_mask", "mask_incorrect"), init="mask_classifier",
+        frozen_blocks=16, threads=1), progress=False)
+    sweep = json.loads((out / "rule_sweep.json").read_text())
+    assert len(sweep["sweep"]) == len(THRESHOLDS) * len(OVERRIDES)
+    assert sweep["ilc2021_val_faces"] >= 6 and sweep["real_val_photos"] > 0
+    rule = card["shared"]["three_way_rule"]
+    assert rule["sweep"] == "rule_sweep.json"
+    if sweep["chosen"] is None:  # one epoch may not reach the mask_incorrect constraint
+        assert rule["chosen"] is None
+        with pytest.raises(ModelError, match="no three-way rule"):
+            MaskClassifier(out / "shared.onnx")
+    else:
+        assert (rule["threshold"], rule["override"]) == (sweep["chosen"]["threshold"],
+                                                         sweep["chosen"]["override"])
+        clf = MaskClassifier(out / "shared.onnx")
+        assert clf.three_way.threshold == rule["threshold"]

@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from maskface.classify.crop import CROP_SCALE, face_crop
-from maskface.classify.three_way import COMPOSITES, THREE_WAY_LABELS, three_way_probs
+from maskface.classify.three_way import (
+    COMPOSITES,
+    THREE_WAY_LABELS,
+    ThreeWay,
+    rule_from_metadata,
+    three_way_probs,
+)
 from maskface.errors import ModelError
 from maskface.models import ort_session
 from maskface.results import MaskPrediction
@@ -29,13 +35,18 @@ class MaskClassifier:
 
     ``model`` is an ONNX file, a registered name, or a composite of two registered networks
     (:data:`maskface.classify.three_way.COMPOSITES`, the default among them): both then run
-    on the same crops and the three-way rule combines their outputs."""
+    on the same crops and the three-way rule combines their outputs. A shared graph that
+    carries its rule in its metadata (a ``maskface train classifier`` run's ``shared.onnx``)
+    is a three-way stage by itself."""
 
     def __init__(self, model: str | Path = DEFAULT_MODEL, batch_size: int = 32):
         self.batch_size = batch_size
         self.three_way = COMPOSITES.get(str(model))
         parts = self.three_way.models if self.three_way else (model,)
         self.sessions = [ort_session(m) for m in parts]
+        if self.three_way is None:  # a trained shared graph carrying its own rule
+            rule = rule_from_metadata(self.sessions[0].get_modelmeta().custom_metadata_map)
+            self.three_way = ThreeWay((str(model),), *rule) if rule else None
         metas = [self._meta(m, s) for m, s in zip(parts, self.sessions)]
         outputs = [labels for m in metas for labels in m[0]]
         if self.three_way:
@@ -45,8 +56,9 @@ class MaskClassifier:
                 raise ModelError(f"{model}: its two classifiers differ in input size or crop")
             self.labels = THREE_WAY_LABELS
         elif len(outputs) != 1:
-            raise ModelError(f"{model}: has {len(outputs)} outputs; register it as a "
-                             "three-way composite (classify/three_way.py)")
+            raise ModelError(f"{model}: has {len(outputs)} outputs and no three-way rule in "
+                             "its metadata ('maskface train classifier' stores one when it "
+                             "trains a shared graph with a scenes dataset's val split)")
         else:
             self.labels = outputs[0]
         self.input_size, self.crop_scale = metas[0][1:]

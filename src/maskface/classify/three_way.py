@@ -41,11 +41,26 @@ class ThreeWay(NamedTuple):
 
 
 #: composite mask stages by name; the default's threshold and override were chosen on the
-#: ilc2021 and real-crop validation splits (scripts/select_three_way.py,
+#: ilc2021 and real-crop validation splits (maskface.train.three_way_rule,
 #: mask_classifier_3way.card.json)
 COMPOSITES = {
     "mask_classifier_3way": ThreeWay(("mask_classifier_3way",), 0.8, 0.5),
 }
+
+#: ONNX metadata key of a shared graph's own rule (``{"threshold": t, "override": o}``),
+#: written by ``maskface train classifier``: such a file is a three-way stage by itself
+RULE_KEY = "three_way_rule"
+
+
+def rule_from_metadata(meta: dict[str, str]) -> tuple[float, float] | None:
+    """``(threshold, override)`` stored in an ONNX file's metadata, if any."""
+    import json
+
+    raw = meta.get(RULE_KEY)
+    if raw is None:
+        return None
+    rule = json.loads(raw)
+    return float(rule["threshold"]), float(rule["override"])
 
 
 def three_way_probs(p2: np.ndarray, p3: np.ndarray, threshold: float, override: float

@@ -87,6 +87,17 @@ def train_classifier(
     if "shared" in card:
         typer.echo(f"shared graph: {out / card['shared']['file']}  ({card['shared']['blocks']} "
                    f"blocks shared with {init})")
+        rule = card["shared"].get("three_way_rule")
+        if rule and rule.get("threshold") is not None:
+            v = rule["validation"]
+            typer.echo(f"three-way rule (chosen on validation, stored in the graph): threshold "
+                       f"{rule['threshold']}, override {rule['override']}; val macro F1 "
+                       f"{v['ilc_val_macro_f1']:.4f}, mask_incorrect P/R "
+                       f"{v['ilc_val_incorrect_precision']:.3f}/"
+                       f"{v['ilc_val_incorrect_recall']:.3f}; sweep: {out / rule['sweep']}")
+        elif rule:
+            typer.echo(f"no three-way rule met the criterion on validation; see "
+                       f"{out / rule['sweep']}")
     typer.echo(f"card:  {out / 'card.json'}")
 
 

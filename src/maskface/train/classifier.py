@@ -487,9 +487,11 @@ def train_classifier(cfg: TrainConfig, progress: bool = True) -> dict:
         shared_diff = trainer.export_shared(shared_path, check)
         if shared_diff > 1e-3:
             raise RuntimeError(f"shared graph differs from its parts by {shared_diff:.2e}")
+        rule = _choose_rule(cfg, shared_path, split_files.get("val"), out, progress)
         shared = {"file": shared_path.name, "sha256": sha256_file(shared_path),
                   "bytes": shared_path.stat().st_size, "blocks": cfg.frozen_blocks,
-                  "init": cfg.init, "max_abs_diff_vs_parts": shared_diff}
+                  "init": cfg.init, "max_abs_diff_vs_parts": shared_diff,
+                  **({"three_way_rule": rule} if rule else {})}
     plot_history(fit["history"], out / "curves.png")
     epoch_s = [h["epoch_s"] for h in fit["history"]]
     card = {
@@ -521,6 +523,34 @@ def train_classifier(cfg: TrainConfig, progress: bool = True) -> dict:
         card["shared"] = shared
     (out / "card.json").write_text(json.dumps(card, indent=2))
     return card
+
+
+def _choose_rule(cfg: TrainConfig, shared_path: Path, val_list: Path | None, out: Path,
+                 progress: bool) -> dict | None:
+    """A three-class branch on a two-class model: choose the three-way rule on validation
+    (:mod:`maskface.train.three_way_rule`, the first scenes dataset's val split and the run's
+    real val photos), write the sweep to ``rule_sweep.json`` and the rule into the graph."""
+    from maskface.classify.three_way import THREE_WAY_LABELS
+    from maskface.eval.scenes import is_scenes_dataset, read_splits
+    from maskface.train.three_way_rule import select_rule, store_rule
+
+    scenes = [r for r in cfg.data if is_scenes_dataset(r) and "val" in read_splits(r).values()]
+    if tuple(cfg.classes) != THREE_WAY_LABELS or not scenes or val_list is None:
+        return None
+    result = select_rule(shared_path, val_list, scenes[0], cfg.init, progress)
+    (out / "rule_sweep.json").write_text(json.dumps(result, indent=1))
+    chosen = result["chosen"]
+    if chosen is None:
+        log.warning("no three-way rule keeps mask_incorrect recall >= 0.75 at precision >= "
+                    "0.70 on validation: %s has no rule (see rule_sweep.json)", shared_path)
+        return {"chosen": None, "sweep": "rule_sweep.json", "criterion": result["criterion"]}
+    store_rule(shared_path, chosen["threshold"], chosen["override"])
+    return {"threshold": chosen["threshold"], "override": chosen["override"],
+            "validation": {k: v for k, v in chosen.items()
+                           if k not in ("threshold", "override")},
+            "scenes": result["scenes"], "ilc2021_val_faces": result["ilc2021_val_faces"],
+            "real_val_photos": result["real_val_photos"], "criterion": result["criterion"],
+            "sweep": "rule_sweep.json"}
 
 
 def held_out_files(samples: Sequence[Sample], roots: Sequence[str]) -> dict:
