@@ -123,6 +123,14 @@ def test_health_metrics_docs_and_page_need_no_key(api, photos):
     h = api.get("/v1/health").json()
     assert h["status"] == "ok" and h["people"] == 0
     assert h["models"]["detector"] == "yunet" and h["models"]["embedder"] == "sface"
+    from maskface.gallery.thresholds import CONDITIONS, model_thresholds
+
+    assert h["match_thresholds"]["source"] == "model"  # no site calibration, no policy one
+    assert all(h["match_thresholds"][c] == model_thresholds("sface")[c] for c in CONDITIONS)
+    _no_mask_policy(api, match_threshold=0.5)  # a policy's one threshold rules every condition
+    h = api.get("/v1/health").json()["match_thresholds"]
+    assert h["source"] == "policy" and all(h[c] == 0.5 for c in CONDITIONS)
+    api.delete("/v1/policy", headers=api.h("admin"))
     api.check(photos["face"])
     m = api.get("/metrics")
     assert m.status_code == 200 and m.headers["content-type"].startswith("text/plain")

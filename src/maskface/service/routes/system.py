@@ -17,6 +17,7 @@ router = APIRouter(prefix=API_PREFIX, tags=["system"])
 @router.get("/health", summary="Liveness and readiness (no key needed)")
 def health(state: ServiceState = Depends(get_state)):
     return {"status": "ok", "version": state.version, "models": state.engine.describe(),
+            "match_thresholds": state.people.thresholds(state.policy.match_threshold),
             "people": state.people.count(), "uptime_s": round(state.uptime_s, 1),
             "store": state.database.describe()}
 
