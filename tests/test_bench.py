@@ -30,6 +30,19 @@ def test_measure_counts_calls_and_orders_quartiles():
     assert stat.min_ms <= stat.q1_ms <= stat.median_ms <= stat.q3_ms <= stat.max_ms
 
 
+def test_measure_interleaved_takes_turns():
+    import time
+
+    from maskface.bench.timing import measure_interleaved
+
+    calls = []
+    stats = measure_interleaved({"a": lambda: calls.append("a"),
+                                 "b": lambda: (calls.append("b"), time.sleep(0.002))},
+                                rounds=5, warmup=1)
+    assert calls == ["a", "b"] * 6 and stats["a"].n == stats["b"].n == 5
+    assert stats["b"].median_ms > stats["a"].median_ms
+
+
 def test_measure_streams_shares_one_queue_between_workers():
     import threading
 
@@ -133,6 +146,10 @@ def test_bench_cli_reports_stages_baseline_ratio_and_table(classifier_available,
                                        "kiosk_masked", "full_batched_x2",
                                        "detect_classify_streams_x2", "full_streams_x2"}
     assert data["baseline"]["end_to_end_streams_x2"]["n"] == 1
+    # the door's frame timed in turn with the baseline's: 4 rounds per repeat, a ratio each
+    assert data["end_to_end"]["kiosk_masked"]["n"] == data["baseline"]["kiosk_frame"]["n"] == 4
+    assert set(data["kiosk_vs_baseline"]) == {"kiosk", "kiosk_masked"}
+    assert all(v > 0 for v in data["kiosk_vs_baseline"].values())
     assert data["speedup_vs_baseline"]["detect_classify_streams"] > 0
     assert data["images"]["faces_per_image"] == [1, 2, 3]
     assert data["baseline"]["faces_per_image"] == [1, 2, 3]  # same faces, fair comparison
@@ -140,6 +157,7 @@ def test_bench_cli_reports_stages_baseline_ratio_and_table(classifier_available,
     assert data["memory_mb"]["peak_after_baseline"] >= data["memory_mb"]["before_models"] > 0
     table = report.with_suffix(".md").read_text()
     assert "| detect |" in table and "baseline end to end" in table and "Speed-up" in table
+    assert "Door frame" in table
 
 
 def test_yunet_on_onnxruntime_matches_opencv(data_dir):

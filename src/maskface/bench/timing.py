@@ -99,6 +99,26 @@ def measure_streams(workers: Sequence[Callable[[Any], Any]], items: Sequence[Any
 _DONE = object()
 
 
+def measure_interleaved(fns: dict[str, Callable[[], Any]], rounds: int = 20,
+                        warmup: int = 1) -> dict[str, Stat]:
+    """Time every one of ``fns`` once per round, in turn, for ``rounds`` rounds: ratios between
+    them hold on a machine whose speed drifts from minute to minute, which ratios between
+    separate runs do not."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            c0 = time.process_time()
+            t0 = time.perf_counter()
+            fn()
+            wall[name].append((time.perf_counter() - t0) * 1e3)
+            cpu[name].append((time.process_time() - c0) * 1e3)
+    return {k: _stat(wall[k], cpu[k]) for k in fns}
+
+
 def _stat(wall: list[float], cpu: list[float]) -> Stat:
     w = np.asarray(wall)
     q1, med, q3 = np.percentile(w, [25, 50, 75])
