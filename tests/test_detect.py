@@ -157,6 +157,25 @@ def test_close_up_gets_a_pass_at_moderate_upscale(astronaut, reference, name, mo
     assert factors == [2.0]
 
 
+def test_small_face_zoom_only_where_the_photo_is_not_enlarged_already(astronaut, reference,
+                                                                      monkeypatch):
+    """The crowd profile's zoom pass: on the 512-px astronaut (enlarged exactly 2x) a pass at
+    3x that; on a small close-up (enlarged over 5x) none, only the main and the 2x passes."""
+    from maskface.detect import profile_detector
+
+    det = profile_detector("crowd")
+    factors: list[float] = []
+    real = det.detect_at
+    monkeypatch.setattr(det, "detect_at", lambda im, s: factors.append(s) or real(im, s))
+    assert len(det.detect(astronaut)) == 1 and factors == [2.0, 6.0]
+    factors.clear()
+    x1, y1, x2, y2 = (int(v) for v in reference)
+    pad = (x2 - x1) // 4
+    close_up = astronaut[max(0, y1 - pad) : y2 + pad, max(0, x1 - pad) : x2 + pad]
+    assert len(det.detect(close_up)) == 1
+    assert len(factors) == 2 and factors[0] > 2.0 and factors[1] == 2.0
+
+
 def test_detection_profiles(astronaut):
     """kiosk is YuNet at 640 px; crowd finds the astronaut once; an unknown profile is a
     clear input error."""

@@ -135,6 +135,9 @@ class ScaledDetector(FaceDetector):
             only faces shorter than ``small_face_px`` (image pixels), merged with the maximum
             score: small faces in crowds gain the upscale, while larger faces and the false
             detections an enlarged image brings at large sizes are left to the main pass.
+            Skipped for a photo the main pass already enlarges beyond ``max_upscale`` (a
+            small photo): its faces are seen enlarged already, and a further zoom found
+            mostly hair and textures (docs/detection.md).
         small_face_px: the size limit of ``small_face_zoom``.
     """
 
@@ -184,9 +187,10 @@ class ScaledDetector(FaceDetector):
                 mirrored = np.ascontiguousarray(image[:, ::-1])
                 passes.append(unflip(self.detect_at(mirrored, base * s), w))
         det = passes[0] if len(passes) == 1 else box_vote(passes, n_passes=len(passes))
-        if self.max_upscale is not None and base * min(self.scales) > self.max_upscale:
+        enlarged = self.max_upscale is not None and base * min(self.scales) > self.max_upscale
+        if enlarged:
             det = box_vote([det, self.detect_at(image, self.max_upscale)], mode="max")
-        if self.small_face_zoom is not None:
+        if self.small_face_zoom is not None and not enlarged:
             zoomed = self.detect_at(image, base * self.small_face_zoom)
             side = np.minimum(zoomed.boxes[:, 2] - zoomed.boxes[:, 0],
                               zoomed.boxes[:, 3] - zoomed.boxes[:, 1])
