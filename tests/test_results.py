@@ -38,6 +38,29 @@ def test_label_stays_inside_image_for_face_at_top_right_corner():
     assert img.sum() == 0  # the input is untouched
 
 
+def test_neighbours_labels_do_not_cover_each_other_or_faces():
+    """Two faces side by side at one height, as in a crowd: the second label moves below its
+    face instead of over the first label; a label with no free place is left out; a lone face
+    keeps its label above the box."""
+    from maskface.draw import label_rects
+
+    shape = (300, 400, 3)
+    boxes = [np.array([100, 100, 140, 150]), np.array([145, 100, 185, 150])]
+    a, b = label_rects(shape, ["No mask 97%", "Mask incorrect 64%"], boxes)
+    assert a[3] <= 100  # above the first face
+    assert b[1] > 150  # below the second face
+    for r in (a, b):
+        assert 0 <= r[0] <= r[2] <= 400 and 0 <= r[1] <= r[3] <= 300
+        assert sum(r[0] < f[2] and f[0] < r[2] and r[1] < f[3] and f[1] < r[3]
+                   for f in boxes) <= 1  # covers no other face
+    assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])
+    # a small face hemmed in above, below and beside: no label rather than one over a face
+    crowd = [np.array(b) for b in ([120, 160, 140, 180], [110, 100, 150, 155],
+                                   [110, 185, 150, 230], [150, 160, 180, 200])]
+    assert label_rects(shape, ["No mask 97%"] * 4, crowd)[0] is None
+    assert label_rects(shape, ["No mask 97%"], boxes[:1])[0] == a
+
+
 def test_result_json_roundtrip():
     img = np.zeros((50, 80, 3), np.uint8)
     res = Result([_face([1, 2, 30, 40])], img, "x.jpg", {"total": 1.234})

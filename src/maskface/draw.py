@@ -36,21 +36,56 @@ def label_for(face: Face) -> tuple[str, tuple[int, int, int]]:
     return " | ".join(parts), colour
 
 
-def _put_label(img: np.ndarray, text: str, box: np.ndarray, colour) -> None:
-    h, w = img.shape[:2]
-    # Readable on small faces and in large photos alike: scale with the image, not the box.
-    scale = max(0.4, min(1.2, max(h, w) / 1400))
+def _text_style(shape: tuple[int, ...]) -> tuple[float, int, int]:
+    """Font scale, thickness and padding: readable on small faces and in large photos alike
+    (they scale with the image, not the box)."""
+    scale = max(0.4, min(1.2, max(shape[:2]) / 1400))
     thick = max(1, round(scale * 2))
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    pad = max(2, thick * 2)
-    x1, y1 = int(box[0]), int(box[1])
-    x = min(max(0, x1), max(0, w - tw - 2 * pad))
-    y_top = y1 - th - base - 2 * pad
-    if y_top < 0:  # no room above the box: put the label inside it, at the top
-        y_top = max(0, min(int(box[1]), h - th - base - 2 * pad))
-    y_bot = min(h, y_top + th + base + 2 * pad)
-    cv2.rectangle(img, (x, y_top), (min(w, x + tw + 2 * pad), y_bot), colour, -1)
-    cv2.putText(img, text, (x + pad, y_bot - base - pad // 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
+    return scale, thick, max(2, thick * 2)
+
+
+def label_rects(shape: tuple[int, ...], texts: Sequence[str], boxes: Sequence[np.ndarray]
+                ) -> list[tuple[int, int, int, int] | None]:
+    """Where each label goes, ``(x1, y1, x2, y2)`` inside the image, or ``None``: above its
+    box, else below it, else inside its top, whichever first covers neither a label already
+    placed nor another face (a face twice the label's height may cover a neighbour's box
+    rather than lose its label). Larger faces are placed first; a label with no free place is
+    left out (its box's colour still shows the mask state), so a crowd stays readable."""
+    h, w = shape[:2]
+    scale, thick, pad = _text_style(shape)
+    rects: list[tuple[int, int, int, int] | None] = [None] * len(boxes)
+    placed: list[tuple[int, int, int, int]] = []
+    faces = [tuple(int(v) for v in b[:4]) for b in boxes]
+    for i in sorted(range(len(boxes)), key=lambda k: -(faces[k][2] - faces[k][0])
+                    * (faces[k][3] - faces[k][1])):
+        box = faces[i]
+        (tw, th), base = cv2.getTextSize(texts[i], cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        lw, lh = tw + 2 * pad, th + base + 2 * pad
+        x = min(max(0, box[0]), max(0, w - lw))
+        tops = [box[1] - lh, box[3] + 1, box[1]]  # above, below, inside
+        cands = [(x, y, min(w, x + lw), y + lh) for y in tops if 0 <= y <= h - lh]
+        if not cands:  # an image smaller than the label
+            cands = [(x, 0, min(w, x + lw), min(h, lh))]
+        others = placed + [f for k, f in enumerate(faces) if k != i]
+        rects[i] = next((c for c in cands if not any(_overlap(c, o) for o in others)), None)
+        if rects[i] is None and box[3] - box[1] >= 2 * lh:
+            # a face twice the label's height keeps its label over a neighbour's box edge
+            rects[i] = next((c for c in cands if not any(_overlap(c, o) for o in placed)), None)
+        if rects[i] is not None:
+            placed.append(rects[i])
+    return rects
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _put_label(img: np.ndarray, text: str, rect: tuple[int, int, int, int], colour) -> None:
+    scale, thick, pad = _text_style(img.shape)
+    base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[1]
+    x1, y1, x2, y2 = rect
+    cv2.rectangle(img, (x1, y1), (x2, y2), colour, -1)
+    cv2.putText(img, text, (x1 + pad, y2 - base - pad // 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
                 (255, 255, 255), thick, cv2.LINE_AA)
 
 
@@ -59,14 +94,19 @@ def annotate(image: np.ndarray, faces: Sequence[Face], landmarks: bool = True) -
     out = image.copy()
     h, w = out.shape[:2]
     line = max(1, round(max(h, w) / 500))
-    for face in faces:
-        text, colour = label_for(face)
+    labels, boxes = [label_for(f) for f in faces], []
+    for face, (_, colour) in zip(faces, labels):
         x1, y1, x2, y2 = (int(round(v)) for v in face.box)
         x1, y1 = max(0, x1), max(0, y1)
         x2, y2 = min(w - 1, x2), min(h - 1, y2)
+        boxes.append(np.array([x1, y1, x2, y2]))
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, line, cv2.LINE_AA)
         if landmarks:
             for px, py in face.landmarks:
                 cv2.circle(out, (int(px), int(py)), line + 1, (255, 255, 0), -1, cv2.LINE_AA)
-        _put_label(out, text, np.array([x1, y1, x2, y2]), colour)
+    # labels last, so no box or landmark is drawn over one
+    rects = label_rects(out.shape, [t for t, _ in labels], boxes)
+    for (text, colour), rect in zip(labels, rects):
+        if rect is not None:
+            _put_label(out, text, rect, colour)
     return out
