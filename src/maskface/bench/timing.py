@@ -52,12 +52,18 @@ def measure(fn: Callable[[Any], Any], items: Sequence[Any], repeats: int = 5,
     wall, cpu = [], []
     for _ in range(repeats):
         for it in items:
-            c0 = time.process_time()
-            t0 = time.perf_counter()
-            fn(it)
-            wall.append((time.perf_counter() - t0) * 1e3 / per)
-            cpu.append((time.process_time() - c0) * 1e3 / per)
+            w, c = _timed(fn, it)
+            wall.append(w / per)
+            cpu.append(c / per)
     return _stat(wall, cpu)
+
+
+def _timed(fn: Callable[..., Any], *args: Any) -> tuple[float, float]:
+    """Wall and process CPU milliseconds of one call."""
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    fn(*args)
+    return (time.perf_counter() - t0) * 1e3, (time.process_time() - c0) * 1e3
 
 
 def measure_streams(workers: Sequence[Callable[[Any], Any]], items: Sequence[Any],
@@ -88,11 +94,9 @@ def measure_streams(workers: Sequence[Callable[[Any], Any]], items: Sequence[Any
         round_()
     wall, cpu = [], []
     for _ in range(repeats):
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        round_()
-        wall.append((time.perf_counter() - t0) * 1e3 / len(items))
-        cpu.append((time.process_time() - c0) * 1e3 / len(items))
+        w, c = _timed(round_)
+        wall.append(w / len(items))
+        cpu.append(c / len(items))
     return _stat(wall, cpu)
 
 
@@ -111,11 +115,9 @@ def measure_interleaved(fns: dict[str, Callable[[], Any]], rounds: int = 20,
     cpu: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            c0 = time.process_time()
-            t0 = time.perf_counter()
-            fn()
-            wall[name].append((time.perf_counter() - t0) * 1e3)
-            cpu[name].append((time.process_time() - c0) * 1e3)
+            w, c = _timed(fn)
+            wall[name].append(w)
+            cpu[name].append(c)
     return {k: _stat(wall[k], cpu[k]) for k in fns}
 
 

@@ -58,10 +58,25 @@ def template_offset(thresholds: dict[str, float]) -> float:
     return float(thresholds["masked-masked"]) - float(thresholds["masked-unmasked"])
 
 
+def _stored(gallery) -> tuple[dict[str, Any], str]:
+    """The table this gallery's thresholds come from, and which one (first found wins)."""
+    calibration = gallery_calibration(gallery)
+    if calibration:
+        return calibration, "site calibration"
+    model = model_thresholds(gallery.model)
+    return (model, "model") if model else ({}, "single threshold")
+
+
+def threshold_source(gallery) -> str:
+    """Where :func:`thresholds_for` takes this gallery's thresholds from: ``site
+    calibration``, ``model`` or ``single threshold``."""
+    return _stored(gallery)[1]
+
+
 def thresholds_for(gallery, fallback: float | None = None) -> dict[str, float]:
     """Threshold of each condition for this gallery (calibration, else model, else
     ``fallback`` everywhere)."""
-    table = gallery_calibration(gallery) or model_thresholds(gallery.model) or {}
+    table = _stored(gallery)[0]
     out = {}
     for c in CONDITIONS:
         v = table.get(c)

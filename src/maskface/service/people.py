@@ -75,18 +75,12 @@ class People:
 
     def thresholds(self, policy_threshold: float | None = None) -> dict[str, Any]:
         """The match threshold of each comparison condition in force, and its source."""
-        from maskface.gallery.thresholds import (
-            CONDITIONS,
-            gallery_calibration,
-            model_thresholds,
-            thresholds_for,
-        )
+        from maskface.gallery.thresholds import CONDITIONS, threshold_source, thresholds_for
 
         if policy_threshold is not None:  # the policy's one threshold overrides every one
             return {**dict.fromkeys(CONDITIONS, policy_threshold), "source": "policy"}
-        source = ("site calibration" if gallery_calibration(self.gallery) else
-                  "model" if model_thresholds(self.gallery.model) else "single threshold")
-        return {**thresholds_for(self.gallery, self.engine.threshold), "source": source}
+        return {**thresholds_for(self.gallery, self.engine.threshold),
+                "source": threshold_source(self.gallery)}
 
     def list(self) -> list[dict[str, Any]]:
         return [_person(p) for p in self.gallery.people()]
