@@ -17,12 +17,12 @@ import time
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from maskface.detect import create_detector
 from maskface.eval.pipeline import ImageEval, summarise
 from maskface.eval.scenes import load_scenes
 from maskface.io import load_image
+from maskface.progress import progress
 
 CONFIGS: dict[str, tuple[str, dict]] = {
     "yunet-640": ("yunet", {"input_size": 640}),
@@ -48,7 +48,7 @@ def main(scenes_dir: str, out: str, names: list[str]) -> None:
         det = create_detector(det_name, **kwargs)
         det.detect(images[0])  # warm-up
         evals, cpu = [], []
-        for scene, img in tqdm(list(zip(scenes, images)), desc=name, leave=False):
+        for scene, img in progress(list(zip(scenes, images)), desc=name, leave=False):
             c0 = time.process_time()
             d = det.detect(img)
             cpu.append((time.process_time() - c0) * 1e3)

@@ -71,6 +71,7 @@ def test_eval_classifier_cli_writes_report_and_plots(data_dir, tmp_path):
     assert res.exit_code == 1, res.output  # the broken file is reported and fails the run
     assert "broken.jpg" in res.stderr
     assert "Traceback" not in res.output
+    assert "\r" not in res.stderr  # not a terminal: no bar debris around the error line
     rep = json.loads(report.read_text())
     assert rep["n"] == 30
     cm = np.array(rep["confusion_matrix"])

@@ -248,6 +248,7 @@ def test_eval_pipeline_cli_voc_astronaut(tmp_path, astronaut_path):
         "eval", "pipeline", "--scenes", str(tmp_path / "scenes"), "--report", str(report),
         "--classifier", "none", "--detector", "yunet", "--examples", "2"])
     assert res.exit_code == 0, res.output
+    assert "\r" not in res.stderr  # not a terminal: no bar, whole lines only
     rep = json.loads(report.read_text())
     assert rep["layout"] == "voc" and rep["images"] == 2
     assert rep["detection"]["recall"] == 1.0 and rep["false_detections"] == 0

@@ -73,6 +73,7 @@ def test_cli_eval_verify_on_lfw_csv(tmp_path, data_dir):
     res = runner.invoke(load_commands(), ["eval", "verify", "--pairs", str(csv_path),
                                           "--report", str(report)], catch_exceptions=False)
     assert res.exit_code == 0, res.output
+    assert "\r" not in res.stderr
     rep = json.loads(report.read_text())
     for key in ("accuracy", "accuracy_std", "roc_auc", "tar_at_far_1e-3", "threshold",
                 "no_face_fallback", "histogram_png"):

@@ -166,7 +166,7 @@ def run_batch(inputs: list[str], out: Path, *, ray_address: str | None = None,
               detector: str = "yunet", det_size: int | None = None,
               classifier: str | None = "default", progress: bool = True) -> BatchSummary:
     """Analyse every image of ``inputs`` not yet in ``out``'s done-list; return the summary."""
-    from tqdm import tqdm
+    from maskface.progress import progress as bar_of
 
     if fmt not in FORMATS:
         raise InputError(f"format '{fmt}' is not one of: {', '.join(FORMATS)}")
@@ -184,9 +184,7 @@ def run_batch(inputs: list[str], out: Path, *, ray_address: str | None = None,
     if todo:
         workers = workers or os.cpu_count() or 1
         _init_ray(ray_address, workers)
-        # disable=None: drawn on a terminal only (piped, a bar leaves debris between lines)
-        with tqdm(total=len(todo), unit="img", desc="batch",
-                  disable=None if progress else True) as bar:
+        with bar_of(total=len(todo), unit="img", desc="batch", show=progress) as bar:
             for k, rows in enumerate(_predict(todo, batch_size, workers, detector, det_size,
                                               classifier)):
                 _write_part(rows, out / "results", f"part-{summary.run_id}-{k:06d}", fmt)

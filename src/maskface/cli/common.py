@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from maskface.errors import MaskfaceError
+from maskface.progress import progress  # noqa: F401  (re-exported for the commands)
 
 log = logging.getLogger("maskface")
 
@@ -31,18 +32,6 @@ def output_folder(path: Path) -> Path:
     except (FileExistsError, NotADirectoryError):
         fail(f"{path}: cannot be a folder (a file is in the way); give --out a folder")
     return path
-
-
-def progress(iterable=None, **kwargs):
-    """A tqdm bar on stderr, drawn only on a terminal: piped to a file or another program, a
-    bar's carriage returns and blanking spaces would land between the lines. Write messages
-    with ``tqdm.write`` while it is open, so they go through the bar, not across it."""
-    from tqdm import tqdm
-
-    if kwargs.get("disable") is not True:
-        kwargs["disable"] = None  # tqdm: off when the file is not a TTY
-    kwargs.setdefault("file", sys.stderr)
-    return tqdm(iterable, **kwargs)
 
 
 def user_errors(func: Callable) -> Callable:

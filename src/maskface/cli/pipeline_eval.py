@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from maskface.cli.apps import eval_app
-from maskface.cli.common import fail, user_errors
+from maskface.cli.common import fail, progress, user_errors
 
 
 def _scales(text: str | None) -> tuple[float, ...] | None:
@@ -111,8 +111,6 @@ def eval_pipeline(
 ) -> None:
     """Detection recall/precision, TNR/FNR, per-class table, recall by face size and the
     pipeline ROC on a scenes dataset with true face boxes."""
-    from tqdm import tqdm
-
     from maskface.detect import DEFAULT_DETECTOR, create_detector, profile_detector
     from maskface.eval import pipeline as ev
     from maskface.eval.scenes import detect_layout, load_scenes
@@ -130,8 +128,8 @@ def eval_pipeline(
     else:
         det = create_detector(detector or DEFAULT_DETECTOR, **options)
     pipe = Pipeline(detector=det, classifier=None if classifier == "none" else classifier)
-    evals = ev.evaluate(data, pipe, progress=lambda it: tqdm(it, desc="eval pipeline",
-                                                             unit="image", leave=False))
+    evals = ev.evaluate(data, pipe, progress=lambda it: progress(it, desc="eval pipeline",
+                                                                 unit="image", leave=False))
     rep: dict[str, Any] = {"scenes": str(scenes), "layout": layout, "split": split,
                            "profile": profile,
                            "iou_threshold": ev.IOU_THRESHOLD,

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from maskface.classify import MaskClassifier
 from maskface.classify.crop import whole_image_crop
 from maskface.errors import InputError, MaskfaceError
 from maskface.eval.metrics import classification_report, roc_auc, roc_curve
 from maskface.io.image import load_image
+from maskface.progress import progress as bar
 from maskface.results import MASK_LABELS
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,8 @@ def crops_from_files(items: Sequence[tuple[str, str, str]], size: int, progress:
                      ) -> LabelledCrops:
     """Load ``(path, label, source)`` face-crop images; unreadable files are listed, skipped."""
     crops, labels, sources, names, failed = [], [], [], [], []
-    for path, label, source in tqdm(items, desc="load", unit="img", leave=False,
-                                    disable=not progress):
+    for path, label, source in bar(items, desc="load", unit="img", leave=False,
+                                   show=progress):
         try:
             img = load_image(path)
         except MaskfaceError as exc:
@@ -97,7 +97,7 @@ def scene_crops(root: str | Path, classifier: MaskClassifier, progress: bool = T
 
     scenes = load_scenes(root, split)
     crops, labels, names, failed = [], [], [], []
-    for scene in tqdm(scenes, desc="scenes", unit="img", leave=False, disable=not progress):
+    for scene in bar(scenes, desc="scenes", unit="img", leave=False, show=progress):
         if not len(scene):
             continue
         try:

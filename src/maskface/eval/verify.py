@@ -204,7 +204,7 @@ class PairEmbedder:
 
     def embed(self, items: Sequence[tuple[Path, bool]], progress: bool = True
               ) -> dict[tuple[Path, bool], np.ndarray]:
-        from tqdm import tqdm
+        from maskface.progress import progress as bar
 
         todo = [it for it in dict.fromkeys(items) if it not in self.cache]
         batch: list[tuple[tuple[Path, bool], np.ndarray]] = []
@@ -218,7 +218,7 @@ class PairEmbedder:
             batch.clear()
 
         try:
-            for it in tqdm(todo, desc="embed", unit="img", disable=not progress, leave=False):
+            for it in bar(todo, desc="embed", unit="img", show=progress, leave=False):
                 batch.append((it, self.aligned(*it)))
                 if len(batch) == 32:
                     flush()
@@ -258,12 +258,12 @@ class TemplateEmbedder:
     def embed(self, paths: Sequence[Path], progress: bool = True) -> dict[Path, np.ndarray]:
         """``(n, dim)`` template embeddings per photo (``(0, dim)`` when it could not be
         masked: no dense landmarks)."""
-        from tqdm import tqdm
+        from maskface.progress import progress as bar
 
         out = {}
         try:
-            for p in tqdm(list(dict.fromkeys(paths)), desc="templates", unit="img",
-                          disable=not progress, leave=False):
+            for p in bar(list(dict.fromkeys(paths)), desc="templates", unit="img",
+                         show=progress, leave=False):
                 c = self.crops(Path(p))
                 self.no_template += len(c) == 0
                 out[p] = self.embedder.embed(c, [True] * len(c)) if len(c) else \

@@ -168,9 +168,8 @@ def watch_to_files(watcher: VideoWatcher, source: FileSource | LiveSource, out: 
                    max_frames: int | None = None, progress: bool = True) -> dict:
     """Run ``watcher`` and write ``<stem>.mp4`` (annotated), ``<stem>.tracks.jsonl`` and
     ``<stem>.summary.json`` under ``out``; return the summary."""
-    from tqdm import tqdm
-
     from maskface.io.video import VideoWriter
+    from maskface.progress import progress as bar_of
 
     out.mkdir(parents=True, exist_ok=True)
     video_path = out / f"{stem}.mp4"
@@ -178,8 +177,7 @@ def watch_to_files(watcher: VideoWatcher, source: FileSource | LiveSource, out: 
     total = source.info.frames or None
     last_index = -1
     with open(tracks_path, "w") as tracks_out, VideoWriter(video_path, source.info.fps) as writer, \
-            tqdm(total=total, unit="frame", desc=stem, leave=False,
-                 disable=None if progress else True) as bar, \
+            bar_of(total=total, unit="frame", desc=stem, leave=False, show=progress) as bar, \
             contextlib.closing(watcher.run(source, tracks_out, max_frames=max_frames)) as frames:
         # closing(): on Ctrl-C the generator's finally (which writes the open tracks) runs
         # while the tracks file is still open.

@@ -24,13 +24,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from maskface.classify.crop import CROP_SCALE, whole_image_crop
 from maskface.errors import InputError
 from maskface.eval.metrics import classification_report
 from maskface.io.image import decode_image
 from maskface.models import sha256_file
+from maskface.progress import progress as bar
 from maskface.train.augment import PRESETS, augment
 from maskface.train.data import (
     Sample,
@@ -112,7 +112,7 @@ def load_data(cfg: TrainConfig, progress: bool = True) -> LoadedData:
     images: dict[str, np.ndarray] = {}
     hashes = []
     kept = []
-    for s in tqdm(found, desc="load", unit="img", disable=not progress, leave=False):
+    for s in bar(found, desc="load", unit="img", show=progress, leave=False):
         try:
             img = decode_image(Path(s.path).read_bytes(), s.path)
         except Exception as exc:  # one unreadable file must not stop a training run
@@ -283,9 +283,9 @@ class Trainer:
                 pending = pool.submit(self._train_batch, train, data.images, epoch, 0,
                                       chunks[0])
                 tot_loss = tot_ok = seen = 0.0
-                bar = tqdm(range(len(chunks)), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                           unit="batch", disable=not self.progress, leave=False)
-                for k in bar:
+                batches = bar(range(len(chunks)), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                              unit="batch", show=self.progress, leave=False)
+                for k in batches:
                     x, y = pending.result()
                     if k + 1 < len(chunks):
                         pending = pool.submit(self._train_batch, train, data.images, epoch,
@@ -301,7 +301,7 @@ class Trainer:
                     tot_loss += loss.item() * len(y)
                     tot_ok += float((logits.argmax(1) == yt).sum())
                     seen += len(y)
-                    bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_ok / seen:.3f}")
+                    batches.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_ok / seen:.3f}")
                 train_s = time.perf_counter() - t0
                 rep = self.evaluate(val, val_crops)
                 sources = [k for k in rep if k != "all"]
@@ -319,7 +319,9 @@ class Trainer:
                 msg = (f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f} "
                        f"val {accs} ({row['epoch_s']:.0f} s)")
                 if self.progress:
-                    tqdm.write(msg)
+                    from tqdm import tqdm
+
+                    tqdm.write(msg)  # through the epoch bar, not across it
                 log.info(msg)
                 if (score, -val_nll) > (best["score"], -best.get("nll", np.inf)):
                     best = {"score": score, "nll": val_nll, "epoch": epoch + 1,

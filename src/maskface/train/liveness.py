@@ -55,16 +55,15 @@ def split_subjects(subjects: list[str], val_frac: float, test_frac: float,
 def _crops(frames, detector_name: str):
     """Both inference crops of each frame's most confident face; frames without one are
     skipped (and counted)."""
-    from tqdm import tqdm
-
     from maskface.detect import create_detector
     from maskface.io.image import load_image
     from maskface.liveness.crop import REFERENCE_FROM, liveness_crops
+    from maskface.progress import progress
 
     det = create_detector(detector_name)
     mapping = REFERENCE_FROM[det.name]
     a, b, y, subj, skipped = [], [], [], [], 0
-    for fr in tqdm(frames, desc="crops", unit="frame", leave=False):
+    for fr in progress(frames, desc="crops", unit="frame", leave=False):
         img = load_image(fr.path)
         d = det.detect(img)
         if not len(d):

@@ -170,8 +170,7 @@ def build_crops(faces_root: str | Path, masked_root: str | Path | None, cache: P
     ``masked (M,)`` bool, ``how (M,)`` detection outcome. Unmasked and masked crops are cached
     separately, so new masked copies do not redo the originals.
     """
-    from tqdm import tqdm
-
+    from maskface.progress import progress
     from maskface.recognize.faces import portrait_detector
 
     photos = identity_photos(faces_root)
@@ -179,7 +178,7 @@ def build_crops(faces_root: str | Path, masked_root: str | Path | None, cache: P
     items = [(k, p) for k, ps in photos.items() for p in ps]
 
     def originals() -> dict[str, np.ndarray]:
-        out = [aligned_crop(det, p) for _, p in tqdm(items, desc="align", unit="img",
+        out = [aligned_crop(det, p) for _, p in progress(items, desc="align", unit="img",
                                                      mininterval=5)]
         return {"crops": np.stack([o[0] for o in out]),
                 "landmarks": np.stack([o[1] for o in out]),
@@ -202,7 +201,7 @@ def build_crops(faces_root: str | Path, masked_root: str | Path | None, cache: P
 
     def masked() -> dict[str, np.ndarray]:
         out = [aligned_crop(det, mp, base["landmarks"][i], mask_fn)
-               for i, mp in tqdm(todo, desc="align masked", unit="img", mininterval=5)]
+               for i, mp in progress(todo, desc="align masked", unit="img", mininterval=5)]
         idx = np.array([i for i, _ in todo])
         return {"crops": np.stack([o[0] for o in out]),
                 "landmarks": np.stack([o[1] for o in out]),

@@ -123,12 +123,12 @@ def extract_features(crops: np.ndarray, batch: int = 64, progress: bool = True
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Backbone features (float16, (M, 50176)) and SFace embeddings (float32) of aligned BGR
     crops."""
-    from tqdm import tqdm
+    from maskface.progress import progress as bar
 
     sess = backbone_session()
     feats = np.zeros((len(crops), FEATURE_DIM), np.float16)
     embs = np.zeros((len(crops), 128), np.float32)
-    for i in tqdm(range(0, len(crops), batch), desc="backbone", disable=not progress,
+    for i in bar(range(0, len(crops), batch), desc="backbone", show=progress,
                   mininterval=5):
         x = np.ascontiguousarray(crops[i:i + batch][..., ::-1].transpose(0, 3, 1, 2),
                                  dtype=np.float32)
@@ -204,16 +204,15 @@ def _reid_with_features():
 def extract_reid_features(crops: np.ndarray, batch: int = 64, progress: bool = True
                           ) -> tuple[np.ndarray, np.ndarray]:
     """reid0095 features (float16, (M, 32768)) and embeddings (float32) of aligned BGR crops."""
-    from tqdm import tqdm
-
     from maskface.models import ort_session
+    from maskface.progress import progress as bar
     from maskface.recognize.onnx_embedder import reid0095_input
 
     sess = ort_session(_reid_with_features().SerializeToString())
     name = sess.get_inputs()[0].name
     feats = np.zeros((len(crops), REID_FEATURE_DIM), np.float16)
     embs = np.zeros((len(crops), 256), np.float32)
-    for i in tqdm(range(0, len(crops), batch), desc="backbone", disable=not progress,
+    for i in bar(range(0, len(crops), batch), desc="backbone", show=progress,
                   mininterval=5):
         e, f = sess.run(None, {name: reid0095_input(crops[i:i + batch])})
         feats[i:i + batch] = f
