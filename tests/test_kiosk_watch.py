@@ -59,7 +59,7 @@ def gallery_db(nuaa, tmp_path_factory):
     return db
 
 
-def _watch_kiosk(door_video, gallery_db, tmp_path, *extra):
+def _watch_kiosk(door_video, gallery_db, tmp_path, *extra, db_option="--db"):
     """Run ``maskface watch --kiosk`` (mask not required) and return its result and decisions."""
     from typer.testing import CliRunner
 
@@ -69,7 +69,7 @@ def _watch_kiosk(door_video, gallery_db, tmp_path, *extra):
     cfg.write_text("[policy]\nmask_required = false\n")
     out = tmp_path / "out"
     res = CliRunner().invoke(load_commands(), [
-        "watch", str(door_video), "--kiosk", "--gallery", str(gallery_db), "--config", str(cfg),
+        "watch", str(door_video), "--kiosk", db_option, str(gallery_db), "--config", str(cfg),
         "-o", str(out), *extra])
     assert res.exit_code == 0, res.output
     lines = [json.loads(x) for x in (out / "door.decisions.jsonl").read_text().splitlines()]
@@ -90,6 +90,21 @@ def test_watch_kiosk_decides_once_per_person(door_video, gallery_db, tmp_path):
 
 def test_watch_kiosk_stops_at_max_frames(door_video, gallery_db, tmp_path):
     """--max-frames 13 ends the video after the live person: one decision, 13 frames read."""
-    res, lines = _watch_kiosk(door_video, gallery_db, tmp_path, "--max-frames", "13")
+    res, lines = _watch_kiosk(door_video, gallery_db, tmp_path, "--max-frames", "13",
+                              db_option="--gallery")  # the option's former name still works
     assert [d["decision"] for d in lines] == ["granted"], lines
     assert "over 13 frames" in res.output
+
+
+def test_watch_with_a_gallery_that_does_not_exist_is_one_line(door_video, tmp_path):
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+
+    missing = tmp_path / "nobody.db"
+    res = CliRunner().invoke(load_commands(), ["watch", str(door_video), "--db", str(missing),
+                                               "-o", str(tmp_path / "out")])
+    assert res.exit_code == 1
+    assert res.stderr.strip().splitlines() == [
+        f"error: {missing}: no gallery yet; enrol someone first (maskface enroll NAME PHOTO...)"]
+    assert not missing.exists()  # looking for a gallery does not create one

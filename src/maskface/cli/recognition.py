@@ -48,8 +48,9 @@ def _exists(path) -> bool:
     return is_url(path) or Path(path).exists()
 
 
-def _open(db: str | None, model: str | None, for_writing: bool):
-    """The gallery and the embedder that matches it."""
+def open_gallery(db: str | None, model: str | None, for_writing: bool):
+    """The gallery (``db``, else the default one) and the embedder that matches it: ``model``
+    if given, else the one the gallery was made with."""
     from maskface.gallery import Gallery, default_db_path
     from maskface.recognize import create_embedder
 
@@ -131,7 +132,7 @@ def enroll(
             raise InputError(f"--metadata is not JSON: {exc}") from None
         if not isinstance(meta, dict):
             raise InputError("--metadata must be a JSON object")
-    gallery, embedder = _open(db, model, for_writing=True)
+    gallery, embedder = open_gallery(db, model, for_writing=True)
     with gallery:
         if not add and name.strip() in {p.name for p in gallery.people()}:
             fail(f"'{name}' is already enrolled; use --add to add photos to them")
@@ -216,7 +217,7 @@ def identify(
     sources = expand_sources(images)
     if not sources:
         fail("no inputs given")
-    gallery, embedder = _open(db, model, for_writing=False)
+    gallery, embedder = open_gallery(db, model, for_writing=False)
     with gallery:
         recognizer = Recognizer(embedder, gallery, threshold)
         try:
@@ -407,7 +408,7 @@ def people_remask(
     from maskface.recognize.templates import SOURCE_PREFIX, template_embeddings
 
     n = _template_rule(templates, None)[0] or 3
-    gallery, embedder = _open(db, None, for_writing=False)
+    gallery, embedder = open_gallery(db, None, for_writing=False)
     detector = create_detector("yunet")
     done = missing = 0
     with gallery:
@@ -466,7 +467,7 @@ def calibrate(
         fail(f"--far {far} must be between 0 and 1")
     if fpir is not None and not 0 < fpir < 1:
         fail(f"--fpir {fpir} must be between 0 and 1")
-    gallery, embedder = _open(db, None, for_writing=False)
+    gallery, embedder = open_gallery(db, None, for_writing=False)
     with gallery:
         out = fit(gallery, embedder.weigh, far, fpir,
                   progress=lambda it: progress(it, desc="calibrate", unit="block", leave=False))

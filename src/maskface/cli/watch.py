@@ -18,17 +18,6 @@ def _stem(source: str) -> str:
     return path.stem if path.is_file() else "stream"
 
 
-def _recognizer(gallery: Path, embedder: str):
-    from maskface.errors import InputError
-    from maskface.gallery import Gallery
-    from maskface.recognize import Recognizer, create_embedder
-
-    if not gallery.is_file():
-        raise InputError(f"{gallery}: no such gallery (enrol people with 'maskface people')")
-    emb = create_embedder(embedder)
-    return Recognizer(emb, Gallery(gallery, model=emb.name, dim=emb.dim))
-
-
 @app.command()
 @user_errors
 def watch(
@@ -47,15 +36,19 @@ def watch(
         help="Detector input size (YuNet: longest side); default: the detector's own.")] = None,
     classifier: Annotated[str, typer.Option(
         help="Mask classifier ONNX file, 'default', or 'none'.")] = "default",
-    gallery: Annotated[Path | None, typer.Option(
-        help="Gallery of enrolled people (SQLite): also recognise each tracked face.")] = None,
-    embedder: Annotated[str, typer.Option(help="Embedder for --gallery.")] = "default",
+    db: Annotated[str | None, typer.Option(
+        "--db", "--gallery", help="Gallery of enrolled people (an SQLite file or a "
+        "postgresql:// URL, as for 'maskface enroll'): also recognise each tracked face.")
+                  ] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", "--embedder", help="Embedder for --db (default: the one the gallery was "
+        "made with).")] = None,
     max_frames: Annotated[int | None, typer.Option(
         min=1, help="Stop after analysing this many frames (live sources run until ended).")
                           ] = None,
     kiosk: Annotated[bool, typer.Option(
         "--kiosk", help="Make door decisions: one per person at the door, over their best "
-                        "frames (liveness, mask, identity with --gallery); writes "
+                        "frames (liveness, mask, identity with --db); writes "
                         "<stem>.decisions.jsonl.")] = False,
     config: Annotated[Path | None, typer.Option(
         help="--kiosk: service config file whose [policy] applies (default policy if none).")
@@ -63,17 +56,23 @@ def watch(
 ) -> None:
     """Track faces through a video or stream; write an annotated video and per-track JSON lines.
 
-    Mask classification (and, with --gallery, recognition) runs once per track and is refreshed
+    Mask classification (and, with --db, recognition) runs once per track and is refreshed
     every --refresh frames or when the face's box changes a lot, not on every frame.
     """
+    from maskface.cli.recognition import open_gallery
     from maskface.detect import create_detector
     from maskface.pipeline import Pipeline
+    from maskface.recognize import Recognizer
     from maskface.track import VideoWatcher, open_source, watch_to_files
 
     kwargs = {"input_size": det_size} if det_size else {}
+    recognizer = None
+    if db is not None:
+        gallery, embedder = open_gallery(db, model, for_writing=False)
+        recognizer = Recognizer(embedder, gallery)
     pipe = Pipeline(detector=create_detector(detector, **kwargs),
                     classifier=None if classifier == "none" else classifier,
-                    recognizer=_recognizer(gallery, embedder) if gallery else None)
+                    recognizer=recognizer)
     src = open_source(source, realtime=realtime)
     if kiosk:
         _kiosk(pipe, src, out, _stem(source), config, max_frames)
