@@ -80,3 +80,28 @@ def test_batch_processes_reports_failures_and_resumes(ray_local, classifier, dat
              for x in f.read_text().splitlines()]
     assert len(lines) == 1 and lines[0]["path"] == str(corrupt) and lines[0]["n_faces"] > 0
     assert len(list(out.glob("summary-*.json"))) == 4  # one per run, the CLI run too
+
+
+def test_files_in_folders_that_are_not_images_are_counted_not_silently_dropped(
+        tmp_path, astronaut_path):
+    from typer.testing import CliRunner
+
+    from maskface.batch import list_inputs
+    from maskface.cli import load_commands
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "door.jpg").write_bytes(astronaut_path.read_bytes())
+    (folder / "notes.txt").write_text("shift rota")
+    (folder / "labels.csv").write_text("a,b\n")
+    files, problems, passed_over = list_inputs([str(folder)])
+    assert [f.path for f in files] == [str(folder / "door.jpg")] and problems == []
+    assert passed_over == "2 files in folders skipped: not an image or video (1 .csv, 1 .txt)"
+
+    (folder / "door.jpg").unlink()  # nothing left to analyse: the error says why
+    res = CliRunner().invoke(load_commands(), ["batch", str(folder), "--out",
+                                               str(tmp_path / "out")])
+    assert res.exit_code == 1
+    assert res.stderr.strip() == (
+        f"error: no images found in: {folder} (2 files in folders skipped: not an image or "
+        "video (1 .csv, 1 .txt))")

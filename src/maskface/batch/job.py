@@ -30,9 +30,10 @@ log = logging.getLogger(__name__)
 FORMATS = ("parquet", "jsonl")
 
 
-def list_inputs(inputs: list[str]) -> tuple[list[InputFile], list[str]]:
-    """Image files from folders (recursive), globs, files, or ``.txt`` lists of paths; and the
-    inputs that could not be used, with reasons."""
+def list_inputs(inputs: list[str]) -> tuple[list[InputFile], list[str], str | None]:
+    """Image files from folders (recursive), globs, files, or ``.txt`` lists of paths; the
+    inputs that could not be used, with reasons; and a line on the files in folders passed
+    over as neither image nor video (``None`` if none)."""
     from maskface.io.sources import expand_sources
 
     items: list[str] = []
@@ -43,7 +44,8 @@ def list_inputs(inputs: list[str]) -> tuple[list[InputFile], list[str]]:
         else:
             items.append(item)
     files, problems = [], []
-    for src in expand_sources(items):
+    sources = expand_sources(items)
+    for src in sources:
         if src.error:
             problems.append(f"{src.path}: {src.error}")
         elif src.kind == "video":
@@ -53,7 +55,7 @@ def list_inputs(inputs: list[str]) -> tuple[list[InputFile], list[str]]:
                 files.append(InputFile.of(src.path))
             except OSError as exc:
                 problems.append(f"{src.path}: {exc.strerror}")
-    return files, problems
+    return files, problems, sources.skipped_note()
 
 
 class FacePredictor:
@@ -116,6 +118,8 @@ class BatchSummary:
     wall_s: float = 0.0
     failures: list[str] = field(default_factory=list)
     unusable_inputs: list[str] = field(default_factory=list)
+    #: files in folder inputs passed over as neither image nor video, in one line
+    passed_over: str | None = None
     mask_labels: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -151,14 +155,24 @@ def _write_part(rows: dict[str, np.ndarray], folder: Path, name: str, fmt: str) 
 
 
 def _init_ray(address: str | None, workers: int) -> None:
+    """Start (or join) Ray with its console chatter down to errors: our bar and summary say
+    what happened, and Ray Data's full logs still go to its session folder."""
+    import logging
+
     import ray
 
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
     else:
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR)
+    import ray.data  # noqa: F401  (configures the "ray.data" logger's handlers)
+
+    for handler in logging.getLogger("ray.data").handlers:
+        if type(handler).__name__ == "PlainRayHandler":  # the console one, not the file one
+            handler.setLevel(logging.ERROR)
 
 
 def run_batch(inputs: list[str], out: Path, *, ray_address: str | None = None,
@@ -171,15 +185,16 @@ def run_batch(inputs: list[str], out: Path, *, ray_address: str | None = None,
     if fmt not in FORMATS:
         raise InputError(f"format '{fmt}' is not one of: {', '.join(FORMATS)}")
     t0 = time.perf_counter()
-    files, problems = list_inputs(inputs)
+    files, problems, passed_over = list_inputs(inputs)
     if not files and not problems:
-        raise InputError(f"no images found in: {', '.join(inputs)}")
+        raise InputError(f"no images found in: {', '.join(inputs)}"
+                         + (f" ({passed_over})" if passed_over else ""))
     out.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(out / "manifest.jsonl")
     todo = [f for f in files if f not in manifest]
     summary = BatchSummary(run_id=time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
                            inputs=len(files), skipped=len(files) - len(todo),
-                           unusable_inputs=problems)
+                           unusable_inputs=problems, passed_over=passed_over)
     labels: Counter[str] = Counter()
     if todo:
         workers = workers or os.cpu_count() or 1

@@ -46,6 +46,8 @@ def batch(
     if len(summary.failures) > 20:
         typer.echo(f"  … and {len(summary.failures) - 20} more (see {out}/manifest.jsonl)",
                    err=True)
+    if summary.passed_over:
+        typer.echo(f"  {summary.passed_over}", err=True)
     typer.echo(f"results: {out / 'results'}; summary: {out}/summary-{summary.run_id}.json")
     if summary.failed or summary.unusable_inputs:
         raise typer.Exit(1)
