@@ -457,6 +457,11 @@ def test_access_granted_and_temperature_rules(api, photos):
     r = api.check(photos["flipped"], temperature=36.6).json()
     assert r["decision"] == "granted" and r["reasons"] == [], r
     assert r["person"]["person_id"] == pid and r["temperature"] == 36.6
+    # the check reports the threshold it judged by: its condition's, as /v1/health lists it
+    health = api.get("/v1/health").json()["match_thresholds"]
+    assert r["person"]["condition"] == "unmasked-unmasked"
+    assert r["person"]["threshold"] == pytest.approx(health["unmasked-unmasked"], abs=1e-4)
+    assert r["person"]["score"] >= r["person"]["threshold"]
     r = api.check(photos["flipped"], temperature=37.5).json()  # threshold is inclusive
     assert r["decision"] == "denied" and [x["code"] for x in r["reasons"]] == ["temperature_high"]
     assert_error(api.check(photos["face"], temperature=98.6), 400, "bad_request")  # Fahrenheit

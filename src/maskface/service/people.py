@@ -222,8 +222,10 @@ class People:
                                         template_weight=self.template_weight)
         out = []
         for face, m in zip(faces, matches):
-            face.identity = Identity(m.person_id, m.name, float(m.score)) if m.known else \
-                Identity(None, None, float(m.score) if np.isfinite(m.score) else 0.0)
+            # the threshold the face was judged by, and its condition, travel with the answer
+            score = float(m.score) if np.isfinite(m.score) else 0.0
+            face.identity = Identity(m.person_id, m.name, score, float(m.threshold),
+                                     m.condition)
             out.append([{"person_id": p, "name": n, "score": round(s, 4),
                          "threshold": round(m.threshold, 4), "condition": m.condition}
                         for p, n, s in m.candidates])
