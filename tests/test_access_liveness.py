@@ -72,6 +72,16 @@ def test_live_frame_is_granted_and_score_is_in_the_event(door, nuaa):
     assert ev["liveness"] == body["liveness"]["score"]
 
 
+def test_grey_camera_frame_is_denied_with_its_reason_not_as_an_attack(door, nuaa):
+    img = frame(nuaa, "real", "0004_01_00_02_306.jpg")  # granted in colour (test above)
+    grey = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    body = door.check(jpeg(grey), temperature=36.6).json()
+    assert body["decision"] == "denied" and codes(body) == ["grey_camera"], body
+    assert "colour camera" in body["reasons"][0]["message"]
+    assert body["liveness"]["label"] == "unknown" and body["liveness"]["problem"] == "grey_frame"
+    assert body["person"]["name"] == "Subject 4"  # recognition itself works on grey frames
+
+
 def test_background_passer_by_is_ignored_unless_strict(door, nuaa):
     # A live frame with a second, small face in the background (the detector finds both).
     img = frame(nuaa, "real", "0004_01_06_03_124.jpg")

@@ -38,6 +38,23 @@ def test_spoof_and_unknown_liveness_deny_unless_not_required():
     assert codes(decide([face(live=0.9)], strict, 36.5)) == ["spoof_suspected"]
 
 
+def test_a_grey_camera_is_named_not_taken_for_an_attack():
+    def grey(live):
+        f = face()
+        f.liveness = Liveness(live, "unknown", 0.5, "grey_frame")
+        return f
+
+    assert codes(decide([grey(0.2)], NO_MASK, 36.5)) == ["grey_camera"]
+    assert decide([grey(0.2)], Policy(mask_required=False, liveness_required=False), 36.5).granted
+    shape = (480, 640)
+    # a burst votes liveness over the frames that could be assessed
+    mixed = [([grey(0.1)], shape), ([face(q=0.85, live=0.9)], shape), ([grey(0.2)], shape)]
+    d = decide_burst(mixed, NO_MASK, 36.5)
+    assert d.granted and d.face.liveness.score == 0.9 and d.face.liveness.problem is None
+    d = decide_burst([([grey(0.1)], shape), ([grey(0.3)], shape)], NO_MASK, 36.5)
+    assert codes(d) == ["grey_camera"] and d.face.liveness.problem == "grey_frame"
+
+
 def test_door_face_is_large_and_central():
     big_edge, central = face(x=0, y=0, size=130, person=2), face(x=250, y=190, size=120)
     chosen, others = door_face([big_edge, central], (480, 640))

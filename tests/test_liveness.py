@@ -95,6 +95,16 @@ def test_eval_liveness_cli_on_a_subject(nuaa, tmp_path):
     assert rep["at_threshold"]["apcer"] == 0.0 and rep["at_threshold"]["bpcer"] == 0.0
     assert rep["roc_auc"] == 1.0
     assert (out / "roc.png").stat().st_size > 0 and (out / "scores.png").stat().st_size > 0
+    grey = tmp_path / "grey"
+    res = CliRunner().invoke(load_commands(), ["eval", "liveness", str(data), "-o", str(grey),
+                                               "--grey"])
+    assert res.exit_code == 0, res.output
+    assert "8 frames made grey" in res.output
+    rows = json.loads((grey / "report.json").read_text())["rows"]
+    by_path = {r["path"]: r["score"] for r in json.loads((out / "report.json").read_text())[
+        "rows"]}
+    assert json.loads((grey / "report.json").read_text())["grey"] is True
+    assert any(abs(r["score"] - by_path[r["path"]]) > 0.01 for r in rows)  # really re-scored
 
 
 def test_eval_liveness_needs_both_classes(tmp_path):
@@ -144,3 +154,22 @@ def test_train_liveness_splits_by_subject_and_exports_a_usable_model(nuaa, data_
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "ev" / "report.json").read_text())
     assert rep["model"].endswith("liveness.onnx") and rep["frames"] == 24
+
+
+def test_grey_frames_get_no_liveness_verdict(nuaa, live_pipeline):
+    """An infrared or monochrome camera: the models were trained on colour and score many
+    live grey faces as attacks, so a grey frame gets ``unknown``, with the reason."""
+    import cv2
+
+    from maskface.liveness import is_grey_frame
+
+    colour = cv2.imread(str(_first(nuaa, "real", "0002")))
+    grey = cv2.cvtColor(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    ok, buf = cv2.imencode(".jpg", grey)  # a colour JPEG of a grey picture: chroma noise
+    assert not is_grey_frame(colour) and is_grey_frame(grey)
+    assert is_grey_frame(cv2.imdecode(buf, cv2.IMREAD_COLOR))
+    lv = max(live_pipeline.analyze(grey).faces, key=lambda f: f.score).liveness
+    assert (lv.label, lv.problem, lv.live) == ("unknown", "grey_frame", False)
+    assert json.loads(live_pipeline.analyze(grey).to_json())["faces"][0]["liveness"][
+        "problem"] == "grey_frame"
+    assert max(live_pipeline.analyze(colour).faces, key=lambda f: f.score).liveness.live

@@ -30,9 +30,13 @@ def label_for(face: Face) -> tuple[str, tuple[int, int, int]]:
     if face.identity is not None:
         parts.insert(0, face.identity.name if face.identity.known else "Unknown")
     if face.liveness is not None:
-        parts.append(f"{'Live' if face.liveness.live else 'SPOOF'} {face.liveness.score:.0%}")
-        if not face.liveness.live:
-            colour = RED
+        if face.liveness.problem:  # e.g. a grey frame: no verdict either way
+            parts.append("Liveness ?")
+        else:
+            parts.append(f"{'Live' if face.liveness.live else 'SPOOF'} "
+                         f"{face.liveness.score:.0%}")
+            if not face.liveness.live:
+                colour = RED
     return " | ".join(parts), colour
 
 

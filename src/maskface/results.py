@@ -65,19 +65,24 @@ class Identity:
 @dataclass(frozen=True)
 class Liveness:
     """Presentation-attack check of one face: ``score`` is the mean live probability of the
-    MiniFASNet pair (0..1), ``label`` is ``live`` when it reaches the threshold, else ``spoof``."""
+    MiniFASNet pair (0..1), ``label`` is ``live`` when it reaches the threshold, else ``spoof``;
+    ``unknown`` with a ``problem`` (``grey_frame``) when the score cannot be trusted."""
 
     score: float
     label: str
     threshold: float
+    problem: str | None = None
 
     @property
     def live(self) -> bool:
         return self.label == "live"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"score": round(float(self.score), 4), "label": self.label,
-                "threshold": self.threshold}
+        d = {"score": round(float(self.score), 4), "label": self.label,
+             "threshold": self.threshold}
+        if self.problem:
+            d["problem"] = self.problem
+        return d
 
 
 @dataclass(frozen=True)

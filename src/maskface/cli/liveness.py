@@ -26,6 +26,10 @@ def eval_liveness(
     model: Annotated[str, typer.Option(
         help="Liveness ONNX (e.g. from 'maskface train liveness'); default: the shipped one.")
                      ] = "liveness_minifasnet",
+    grey: Annotated[bool, typer.Option(
+        "--grey", help="Make every frame grey first (an infrared or monochrome camera) and "
+        "report the model's own scores, which the door does not trust on grey frames.")
+                    ] = False,
 ) -> None:
     """APCER, BPCER, ACER at the operating threshold, BPCER at APCER 1 % / 5 %, ROC AUC.
 
@@ -48,9 +52,10 @@ def eval_liveness(
     det = create_detector(detector)
     checker = LivenessChecker(det.name, th, model=model)
     rows = score_frames(frames, det, checker,
-                        lambda it: progress(it, desc="liveness", unit="frame", leave=False))
+                        lambda it: progress(it, desc="liveness", unit="frame", leave=False),
+                        grey=grey)
     rep = summarize(rows, th)
-    rep.update(data=str(data), detector=det.name, model=model)
+    rep.update(data=str(data), detector=det.name, model=model, grey=grey)
     import numpy as np
 
     scores = np.array([-1.0 if r["score"] is None else r["score"] for r in rows])
@@ -60,7 +65,8 @@ def eval_liveness(
     plot_histogram(rows, th, out / "scores.png")
     (out / "report.json").write_text(json.dumps({**rep, "rows": rows}, indent=1))
     a = rep["at_threshold"]
-    typer.echo(f"{rep['frames']} frames, {len(rep['subjects'])} subjects, {rep['no_face']} "
+    typer.echo(f"{rep['frames']} frames{' made grey' if grey else ''}, "
+               f"{len(rep['subjects'])} subjects, {rep['no_face']} "
                f"without a face; detector {det.name}, threshold {th:g}")
     per = ", ".join(f"{k} {v:.2%}" for k, v in a["apcer_per_attack"].items())
     typer.echo(f"APCER {a['apcer']:.2%} ({a['attacks_accepted']}/{a['attacks']}; {per})  "

@@ -1,5 +1,5 @@
 """Liveness (presentation-attack detection): fills ``face.liveness`` with the MiniFASNet pair's
-mean live probability and a ``live`` / ``spoof`` label.
+mean live probability and a ``live`` / ``spoof`` label (``unknown`` on grey frames).
 
 Two MiniFASNet models by Minivision (Apache-2.0), converted to one ONNX graph
 (``scripts/export_minifasnet.py``), each scoring its own crop of the same face (2.7x and 4.0x
@@ -21,6 +21,18 @@ MODEL = "liveness_minifasnet"
 #: the shipped operating threshold on the mean live probability, fixed a priori (0.5: the live
 #: class has the majority of the two models' mean probability), not tuned on any test set
 DEFAULT_THRESHOLD = 0.5
+#: a frame whose colour channels differ by less than this (mean |B-G| + mean |G-R|, 8-bit
+#: levels) is grey: an infrared or monochrome camera. The models were trained on colour and
+#: score half of NUAA's live frames as attacks once they are made grey (docs/liveness.md).
+#: Colour photos of dataroots and ilc2021 measure 6.5 and more (1st percentile), grey ones 0.
+GREY_TOLERANCE = 2.0
+
+
+def is_grey_frame(image: np.ndarray) -> bool:
+    """Whether a BGR frame carries no colour (every 4th pixel of each row and column)."""
+    s = image[::4, ::4].astype(np.int16)
+    diff = np.abs(s[..., 0] - s[..., 1]).mean() + np.abs(s[..., 1] - s[..., 2]).mean()
+    return bool(diff < GREY_TOLERANCE)
 
 
 class LivenessChecker:
@@ -58,13 +70,18 @@ class LivenessChecker:
         return probs[:, 1].astype(np.float32)
 
     def check(self, image: np.ndarray, faces: Sequence[Face]) -> None:
-        """Fill ``face.liveness`` for every face."""
+        """Fill ``face.liveness`` for every face; on a grey frame the label is ``unknown``
+        (problem ``grey_frame``): the score is kept for the record but means nothing."""
         if not faces:
             return
         scores = self.scores(image, np.stack([f.box[:4] for f in faces]))
+        grey = is_grey_frame(image)
         for face, s in zip(faces, scores):
-            face.liveness = Liveness(float(s), "live" if s >= self.threshold else "spoof",
-                                     self.threshold)
+            if grey:
+                face.liveness = Liveness(float(s), "unknown", self.threshold, "grey_frame")
+            else:
+                face.liveness = Liveness(float(s), "live" if s >= self.threshold else "spoof",
+                                         self.threshold)
 
 
-__all__ = ["DEFAULT_THRESHOLD", "LivenessChecker"]
+__all__ = ["DEFAULT_THRESHOLD", "GREY_TOLERANCE", "LivenessChecker", "is_grey_frame"]

@@ -33,6 +33,8 @@ REASONS = {
     "temperature_missing": "no body temperature reading",
     "spoof_suspected": "presentation attack suspected: show your own face, not a photo or screen",
     "liveness_unknown": "liveness could not be checked",
+    "grey_camera": "liveness cannot be checked on a grey (infrared) camera image: the door "
+                   "needs a colour camera",
     "face_too_small": "come closer to the camera",
     "face_blurred": "hold still and look at the camera",
     "face_turned_away": "look straight at the camera",
@@ -162,6 +164,8 @@ def decide(faces: Sequence[Face], policy: Policy, temperature: float | None = No
         threshold = policy.liveness_threshold
         if live is None:
             reasons.append("liveness_unknown")
+        elif live.problem == "grey_frame":
+            reasons.append("grey_camera")
         elif live.score < (live.threshold if threshold is None else threshold):
             reasons.append("spoof_suspected")
     if face.identity is None or not face.identity.known:
@@ -205,11 +209,14 @@ def _vote(faces: list[Face]) -> Face:
                                                     if m.label == label])),
                               {label: labels[label] / len(masks)})
     lives = [f.liveness for f in faces if f.liveness is not None]
+    assessed = [lv for lv in lives if lv.problem is None]
     liveness = None
-    if lives:
-        score = float(np.mean([lv.score for lv in lives]))
-        th = lives[0].threshold
+    if assessed:
+        score = float(np.mean([lv.score for lv in assessed]))
+        th = assessed[0].threshold
         liveness = Liveness(score, "live" if score >= th else "spoof", th)
+    elif lives:  # no frame could be assessed: say why
+        liveness = replace(lives[0], score=float(np.mean([lv.score for lv in lives])))
     return replace(best, identity=identity, mask=mask, liveness=liveness)
 
 

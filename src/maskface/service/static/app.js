@@ -65,7 +65,8 @@ function drawFaces(canvas, width, height, faces, source) {
     if (f.identity) parts.push(f.identity.name || "Unknown");
     parts.push(label ? `${MASK_TEXT[label] || label} ${Math.round(f.mask.probability * 100)}%`
       : "Face");
-    if (f.liveness) parts.push(`${f.liveness.label === "live" ? "Live" : "SPOOF"} ` +
+    if (f.liveness && f.liveness.problem) parts.push("Liveness ?");
+    else if (f.liveness) parts.push(`${f.liveness.label === "live" ? "Live" : "SPOOF"} ` +
       `${Math.round(f.liveness.score * 100)}%`);
     ctx.strokeStyle = colour;
     ctx.lineWidth = line;
