@@ -140,7 +140,8 @@ def test_realtime_file_source_does_not_run_ahead_of_its_clock(video):
 def test_live_source_keeps_only_the_newest_frame(video):
     from maskface.track import LiveSource
 
-    src = LiveSource(str(video))  # a file read as fast as it decodes stands in for a camera
+    # a file read as fast as it decodes stands in for a camera; its end is the stream's end
+    src = LiveSource(str(video), max_reconnects=0)
     seen = []
     for frame in src:
         seen.append(frame.index)
@@ -148,6 +149,35 @@ def test_live_source_keeps_only_the_newest_frame(video):
     src.close()
     assert seen == sorted(set(seen))
     assert src.dropped > 0 and len(seen) + src.dropped == src.read == N_FRAMES
+
+
+def test_live_source_reopens_a_lost_stream(video, caplog):
+    """A camera whose stream ends (the file's end stands in for a network drop) is reopened,
+    and the frames go on with rising indices; out of tries, the watch ends."""
+    from maskface.track import LiveSource
+
+    src = LiveSource(str(video), max_reconnects=2, reconnect_delays=(0.01,))
+    with caplog.at_level("WARNING", logger="maskface.track.source"):
+        seen = [frame.index for frame in src]
+    src.close()
+    assert (src.reconnect_tries, src.reconnects) == (2, 2)
+    assert src.read == 3 * N_FRAMES and len(seen) + src.dropped == src.read
+    assert seen == sorted(set(seen)) and seen[-1] >= 2 * N_FRAMES
+    msgs = [r.getMessage() for r in caplog.records]
+    assert msgs.count(f"{video}: reconnected") == 2
+    assert f"{video}: stream lost; reconnecting in 0.01 s" in msgs
+
+
+def test_live_source_gives_up_on_a_stream_that_cannot_be_reopened(video, tmp_path):
+    from maskface.track import LiveSource
+
+    copy = tmp_path / "camera.mp4"
+    copy.write_bytes(video.read_bytes())
+    src = LiveSource(str(copy), max_reconnects=3, reconnect_delays=(0.01, 0.02))
+    copy.unlink()  # the camera is gone: every reopening fails
+    n = sum(1 for _ in src)
+    src.close()
+    assert n > 0 and (src.reconnect_tries, src.reconnects) == (3, 0)
 
 
 def test_tracks_carry_the_identity_of_their_face(video, detector, tmp_path):

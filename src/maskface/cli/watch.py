@@ -85,7 +85,8 @@ def watch(
     typer.echo(f"{summary['frames_processed']} frames analysed "
                f"({summary['frames_dropped']} dropped to keep up), {summary['n_tracks']} tracks, "
                f"{summary['faces_classified']} mask classifications for {summary['faces']} "
-               f"faces, {summary['fps']:.1f} frames/s")
+               f"faces, {summary['fps']:.1f} frames/s"
+               + (f", stream reopened {summary['reconnects']}x" if summary['reconnects'] else ""))
     typer.echo(f"annotated video: {summary['video_file']}")
     typer.echo(f"tracks (JSON lines): {summary['tracks_file']}")
 
@@ -105,5 +106,6 @@ def _kiosk(pipe, src, out: Path, stem: str, config: Path | None,
     finally:  # Ctrl-C: user_errors says "interrupted" and exits 130
         src.close()
     typer.echo(f"{summary['decisions']} decisions ({summary['granted']} granted) over "
-               f"{summary['frames']} frames, {summary['fps']:.1f} frames/s")
+               f"{summary['frames']} frames, {summary['fps']:.1f} frames/s"
+               + (f", stream reopened {summary['reconnects']}x" if summary['reconnects'] else ""))
     typer.echo(f"decisions (JSON lines): {summary['decisions_file']}")

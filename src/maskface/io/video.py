@@ -20,10 +20,20 @@ class VideoInfo:
     frames: int  # 0 when unknown (streams)
 
 
+#: a network stream that does not open, or delivers nothing, within this long has failed (so a
+#: live source can reopen it rather than wait for ever)
+STREAM_TIMEOUT_MS = 10_000
+
+
 def open_video(source: str | int | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
     """Open a video file, stream URL or camera index; raise InputError if it cannot be read."""
     src = int(source) if isinstance(source, str) and source.isdigit() else source
-    cap = cv2.VideoCapture(str(src) if isinstance(src, Path) else src)
+    if isinstance(src, str) and "://" in src:
+        cap = cv2.VideoCapture(src, cv2.CAP_ANY, [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
+    else:
+        cap = cv2.VideoCapture(str(src) if isinstance(src, Path) else src)
     if not cap.isOpened():
         raise InputError(f"{source}: cannot open video")
     fps = cap.get(cv2.CAP_PROP_FPS) or 0.0

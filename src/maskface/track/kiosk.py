@@ -150,4 +150,5 @@ def kiosk_to_file(watcher: KioskWatcher, source, path, echo=print,
                  f"({who}; {why})")
     wall = time.perf_counter() - t0
     return {"decisions": n, "granted": granted, "frames": watcher.frames, "wall_s": wall,
-            "fps": watcher.frames / wall if wall > 0 else 0.0, "decisions_file": str(path)}
+            "fps": watcher.frames / wall if wall > 0 else 0.0, "decisions_file": str(path),
+            "reconnects": getattr(source, "reconnects", 0)}

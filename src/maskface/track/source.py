@@ -2,7 +2,9 @@
 
 A live source (camera, RTSP/HTTP stream) is read by a background thread into a one-slot queue:
 when the analysis is slower than the camera, the older frame is dropped, so the analysis always
-gets the newest frame instead of falling further and further behind. A file can be read frame
+gets the newest frame instead of falling further and further behind. A door runs unattended, so
+a lost stream (network blip, camera reboot) is reopened, waiting longer after each failed try,
+instead of ending the watch. A file can be read frame
 by frame (offline, nothing dropped) or against a simulated source clock (``realtime``): frames
 whose time has passed while the previous one was analysed are skipped without decoding.
 """
@@ -10,16 +12,23 @@ whose time has passed while the previous one was analysed are skipped without de
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from maskface.errors import InputError
 from maskface.io.video import VideoInfo, open_video
+
+log = logging.getLogger(__name__)
+
+#: seconds to wait before each try at reopening a lost live stream; the last one repeats
+RECONNECT_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 @dataclass
@@ -74,18 +83,31 @@ class FileSource:
 
 
 class LiveSource:
-    """A camera index or stream URL, read on a thread into a one-frame queue (newest wins)."""
+    """A camera index or stream URL, read on a thread into a one-frame queue (newest wins).
+
+    When the stream is lost (a read fails), it is reopened after ``reconnect_delays`` seconds
+    (longer after each failed try, the last delay repeating), at most ``max_reconnects`` tries
+    in all (``None``: for ever; ``0``: the stream's end is the watch's end). Without
+    reconnection a stream that delivers nothing for ``timeout_s`` also ends the watch.
+    """
 
     live = True
 
-    def __init__(self, source: str | int, timeout_s: float = 10.0):
+    def __init__(self, source: str | int, timeout_s: float = 10.0,
+                 max_reconnects: int | None = None,
+                 reconnect_delays: Sequence[float] = RECONNECT_DELAYS):
         self.source = source
         self.timeout_s = timeout_s
+        self.max_reconnects = max_reconnects
+        self.reconnect_delays = tuple(reconnect_delays)
         self._cap, self.info = open_video(source)
         self._queue: queue.Queue[Frame | None] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self.read = 0
         self.dropped = 0
+        #: tries at reopening the stream so far, and how many succeeded
+        self.reconnect_tries = 0
+        self.reconnects = 0
         self._thread = threading.Thread(target=self._reader, name="maskface-reader", daemon=True)
         self._thread.start()
 
@@ -96,7 +118,9 @@ class LiveSource:
             while not self._stop.is_set():
                 ok, image = self._cap.read()
                 if not ok:
-                    break
+                    if self._stop.is_set() or not self._reopen():
+                        break
+                    continue
                 self.read += 1
                 frame = Frame(idx, time.perf_counter() - t0, image)
                 idx += 1
@@ -120,12 +144,34 @@ class LiveSource:
                         with contextlib.suppress(queue.Empty):
                             self._queue.get_nowait()
 
+    def _reopen(self) -> bool:
+        """Reopen the lost stream (on the reader thread); False when out of tries or closing."""
+        self._cap.release()
+        failed = 0
+        while self.max_reconnects is None or self.reconnect_tries < self.max_reconnects:
+            delay = self.reconnect_delays[min(failed, len(self.reconnect_delays) - 1)]
+            log.warning("%s: stream lost; reconnecting in %g s", self.source, delay)
+            if self._stop.wait(delay):
+                return False
+            self.reconnect_tries += 1
+            try:
+                self._cap, _ = open_video(self.source)
+            except InputError:
+                failed += 1
+                continue
+            self.reconnects += 1
+            log.warning("%s: reconnected", self.source)
+            return True
+        return False
+
     def __iter__(self) -> Iterator[Frame]:
         while True:
             try:
                 frame = self._queue.get(timeout=self.timeout_s)
             except queue.Empty:
-                return  # the stream stalled
+                if self.max_reconnects == 0:
+                    return  # the stream stalled and will not be reopened
+                continue  # the reader reopens a stream whose read fails
             if frame is None:
                 return
             yield frame

@@ -34,6 +34,8 @@ class WatchStats:
     frames_read: int = 0
     frames_processed: int = 0
     frames_dropped: int = 0
+    #: times a lost live stream was reopened
+    reconnects: int = 0
     faces: int = 0
     n_tracks: int = 0
     faces_classified: int = 0
@@ -135,6 +137,7 @@ class VideoWatcher:
             book.tracks.clear()
             stats.frames_read = source.read
             stats.frames_dropped = source.dropped
+            stats.reconnects = getattr(source, "reconnects", 0)
             stats.wall_s = time.perf_counter() - t_start
             n = max(1, stats.frames_processed)
             stats.stage_ms = {k: v / n for k, v in stage.items()}
