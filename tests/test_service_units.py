@@ -97,10 +97,23 @@ enabled = true
     ({"policy": {"match_threshold": 3}}, "match_threshold"),
     ({"temperature": {"source": "thermal"}}, "temperature.source"),
     ({"policy": "strict"}, "must be a table"),
+    # a string "false" is truthy: it must not silently require masks
+    ({"policy": {"mask_required": "false"}}, r"mask_required = 'false': expected true or false"),
+    ({"policy": {"temperature_threshold": "37.5"}}, "expected a number"),
+    ({"policy": {"allowed_groups": "staff"}}, "expected a list of strings"),
+    ({"models": {"workers": 2.5}}, "expected a whole number"),
+    ({"models": {"workers": True}}, "expected a whole number"),
+    ({"db": 5}, "expected an SQLite file path"),
 ])
 def test_config_errors(data, message):
     with pytest.raises(InputError, match=message):
         config_from_dict(data)
+
+
+def test_config_numbers_may_be_whole():
+    cfg = config_from_dict({"policy": {"temperature_threshold": 38, "min_face_size": 80},
+                            "temperature": {"max_age_s": 5}})
+    assert cfg.policy.temperature_threshold == 38 and cfg.policy.min_face_size == 80
 
 
 def test_config_file_errors(tmp_path):

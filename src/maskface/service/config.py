@@ -39,6 +39,8 @@ A config file is optional; every setting has a default. Example (all keys option
 from __future__ import annotations
 
 import tomllib
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -174,6 +176,31 @@ _SECTIONS = {"policy": Policy, "limits": Limits, "models": Models, "temperature"
              "snapshots": Snapshots}
 
 
+_EXPECTED = {bool: "true or false", float: "a number", int: "a whole number", str: "a string"}
+
+
+def _check_type(section: str, key: str, value: Any, hint: Any) -> None:
+    """A TOML value of the field's type, or a one-line error: ``mask_required = "false"`` is a
+    (truthy) string, and must not silently require masks."""
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):  # X | None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) is tuple:
+        ok, want = (isinstance(value, list) and all(isinstance(v, str) for v in value),
+                    "a list of strings")
+    elif hint in _EXPECTED:
+        want = _EXPECTED[hint]
+        if hint is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        elif hint is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, hint)
+    else:
+        return
+    if not ok:
+        raise InputError(f"config: [{section}] {key} = {value!r}: expected {want}")
+
+
 def _section(cls, values: Any, name: str):
     if not isinstance(values, dict):
         raise InputError(f"config: [{name}] must be a table")
@@ -182,6 +209,9 @@ def _section(cls, values: Any, name: str):
     if unknown:
         raise InputError(f"config: unknown key(s) in [{name}]: {', '.join(unknown)}; "
                          f"known: {', '.join(sorted(known))}")
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        _check_type(name, key, value, hints[key])
     try:
         return cls(**values)
     except TypeError as exc:
@@ -198,6 +228,9 @@ def config_from_dict(data: dict[str, Any], base: ServiceConfig | None = None) ->
     updates: dict[str, Any] = {k: _section(cls, data[k], k)
                                for k, cls in _SECTIONS.items() if k in data}
     if "db" in data:
+        if not isinstance(data["db"], str) or not data["db"]:
+            raise InputError(f"config: db = {data['db']!r}: expected an SQLite file path or a "
+                             "postgresql:// URL (a string)")
         updates["db"] = str(data["db"]) if is_url(data["db"]) else Path(data["db"])
     return replace(cfg, **updates)
 
