@@ -263,3 +263,17 @@ def test_cli_refuses_the_same_face_under_a_second_name(tmp_path, astronaut, astr
         assert events[0].details["via"] == "cli"
     res = invoke("people", "audit", "--db", db)
     assert "enrol_duplicate_override" in res.output and "B (id" in res.output
+
+
+def test_cli_refuses_to_enrol_from_a_face_too_small_to_recognise(tmp_path, astronaut):
+    db = str(tmp_path / "people.db")
+    small = tmp_path / "small.jpg"
+    cv2.imwrite(str(small), cv2.resize(astronaut, (96, 96), interpolation=cv2.INTER_AREA))
+    res = runner.invoke(load_commands(), ["enroll", "Small", str(small), "--db", db])
+    assert res.exit_code == 1
+    line, = res.stderr.strip().splitlines()
+    assert line.startswith(f"error: {small}: the face is only ") and "at least 32 px" in line
+    assert line.endswith("or pass --allow-small-face")
+    with Gallery(db) as g:
+        assert g.people() == []
+    assert invoke("enroll", "Small", str(small), "--db", db, "--allow-small-face").exit_code == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 
@@ -314,9 +315,15 @@ def test_enrol_errors(api, photos):
                  "invalid_request")
     too_many = [photos["face"]] * (api.config.limits.max_photos + 1)
     assert_error(api.enrol("Many", too_many), 413, "too_many_photos")
+    # a face too small to recognise reliably: refused unless allowed
+    small = jpeg(cv2.resize(cv2.imdecode(np.frombuffer(photos["face"], np.uint8), 1), (96, 96),
+                            interpolation=cv2.INTER_AREA))
+    err = assert_error(api.enrol("Small", [small]), 422, "face_too_small")
+    assert "at least 32 px" in err["message"] and "allow_small_face" in err["message"]
+    assert api.enrol("Small", [small], allow_small_face="true").status_code == 201
     # nothing half-stored by the failed requests
     names = [p["name"] for p in api.get("/v1/people", headers=api.h("admin")).json()["people"]]
-    assert names == ["Eileen", "Two"]
+    assert names == ["Eileen", "Two", "Small"]
 
 
 def test_unknown_person_ids(api, photos):

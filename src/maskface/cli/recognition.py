@@ -107,6 +107,9 @@ def enroll(
         "--allow-duplicate", help="Store the photos even if the face is already enrolled as "
         "someone else (recorded in the audit log).")] = False,
     templates: TemplatesOpt = None,
+    allow_small_face: Annotated[bool, typer.Option(
+        "--allow-small-face", help="Enrol from faces under 32 px too (recognition from them "
+        "is unreliable).")] = False,
 ) -> None:
     """Enrol a person from photos of their face (each photo must show one face).
 
@@ -123,6 +126,7 @@ def enroll(
     from maskface.gallery.duplicates import ADD_PHOTOS_OVERRIDE, ENROL_OVERRIDE
     from maskface.io import load_image
     from maskface.recognize import single_face
+    from maskface.recognize.faces import enrolment_size_problem
 
     meta = None
     if metadata:
@@ -144,7 +148,11 @@ def enroll(
                       disable=len(images) < 3) as bar:
             for path in bar:
                 img = load_image(path)
-                picked.append((img, single_face(detector, img, str(path), largest).face))
+                face = single_face(detector, img, str(path), largest).face
+                problem = enrolment_size_problem(face, str(path))
+                if problem and not allow_small_face:
+                    raise InputError(f"{problem}; or pass --allow-small-face")
+                picked.append((img, face))
         aligned = [align_faces(img, f.landmarks[None])[0] for img, f in picked]
         flags = _mask_flags(picked)
         emb = embedder.embed(np.stack(aligned), flags)

@@ -19,6 +19,12 @@ CENTRED_LANDMARKS = np.array(
 )
 
 
+#: smallest face (shorter box side, px) a person may be enrolled from. On the validation
+#: identities (vggface2-sample; enrolment faces 62 px median), an enrolment photo shrunk to N px
+#: keeps 0.883 of genuine pairs above the door's threshold at 40 px (0.889 as photographed),
+#: 0.850 at 32, 0.828 at 24, 0.756 at 20 and 0.678 at 16 (docs/recognition.md)
+MIN_ENROLMENT_FACE_PX = 32
+
 #: YuNet input size for portrait photos (a face filling much of a small image): the default
 #: 1024 px upscaling is for small faces in scenes and costs ~13x more time here.
 PORTRAIT_INPUT_SIZE = 320
@@ -65,6 +71,15 @@ def single_face(detector: FaceDetector, image: np.ndarray, source: str = "image"
         raise InputError(f"{source}: {len(faces)} faces found; use a photo of one person "
                          "or pass --largest to take the largest face")
     return PickedFace(largest(faces), "detected" if len(faces) == 1 else "largest", len(faces))
+
+
+def enrolment_size_problem(face: Face, source: str) -> str | None:
+    """Why ``face`` is too small to enrol a person from (one line naming ``source``), or None."""
+    size = min(face.width, face.height)
+    if size >= MIN_ENROLMENT_FACE_PX:
+        return None
+    return (f"{source}: the face is only {size:.0f} px; enrol from a photo where it is at "
+            f"least {MIN_ENROLMENT_FACE_PX} px (smaller faces are not recognised reliably)")
 
 
 def central_face(detector: FaceDetector, image: np.ndarray) -> PickedFace:

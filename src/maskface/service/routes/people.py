@@ -38,9 +38,17 @@ _ALLOW_DUPLICATE = Form(False, description="enrol even if the face matches someo
                         "enrolled (recorded in the audit log)")
 
 
-def _embeddings(photos: list[UploadFile], largest: bool, state: ServiceState):
+_ALLOW_SMALL_FACE = Form(False, description="enrol from a face under 32 px too (recognition "
+                         "from it is unreliable)")
+
+
+def _embeddings(photos: list[UploadFile], largest: bool, state: ServiceState,
+                allow_small_face: bool = False):
     """Each photo's embedded face and the photo (its masked templates are made only once the
-    duplicate check has passed), or a 4xx naming the photo that has no face or several."""
+    duplicate check has passed), or a 4xx naming the photo that has no face, several, or one
+    too small to enrol from."""
+    from maskface.recognize.faces import enrolment_size_problem
+
     if not photos:
         raise ApiError(422, "invalid_request", "send at least one photo")
     if len(photos) > state.config.limits.max_photos:
@@ -52,6 +60,9 @@ def _embeddings(photos: list[UploadFile], largest: bool, state: ServiceState):
         images.append(read_image(up, state, f"photo {i}"))
         label = f"photo {i}" + (f" '{up.filename}'" if up.filename else "")
         faces.append(state.engine.single_face(images[-1], label, largest))
+        problem = enrolment_size_problem(faces[-1], label)
+        if problem and not allow_small_face:
+            raise ApiError(422, "face_too_small", f"{problem}; or set allow_small_face=true")
     return faces, images
 
 
@@ -62,11 +73,12 @@ def enrol(name: str = Form("", description="the person's name (unique)"),
           groups: str = Form("", description="comma-separated groups, e.g. staff,lab"),
           largest: bool = Form(False, description="use the largest face of group photos"),
           allow_duplicate: bool = _ALLOW_DUPLICATE,
+          allow_small_face: bool = _ALLOW_SMALL_FACE,
           key: ApiKey = Depends(admin_key),
           state: ServiceState = Depends(get_state)):
     name = _name(name)
     state.people.check_name_free(name)  # both before any inference
-    faces, images = _embeddings(photos, largest, state)
+    faces, images = _embeddings(photos, largest, state, allow_small_face)
     return state.people.enrol(name, faces, _groups(groups), images,
                               state.policy.match_threshold, allow_duplicate, key.key_id)
 
@@ -104,9 +116,10 @@ def delete_person(person_id: RowId, state: ServiceState = Depends(get_state)):
              dependencies=[Depends(inference_slot)])
 def add_photos(person_id: RowId, photos: list[UploadFile] = File(...),
                largest: bool = Form(False), allow_duplicate: bool = _ALLOW_DUPLICATE,
+               allow_small_face: bool = _ALLOW_SMALL_FACE,
                key: ApiKey = Depends(admin_key), state: ServiceState = Depends(get_state)):
     state.people.get(person_id)  # 404 before any inference
-    faces, images = _embeddings(photos, largest, state)
+    faces, images = _embeddings(photos, largest, state, allow_small_face)
     return state.people.add_faces(person_id, faces, images, state.policy.match_threshold,
                                   allow_duplicate, key.key_id)
 

@@ -261,6 +261,7 @@ $("enrol-form").addEventListener("submit", async (ev) => {
   // An already enrolled face is refused (409 already_enrolled, shown in the status line)
   // unless the admin ticks the override.
   if ($("enrol-allow-duplicate").checked) fd.append("allow_duplicate", "true");
+  if ($("enrol-allow-small").checked) fd.append("allow_small_face", "true");
   for (const f of $("enrol-photos").files) fd.append("photos", f, f.name);
   shots.forEach((b, i) => fd.append("photos", b, `camera-${i + 1}.jpg`));
   try {
