@@ -162,6 +162,66 @@ def test_event_log_query(tmp_path):
     assert EventLog(tmp_path / "e.db").query()[1] == 3  # reopened: all there
 
 
+def test_retention_deletes_old_events_and_snapshot_photos(tmp_path):
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+    from maskface.service.config import Retention
+    from maskface.service.events import EventLog, apply_retention
+
+    day = 86400.0
+    now = 1000 * day
+    shots = tmp_path / "snapshots"
+    shots.mkdir()
+    log = EventLog(tmp_path / "e.db")
+    ages = {"a.jpg": 400, "b.jpg": 40, "c.jpg": 3, None: 500}  # days old
+    ids = {}
+    for name, age in ages.items():
+        if name:
+            (shots / name).write_bytes(b"jpeg")
+        ids[name] = log.record("granted", [], snapshot=name, when=now - age * day).id
+    # events kept for a year, photos for 30 days
+    assert apply_retention(log, Retention(365, 30), shots, now) == (2, 2)
+    kept = {e.id: e.snapshot for e in log.query()[0]}
+    assert kept == {ids["b.jpg"]: None, ids["c.jpg"]: "c.jpg"}  # b's event stays, its photo goes
+    assert sorted(p.name for p in shots.iterdir()) == ["c.jpg"]
+    assert apply_retention(log, Retention(365, 30), shots, now) == (0, 0)  # idempotent
+    assert apply_retention(log, Retention(0, 0), shots, now + 999 * day) == (0, 0)  # 0: for ever
+    with pytest.raises(InputError, match="retention.events_days -1"):
+        Retention(events_days=-1)
+    # the CLI, for cron: everything older than 1 day goes
+    res = CliRunner().invoke(load_commands(), ["db", "prune", "--db", str(tmp_path / "e.db"),
+                                               "--events-days", "1"])
+    assert res.exit_code == 0, res.output
+    out = _json.loads(res.output)
+    assert out["events_deleted"] == 2 and out["snapshots_days"] == 30
+    assert log.query()[1] == 0
+
+
+def test_the_service_applies_retention_when_it_starts(tmp_path, monkeypatch):
+    import asyncio
+    import time
+
+    from maskface.service import app as app_module
+    from maskface.service.config import Retention
+    from maskface.service.state import ServiceState
+
+    state = ServiceState.open(ServiceConfig(db=tmp_path / "s.db", retention=Retention(2, 1)))
+    state.events.record("granted", [], when=time.time() - 3 * 86400)
+    state.events.record("denied", ["no_mask"])
+
+    async def first_round_only(seconds):  # the hour's wait after the first round: stop there
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(app_module.asyncio, "sleep", first_round_only)
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(app_module._keep_retention(state))
+    assert [e.decision for e in state.events.query()[0]] == ["denied"]
+    state.database.close()
+
+
 # -- temperature -------------------------------------------------------------------------------
 
 def test_temperature_sources(monkeypatch):

@@ -12,7 +12,7 @@ from maskface.cli.apps import app
 from maskface.cli.common import user_errors
 from maskface.cli.serve import ConfigOption, DbOption, _config
 
-db_app = typer.Typer(help="The store: schema migrations, export and import (SQLite or "
+db_app = typer.Typer(help="The store: schema migrations, export, import and retention (SQLite or "
                      "PostgreSQL).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
@@ -62,3 +62,35 @@ def import_(
     with _open(config, db) as store:
         counts = import_store(store, src)
     typer.echo(json.dumps({"store": store.location, "imported": counts}))
+
+
+@db_app.command("prune")
+@user_errors
+def prune(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    events_days: Annotated[float | None, typer.Option(
+        min=0, help="Delete access events older than this many days (default: the config's "
+        "[retention] events_days; 0 keeps them).")] = None,
+    snapshots_days: Annotated[float | None, typer.Option(
+        min=0, help="Delete snapshot photos older than this (default: the config's "
+        "[retention] snapshots_days, 30).")] = None,
+) -> None:
+    """Apply the retention of access events and their snapshot photos now (the service also
+    does it at start and every hour)."""
+    from dataclasses import replace
+
+    from maskface.service.events import EventLog, apply_retention
+
+    cfg = _config(config, db)
+    retention = cfg.retention
+    if events_days is not None:
+        retention = replace(retention, events_days=events_days)
+    if snapshots_days is not None:
+        retention = replace(retention, snapshots_days=snapshots_days)
+    with _open(config, db) as store:
+        n_events, n_files = apply_retention(EventLog(store), retention, cfg.snapshot_dir)
+    typer.echo(json.dumps({"store": store.location, "events_deleted": n_events,
+                           "snapshots_deleted": n_files,
+                           "events_days": retention.events_days,
+                           "snapshots_days": retention.snapshots_days}))

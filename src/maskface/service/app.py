@@ -39,6 +39,26 @@ at the door from identity, mask and body temperature. Every route but `/v1/healt
 Errors are JSON: `{"error": {"code": "...", "message": "..."}}`."""
 
 
+async def _keep_retention(state: ServiceState) -> None:
+    """Apply ``[retention]`` at start and every hour, off the event loop; a failure is logged
+    and tried again next time, never taken down with the service."""
+    from maskface.service.events import RETENTION_INTERVAL_S, apply_retention
+
+    cfg = state.config
+    if not (cfg.retention.events_days or cfg.retention.snapshots_days):
+        return
+    while True:
+        try:
+            n_events, n_files = await asyncio.to_thread(
+                apply_retention, state.events, cfg.retention, cfg.snapshot_dir)
+            if n_events or n_files:
+                log.info("retention: deleted %d events and %d snapshot photos",
+                         n_events, n_files)
+        except Exception:  # noqa: BLE001  (the next round tries again)
+            log.exception("retention: pruning failed")
+        await asyncio.sleep(RETENTION_INTERVAL_S)
+
+
 def create_app(config: ServiceConfig | None = None, engine=None) -> FastAPI:
     """Build the app. Models load once at startup (or pass a ready ``engine`` to share one)."""
     config = config or ServiceConfig()
@@ -57,9 +77,11 @@ def create_app(config: ServiceConfig | None = None, engine=None) -> FastAPI:
         if not state.keys.list():
             log.warning("no API keys in %s: create one with "
                         "'maskface keys create --role admin --db %s'", config.db, config.db)
+        pruner = asyncio.create_task(_keep_retention(state))
         try:
             yield
         finally:
+            pruner.cancel()
             state.people.gallery.close()
             state.database.close()
 

@@ -34,6 +34,10 @@ A config file is optional; every setting has a default. Example (all keys option
     [snapshots]
     enabled = false
     dir = "snapshots"              # relative to the database's folder
+
+    [retention]                    # checked at start and every hour; 0 = keep for ever
+    events_days = 0                # access events older than this are deleted
+    snapshots_days = 30            # snapshot photos older than this are deleted (events kept)
 """
 
 from __future__ import annotations
@@ -150,6 +154,21 @@ class Snapshots:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long the access log and its snapshot photos are kept (days; 0: for ever). Snapshots
+    are face photos: keep them no longer than an investigation needs."""
+
+    events_days: float = 0.0
+    snapshots_days: float = 30.0
+
+    def __post_init__(self):
+        for key in ("events_days", "snapshots_days"):
+            if getattr(self, key) < 0:
+                raise InputError(f"retention.{key} {getattr(self, key)} is negative "
+                                 "(0 keeps for ever)")
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     """Everything the app needs; ``db`` holds the gallery, the event log and the API keys: an
     SQLite file or a ``postgresql://`` URL (shared by replicas)."""
@@ -160,6 +179,7 @@ class ServiceConfig:
     models: Models = field(default_factory=Models)
     temperature: Temperature = field(default_factory=Temperature)
     snapshots: Snapshots = field(default_factory=Snapshots)
+    retention: Retention = field(default_factory=Retention)
 
     @property
     def snapshot_dir(self) -> Path:
@@ -173,7 +193,7 @@ class ServiceConfig:
 
 
 _SECTIONS = {"policy": Policy, "limits": Limits, "models": Models, "temperature": Temperature,
-             "snapshots": Snapshots}
+             "snapshots": Snapshots, "retention": Retention}
 
 
 _EXPECTED = {bool: "true or false", float: "a number", int: "a whole number", str: "a string"}

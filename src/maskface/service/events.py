@@ -11,6 +11,9 @@ from typing import Any
 from maskface.storage import Database, open_database
 
 DECISIONS = ("granted", "denied")
+#: the service applies the retention settings at start and then this often (seconds)
+RETENTION_INTERVAL_S = 3600.0
+_DAY_S = 86400.0
 
 
 
@@ -79,6 +82,36 @@ class EventLog:
                  ev.temperature, ev.mask, ev.score, ev.faces, ev.snapshot, ev.liveness))
         return ev
 
+    def prune(self, events_before: float | None, snapshots_before: float | None,
+              snapshot_dir: Path) -> tuple[int, int]:
+        """Delete events older than ``events_before`` and the snapshot photos of events older
+        than ``snapshots_before`` (epoch seconds; ``None``: keep); returns (events deleted,
+        snapshots deleted). Rows go first, in one transaction, then their files: a crash in
+        between leaves an unreferenced file, never an event pointing at a deleted one."""
+        files: list[str] = []
+        with self.db.transaction() as tx:
+            for before in (events_before, snapshots_before):
+                if before is not None:
+                    files += [r[0] for r in tx.execute(
+                        "SELECT snapshot FROM events WHERE time < ? AND snapshot IS NOT NULL",
+                        (before,)).fetchall()]
+            if snapshots_before is not None:
+                tx.execute("UPDATE events SET snapshot = NULL WHERE time < ?",
+                           (snapshots_before,))
+            n_events = 0
+            if events_before is not None:
+                n_events = int(tx.one("SELECT COUNT(*) FROM events WHERE time < ?",
+                                      (events_before,)))
+                tx.execute("DELETE FROM events WHERE time < ?", (events_before,))
+        removed = 0
+        for name in set(files):
+            try:
+                (snapshot_dir / name).unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass
+        return n_events, removed
+
     def get(self, event_id: int) -> Event | None:
         with self.db.transaction(write=False) as tx:
             row = tx.execute(f"SELECT {_COLUMNS} FROM events WHERE id = ?",
@@ -109,3 +142,16 @@ class EventLog:
                                 "ORDER BY time DESC, id DESC LIMIT ? OFFSET ?",
                                 [*args, limit, offset]).fetchall()
         return [_event(r) for r in rows], int(total)
+
+
+def apply_retention(events: EventLog, retention, snapshot_dir: Path,
+                    now: float | None = None) -> tuple[int, int]:
+    """Prune ``events`` by a config's ``[retention]`` (days; 0 keeps for ever); returns
+    (events deleted, snapshot photos deleted)."""
+    now = time.time() if now is None else now
+
+    def before(days: float) -> float | None:
+        return now - days * _DAY_S if days > 0 else None
+
+    return events.prune(before(retention.events_days), before(retention.snapshots_days),
+                        snapshot_dir)
