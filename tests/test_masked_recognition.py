@@ -310,7 +310,14 @@ def test_cli_templates_remask_and_calibrate(tmp_path, data_dir):
     out = tmp_path / "out"
     res = invoke("identify", probe, "--db", db, "--out", out)
     assert res.exit_code == 0, res.output
-    ident = json.loads((out / "gul_masked.json").read_text())["faces"][0]["identity"]
+    record = json.loads((out / "gul_masked.json").read_text())
+    ident = record["faces"][0]["identity"]
+    # the file lists the thresholds in force (the site's calibration here), the line says
+    # which one judged the face
+    assert record["thresholds"]["source"] == "site calibration"
+    for c in ("unmasked-unmasked", "masked-unmasked", "masked-masked"):
+        assert record["thresholds"][c] == pytest.approx(stored[c], abs=1e-4)
+    assert f"threshold {ident['threshold']:.3f}, {ident['condition']})" in res.stdout
     if json.loads((out / "gul_masked.json").read_text())["faces"][0]["mask"]["label"] != \
             "without_mask":
         assert ident["condition"] in ("masked-masked", "masked-unmasked")

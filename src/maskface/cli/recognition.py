@@ -228,6 +228,13 @@ def identify(
     gallery, embedder = open_gallery(db, model, for_writing=False)
     with gallery:
         recognizer = Recognizer(embedder, gallery, threshold)
+        if threshold is None:
+            from maskface.gallery.thresholds import threshold_source, thresholds_for
+
+            thresholds_in_force = {**thresholds_for(gallery, recognizer.threshold),
+                                   "source": threshold_source(gallery)}
+        else:
+            thresholds_in_force = {"every condition": threshold, "source": "--threshold"}
         try:
             pipe = Pipeline(classifier=None if classifier == "none" else classifier,
                             recognizer=recognizer)
@@ -249,14 +256,15 @@ def identify(
                 continue
             result.save(out / f"{src.path.stem}.jpg")
             record = result.to_dict()
-            record["threshold"] = recognizer.threshold
+            # each face's identity names the threshold it was judged by; these are all of them
+            record["thresholds"] = thresholds_in_force
             record["model"] = embedder.label
             (out / f"{src.path.stem}.json").write_text(json.dumps(record, indent=2))
-            names = [f.identity.name if f.identity and f.identity.known else "unknown"
-                     for f in result.faces]
-            scores = [f"{f.identity.score:.3f}" for f in result.faces if f.identity]
-            typer.echo(f"{src.path}: " + (", ".join(f"{n} ({s})" for n, s in zip(names, scores))
-                                          or "no face"))
+            said = [f"{i.name if i.known else 'unknown'} ({i.score:.3f}, threshold "
+                    f"{i.threshold:.3f}, {i.condition})" if i.threshold is not None else
+                    f"{i.name if i.known else 'unknown'} ({i.score:.3f})"
+                    for i in (f.identity for f in result.faces if f.identity)]
+            typer.echo(f"{src.path}: " + (", ".join(said) or "no face"))
         typer.echo(f"annotated images and JSON in {out}/", err=True)
         if sources.skipped:
             typer.echo(sources.skipped_note(), err=True)
