@@ -88,6 +88,12 @@ def test_demo_labels_the_bare_and_the_masked_astronaut(tmp_path):
     assert [f["mask"]["label"] for f in bare["faces"]] == ["without_mask"]
     assert [f["mask"]["label"] for f in masked["faces"]] == ["with_mask"]
     assert (tmp_path / "astronaut_masked.jpg").stat().st_size > 10_000
+    # the door: the enrolled person is let in with a mask on, refused without one
+    door = res.stdout[res.stdout.index("door ("):].splitlines()
+    assert door[1].startswith("  astronaut_masked.jpg: GRANTED: Eileen Collins, score ")
+    assert door[1].endswith("masked-unmasked)")
+    assert door[2].startswith("  astronaut.jpg: DENIED: Eileen Collins, score ")
+    assert door[2].endswith("; a mask is required")
 
 
 def test_out_that_is_a_file_is_a_one_line_error(astronaut_path, tmp_path):

@@ -151,13 +151,15 @@ def demo_image(name: str = DEMO_IMAGES[0]) -> Path:
 @app.command()
 @user_errors
 def demo(out: Annotated[Path, typer.Option("--out", "-o")] = Path("maskface-out/demo")) -> None:
-    """Run the whole pipeline on the built-in example photos and say where the outputs are."""
+    """Run the whole pipeline on the built-in example photos and say where the outputs are;
+    then enrol the bare-faced photo in a throw-away gallery and take both to the door."""
     from maskface.pipeline import Pipeline
 
     output_folder(out)
     pipe = Pipeline()
+    results = {}
     for name in DEMO_IMAGES:
-        result = pipe.analyze(demo_image(name))
+        result = results[name] = pipe.analyze(demo_image(name))
         annotated = result.save(out / name)
         js = (out / name).with_suffix(".json")
         js.write_text(result.to_json())
@@ -169,6 +171,41 @@ def demo(out: Annotated[Path, typer.Option("--out", "-o")] = Path("maskface-out/
             typer.echo(f"  face at [{box}] score {face.score:.2f}: {mask} ({prob:.1%})")
         typer.echo(f"  annotated image: {annotated}")
         typer.echo(f"  JSON result:     {js}")
+    _demo_door(pipe, results[DEMO_IMAGES[0]])
+
+
+def _demo_door(pipe, bare) -> None:
+    """The door, as the service decides it (default policy, liveness and quality on), for both
+    photos, with the bare-faced one enrolled in a temporary gallery."""
+    import tempfile
+
+    from maskface.gallery import Gallery
+    from maskface.io import load_image
+    from maskface.pipeline import Pipeline
+    from maskface.recognize import Recognizer, create_embedder
+    from maskface.service.config import Policy
+    from maskface.service.decision import REASONS, decide
+
+    name = "Eileen Collins"
+    embedder = create_embedder("default")
+    with tempfile.TemporaryDirectory() as tmp, \
+            Gallery(Path(tmp) / "demo.db", model=embedder.name, dim=embedder.dim) as gallery:
+        image = load_image(demo_image(DEMO_IMAGES[0]))
+        gallery.enroll(name, Recognizer(embedder).embed(image, bare.faces[:1]))
+        door = Pipeline(detector=pipe.detector, classifier=pipe.classifier, liveness=True,
+                        quality=True, recognizer=Recognizer(embedder, gallery))
+        typer.echo(f"door (default policy: mask required, liveness and quality checked; "
+                   f"{name} enrolled from {DEMO_IMAGES[0]}, no mask):")
+        for photo in reversed(DEMO_IMAGES):
+            result = door.analyze(demo_image(photo))
+            d = decide(result.faces, Policy(), image_shape=result.image.shape[:2])
+            ident = d.face.identity if d.face is not None else None
+            who = "nobody recognised" if ident is None or not ident.known else (
+                f"{ident.name}, score {ident.score:.3f} (threshold {ident.threshold:.3f}, "
+                f"{ident.condition})")
+            why = "; ".join(REASONS[r] for r in d.reasons)
+            typer.echo(f"  {photo}: {'GRANTED' if d.granted else 'DENIED'}: {who}"
+                       + (f"; {why}" if why else ""))
 
 
 @app.command()
