@@ -277,3 +277,25 @@ def test_cli_refuses_to_enrol_from_a_face_too_small_to_recognise(tmp_path, astro
     with Gallery(db) as g:
         assert g.people() == []
     assert invoke("enroll", "Small", str(small), "--db", db, "--allow-small-face").exit_code == 0
+
+
+def test_cli_remove_deletes_the_snapshot_photos_of_the_persons_events(tmp_path, astronaut_path):
+    from maskface.service.events import EventLog
+
+    db = tmp_path / "store.db"
+    assert invoke("enroll", "A", str(astronaut_path), "--db", str(db),
+                  "--templates", "0").exit_code == 0
+    with Gallery(db) as g:
+        pid = g.get("A").id
+    shots = tmp_path / "snapshots"  # the service's default place: beside the database
+    shots.mkdir()
+    (shots / "a1.jpg").write_bytes(b"jpeg")
+    (shots / "x1.jpg").write_bytes(b"jpeg")
+    log = EventLog(db)
+    log.record("granted", [], person_id=pid, person_name="A", snapshot="a1.jpg")
+    log.record("denied", ["unknown_person"], snapshot="x1.jpg")
+    res = invoke("people", "remove", "A", "--yes", "--db", str(db))
+    assert res.exit_code == 0 and "1 snapshot photos" in res.output
+    assert sorted(p.name for p in shots.iterdir()) == ["x1.jpg"]
+    events = {e.person_id: e.snapshot for e in log.query()[0]}
+    assert events == {pid: None, None: "x1.jpg"}  # the access record stays, without the photo

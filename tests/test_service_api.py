@@ -617,6 +617,25 @@ def test_snapshots_use_server_generated_names(engine, tmp_path, photos):  # noqa
         assert load_image(snap.content).shape == load_image(photos["face"]).shape
 
 
+def test_deleting_a_person_deletes_the_photos_of_their_access_events(engine, tmp_path,  # noqa: F811
+                                                                    photos):
+    client, api = make_api(engine, tmp_path,
+                           snapshots=Snapshots(enabled=True, dir=str(tmp_path / "snaps")))
+    with client:
+        pid = api.enrol("Eileen", [photos["face"]]).json()["id"]
+        mine = api.check(photos["face"]).json()
+        assert mine["person"]["person_id"] == pid
+        other = api.check(photos["none"]).json()["event_id"]  # nobody's event keeps its photo
+        assert len(list((tmp_path / "snaps").iterdir())) == 2
+        assert api.delete(f"/v1/people/{pid}", headers=api.h("admin")).status_code == 204
+        assert len(list((tmp_path / "snaps").iterdir())) == 1
+        ev = api.get(f"/v1/events/{mine['event_id']}", headers=api.h("admin")).json()
+        assert ev["person_id"] == pid and ev["snapshot"] is False  # the record stays
+        assert_error(api.get(f"/v1/events/{mine['event_id']}/snapshot",
+                             headers=api.h("admin")), 404)
+        assert api.get(f"/v1/events/{other}/snapshot", headers=api.h("admin")).status_code == 200
+
+
 # -- persistence -------------------------------------------------------------------------------
 
 def test_everything_survives_a_restart(engine, tmp_path, photos):  # noqa: F811

@@ -356,15 +356,26 @@ def people_remove(
     db: DbOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
                    ] = False,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="The service's config file, for where its snapshot photos are "
+        "(default: 'snapshots' beside the database).")] = None,
 ) -> None:
-    """Delete a person and every one of their embeddings."""
+    """Delete a person, every one of their embeddings and the snapshot photos of their access
+    events (the events stay, without photos)."""
+    from maskface.gallery import default_db_path
+    from maskface.service.config import load_config
+    from maskface.service.events import EventLog
+
+    path = db or default_db_path()
+    snapshots = load_config(config).with_db(path).snapshot_dir
     with _gallery(db) as g:
         p = g.get(person)
         if not yes and not typer.confirm(f"delete {p.name} (id {p.id}) and their "
                                          f"{p.n_embeddings} embeddings?"):
             raise typer.Exit(1)
         n = g.delete(p.id)
-        typer.echo(f"deleted {p.name} (id {p.id}) and {n} embeddings")
+        photos = EventLog(g.db).forget_photos(p.id, snapshots)
+        typer.echo(f"deleted {p.name} (id {p.id}), {n} embeddings and {photos} snapshot photos")
 
 
 @people_app.command("rename")

@@ -103,14 +103,18 @@ class EventLog:
                 n_events = int(tx.one("SELECT COUNT(*) FROM events WHERE time < ?",
                                       (events_before,)))
                 tx.execute("DELETE FROM events WHERE time < ?", (events_before,))
-        removed = 0
-        for name in set(files):
-            try:
-                (snapshot_dir / name).unlink()
-                removed += 1
-            except FileNotFoundError:
-                pass
-        return n_events, removed
+        return n_events, _unlink(snapshot_dir, files)
+
+    def forget_photos(self, person_id: int, snapshot_dir: Path) -> int:
+        """Delete the snapshot photos of a person's access events (the events stay, as the
+        access log, without the photo); returns how many files were deleted."""
+        with self.db.transaction() as tx:
+            files = [r[0] for r in tx.execute(
+                "SELECT snapshot FROM events WHERE person_id = ? AND snapshot IS NOT NULL",
+                (int(person_id),)).fetchall()]
+            tx.execute("UPDATE events SET snapshot = NULL WHERE person_id = ?",
+                       (int(person_id),))
+        return _unlink(snapshot_dir, files)
 
     def get(self, event_id: int) -> Event | None:
         with self.db.transaction(write=False) as tx:
@@ -142,6 +146,18 @@ class EventLog:
                                 "ORDER BY time DESC, id DESC LIMIT ? OFFSET ?",
                                 [*args, limit, offset]).fetchall()
         return [_event(r) for r in rows], int(total)
+
+
+def _unlink(folder: Path, names: list[str]) -> int:
+    """Delete these snapshot files (server-made names); returns how many were there."""
+    removed = 0
+    for name in set(names):
+        try:
+            (folder / name).unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
 
 
 def apply_retention(events: EventLog, retention, snapshot_dir: Path,

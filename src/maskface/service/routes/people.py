@@ -109,6 +109,8 @@ def update_person(person_id: RowId, update: PersonUpdate,
 @router.delete("/{person_id}", status_code=204, summary="Delete a person and every embedding")
 def delete_person(person_id: RowId, state: ServiceState = Depends(get_state)):
     state.people.delete(person_id)
+    # their face photos go too; the access log keeps its records (retention prunes those)
+    state.events.forget_photos(person_id, state.config.snapshot_dir)
     return Response(status_code=204)
 
 
