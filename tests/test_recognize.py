@@ -299,3 +299,34 @@ def test_cli_remove_deletes_the_snapshot_photos_of_the_persons_events(tmp_path, 
     assert sorted(p.name for p in shots.iterdir()) == ["x1.jpg"]
     events = {e.person_id: e.snapshot for e in log.query()[0]}
     assert events == {pid: None, None: "x1.jpg"}  # the access record stays, without the photo
+
+
+def test_a_gallery_made_with_fused_is_used_with_fused_without_saying_so(tmp_path,
+                                                                        astronaut_path):
+    """identify, watch and the service take the embedder the gallery's people were enrolled
+    with (each embedding space has its embedder); naming another one is a one-line error."""
+    from maskface.recognize import EMBEDDER_OF_SPACE, SPACE_OF_EMBEDDER, embedder_for_gallery
+
+    assert all(SPACE_OF_EMBEDDER[EMBEDDER_OF_SPACE[s]] == s for s in EMBEDDER_OF_SPACE)
+    with pytest.raises(InputError, match="name its ONNX file with --model"):
+        embedder_for_gallery("my_model")
+    db = tmp_path / "fused.db"
+    assert invoke("enroll", "A", str(astronaut_path), "--db", str(db), "--model", "fused",
+                  "--templates", "0").exit_code == 0
+    out = tmp_path / "out"
+    res = invoke("identify", str(astronaut_path), "--db", str(db), "--out", str(out))
+    assert res.exit_code == 0, res.output
+    record = json.loads((out / "astronaut.json").read_text())
+    assert record["model"].startswith("fused(") and record["faces"][0]["identity"]["name"] == "A"
+
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from maskface.service import create_app
+    from maskface.service.config import Models, ServiceConfig
+
+    with TestClient(create_app(ServiceConfig(db=db))) as client:
+        health = client.get("/v1/health").json()
+    assert health["models"]["embedder"] == "sface+reid0095" and health["people"] == 1
+    with pytest.raises(InputError, match="enrolled with 'sface\\+reid0095' embeddings"):
+        create_app(ServiceConfig(db=db, models=Models(embedder="sface_masked")))

@@ -52,7 +52,7 @@ def open_gallery(db: str | None, model: str | None, for_writing: bool):
     """The gallery (``db``, else the default one) and the embedder that matches it: ``model``
     if given, else the one the gallery was made with."""
     from maskface.gallery import Gallery, default_db_path
-    from maskface.recognize import create_embedder
+    from maskface.recognize import create_embedder, embedder_for_gallery
 
     path = db or default_db_path()
     if not for_writing and not _exists(path):
@@ -62,7 +62,8 @@ def open_gallery(db: str | None, model: str | None, for_writing: bool):
     probe.close()
     embedder = create_embedder(model or "default")
     if not model and stored and stored != embedder.name:
-        embedder = create_embedder(stored)  # a gallery made with another embedder
+        # a gallery made with another embedder
+        embedder = create_embedder(embedder_for_gallery(stored))
     return Gallery(path, model=embedder.name, dim=embedder.dim), embedder
 
 

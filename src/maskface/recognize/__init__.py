@@ -19,6 +19,13 @@ FUSION_FILE = Path(__file__).resolve().parents[1] / "weights" / "fusion.json"
 #: the embedder used when none is named: SFace for unmasked faces, the adapter for masked ones
 #: (measured better on masked LFW pairs, identical on unmasked ones; docs/recognition.md)
 DEFAULT_EMBEDDER = "sface_masked"
+#: the embedder to use with a gallery bound to each embedding space (``Gallery.model``, an
+#: embedder's ``name``): ``sface`` and ``sface_masked`` share SFace's space
+EMBEDDER_OF_SPACE = {"sface": DEFAULT_EMBEDDER, "sface+reid0095": "fused",
+                     "reid0095": "reid0095"}
+#: the embedding space each built-in embedder makes
+SPACE_OF_EMBEDDER = {"sface": "sface", "sface_masked": "sface", "reid0095": "reid0095",
+                     "fused": "sface+reid0095"}
 
 #: Open-set cosine thresholds per embedder, chosen on LFW (see docs/recognition.md).
 THRESHOLDS = {"sface": 0.363}
@@ -50,6 +57,15 @@ def create_embedder(name: str | Path = "default", realign: bool = True) -> Embed
         return OnnxEmbedder(Path(name))
     raise InputError(f"unknown embedder '{name}'; choose one of: {', '.join(EMBEDDERS)} "
                      "or give an .onnx file")
+
+
+def embedder_for_gallery(space: str) -> str:
+    """The embedder name (:func:`create_embedder`) for a gallery bound to ``space``; an
+    ONNX file's space must be named by the user."""
+    if space in EMBEDDER_OF_SPACE:
+        return EMBEDDER_OF_SPACE[space]
+    raise InputError(f"the gallery holds '{space}' embeddings, made by a model that is not "
+                     "built in: name its ONNX file with --model (or [models] embedder)")
 
 
 def fusion_config() -> dict:
@@ -85,8 +101,9 @@ def default_threshold(embedder: Embedder) -> float:
     return float(fitted["unmasked-unmasked"]) if fitted else 0.4
 
 
-__all__ = ["DEFAULT_EMBEDDER", "EMBEDDERS", "Embedder", "FusedEmbedder", "MaskAwareEmbedder",
-           "MaskedRealigner", "OnnxEmbedder", "PickedFace", "RealignedEmbedder",
-           "Reid0095Embedder", "fused_embedder",
-           "Recognizer", "SFaceEmbedder", "central_face", "create_embedder",
-           "default_threshold", "l2_normalize", "single_face"]
+__all__ = ["DEFAULT_EMBEDDER", "EMBEDDERS", "EMBEDDER_OF_SPACE", "SPACE_OF_EMBEDDER",
+           "Embedder", "FusedEmbedder", "MaskAwareEmbedder", "MaskedRealigner", "OnnxEmbedder",
+           "PickedFace",
+           "RealignedEmbedder", "Recognizer", "Reid0095Embedder", "SFaceEmbedder", "central_face",
+           "create_embedder", "default_threshold", "embedder_for_gallery", "fused_embedder",
+           "l2_normalize", "single_face"]

@@ -39,6 +39,31 @@ at the door from identity, mask and body temperature. Every route but `/v1/healt
 Errors are JSON: `{"error": {"code": "...", "message": "..."}}`."""
 
 
+def _embedder_of_store(config: ServiceConfig, db) -> ServiceConfig:
+    """The config, with ``[models] embedder = "default"`` made the embedder the store's people
+    were enrolled with (as the CLI does); a one-line error when it names one whose vectors
+    cannot be compared with theirs."""
+    from dataclasses import replace
+
+    from maskface.errors import InputError
+    from maskface.gallery import Gallery
+    from maskface.recognize import SPACE_OF_EMBEDDER, embedder_for_gallery
+
+    stored = Gallery(db).model  # an open store handed in: the probe does not close it
+    want = config.models.embedder
+    if not stored:
+        return config
+    if want == "default":
+        return replace(config, models=replace(config.models,
+                                              embedder=embedder_for_gallery(stored)))
+    space = SPACE_OF_EMBEDDER.get(want)
+    if space is not None and space != stored:
+        raise InputError(f"{config.db}: its people were enrolled with '{stored}' embeddings; "
+                         f"[models] embedder = '{want}' makes '{space}' ones, which cannot be "
+                         f"compared (leave it at 'default' to use the store's own)")
+    return config
+
+
 async def _keep_retention(state: ServiceState) -> None:
     """Apply ``[retention]`` at start and every hour, off the event loop; a failure is logged
     and tried again next time, never taken down with the service."""
@@ -63,6 +88,12 @@ def create_app(config: ServiceConfig | None = None, engine=None) -> FastAPI:
     """Build the app. Models load once at startup (or pass a ready ``engine`` to share one)."""
     config = config or ServiceConfig()
     state = ServiceState.open(config)
+    if engine is None:
+        try:
+            config = state.config = _embedder_of_store(config, state.database)
+        except BaseException:
+            state.database.close()
+            raise
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
