@@ -79,6 +79,14 @@ def test_eval_classifier_cli_writes_report_and_plots(data_dir, tmp_path):
     assert rep["accuracy"] == pytest.approx(np.trace(cm) / 30)
     assert rep["per_class"]["with_mask"]["support"] == 15
     assert 0.0 <= rep["roc_auc"] <= 1.0
+    # the same crops as a grey (infrared) camera would give them
+    grey = tmp_path / "out" / "grey.json"
+    res = runner.invoke(load_commands(), ["eval", "classifier", str(data), "--report", str(grey),
+                                          "--grey"], catch_exceptions=False)
+    assert res.exit_code == 1 and "broken.jpg" in res.stderr
+    rep_grey = json.loads(grey.read_text())
+    assert rep_grey["grey"] is True and rep_grey["n"] == 30
+    assert rep_grey["roc_curve"] != rep["roc_curve"]  # really re-scored
     for key in ("roc", "confusion"):
         assert (tmp_path / "out" / f"cls_{key}.png").stat().st_size > 5000
     assert "precision" in res.stdout

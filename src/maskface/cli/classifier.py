@@ -121,6 +121,9 @@ def eval_classifier(
     split: Annotated[str | None, typer.Option(
         help="With --scenes: only the images of the dataset's splits/<SPLIT>.txt "
         "(e.g. test).")] = None,
+    grey: Annotated[bool, typer.Option(
+        "--grey", help="Make every crop grey first, as an infrared or monochrome camera "
+        "delivers it.")] = False,
 ) -> None:
     """Accuracy, per-class precision/recall/F1, ROC AUC and confusion matrix of the classifier."""
     from maskface.classify import MaskClassifier
@@ -142,8 +145,14 @@ def eval_classifier(
         data = ev.scene_crops(scenes, clf, split=split)
         kind = {"scenes": str(scenes), "split": split,
                 "crop": f"face_crop(scale={clf.crop_scale})"}
-    rep = ev.run_classifier_eval(data, clf, report,
-                                 {"model": str(model), **kind, "title": f"ROC: {given[0].name}"})
+    if grey:
+        from dataclasses import replace
+
+        from maskface.io.image import grey_copy
+
+        data = replace(data, crops=grey_copy(data.crops))
+    rep = ev.run_classifier_eval(data, clf, report, {"model": str(model), **kind, "grey": grey,
+                                                     "title": f"ROC: {given[0].name}"})
     typer.echo(ev.format_report(rep))
     typer.echo(f"report: {report}")
     for p in rep["plots"].values():

@@ -83,16 +83,14 @@ def score_frames(frames: list[Frame], detector, checker,
     """Detect and score each frame (made grey first with ``grey``, as an infrared camera
     would deliver it); ``score`` is ``None`` where no face was found. The score is the
     model's own: the door gives grey frames no verdict (``maskface.liveness``)."""
-    import cv2
-
-    from maskface.io.image import load_image
+    from maskface.io.image import grey_copy, load_image
 
     rows = []
     it = progress(frames) if progress else frames
     for fr in it:
         image = load_image(fr.path)
         if grey:
-            image = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+            image = grey_copy(image)
         det = detector.detect(image)
         row: dict[str, Any] = {"path": str(fr.path), "kind": fr.kind, "subject": fr.subject,
                                "faces": len(det), "score": None, "box": None}

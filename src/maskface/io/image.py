@@ -207,5 +207,14 @@ def load_image(source: ImageInput) -> np.ndarray:
     return decode_image(data, name)
 
 
+def grey_copy(image: np.ndarray) -> np.ndarray:
+    """The BGR image (or ``(N, H, W, 3)`` batch) as a grey camera would deliver it: the same
+    grey level in all three channels (for measuring what infrared frames do to a model).
+    OpenCV's BGR-to-grey weights, applied to batches too."""
+    lum = np.asarray(image, np.float32) @ np.array([0.114, 0.587, 0.299], np.float32)
+    grey = np.clip(np.rint(lum), 0, 255).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=-1)
+
+
 def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
