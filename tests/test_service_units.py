@@ -312,3 +312,23 @@ def test_engine_workers_each_get_their_own_models_and_threads(astronaut):
     for r in results[1:]:
         np.testing.assert_allclose(r.faces[0].embedding, ref.embedding, atol=1e-5)
         assert r.faces[0].mask.label == ref.mask.label
+
+
+def test_serve_on_a_port_in_use_is_one_line_before_any_model_loads(tmp_path):
+    import socket
+
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+
+    pytest.importorskip("uvicorn")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = CliRunner().invoke(load_commands(), ["serve", "--port", str(port), "--db",
+                                                   str(tmp_path / "s.db")])
+    assert res.exit_code == 1
+    assert res.stderr.strip() == (f"error: 127.0.0.1:{port}: address already in use (another "
+                                  "service on it? choose --port)")
+    assert not (tmp_path / "s.db").exists()  # refused before the store (or a model) opens

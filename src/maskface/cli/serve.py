@@ -53,8 +53,30 @@ def serve(
         raise InputError(f"the service needs the 'serve' extra ({exc.name} missing): "
                          "pip install 'maskface[serve]'") from None
     cfg = _config(config, db)
+    _check_port_free(host, port)  # before the models load, not after
     typer.echo(f"maskface service on http://{host}:{port}/  (database: {cfg.db})", err=True)
     uvicorn.run(create_app(cfg), host=host, port=port, log_level=log_level)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """One line now if ``host:port`` cannot be listened on, instead of uvicorn's error after
+    every model has loaded."""
+    import socket
+
+    from maskface.errors import InputError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise InputError(f"--host {host}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise InputError(f"{host}:{port}: {exc.strerror.lower()} (another service on "
+                             "it? choose --port)") from None
 
 
 @keys_app.command("create")
