@@ -99,6 +99,20 @@ def test_arrays_and_bytes(astronaut_path):
     assert np.array_equal(load_image(rgba), img)
     with pytest.raises(ImageLoadError):
         load_image(np.zeros((0, 5, 3), np.uint8))
+    assert np.array_equal(load_image(memoryview(astronaut_path.read_bytes())), img)
+    # a float image in 0..1 is scaled, not read as black
+    assert np.abs(load_image(img / 255.0).astype(int) - img).max() <= 1
+
+
+@pytest.mark.parametrize("source, fragment", [
+    (None, "give a path"), (5, "give a path"), ([[1, 2]], "give a path"),
+    (np.full((9, 9, 3), np.nan), "NaN"), (np.zeros((9, 9, 3), complex), "complex128"),
+    (np.zeros((9, 9, 3), object), "object"),
+])
+def test_what_is_not_an_image_is_a_one_line_load_error(source, fragment):
+    with pytest.raises(ImageLoadError, match=fragment) as err:
+        load_image(source)
+    assert "\n" not in str(err.value)
 
 
 def test_phone_formats_heic_and_avif(astronaut_path, tmp_path):

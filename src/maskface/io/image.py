@@ -18,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from maskface.errors import ImageLoadError, ImageTooLargeError
 
-ImageInput = str | os.PathLike | bytes | bytearray | np.ndarray | Image.Image
+ImageInput = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray | Image.Image
 
 #: largest image accepted, in pixels (override with MASKFACE_MAX_PIXELS)
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -102,6 +102,13 @@ def _check_array(arr: np.ndarray, name: str) -> np.ndarray:
     if arr.shape[0] * arr.shape[1] > pixel_limit():
         raise ImageTooLargeError(name, f"image of {arr.shape[1]}x{arr.shape[0]} px is too large")
     if arr.dtype != np.uint8:
+        if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+                or arr.dtype == np.bool_):
+            raise ImageLoadError(name, f"array of {arr.dtype} values is not an image")
+        if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+            raise ImageLoadError(name, "array has NaN or infinite values")
+        if arr.dtype == np.bool_:
+            arr = arr.astype(np.float32)  # a mask image: black and white
         if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0:
             arr = arr * 255.0
         elif arr.dtype == np.uint16:
@@ -189,8 +196,12 @@ def load_image(source: ImageInput) -> np.ndarray:
         return _check_array(source, "<array>")
     if isinstance(source, Image.Image):
         return _rgb_to_bgr(_to_rgb_array(ImageOps.exif_transpose(source)))
-    if isinstance(source, (bytes, bytearray)):
+    if isinstance(source, (bytes, bytearray, memoryview)):
         return decode_image(bytes(source))
+    if not isinstance(source, (str, os.PathLike)):
+        raise ImageLoadError(f"<{type(source).__name__}>",
+                             "not an image: give a path, encoded bytes, a PIL image or a "
+                             "numpy array")
     path = Path(os.fspath(source))
     name = str(path)
     if not path.exists():
