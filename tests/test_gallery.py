@@ -81,6 +81,13 @@ def test_duplicate_and_unknown_and_bad_input(gallery):
             gallery.add_embeddings(bad, unit(rng))
     with pytest.raises(InputError):
         gallery.enroll("  ", unit(rng))
+    for forged in ("Eve\nGranted: Alice", "Eve\rX", "Eve\tX", "Eve\u2029X"):
+        with pytest.raises(InputError, match="control characters"):
+            gallery.enroll(forged, unit(rng))
+        with pytest.raises(InputError, match="control characters"):
+            gallery.rename("Bob", forged)
+    assert gallery.enroll("  Zoë  Ünal ", unit(rng)).name == "Zoë  Ünal"  # not ASCII: fine
+    gallery.delete("Zoë  Ünal")
     with pytest.raises(InputError):
         gallery.enroll("Zero", np.zeros((1, DIM)))
     with pytest.raises(InputError):

@@ -26,10 +26,11 @@ from maskface.gallery.store import (
     Match,
     Person,
     UnknownPersonError,
+    check_name,
     default_db_path,
 )
 
 __all__ = ["AuditEvent", "AutoIndex", "Duplicate", "DuplicateNameError", "ExactIndex", "Gallery",
            "GalleryChangedError", "GalleryError", "GalleryIndex", "IVFIndex", "Match", "Person",
-           "UnknownPersonError", "default_db_path", "duplicate_threshold", "find_duplicate",
-           "store_unless_duplicate"]
+           "UnknownPersonError", "check_name", "default_db_path", "duplicate_threshold",
+           "find_duplicate", "store_unless_duplicate"]

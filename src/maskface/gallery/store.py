@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import threading
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -142,12 +143,17 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
+    """The trimmed name, or :class:`InputError` (empty, over 200 characters, or holding line
+    breaks or other control characters, which would break every list and log line it is in)."""
     name = (name or "").strip()
     if not name:
         raise InputError("a person's name must not be empty")
     if len(name) > 200:
         raise InputError("a person's name must be at most 200 characters")
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in name):
+        raise InputError("a person's name must not contain line breaks, tabs or other "
+                         "control characters")
     return name
 
 
@@ -329,7 +335,7 @@ class Gallery:
             DuplicateNameError: ``name`` is already enrolled (use :meth:`add_embeddings`).
             GalleryChangedError: the gallery is no longer at ``expect_version``.
         """
-        name = _check_name(name)
+        name = check_name(name)
         emb = self._vectors(embeddings)
         meta_json = json.dumps(dict(metadata or {}))
         try:
@@ -447,7 +453,7 @@ class Gallery:
 
     def rename(self, person: int | str, new_name: str) -> Person:
         """Give a person another (unique) name."""
-        new_name = _check_name(new_name)
+        new_name = check_name(new_name)
         try:
             with self._transaction() as conn:
                 pid = self._resolve(person, conn)

@@ -43,6 +43,11 @@ def error_response(status: int, code: str, message: str, headers=None) -> JSONRe
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
+        if err.get("type") == "json_invalid":  # loc is ("body", character offset)
+            where = err.get("loc", ("", "?"))[-1]
+            detail = (err.get("ctx") or {}).get("error", "")
+            parts.append(f"the request body is not valid JSON ({detail} at character {where})")
+            continue
         loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
         parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else err.get("msg", "invalid"))
     return "; ".join(parts) or "invalid request"

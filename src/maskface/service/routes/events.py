@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 
 from maskface.service.deps import admin_key, get_state
 from maskface.service.errors import ApiError
-from maskface.service.routes import API_PREFIX, MAX_ROW_ID, RowId
+from maskface.service.routes import API_PREFIX, Offset, RowId, RowIdQuery
 from maskface.service.state import ServiceState
 
 router = APIRouter(prefix=f"{API_PREFIX}/events", tags=["events"],
@@ -25,10 +25,10 @@ def _ts(value: datetime | None) -> float | None:
 def query_events(
     since: datetime | None = Query(None, description="ISO 8601 (UTC if no offset) or epoch"),
     until: datetime | None = Query(None, description="exclusive upper bound"),
-    person_id: int | None = Query(None, ge=1, le=MAX_ROW_ID),
+    person_id: RowIdQuery = None,
     decision: Literal["granted", "denied"] | None = Query(None),
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     state: ServiceState = Depends(get_state),
 ):
     if since is not None and until is not None and until <= since:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from maskface.errors import InputError
+from maskface.gallery import check_name
 from maskface.service.auth import ApiKey
 from maskface.service.deps import admin_key, get_state, inference_slot, read_image
 from maskface.service.errors import ApiError
-from maskface.service.routes import API_PREFIX, RowId
+from maskface.service.routes import API_PREFIX, Offset, RowId, RowIdQuery
 from maskface.service.state import ServiceState
 
 router = APIRouter(prefix=f"{API_PREFIX}/people", tags=["people"],
@@ -16,6 +18,9 @@ router = APIRouter(prefix=f"{API_PREFIX}/people", tags=["people"],
 
 
 class PersonUpdate(BaseModel):
+    # a misspelt field is a 422, not silently ignored
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     name: str | None = Field(None, min_length=1, max_length=200)
     groups: list[str] | None = None
 
@@ -25,13 +30,12 @@ def _groups(raw: str) -> list[str]:
 
 
 def _name(raw: str) -> str:
-    """The trimmed name, or 400 ``bad_request`` (a missing, empty or blank name alike)."""
-    name = raw.strip()
-    if not name:
-        raise ApiError(400, "bad_request", "a person's name must not be empty")
-    if len(name) > 200:
-        raise ApiError(400, "bad_request", "a person's name must be at most 200 characters")
-    return name
+    """The gallery's checked name, or 400 ``bad_request`` (a missing, empty or blank name
+    alike)."""
+    try:
+        return check_name(raw)
+    except InputError as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
 
 
 _ALLOW_DUPLICATE = Form(False, description="enrol even if the face matches someone already "
@@ -131,6 +135,6 @@ audit_router = APIRouter(prefix=f"{API_PREFIX}/audit", tags=["people"],
 
 
 @audit_router.get("", summary="The gallery's audit log (duplicate enrolments let through)")
-def audit_log(person_id: int | None = Query(None), limit: int = Query(100, ge=1, le=1000),
-              offset: int = Query(0, ge=0), state: ServiceState = Depends(get_state)):
+def audit_log(person_id: RowIdQuery = None, limit: int = Query(100, ge=1, le=1000),
+              offset: Offset = 0, state: ServiceState = Depends(get_state)):
     return state.people.audit(person_id, limit, offset)

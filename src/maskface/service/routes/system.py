@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from maskface.service.config import Policy
 from maskface.service.deps import admin_key, get_state
@@ -31,6 +31,10 @@ def metrics(state: ServiceState = Depends(get_state)) -> PlainTextResponse:
 
 
 class PolicyBody(BaseModel):
+    # PUT replaces the whole policy: a misspelt field must be a 422, not a setting silently
+    # back at its default; strict, so "yes" is not taken for true
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     mask_required: bool = True
     temperature_threshold: float = Field(37.5, ge=30.0, le=45.0)
     require_temperature: bool = False
