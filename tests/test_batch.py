@@ -103,5 +103,6 @@ def test_files_in_folders_that_are_not_images_are_counted_not_silently_dropped(
                                                str(tmp_path / "out")])
     assert res.exit_code == 1
     assert res.stderr.strip() == (
-        f"error: no images found in: {folder} (2 files in folders skipped: not an image or "
-        "video (1 .csv, 1 .txt))")
+        f"error: no images found in: {folder} ({folder}: no images or videos in this folder) "
+        "(2 files in folders skipped: not an image or video (1 .csv, 1 .txt))")
+    assert not (tmp_path / "out").exists()

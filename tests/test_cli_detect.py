@@ -45,6 +45,21 @@ def test_detect_missing_path_and_glob(astronaut_path, tmp_path):
     assert "no such file" in res.stderr and "no file matches" in res.stderr
 
 
+def test_a_folder_without_images_is_named_not_no_inputs(astronaut_path, tmp_path):
+    """An empty folder (or one whose only link leads back up) said "no inputs given"."""
+    empty, looped = tmp_path / "empty", tmp_path / "looped" / "sub"
+    empty.mkdir()
+    looped.mkdir(parents=True)
+    (looped / "up").symlink_to("..")
+    (tmp_path / "looped" / "notes.txt").write_text("not an image")
+    res = invoke("detect", str(empty), str(looped.parent), str(astronaut_path),
+                 "--out", str(tmp_path / "o"), "--classifier", "none")
+    assert res.exit_code == 1
+    assert f"error: {empty}: no images or videos in this folder" in res.stderr.splitlines()
+    assert f"error: {looped.parent}: no images or videos in this folder" in res.stderr
+    assert "1 of 3 inputs processed" in res.stdout and "1 file in folders skipped" in res.stdout
+
+
 def test_detect_json_lines(astronaut_path, tmp_path):
     res = invoke("detect", str(astronaut_path), "--out", str(tmp_path), "--json",
                  "--classifier", "none")

@@ -244,6 +244,24 @@ def test_db_cli_migrate_export_import(tmp_path, postgres):  # noqa: F811
     assert r.exit_code == 1 and "cannot connect" in r.output
 
 
+def test_reading_commands_refuse_a_store_that_is_not_there(tmp_path):
+    """``db prune``/``db export``/``keys list``/``keys revoke`` at a mistyped path made an empty
+    store there and reported on it (0 deleted, 0 rows) as if it were the real one."""
+    from maskface.cli import load_commands
+
+    app, missing = load_commands(), tmp_path / "typo.db"
+    for args in (["db", "prune"], ["db", "export", str(tmp_path / "e.jsonl")],
+                 ["keys", "list"], ["keys", "revoke", "abcd1234"]):
+        r = CliRunner().invoke(app, [*args, "--db", str(missing)])
+        assert r.exit_code == 1, (args, r.output)
+        assert r.stderr.splitlines() == [f"error: {missing}: no store yet (check --db; "
+                                         "'maskface db migrate' makes an empty one)"], args
+        assert not missing.exists() and not (tmp_path / "e.jsonl").exists()
+    assert CliRunner().invoke(app, ["db", "migrate", "--db", str(missing)]).exit_code == 0
+    r = CliRunner().invoke(app, ["keys", "list", "--db", str(missing)])
+    assert r.exit_code == 0 and "no API keys yet" in r.stderr
+
+
 def test_foreign_store_is_refused(location):
     if isinstance(location, str):
         import psycopg

@@ -110,6 +110,25 @@ def test_watch_cli_writes_video_and_track_lines(video, tmp_path):
     assert summary["frames_processed"] == N_FRAMES and summary["n_tracks"] == 2
 
 
+@pytest.mark.parametrize("kiosk", [False, True])
+def test_a_file_that_is_not_a_video_is_a_one_line_error_before_any_output(tmp_path, kiosk):
+    """OpenCV opens a few bytes named .jpg as an MJPEG 'video' and reads nothing: this was an
+    empty watch that exited 0 and named an annotated video it never wrote."""
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+
+    bad = tmp_path / "door.jpg"
+    bad.write_bytes(b"x")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(load_commands(), ["watch", str(bad), "--out", str(out)]
+                             + (["--kiosk"] if kiosk else []))
+    assert res.exit_code == 1, res.output
+    assert f"error: {bad}: no frame could be decoded (not a video, or a corrupt one)" in \
+        res.stderr.splitlines()
+    assert not out.exists()
+
+
 def test_realtime_file_source_drops_frames_instead_of_falling_behind(video):
     from maskface.track import FileSource
 

@@ -186,8 +186,10 @@ def run_batch(inputs: list[str], out: Path, *, ray_address: str | None = None,
         raise InputError(f"format '{fmt}' is not one of: {', '.join(FORMATS)}")
     t0 = time.perf_counter()
     files, problems, passed_over = list_inputs(inputs)
-    if not files and not problems:
+    if not files:  # one line, before an output folder and an empty summary are written
+        why = "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else "")
         raise InputError(f"no images found in: {', '.join(inputs)}"
+                         + (f" ({why})" if why else "")
                          + (f" ({passed_over})" if passed_over else ""))
     out.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(out / "manifest.jsonl")

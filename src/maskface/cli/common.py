@@ -22,6 +22,21 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def store_exists(db) -> bool:
+    """Whether the store ``db`` is there to read: a PostgreSQL URL is taken as there (the
+    server says otherwise), an SQLite file must exist."""
+    from maskface.storage import is_url
+
+    return is_url(str(db)) or Path(db).exists()
+
+
+def require_store(db, what: str = "store") -> None:
+    """Fail in one line when the SQLite store ``db`` does not exist, instead of making an empty
+    one at a mistyped path and reporting on it as if it were the real one."""
+    if not store_exists(db):
+        fail(f"{db}: no {what} yet (check --db; 'maskface db migrate' makes an empty one)")
+
+
 def output_folder(path: Path) -> Path:
     """Create the output folder ``path`` (and its parents), or fail in one line if it cannot be
     one (an existing file, or under one)."""

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import app
-from maskface.cli.common import user_errors
+from maskface.cli.common import require_store, user_errors
 from maskface.cli.serve import ConfigOption, DbOption, _config
 
 db_app = typer.Typer(help="The store: schema migrations, export, import and retention (SQLite or "
@@ -17,10 +17,12 @@ db_app = typer.Typer(help="The store: schema migrations, export, import and rete
 app.add_typer(db_app, name="db")
 
 
-def _open(config: Path | None, db: str | None, migrate: bool = True):
+def _open(config: Path | None, db: str | None, migrate: bool = True, must_exist: bool = False):
     from maskface.storage import open_database
 
     cfg = _config(config, db)
+    if must_exist:
+        require_store(cfg.db)
     return open_database(cfg.db, migrate=migrate)
 
 
@@ -44,7 +46,7 @@ def export(
     """Write people, embeddings, API keys (hashed), policy and events to one file."""
     from maskface.storage.transfer import export_store
 
-    with _open(config, db) as store:
+    with _open(config, db, must_exist=True) as store:
         counts = export_store(store, out)
     typer.echo(json.dumps({"store": store.location, "out": str(out), "rows": counts}))
 
@@ -88,7 +90,7 @@ def prune(
         retention = replace(retention, events_days=events_days)
     if snapshots_days is not None:
         retention = replace(retention, snapshots_days=snapshots_days)
-    with _open(config, db) as store:
+    with _open(config, db, must_exist=True) as store:
         n_events, n_files = apply_retention(EventLog(store), retention, cfg.snapshot_dir)
     typer.echo(json.dumps({"store": store.location, "events_deleted": n_events,
                            "snapshots_deleted": n_files,

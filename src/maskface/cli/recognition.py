@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import app, eval_app, people_app, train_app
-from maskface.cli.common import fail, output_folder, progress, user_errors
+from maskface.cli.common import fail, output_folder, progress, store_exists, user_errors
 from maskface.errors import MaskfaceError
 
 DbOpt = Annotated[str | None, typer.Option(
@@ -42,12 +42,6 @@ def _template_rule(templates: int | None, weight: float | None) -> tuple[int, fl
     return n, w
 
 
-def _exists(path) -> bool:
-    from maskface.storage import is_url
-
-    return is_url(path) or Path(path).exists()
-
-
 def open_gallery(db: str | None, model: str | None, for_writing: bool):
     """The gallery (``db``, else the default one) and the embedder that matches it: ``model``
     if given, else the one the gallery was made with."""
@@ -55,7 +49,7 @@ def open_gallery(db: str | None, model: str | None, for_writing: bool):
     from maskface.recognize import create_embedder, embedder_for_gallery
 
     path = db or default_db_path()
-    if not for_writing and not _exists(path):
+    if not for_writing and not store_exists(path):
         fail(f"{path}: no gallery yet; enrol someone first (maskface enroll NAME PHOTO...)")
     probe = Gallery(path)  # read the model the gallery is bound to, if any
     stored = probe.model
@@ -321,7 +315,7 @@ def _gallery(db: str | None):
     from maskface.gallery import Gallery, default_db_path
 
     path = db or default_db_path()
-    if not _exists(path):
+    if not store_exists(path):
         fail(f"{path}: no gallery yet")
     return Gallery(path)
 

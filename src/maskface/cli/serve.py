@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import app
-from maskface.cli.common import fail, user_errors
+from maskface.cli.common import fail, require_store, user_errors
 
 keys_app = typer.Typer(help="Manage the service's API keys (stored hashed in the database).",
                        no_args_is_help=True)
@@ -101,7 +101,11 @@ def keys_create(
 def keys_list(db: DbOption = None, config: ConfigOption = None) -> None:
     """List API keys (ids and roles; the keys themselves are not stored)."""
     cfg = _config(config, db)
-    for k in _keys(cfg).list():
+    require_store(cfg.db)
+    keys = _keys(cfg).list()
+    if not keys:
+        typer.echo("no API keys yet: 'maskface keys create admin' makes one", err=True)
+    for k in keys:
         state = "revoked" if k.revoked else "active"
         typer.echo(f"{k.key_id}  {k.role:<6} {state:<8} {k.label}")
 
@@ -112,6 +116,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (8 hex di
                 db: DbOption = None, config: ConfigOption = None) -> None:
     """Revoke a key by its id."""
     cfg = _config(config, db)
+    require_store(cfg.db)
     if not _keys(cfg).revoke(key_id):
         fail(f"no active key with id '{key_id}'")
     typer.echo(f"revoked {key_id}")

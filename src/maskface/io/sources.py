@@ -82,9 +82,9 @@ def expand_sources(inputs: list[str]) -> Sources:
 
     Folders are searched recursively (following symlinked folders) for image and video files;
     globs are expanded; any other file is taken as an image (the loader reports it if it is
-    not one); a path that does not exist becomes a ``missing`` source so the caller can
-    report it and go on. Files in folders that are neither are listed in the result's
-    ``skipped``, for the caller's summary.
+    not one); a path that does not exist, or a folder with no image or video in it, becomes a
+    ``missing`` source so the caller can report it and go on. Files in folders that are
+    neither are listed in the result's ``skipped``, for the caller's summary.
     """
     out = Sources()
     seen: set[Path] = set()
@@ -99,6 +99,7 @@ def expand_sources(inputs: list[str]) -> Sources:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
+            found = False
             for d, _, files in walk(path):
                 for f in files:
                     p = d / f
@@ -106,8 +107,11 @@ def expand_sources(inputs: list[str]) -> Sources:
                         continue
                     if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
                         add(Source(p, _kind(p)))
+                        found = True
                     else:
                         passed_over.setdefault(p.resolve(), p)
+            if not found:  # said of the folder, not "no inputs given"
+                add(Source(path, "missing", "no images or videos in this folder"))
         elif path.is_file():
             add(Source(path, _kind(path)))
         elif glob.has_magic(item):

@@ -50,6 +50,14 @@ class FileSource:
         self.path = Path(path)
         self.realtime = realtime
         self._cap, self.info = open_video(self.path)
+        # OpenCV "opens" many a non-video (a JPEG, a truncated file) and then reads nothing:
+        # say so now, before any output is written, not as an empty watch that succeeded
+        ok, first = self._cap.read()
+        if not ok:
+            self._cap.release()
+            raise InputError(f"{self.path}: no frame could be decoded (not a video, or a "
+                             "corrupt one)")
+        self._first: np.ndarray | None = first
         self.read = 0
         self.dropped = 0
 
@@ -57,6 +65,12 @@ class FileSource:
         fps = self.info.fps
         idx = 0
         t0 = None
+        if self._first is not None:  # read when opened
+            image, self._first = self._first, None
+            t0 = time.perf_counter()
+            self.read += 1
+            yield Frame(0, 0.0, image)
+            idx = 1
         while True:
             if self.realtime:
                 now = time.perf_counter()
