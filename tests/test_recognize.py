@@ -330,3 +330,19 @@ def test_a_gallery_made_with_fused_is_used_with_fused_without_saying_so(tmp_path
     assert health["models"]["embedder"] == "sface+reid0095" and health["people"] == 1
     with pytest.raises(InputError, match="enrolled with 'sface\\+reid0095' embeddings"):
         create_app(ServiceConfig(db=db, models=Models(embedder="sface_masked")))
+
+
+def test_verify_warns_when_a_face_is_too_small_to_compare(astronaut, astronaut_path, tmp_path):
+    """A 9-px face scored 0.04 against its own photo and was called "different people" with
+    no hint that the comparison meant nothing; enrolment refuses such faces."""
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), cv2.resize(astronaut, (128, 128), interpolation=cv2.INTER_AREA))
+    res = CliRunner().invoke(load_commands(), ["verify", str(astronaut_path), str(tiny),
+                                               "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert len(out["warnings"]) == 1 and out["warnings"][0].startswith(f"{tiny}: the face is only")
+    assert f"warning: {out['warnings'][0]}" in res.stderr.splitlines()
+    res = CliRunner().invoke(load_commands(), ["verify", str(astronaut_path),
+                                               str(astronaut_path), "--json"])
+    assert json.loads(res.stdout)["warnings"] == [] and res.stderr == ""

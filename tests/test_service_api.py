@@ -267,6 +267,13 @@ def test_verify_same_and_different_person(api, photos):
     r = api.post("/v1/verify?largest=true", headers=api.h("admin"),
                  files={"image_a": ("a.jpg", photos["two"]), "image_b": ("b.jpg", photos["face"])})
     assert r.status_code == 200 and r.json()["same_person"] is True
+    assert r.json()["warnings"] == []
+    # a 22-px face (the whole photo 128 px; largest: the detector adds ghosts that small)
+    tiny = jpeg(cv2.resize(load_image(photos["face"]), (128, 128), interpolation=cv2.INTER_AREA))
+    r = api.post("/v1/verify?largest=true", headers=api.h("admin"),
+                 files={"image_a": ("a.jpg", photos["face"]), "image_b": ("b.jpg", tiny)})
+    assert r.status_code == 200, r.text
+    assert [w.split(":")[0] for w in r.json()["warnings"]] == ["image_b"], r.json()
 
 
 def test_verify_different_people_on_lfw(api, data_dir, photos):

@@ -284,6 +284,7 @@ def verify(
     from maskface.gallery.thresholds import condition, model_threshold
     from maskface.io import load_image
     from maskface.recognize import create_embedder, default_threshold, single_face
+    from maskface.recognize.faces import comparison_size_warning
 
     embedder = create_embedder(model)
     detector = create_detector("yunet")
@@ -301,10 +302,15 @@ def verify(
     t = threshold if threshold is not None else \
         model_threshold(embedder.name, cond, default_threshold(embedder))
     same = score >= t
+    warnings = [w for (_, face), path in zip(picked, (image_a, image_b), strict=True)
+                if (w := comparison_size_warning(face, str(path)))]
+    for w in warnings:
+        typer.echo(f"warning: {w}", err=True)
     if json_:
         typer.echo(json.dumps({"image_a": str(image_a), "image_b": str(image_b),
                                "model": embedder.label, "score": round(score, 4),
-                               "threshold": round(t, 4), "condition": cond, "same": same}))
+                               "threshold": round(t, 4), "condition": cond, "same": same,
+                               "warnings": warnings}))
     else:
         typer.echo(f"score {score:.3f} (threshold {t:.3f}, {cond}): "
                    f"{'same person' if same else 'different people'}")

@@ -82,6 +82,16 @@ def enrolment_size_problem(face: Face, source: str) -> str | None:
             f"least {MIN_ENROLMENT_FACE_PX} px (smaller faces are not recognised reliably)")
 
 
+def comparison_size_warning(face: Face, source: str) -> str | None:
+    """A line warning that ``face`` is too small for a 1:1 comparison to mean much, or None
+    (the same size limit as enrolment: a 9-px face scored 0.04 against its own 500-px photo)."""
+    size = min(face.width, face.height)
+    if size >= MIN_ENROLMENT_FACE_PX:
+        return None
+    return (f"{source}: the face is only {size:.0f} px; a comparison of a face under "
+            f"{MIN_ENROLMENT_FACE_PX} px is unreliable")
+
+
 def central_face(detector: FaceDetector, image: np.ndarray) -> PickedFace:
     """The face of a centred face photo (LFW, VGGFace2 style), never failing.
 

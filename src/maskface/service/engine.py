@@ -104,12 +104,15 @@ class Engine:
         """1:1 verification of two embedded faces (``b`` the probe), at the threshold of
         their mask condition (``maskface.gallery.thresholds``) when the model has them."""
         from maskface.gallery.thresholds import condition, model_threshold
+        from maskface.recognize.faces import comparison_size_warning
 
         cond = condition(is_masked(b), is_masked(a))
         score = float(np.dot(self.embedder.weigh(b.embedding, [is_masked(b)])[0], a.embedding))
         thr = model_threshold(self.embedder.name, cond, self.threshold)
         return {"same_person": score >= thr, "score": round(score, 4),
                 "threshold": thr, "condition": cond,
+                "warnings": [w for face, label in ((a, "image_a"), (b, "image_b"))
+                             if (w := comparison_size_warning(face, label))],
                 "faces": {"image_a": a.to_dict(), "image_b": b.to_dict()}}
 
 
