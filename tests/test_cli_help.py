@@ -63,3 +63,24 @@ def test_python_dash_m_runs_the_cli():
     res = subprocess.run([sys.executable, "-m", "maskface.cli", "--help"], capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 0 and "COMMAND [ARGS]" in res.stdout, res.stderr
+
+
+def test_out_of_range_numbers_are_refused_before_anything_runs(tmp_path):
+    """Each of these ran with nonsense: a traceback (gallery-bench --n 0, batch --det-size -5),
+    a threshold no cosine reaches (identify --threshold 5 or nan: everyone unknown), or harm:
+    ``people remask --templates -1`` replaced every masked template with none."""
+    db = str(tmp_path / "g.db")
+    for args in (["gallery-bench", "--n", "0"], ["gallery-bench", "--queries", "0"],
+                 ["batch", "x.jpg", "--det-size", "-5"], ["bench", "--det-size", "0"],
+                 ["bench", "--threads", "0"], ["watch", "x.mp4", "--det-size", "8"],
+                 ["identify", "x.jpg", "--threshold", "5"], ["identify", "x.jpg", "--threshold",
+                                                             "nan"],
+                 ["verify", "a.jpg", "b.jpg", "--threshold", "-3"],
+                 ["people", "remask", "--db", db, "--templates", "-1"],
+                 ["eval", "identify", "--report", "r.json", "--enrol", "0"],
+                 ["eval", "identify", "--report", "r.json", "--unknown-fraction", "1"],
+                 ["eval", "liveness", str(tmp_path), "--threshold", "1.5"]):
+        res = CliRunner().invoke(load_commands(), args)
+        assert res.exit_code == 2, (args, res.output)
+        assert "Invalid value for '--" in res.output and "Traceback" not in res.output, args
+    assert not (tmp_path / "g.db").exists()

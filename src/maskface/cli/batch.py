@@ -27,7 +27,8 @@ def batch(
         min=1, help="Most worker actors (one model load each); default: CPU cores.")] = None,
     detector: Annotated[str, typer.Option(help="yunet, retinaface or mtcnn.")] = "yunet",
     det_size: Annotated[int | None, typer.Option(
-        help="Detector input size (YuNet: longest side); default: the detector's own.")] = None,
+        min=32, help="Detector input size (YuNet: longest side); default: the detector's own.")
+                        ] = None,
     classifier: Annotated[str, typer.Option(
         help="Mask classifier ONNX file, 'default', or 'none'.")] = "default",
 ) -> None:

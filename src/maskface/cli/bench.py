@@ -26,7 +26,8 @@ def bench(
     batch: Annotated[int, typer.Option(min=1, help="Frames per batch in the batched run.")] = 8,
     detector: Annotated[str, typer.Option(help="Detector name.")] = "yunet",
     det_size: Annotated[int | None, typer.Option(
-        help="Detector input size (YuNet: longest side); default: the detector's own.")] = None,
+        min=32, help="Detector input size (YuNet: longest side); default: the detector's own.")
+                        ] = None,
     classifier: Annotated[str, typer.Option(help="Mask classifier ONNX or 'default'.")
                           ] = "default",
     embedder: Annotated[str, typer.Option(
@@ -40,7 +41,7 @@ def bench(
         help="Labelled scenes (dataroots or VOC layout) for the accuracy check.")] = None,
     scenes_limit: Annotated[int, typer.Option(min=1, help="Scene images to use.")] = 60,
     threads: Annotated[int | None, typer.Option(
-        help="Threads per model (sets MASKFACE_THREADS); default: all cores.")] = None,
+        min=1, help="Threads per model (sets MASKFACE_THREADS); default: all cores.")] = None,
     streams: Annotated[int | None, typer.Option(
         min=1, help="Parallel single-threaded pipelines in the throughput runs, for ours and "
                     "the baseline alike; default: one per core; 1 skips them.")] = None,

@@ -22,6 +22,7 @@ def eval_liveness(
     detector: Annotated[str, typer.Option(help="yunet (the kiosk's), retinaface or mtcnn.")
                         ] = "yunet",
     threshold: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0,
         help="Operating threshold on the live score (default: the shipped one).")] = None,
     model: Annotated[str, typer.Option(
         help="Liveness ONNX (e.g. from 'maskface train liveness'); default: the shipped one.")

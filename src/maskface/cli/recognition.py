@@ -22,9 +22,9 @@ ModelOpt = Annotated[str | None, typer.Option(
     "state), sface, reid0095 or an .onnx file (default: the gallery's model, else "
     "sface_masked).")]
 ThresholdOpt = Annotated[float | None, typer.Option(
-    help="Cosine threshold for a match (default: the model's calibrated one).")]
+    min=-1.0, max=1.0, help="Cosine threshold for a match (default: the model's calibrated one).")]
 TemplatesOpt = Annotated[int | None, typer.Option(
-    help="Masked enrolment templates per unmasked enrolment photo (default: the shipped "
+    min=0, help="Masked enrolment templates per unmasked enrolment photo (default: the shipped "
          "rule's, weights/fusion.json; 0: none).")]
 TemplateWeightOpt = Annotated[float | None, typer.Option(
     help="Masked probe score = w * best masked template + (1 - w) * best unmasked photo "
@@ -613,8 +613,10 @@ def eval_identify(
     split: Annotated[Path | None, typer.Option(
         help="Training card JSON whose held-out identities to use (default: all).")] = None,
     model: Annotated[str, typer.Option(help="Embedder name or .onnx file.")] = "default",
-    enrol: Annotated[int, typer.Option(help="Unmasked photos enrolled per identity.")] = 3,
+    enrol: Annotated[int, typer.Option(min=1, help="Unmasked photos enrolled per identity.")
+                     ] = 3,
     unknown_fraction: Annotated[float, typer.Option(
+        min=0.0, max=0.9,
         help="Share of identities left out of the gallery as unknown people.")] = 0.2,
     threshold: ThresholdOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the enrol/unknown draw and the masks.")
@@ -666,8 +668,8 @@ def _model_thresholds(model: str) -> dict[str, float] | None:
 @user_errors
 def gallery_bench(
     report: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
-    n: Annotated[int, typer.Option(help="Enrolled embeddings.")] = 100_000,
-    queries: Annotated[int, typer.Option(help="Timed queries.")] = 200,
+    n: Annotated[int, typer.Option(min=1, help="Enrolled embeddings.")] = 100_000,
+    queries: Annotated[int, typer.Option(min=1, help="Timed queries.")] = 200,
     index: Annotated[str, typer.Option(
         help="auto (exact below 200,000 embeddings, IVF above), exact or ivf.")] = "auto",
 ) -> None:

@@ -33,7 +33,8 @@ def watch(
              "cannot keep up with (live sources always do).")] = False,
     detector: Annotated[str, typer.Option(help="yunet, retinaface or mtcnn.")] = "yunet",
     det_size: Annotated[int | None, typer.Option(
-        help="Detector input size (YuNet: longest side); default: the detector's own.")] = None,
+        min=32, help="Detector input size (YuNet: longest side); default: the detector's own.")
+                        ] = None,
     classifier: Annotated[str, typer.Option(
         help="Mask classifier ONNX file, 'default', or 'none'.")] = "default",
     db: Annotated[str | None, typer.Option(
