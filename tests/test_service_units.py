@@ -104,6 +104,15 @@ enabled = true
     ({"models": {"workers": 2.5}}, "expected a whole number"),
     ({"models": {"workers": True}}, "expected a whole number"),
     ({"db": 5}, "expected an SQLite file path"),
+    # limits of 0 refused every upload; a negative sd crashed the first simulated reading;
+    # TOML has nan, which passed a "< 0" check
+    ({"limits": {"max_upload_mb": 0}}, "max_upload_mb 0 is outside"),
+    ({"limits": {"max_photos": 0}}, "max_photos 0 is outside"),
+    ({"limits": {"max_pixels": -1}}, "max_pixels -1 is outside"),
+    ({"temperature": {"max_age_s": -5}}, "max_age_s -5 is outside"),
+    ({"temperature": {"simulated_sd": -0.3}}, "simulated_sd -0.3"),
+    ({"retention": {"snapshots_days": float("nan")}}, "snapshots_days nan is outside"),
+    ({"limits": {"max_upload_mb": float("inf")}}, "max_upload_mb inf is outside"),
 ])
 def test_config_errors(data, message):
     with pytest.raises(InputError, match=message):

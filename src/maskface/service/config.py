@@ -107,6 +107,16 @@ class Limits:
     max_pixels: int = 40_000_000
     max_photos: int = 10
 
+    def __post_init__(self):
+        # NaN fails every comparison, so each range is written as "not inside"
+        if not 0.01 <= self.max_upload_mb <= 1024:
+            raise InputError(f"limits.max_upload_mb {self.max_upload_mb} is outside 0.01-1024")
+        if not 10_000 <= self.max_pixels <= 400_000_000:
+            raise InputError(f"limits.max_pixels {self.max_pixels} is outside "
+                             "10,000-400,000,000")
+        if not 1 <= self.max_photos <= 100:
+            raise InputError(f"limits.max_photos {self.max_photos} is outside 1-100")
+
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
@@ -145,6 +155,11 @@ class Temperature:
         if self.source not in TEMPERATURE_SOURCES:
             raise InputError(f"temperature.source '{self.source}': choose one of "
                              f"{', '.join(TEMPERATURE_SOURCES)}")
+        if not 0 < self.max_age_s <= 86_400:
+            raise InputError(f"temperature.max_age_s {self.max_age_s} is outside 0-86,400 s")
+        if not 30.0 <= self.simulated_mean <= 45.0 or not 0.0 <= self.simulated_sd <= 5.0:
+            raise InputError(f"temperature.simulated_mean {self.simulated_mean} / simulated_sd "
+                             f"{self.simulated_sd}: expected 30-45 °C and 0-5 °C")
 
 
 @dataclass(frozen=True)
@@ -163,9 +178,9 @@ class Retention:
 
     def __post_init__(self):
         for key in ("events_days", "snapshots_days"):
-            if getattr(self, key) < 0:
-                raise InputError(f"retention.{key} {getattr(self, key)} is negative "
-                                 "(0 keeps for ever)")
+            if not 0 <= getattr(self, key) <= 100_000:  # also NaN, which TOML allows
+                raise InputError(f"retention.{key} {getattr(self, key)} is outside 0-100,000 "
+                                 "days (0 keeps for ever)")
 
 
 @dataclass(frozen=True)
