@@ -406,6 +406,15 @@ def test_non_image_corrupt_and_empty_uploads(api, photos):
     assert_error(api.post("/v1/analyze", headers=api.h("admin")), 422, "invalid_request")
 
 
+def test_a_photo_sent_as_the_raw_body_is_told_how_to_send_it(api, photos):
+    r = api.post("/v1/analyze", headers={**api.h("kiosk"), "Content-Type": "image/jpeg"},
+                 content=photos["face"])
+    err = assert_error(r, 422, "invalid_request")
+    assert "curl -F image=@photo.jpg" in err["message"] and "image/jpeg" in err["message"]
+    r = api.post("/v1/analyze", headers=api.h("kiosk"), files={"photo": ("a.jpg", photos["face"])})
+    assert assert_error(r, 422, "invalid_request")["message"] == "image: Field required"
+
+
 def test_huge_dimensions_are_refused_before_decoding(api):
     import io
 

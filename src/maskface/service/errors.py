@@ -66,7 +66,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
-        return error_response(422, "invalid_request", _validation_message(exc))
+        message = _validation_message(exc)
+        sent = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        missing = [e["loc"][-1] for e in exc.errors()
+                   if e.get("type") == "missing" and e.get("loc", ("",))[0] == "body"]
+        if missing and sent not in ("multipart/form-data", "application/json",
+                                    "application/x-www-form-urlencoded"):
+            # a photo POSTed as the raw body is the commonest first try at the API
+            message += (f" (the fields go in a multipart/form-data body, e.g. curl -F "
+                        f"{missing[0]}=@photo.jpg; this request's body was "
+                        f"{sent or 'not typed'})")
+        return error_response(422, "invalid_request", message)
 
     @app.exception_handler(ImageLoadError)
     async def _image(request: Request, exc: ImageLoadError):
