@@ -90,6 +90,9 @@ def test_duplicate_and_unknown_and_bad_input(gallery):
     gallery.delete("Zoë  Ünal")
     with pytest.raises(InputError):
         gallery.enroll("Zero", np.zeros((1, DIM)))
+    for junk in ("0.1, 0.2", [[0.1] * DIM, [0.2]], object()):  # was a raw ValueError
+        with pytest.raises(InputError, match="array of numbers"):
+            gallery.enroll("Junk", junk)
     with pytest.raises(InputError):
         gallery.enroll("Wrong dim", unit(rng, 1, DIM + 1))
     # A failed enrolment leaves nothing behind.

@@ -294,7 +294,11 @@ class Gallery:
 
     @staticmethod
     def _vectors(embeddings: np.ndarray) -> np.ndarray:
-        e = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
+        try:
+            e = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
+        except (TypeError, ValueError):  # a string, ragged lists, objects
+            raise InputError("embeddings must be a non-empty finite (N, D) array of numbers, "
+                             f"not {type(embeddings).__name__}") from None
         if e.ndim != 2 or len(e) == 0 or not np.isfinite(e).all():
             raise InputError("embeddings must be a non-empty finite (N, D) array")
         norms = np.linalg.norm(e, axis=1, keepdims=True)
