@@ -27,6 +27,18 @@ def test_labels_text_and_colour():
     assert label_for(f)[0].startswith("Unknown")
 
 
+def test_names_are_drawn_in_letters_the_font_has():
+    """OpenCV's fonts draw one "?" per UTF-8 byte of a non-ASCII letter: "Jos?? Garc??a"."""
+    f = _face([0, 0, 10, 10])
+    for name, drawn in (("José García", "Jose Garcia"), ("Łukasz Żółć", "Lukasz Zolc"),
+                        ("Søren Straße", "Soren Strasse"), ("李 (Bruce)", "? (Bruce)"),
+                        ("Иван Петров", "#7")):
+        f.identity = Identity(7, name, 0.71)
+        assert label_for(f)[0] == f"{drawn} | Mask 98%", name
+    img = annotate(np.zeros((60, 200, 3), np.uint8), [f])  # draws without error
+    assert img.any()
+
+
 def test_label_stays_inside_image_for_face_at_top_right_corner():
     img = np.zeros((200, 300, 3), np.uint8)
     out = annotate(img, [_face([270, 0, 299, 25], "without_mask")])

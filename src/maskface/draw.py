@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 
 import cv2
@@ -19,6 +20,29 @@ _TEXT = {"with_mask": "Mask", "without_mask": "No mask", "mask_incorrect": "Mask
 _COLOUR = {"with_mask": GREEN, "without_mask": RED, "mask_incorrect": ORANGE}
 
 
+# Latin letters NFKD does not decompose into a base letter and an accent
+_FOLD = str.maketrans({"Ł": "L", "ł": "l", "Ø": "O", "ø": "o", "Đ": "D", "đ": "d", "ß": "ss",
+                       "Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe", "Þ": "Th", "þ": "th",
+                       "ı": "i"})
+
+
+def drawable(text: str) -> str:
+    """``text`` in the ASCII that OpenCV's Hershey fonts can draw: accents dropped ("José
+    Łukasiewicz" → "Jose Lukasiewicz"), any other character one "?" (putText drew one "?" per
+    UTF-8 byte: "Jos?? ??ukasiewicz")."""
+    folded = unicodedata.normalize("NFKD", text.translate(_FOLD))
+    return "".join(c if c.isascii() else "?" for c in folded
+                   if not unicodedata.combining(c))
+
+
+def _name(face: Face) -> str:
+    """The name as drawn; a name in a script the font lacks is shown by its person id."""
+    name = drawable(face.identity.name or "")
+    if not any(c.isalnum() for c in name):
+        return f"#{face.identity.person_id}"
+    return name
+
+
 def label_for(face: Face) -> tuple[str, tuple[int, int, int]]:
     """Text and colour for a face: 'Mask 98%' in green, 'No mask 97%' in red, name if known."""
     parts, colour = [], GREY
@@ -28,7 +52,7 @@ def label_for(face: Face) -> tuple[str, tuple[int, int, int]]:
     else:
         parts.append(f"Face {face.score:.0%}")
     if face.identity is not None:
-        parts.insert(0, face.identity.name if face.identity.known else "Unknown")
+        parts.insert(0, _name(face) if face.identity.known else "Unknown")
     if face.liveness is not None:
         if face.liveness.problem:  # e.g. a grey frame: no verdict either way
             parts.append("Liveness ?")

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from maskface.draw import drawable
 from maskface.eval.scenes import SCENE_LABELS, SceneImage
 from maskface.geometry import iou_matrix
 
@@ -305,8 +306,8 @@ def plot_examples(evals: Sequence[ImageEval], path: str | Path, n: int = 6,
             x, y = int(box[0] * f), max(10, int(box[1] * f) - 3)
             cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 0, 255), 1,
                         cv2.LINE_AA)
-        cv2.putText(img, e.scene.name, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255),
-                    1, cv2.LINE_AA)
+        cv2.putText(img, drawable(e.scene.name), (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (255, 255, 255), 1, cv2.LINE_AA)
         tiles.append(img)
     rows = []
     for k in range(0, len(tiles), 2):

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maskface.draw import drawable
 from maskface.io import load_image
 
 
@@ -36,7 +37,7 @@ def contact_sheet(pairs: Sequence[tuple[np.ndarray, np.ndarray, str]], columns: 
         pair = np.hstack([a, np.full((height, 2, 3), 255, np.uint8), b])
         strip = np.full((label_h, pair.shape[1], 3), 255, np.uint8)
         scale = 0.38
-        text = label
+        text = drawable(label)
         # Shorten long labels to the pair's width.
         while len(text) > 4 and cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale,
                                                 1)[0][0] > pair.shape[1] - 4:
