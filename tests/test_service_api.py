@@ -386,6 +386,17 @@ def test_update_with_a_misspelt_field_or_a_bad_body_is_422_and_changes_nothing(a
     assert api.get(f"/v1/people/{a}", headers=h).json()["name"] == "A"
 
 
+def test_groups_are_bounded_and_printable(api, photos):
+    h = api.h("admin")
+    for bad in ("staff,x" + "y" * 64, "staff,night\tshift", ",".join(f"g{i}" for i in range(51))):
+        err = assert_error(api.enrol("Ann", [photos["face"]], groups=bad), 400, "bad_request")
+        assert "group" in err["message"]
+    a = api.enrol("Ann", [photos["face"]], groups=" staff , lab,staff").json()
+    assert a["groups"] == ["lab", "staff"]
+    assert_error(api.patch(f"/v1/people/{a['id']}", headers=h, json={"groups": ["a\nb"]}), 400)
+    assert api.get(f"/v1/people/{a['id']}", headers=h).json()["groups"] == ["lab", "staff"]
+
+
 @pytest.mark.parametrize("name", ["Ann\nSmith", "Ann\tSmith", "Ann\u2028Smith", "Ann\x00"])
 def test_a_name_with_line_breaks_or_control_characters_is_400(api, photos, name):
     """A name is printed in lists, logs and CSV lines: a line break in it would forge lines."""

@@ -25,8 +25,22 @@ class PersonUpdate(BaseModel):
     groups: list[str] | None = None
 
 
+#: bounds on a person's groups: names a policy's ``allowed_groups`` can list, not free text
+MAX_GROUPS, MAX_GROUP_CHARS = 50, 64
+
+
 def _groups(raw: str) -> list[str]:
-    return sorted({g.strip() for g in raw.split(",") if g.strip()})
+    """Comma-separated groups, trimmed, unique and sorted; 400 ``bad_request`` when there are
+    too many, one is too long or one holds control characters."""
+    groups = sorted({g.strip() for g in raw.split(",") if g.strip()})
+    if len(groups) > MAX_GROUPS:
+        raise ApiError(400, "bad_request", f"at most {MAX_GROUPS} groups, not {len(groups)}")
+    for g in groups:
+        if len(g) > MAX_GROUP_CHARS or not g.isprintable():
+            shown = g if len(g) <= 20 else g[:20] + "…"
+            raise ApiError(400, "bad_request", f"group {shown!r} must be at most "
+                           f"{MAX_GROUP_CHARS} printable characters")
+    return groups
 
 
 def _name(raw: str) -> str:
