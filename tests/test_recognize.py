@@ -346,3 +346,13 @@ def test_verify_warns_when_a_face_is_too_small_to_compare(astronaut, astronaut_p
     res = CliRunner().invoke(load_commands(), ["verify", str(astronaut_path),
                                                str(astronaut_path), "--json"])
     assert json.loads(res.stdout)["warnings"] == [] and res.stderr == ""
+
+
+def test_identify_on_an_empty_gallery_says_why_everyone_is_unknown(astronaut_path, tmp_path):
+    db = str(tmp_path / "empty.db")
+    assert CliRunner().invoke(load_commands(), ["db", "migrate", "--db", db]).exit_code == 0
+    res = CliRunner().invoke(load_commands(), ["identify", str(astronaut_path), "--db", db,
+                                               "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert f"warning: {db}: nobody is enrolled yet" in res.stderr
+    assert "unknown" in res.stdout

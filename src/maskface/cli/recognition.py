@@ -52,8 +52,11 @@ def open_gallery(db: str | None, model: str | None, for_writing: bool):
     if not for_writing and not store_exists(path):
         fail(f"{path}: no gallery yet; enrol someone first (maskface enroll NAME PHOTO...)")
     probe = Gallery(path)  # read the model the gallery is bound to, if any
-    stored = probe.model
+    stored, enrolled = probe.model, len(probe)
     probe.close()
+    if not for_writing and not enrolled:  # else every face is "unknown (-1.000)", unexplained
+        typer.echo(f"warning: {path}: nobody is enrolled yet, so every face will be unknown "
+                   "(maskface enroll NAME PHOTO...)", err=True)
     embedder = create_embedder(model or "default")
     if not model and stored and stored != embedder.name:
         # a gallery made with another embedder
