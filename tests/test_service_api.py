@@ -185,6 +185,22 @@ def test_admin_routes_refuse_kiosk_and_missing_or_bad_keys(api, method, path):
     assert_error(getattr(api, method)(path, headers=api.h("kiosk")), 403, "forbidden")
 
 
+def test_the_key_may_come_as_a_bearer_token(api):
+    """Most HTTP clients and gateways send credentials as ``Authorization: Bearer``."""
+    bearer = {"Authorization": f"Bearer {api.admin}"}
+    assert api.get("/v1/people", headers=bearer).status_code == 200
+    assert_error(api.get("/v1/people", headers={"Authorization": f"Bearer {api.kiosk}"}), 403,
+                 "forbidden")
+    assert_error(api.get("/v1/people", headers={"Authorization": "Bearer nonsense"}), 401,
+                 "invalid_api_key")
+    err = assert_error(api.get("/v1/people", headers={"Authorization": f"Basic {api.admin}"}),
+                       401, "missing_api_key")
+    assert "Bearer" in err["message"]
+    # the X-API-Key header wins when both are sent
+    both = {**api.h("kiosk"), **bearer}
+    assert_error(api.get("/v1/people", headers=both), 403, "forbidden")
+
+
 def test_kiosk_cannot_enrol_identify_verify_or_configure(api, photos):
     assert_error(api.enrol("X", [photos["face"]], role="kiosk"), 403, "forbidden")
     assert_error(api.post_image("/v1/identify", photos["face"], "kiosk"), 403)

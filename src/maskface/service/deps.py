@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 from fastapi import Depends, Request, UploadFile
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from maskface.io import decode_image
 from maskface.service.auth import ADMIN, KIOSK, ApiKey
@@ -16,6 +16,9 @@ from maskface.service.state import ServiceState
 # auto_error=False: a missing key gets our JSON error, not FastAPI's default body.
 _key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                            description="An API key made with `maskface keys create`.")
+# the same key as a bearer token, which most HTTP clients and gateways send by default
+_bearer = HTTPBearer(auto_error=False,
+                     description="The same API key as `Authorization: Bearer <key>`.")
 
 
 def get_state(request: Request) -> ServiceState:
@@ -26,9 +29,12 @@ def require(role: str) -> Callable[..., ApiKey]:
     """A dependency that admits keys whose role grants ``role`` (admin grants everything)."""
 
     def check(key: str | None = Depends(_key_header),
+              bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
               state: ServiceState = Depends(get_state)) -> ApiKey:
+        key = key or (bearer.credentials if bearer is not None else None)
         if not key:
-            raise ApiError(401, "missing_api_key", "send an API key in the X-API-Key header")
+            raise ApiError(401, "missing_api_key", "send an API key in the X-API-Key header "
+                           "(or as Authorization: Bearer KEY)")
         rec = state.keys.verify(key)
         if rec is None:
             raise ApiError(401, "invalid_api_key", "API key not recognised or revoked")
