@@ -676,6 +676,9 @@ def test_events_query_filters(api, photos):
     assert_error(api.get("/v1/events/9999", headers=h), 404)
     assert_error(api.get("/v1/events?decision=maybe", headers=h), 422)
     assert_error(api.get(f"/v1/events?since={t0:.0f}&until={t0 - 10:.0f}", headers=h), 422)
+    err = assert_error(api.get("/v1/events?since=yesterday", headers=h), 422)
+    assert err["message"] == ("since: expected an ISO 8601 time (e.g. 2026-12-01T08:00:00Z) or "
+                              "epoch seconds")  # was pydantic's "input is too short"
     assert_error(api.get(f"/v1/events/{e1}/snapshot", headers=h), 404)  # snapshots are off
 
 

@@ -49,6 +49,10 @@ def _validation_message(exc: RequestValidationError) -> str:
             parts.append(f"the request body is not valid JSON ({detail} at character {where})")
             continue
         loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        if str(err.get("type", "")).startswith("datetime"):  # pydantic: "input is too short"
+            parts.append(f"{loc}: expected an ISO 8601 time (e.g. 2026-12-01T08:00:00Z) or "
+                         "epoch seconds")
+            continue
         parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else err.get("msg", "invalid"))
     return "; ".join(parts) or "invalid request"
 
