@@ -199,6 +199,19 @@ def test_live_source_gives_up_on_a_stream_that_cannot_be_reopened(video, tmp_pat
     assert n > 0 and (src.reconnect_tries, src.reconnects) == (3, 0)
 
 
+def test_a_camera_or_stream_that_does_not_open_says_what_to_check(tmp_path):
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+
+    for source, said in (("57", "error: camera 57: cannot open it (not connected"),
+                         ("rtsp://127.0.0.1:1/door", "error: rtsp://127.0.0.1:1/door: cannot "
+                          "open the stream (unreachable, wrong URL or credentials")):
+        res = CliRunner().invoke(load_commands(), ["watch", source, "--out", str(tmp_path)])
+        assert res.exit_code == 1, res.output
+        assert any(line.startswith(said) for line in res.stderr.splitlines()), res.stderr
+
+
 def test_tracks_carry_the_identity_of_their_face(video, detector, tmp_path):
     """Enrol the two faces of the first frame, then each track must be recognised as its own
     person (recognition runs once per track refresh, and the track votes)."""

@@ -35,6 +35,12 @@ def open_video(source: str | int | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
     else:
         cap = cv2.VideoCapture(str(src) if isinstance(src, Path) else src)
     if not cap.isOpened():
+        if isinstance(src, int):
+            raise InputError(f"camera {src}: cannot open it (not connected, no permission, or "
+                             "in use by another program)")
+        if isinstance(src, str) and "://" in src:
+            raise InputError(f"{source}: cannot open the stream (unreachable, wrong URL or "
+                             "credentials, or a format FFmpeg does not read)")
         raise InputError(f"{source}: cannot open video")
     fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
     info = VideoInfo(
