@@ -5,6 +5,7 @@ file and a real PostgreSQL server started by the suite (``tests/pg_util.py``).""
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import replace
 
@@ -676,6 +677,19 @@ def test_events_query_filters(api, photos):
     assert_error(api.get("/v1/events/9999", headers=h), 404)
     assert_error(api.get("/v1/events?decision=maybe", headers=h), 422)
     assert_error(api.get(f"/v1/events?since={t0:.0f}&until={t0 - 10:.0f}", headers=h), 422)
+    # the same log as a CSV file, same filters, every row (not a page)
+    r = api.get("/v1/events/export.csv", headers=h)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert "access-events.csv" in r.headers["content-disposition"]
+    rows = list(csv.DictReader(r.text.splitlines()))
+    assert [int(x["id"]) for x in rows] == [e3, e2, e1]
+    assert rows[-1]["person_name"] == "Eileen" and rows[-1]["temperature"] == "36.5"
+    r = api.get(f"/v1/events/export.csv?decision=denied&person_id={pid}", headers=h)
+    assert [int(x["id"]) for x in csv.DictReader(r.text.splitlines())] == \
+        [e["id"] for e in api.get(f"/v1/events?decision=denied&person_id={pid}",
+                                  headers=h).json()["events"]]
+    assert_error(api.get("/v1/events/export.csv", headers=api.h("kiosk")), 403, "forbidden")
+    assert_error(api.get("/v1/events/export.csv?since=yesterday", headers=h), 422)
     err = assert_error(api.get("/v1/events?since=yesterday", headers=h), 422)
     assert err["message"] == ("since: expected an ISO 8601 time (e.g. 2026-12-01T08:00:00Z) or "
                               "epoch seconds")  # was pydantic's "input is too short"

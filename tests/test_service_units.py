@@ -171,6 +171,43 @@ def test_event_log_query(tmp_path):
     assert EventLog(tmp_path / "e.db").query()[1] == 3  # reopened: all there
 
 
+def test_events_export_as_csv_pages_once_each_and_defuses_formulas(tmp_path):
+    import csv
+
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+    from maskface.service.events import CSV_FIELDS, EventLog, events_csv
+
+    log = EventLog(tmp_path / "e.db")
+    # a name typed at enrolment that a spreadsheet would run (CSV injection)
+    names = ["=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)", "Ann, Lee", "Zoë"]
+    for k, name in enumerate(names):
+        log.record("granted" if k % 2 else "denied", ["no_mask"] if k % 2 == 0 else [],
+                   person_id=k + 1, person_name=name, temperature=36.6, score=-0.05,
+                   when=1000.0 + k)
+    text = "".join(events_csv(log, page=4))  # two pages
+    rows = list(csv.DictReader(text.splitlines()))
+    assert tuple(rows[0]) == CSV_FIELDS
+    assert [r["id"] for r in rows] == ["6", "5", "4", "3", "2", "1"]  # newest first, each once
+    assert [r["person_name"] for r in rows][::-1] == [
+        "'=HYPERLINK(\"http://x\")", "'+1", "'-2", "'@SUM(A1)", "Ann, Lee", "Zoë"]
+    assert rows[-1]["score"] == "-0.05" and rows[-1]["reasons"] == "no_mask"  # numbers stay
+    assert [r["id"] for r in csv.DictReader(
+        "".join(events_csv(log, since=1002.0, decision="denied")).splitlines())] == ["5", "3"]
+
+    app, db, out = load_commands(), str(tmp_path / "e.db"), tmp_path / "log.csv"
+    res = CliRunner().invoke(app, ["events", "--db", db, "--csv", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.read_bytes().decode() == text and "6 events written" in res.stderr
+    res = CliRunner().invoke(app, ["events", "--db", db, "--limit", "2", "--decision", "granted"])
+    lines = res.stdout.splitlines()
+    assert res.exit_code == 0 and len(lines) == 2 and lines[0].split()[0] == "6"
+    assert "2 of 3 matching events" in res.stderr
+    res = CliRunner().invoke(app, ["events", "--db", db, "--since", "last week"])
+    assert res.exit_code == 1 and "expected an ISO 8601 time" in res.stderr
+
+
 def test_retention_deletes_old_events_and_snapshot_photos(tmp_path):
     import json as _json
 

@@ -1,4 +1,5 @@
-"""``maskface serve`` (the access-control service) and ``maskface keys`` (its API keys)."""
+"""``maskface serve`` (the access-control service), ``maskface keys`` (its API keys) and
+``maskface events`` (its access log)."""
 
 from __future__ import annotations
 
@@ -120,3 +121,72 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (8 hex di
     if not _keys(cfg).revoke(key_id):
         fail(f"no active key with id '{key_id}'")
     typer.echo(f"revoked {key_id}")
+
+
+def _when(text: str | None, option: str) -> float | None:
+    """Epoch seconds from ISO 8601 (UTC when it has no offset) or epoch seconds, as the API
+    takes them; a one-line error otherwise."""
+    if text is None:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} {text!r}: expected an ISO 8601 time (e.g. 2026-12-01T08:00:00Z) or "
+             "epoch seconds")
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+@app.command("events")
+@user_errors
+def events(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    since: Annotated[str | None, typer.Option(
+        help="From this time: ISO 8601 (UTC if no offset) or epoch seconds.")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time (same forms).")] = None,
+    person_id: Annotated[int | None, typer.Option(min=1, help="Only this person's.")] = None,
+    decision: Annotated[str | None, typer.Option(help="granted or denied.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Events listed (newest first).")] = 20,
+    csv_file: Annotated[Path | None, typer.Option(
+        "--csv", help="Write every matching event, not only --limit, to this CSV file (the "
+        "columns of GET /v1/events/export.csv).")] = None,
+) -> None:
+    """The door's access log: list recent events, or export them as CSV."""
+    from maskface.service.events import DECISIONS, EventLog, events_csv
+
+    if decision is not None and decision not in DECISIONS:
+        fail(f"--decision {decision!r}: expected granted or denied")
+    filters = {"since": _when(since, "--since"), "until": _when(until, "--until"),
+               "person_id": person_id, "decision": decision}
+    if filters["since"] is not None and filters["until"] is not None \
+            and filters["until"] <= filters["since"]:
+        fail("--until must be after --since")
+    cfg = _config(config, db)
+    require_store(cfg.db)
+    log = EventLog(cfg.db)
+    if csv_file is not None:
+        tmp = csv_file.with_name(csv_file.name + ".part")  # no half-written export left behind
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            for chunk in events_csv(log, **filters):
+                f.write(chunk)
+        tmp.replace(csv_file)
+        import csv
+
+        with open(csv_file, newline="", encoding="utf-8") as f:
+            n = sum(1 for _ in csv.reader(f)) - 1
+        typer.echo(f"{n} events written to {csv_file}", err=True)
+        return
+    page, total = log.query(**filters, limit=limit)
+    for e in page:
+        d = e.to_dict()
+        temp = "" if d["temperature"] is None else f"{d['temperature']:.1f} °C"
+        typer.echo(f"{d['id']:>6}  {d['time_iso']}  {d['decision']:<7}  "
+                   f"{d['person_name'] or '-':<24}  {', '.join(d['reasons']) or '-':<28}  "
+                   f"{d['mask'] or '-':<14}  {temp}".rstrip())
+    typer.echo(f"{len(page)} of {total} matching events shown (newest first)", err=True)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 
 from maskface.service.deps import admin_key, get_state
 from maskface.service.errors import ApiError
+from maskface.service.events import events_csv
 from maskface.service.routes import API_PREFIX, Offset, RowId, RowIdQuery
 from maskface.service.state import ServiceState
 
@@ -21,22 +23,41 @@ def _ts(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
-@router.get("", summary="Query access events, newest first")
-def query_events(
+def event_filter(
     since: datetime | None = Query(None, description="ISO 8601 (UTC if no offset) or epoch"),
     until: datetime | None = Query(None, description="exclusive upper bound"),
     person_id: RowIdQuery = None,
     decision: Literal["granted", "denied"] | None = Query(None),
+) -> dict:
+    """The filters of the event routes, as :meth:`EventLog.query` keywords."""
+    if since is not None and until is not None and until <= since:
+        raise ApiError(422, "invalid_request", "'until' must be after 'since'")
+    return {"since": _ts(since), "until": _ts(until), "person_id": person_id,
+            "decision": decision}
+
+
+@router.get("", summary="Query access events, newest first")
+def query_events(
+    filters: dict = Depends(event_filter),
     limit: int = Query(100, ge=1, le=1000),
     offset: Offset = 0,
     state: ServiceState = Depends(get_state),
 ):
-    if since is not None and until is not None and until <= since:
-        raise ApiError(422, "invalid_request", "'until' must be after 'since'")
-    events, total = state.events.query(since=_ts(since), until=_ts(until), person_id=person_id,
-                                       decision=decision, limit=limit, offset=offset)
+    events, total = state.events.query(**filters, limit=limit, offset=offset)
     return {"events": [e.to_dict() for e in events], "total": total, "limit": limit,
             "offset": offset}
+
+
+# declared before /{event_id}, which would take "export.csv" for an id
+@router.get("/export.csv", summary="Every matching event as CSV, newest first",
+            response_class=StreamingResponse)
+def export_events(filters: dict = Depends(event_filter),
+                  state: ServiceState = Depends(get_state)):
+    rows = events_csv(state.events, **filters)
+    first = next(rows)  # the first page read now: a store error is still a JSON 503
+    return StreamingResponse(
+        itertools.chain([first], rows), media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="access-events.csv"'})
 
 
 @router.get("/{event_id}", summary="One event")

@@ -314,8 +314,8 @@ async function loadPeople() {
 $("people-refresh").addEventListener("click", loadPeople);
 
 // ---- events -----------------------------------------------------------------------------
-async function loadEvents() {
-  const q = new URLSearchParams({ limit: "100" });
+function eventFilters() {
+  const q = new URLSearchParams();
   const since = $("ev-since").value;
   const until = $("ev-until").value;
   // datetime-local is the browser's local time: send it with its UTC offset.
@@ -323,6 +323,12 @@ async function loadEvents() {
   if (until) q.set("until", new Date(until).toISOString());
   if ($("ev-person").value) q.set("person_id", $("ev-person").value);
   if ($("ev-decision").value) q.set("decision", $("ev-decision").value);
+  return q;
+}
+
+async function loadEvents() {
+  const q = eventFilters();
+  q.set("limit", "100");
   try {
     const r = await api("GET", `/v1/events?${q}`);
     const body = $("events-body");
@@ -341,3 +347,27 @@ async function loadEvents() {
   }
 }
 $("events-refresh").addEventListener("click", loadEvents);
+
+// Every matching event, not only the 100 shown; fetched with the key (a plain link cannot send
+// it), then handed to the browser as a file.
+$("events-csv").addEventListener("click", async () => {
+  try {
+    const res = await fetch(`/v1/events/export.csv?${eventFilters()}`,
+      { headers: { "X-API-Key": keyInput.value.trim() } });
+    if (!res.ok) {
+      const data = await res.json().catch(() => ({}));
+      throw new Error(`${res.status}: ${((data && data.error) || { message: res.statusText }).message}`);
+    }
+    const url = URL.createObjectURL(await res.blob());
+    const a = el("a");
+    a.href = url;
+    a.download = "access-events.csv";
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    status("");
+  } catch (e) {
+    status(e.message);
+  }
+});
