@@ -325,6 +325,21 @@ def test_people_lifecycle(api, photos):
     assert r["faces"][0]["identity"]["person_id"] is None
 
 
+def test_people_come_a_page_at_a_time_and_by_name(api, photos):
+    """A site may enrol thousands: the list pages, and finds a person by part of their name."""
+    h = api.h("admin")
+    eileen = api.enrol("Eileen Collins", [photos["face"]]).json()["id"]
+    api.enrol("Ann", [photos["flipped"]], allow_duplicate="true")
+    page = api.get("/v1/people?limit=1&offset=1", headers=h).json()
+    assert [q["name"] for q in page["people"]] == ["Ann"] and page["total"] == 2
+    assert page["count"] == 1 and (page["limit"], page["offset"]) == (1, 1)
+    found = api.get("/v1/people?q=COLL", headers=h).json()
+    assert [q["id"] for q in found["people"]] == [eileen] and found["total"] == 1
+    assert api.get("/v1/people?q=%25", headers=h).json()["total"] == 0  # "%" is literal
+    assert_error(api.get("/v1/people?limit=0", headers=h), 422)
+    assert_error(api.get(f"/v1/people?offset={2**64}", headers=h), 422)
+
+
 def test_enrol_errors(api, photos):
     assert api.enrol("Eileen", [photos["face"]]).status_code == 201
     assert_error(api.enrol("Eileen", [photos["flipped"]]), 409, "duplicate_name")

@@ -294,3 +294,27 @@ def test_templates_not_realigned_counts_older_templates_on_both_back_ends(locati
                  sources=["a.jpg", "synthetic-mask:cloth/realigned:a.jpg",
                           "synthetic-mask:kn95:a.jpg", "synthetic-mask:surgical:a.jpg"])
         assert g.templates_not_realigned() == 2
+
+
+def test_people_page_and_name_search_on_both_back_ends(location):
+    """A site with thousands of people lists them a page at a time and finds one by name; the
+    search text is literal (% and _ are not wildcards) and any case."""
+    rng = np.random.default_rng(9)
+    names = ["Ann Lee", "ANNA Bell", "Bob", "50%_off", "Joann", "Zed"]
+    with Gallery(location, model="m", dim=DIM) as g:
+        ids = [g.enroll(n, unit(rng)).id for n in names]
+        assert [p.id for p in g.people()] == ids and g.count_people() == 6
+        assert [p.name for p in g.people(limit=2, offset=2)] == ["Bob", "50%_off"]
+        assert [p.name for p in g.people(name_contains="ann")] == ["Ann Lee", "ANNA Bell",
+                                                                    "Joann"]
+        assert g.count_people("ANN") == 3
+        assert [p.name for p in g.people(name_contains="%_")] == ["50%_off"]
+        assert g.people(name_contains="_") == g.people(name_contains="%_")
+        assert g.people(name_contains="nobody") == [] and g.count_people("x%") == 0
+        assert [p.name for p in g.people(limit=1, offset=1, name_contains="an")] == ["ANNA Bell"]
+    from maskface.cli import load_commands
+
+    res = CliRunner().invoke(load_commands(), ["people", "list", "--db", str(location),
+                                               "--search", "ANN"])
+    assert res.exit_code == 0, res.output
+    assert [line.split()[1] for line in res.stdout.splitlines()] == ["Ann", "ANNA", "Joann"]

@@ -139,6 +139,15 @@ def test_enrol_then_masked_access_check_is_granted_and_logged(server, page, astr
     rows = Path(dl.value.path()).read_text(encoding="utf-8").splitlines()
     assert rows[0].startswith("id,time_iso,decision")
     assert any(r.startswith(f"{event_id},") and name in r for r in rows[1:]), rows
+    # the people tab finds them by part of their name
+    page.click("button.tab[data-tab=people]")
+    page.fill("#people-q", name[:4].upper())
+    page.dispatch_event("#people-q", "change")
+    deadline = time.time() + 30  # polled: wait_for_function needs 'unsafe-eval' (CSP)
+    while name not in (page.text_content("#people-body") or ""):
+        assert time.time() < deadline, page.text_content("#status")
+        page.wait_for_timeout(200)
+    assert "people" in page.text_content("#people-count")
     if with_classifier:
         assert ev["mask"] == "with_mask"
 

@@ -334,15 +334,18 @@ def _gallery(db: str | None):
 def people_list(
     db: DbOpt = None,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    search: Annotated[str | None, typer.Option(
+        help="Only people whose name contains this (any case).")] = None,
 ) -> None:
     """List enrolled people."""
     with _gallery(db) as g:
-        people = g.people()
+        people = g.people(name_contains=search)
         if json_:
             typer.echo(json.dumps([p.to_dict() for p in people], indent=2))
             return
         if not people:
-            typer.echo("no one enrolled")
+            typer.echo(f"no one enrolled whose name contains {search!r}" if search else
+                       "no one enrolled")
         for p in people:
             typer.echo(f"{p.id:>5}  {p.name:<30} {p.n_embeddings} embeddings "
                        f"({p.n_masked} masked, {p.n_templates} of them synthetic templates)  "

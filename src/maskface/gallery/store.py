@@ -426,12 +426,34 @@ class Gallery:
                              "p.metadata, p.created_at", (pid,)).fetchone()
         return self._person(row)
 
-    def people(self) -> list[Person]:
-        """Everyone enrolled, by id."""
+    def people(self, limit: int | None = None, offset: int = 0,
+               name_contains: str | None = None) -> list[Person]:
+        """Everyone enrolled, by id; or a page of them (``limit``, ``offset``), or those whose
+        name contains ``name_contains`` (in any case; on SQLite only ASCII letters fold)."""
+        where, args = self._name_filter(name_contains)
+        page = ""
+        if limit is not None:
+            page = " LIMIT ? OFFSET ?"
+            args = (*args, int(limit), int(offset))
         with self._read() as tx:
-            rows = tx.execute(self._PERSON_SQL + " GROUP BY p.id, p.name, p.metadata, "
-                              "p.created_at ORDER BY p.id").fetchall()
+            rows = tx.execute(self._PERSON_SQL + where + " GROUP BY p.id, p.name, p.metadata, "
+                              "p.created_at ORDER BY p.id" + page, args).fetchall()
         return [self._person(r) for r in rows]
+
+    def count_people(self, name_contains: str | None = None) -> int:
+        """How many are enrolled (whose name contains ``name_contains``, any case)."""
+        where, args = self._name_filter(name_contains)
+        with self._read() as tx:
+            return int(tx.one("SELECT COUNT(*) FROM people p" + where, args))
+
+    @staticmethod
+    def _name_filter(text: str | None) -> tuple[str, tuple]:
+        if not text:
+            return "", ()
+        # the text is matched literally: % and _ are not wildcards here
+        pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace(
+            "_", "\\_") + "%"
+        return " WHERE LOWER(p.name) LIKE ? ESCAPE '\\'", (pattern,)
 
     def __len__(self) -> int:
         with self._read() as tx:

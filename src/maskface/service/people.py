@@ -82,8 +82,11 @@ class People:
         return {**thresholds_for(self.gallery, self.engine.threshold),
                 "source": threshold_source(self.gallery)}
 
-    def list(self) -> list[dict[str, Any]]:
-        return [_person(p) for p in self.gallery.people()]
+    def list(self, limit: int | None = None, offset: int = 0,
+             name_contains: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        """A page of people by id, and how many match in all."""
+        return ([_person(p) for p in self.gallery.people(limit, offset, name_contains)],
+                self.gallery.count_people(name_contains))
 
     def get(self, person_id: int) -> dict[str, Any]:
         return _person(self._get(person_id))

@@ -101,10 +101,14 @@ def enrol(name: str = Form("", description="the person's name (unique)"),
                               state.policy.match_threshold, allow_duplicate, key.key_id)
 
 
-@router.get("", summary="List enrolled people")
-def list_people(state: ServiceState = Depends(get_state)):
-    people = state.people.list()
-    return {"people": people, "count": len(people)}
+@router.get("", summary="List enrolled people, by id")
+def list_people(q: str | None = Query(None, max_length=200,
+                                      description="only names containing this, any case"),
+                limit: int = Query(1000, ge=1, le=10_000), offset: Offset = 0,
+                state: ServiceState = Depends(get_state)):
+    people, total = state.people.list(limit, offset, q)
+    return {"people": people, "count": len(people), "total": total, "limit": limit,
+            "offset": offset}
 
 
 @router.get("/{person_id}", summary="One enrolled person")

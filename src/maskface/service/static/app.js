@@ -281,7 +281,11 @@ $("enrol-form").addEventListener("submit", async (ev) => {
 // ---- people -----------------------------------------------------------------------------
 async function loadPeople() {
   try {
-    const r = await api("GET", "/v1/people");
+    const q = new URLSearchParams({ limit: "500" });
+    if ($("people-q").value.trim()) q.set("q", $("people-q").value.trim());
+    const r = await api("GET", `/v1/people?${q}`);
+    $("people-count").textContent = r.total > r.count
+      ? `first ${r.count} of ${r.total}: narrow the search` : `${r.total} people`;
     const body = $("people-body");
     body.replaceChildren();
     for (const p of r.people) {
@@ -312,6 +316,7 @@ async function loadPeople() {
   }
 }
 $("people-refresh").addEventListener("click", loadPeople);
+$("people-q").addEventListener("change", loadPeople);
 
 // ---- events -----------------------------------------------------------------------------
 function eventFilters() {
