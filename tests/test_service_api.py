@@ -514,7 +514,7 @@ def test_database_errors_are_503_without_paths(engine, tmp_path, monkeypatch):  
 
     client, api = make_api(engine, tmp_path, raise_errors=False)
     with client:
-        def locked(self):
+        def locked(self, *args, **kwargs):
             raise GalleryError("/srv/secret/maskface.db: gallery is locked by another process")
 
         monkeypatch.setattr(Gallery, "people", locked)
