@@ -285,7 +285,8 @@ async function loadPeople() {
     if ($("people-q").value.trim()) q.set("q", $("people-q").value.trim());
     const r = await api("GET", `/v1/people?${q}`);
     $("people-count").textContent = r.total > r.count
-      ? `first ${r.count} of ${r.total}: narrow the search` : `${r.total} people`;
+      ? `first ${r.count} of ${r.total}: narrow the search`
+      : `${r.total} ${r.total === 1 ? "person" : "people"}`;
     const body = $("people-body");
     body.replaceChildren();
     for (const p of r.people) {
