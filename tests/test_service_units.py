@@ -206,6 +206,11 @@ def test_events_export_as_csv_pages_once_each_and_defuses_formulas(tmp_path):
     assert "2 of 3 matching events" in res.stderr
     res = CliRunner().invoke(app, ["events", "--db", db, "--since", "last week"])
     assert res.exit_code == 1 and "expected an ISO 8601 time" in res.stderr
+    res = CliRunner().invoke(app, ["events", "--db", db, "--until", "nan"])
+    assert res.exit_code == 1 and "not a time" in res.stderr
+    res = CliRunner().invoke(app, ["events", "--db", db, "--since", "1970-01-01T00:16:44",
+                                   "--decision", "granted"])  # no offset: UTC
+    assert [line.split()[0] for line in res.stdout.splitlines()] == ["6"]
 
 
 def test_retention_deletes_old_events_and_snapshot_photos(tmp_path):

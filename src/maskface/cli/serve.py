@@ -128,12 +128,17 @@ def _when(text: str | None, option: str) -> float | None:
     takes them; a one-line error otherwise."""
     if text is None:
         return None
+    import math
     from datetime import UTC, datetime
 
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if math.isfinite(seconds):
+            return seconds
+        fail(f"{option} {text!r}: not a time")
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
@@ -158,6 +163,8 @@ def events(
         "columns of GET /v1/events/export.csv).")] = None,
 ) -> None:
     """The door's access log: list recent events, or export them as CSV."""
+    import csv
+
     from maskface.service.events import DECISIONS, EventLog, events_csv
 
     if decision is not None and decision not in DECISIONS:
@@ -176,8 +183,6 @@ def events(
             for chunk in events_csv(log, **filters):
                 f.write(chunk)
         tmp.replace(csv_file)
-        import csv
-
         with open(csv_file, newline="", encoding="utf-8") as f:
             n = sum(1 for _ in csv.reader(f)) - 1
         typer.echo(f"{n} events written to {csv_file}", err=True)
