@@ -31,6 +31,15 @@ def test_shipped_model_contract(classifier):
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
 
 
+def test_default_names_the_shipped_default_everywhere(classifier, astronaut):
+    """``--model default`` was "unknown model 'default'" in eval classifier (only the pipeline
+    knew the word)."""
+    other = MaskClassifier("default")
+    assert other.labels == classifier.labels and other.three_way == classifier.three_way
+    crops = classifier.crops(astronaut, np.array([[178, 56, 271, 180]], np.float32))
+    np.testing.assert_array_equal(other.predict_proba(crops), classifier.predict_proba(crops))
+
+
 def test_astronaut_is_unmasked(classifier, astronaut):
     det = create_detector("yunet").detect(astronaut)
     assert len(det) == 1

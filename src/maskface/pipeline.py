@@ -49,8 +49,7 @@ class Pipeline:
         elif isinstance(classifier, (str, Path)):
             from maskface.classify import MaskClassifier
 
-            self.classifier = (MaskClassifier() if str(classifier) == "default"
-                               else MaskClassifier(classifier))
+            self.classifier = MaskClassifier(classifier)
         else:
             self.classifier = classifier
         self.recognizer = recognizer

@@ -41,6 +41,8 @@ class MaskClassifier:
 
     def __init__(self, model: str | Path = DEFAULT_MODEL, batch_size: int = 32):
         self.batch_size = batch_size
+        if str(model) == "default":  # the word every --classifier/--model option takes
+            model = DEFAULT_MODEL
         self.three_way = COMPOSITES.get(str(model))
         parts = self.three_way.models if self.three_way else (model,)
         self.sessions = [ort_session(m) for m in parts]
