@@ -105,8 +105,7 @@ class OurPipeline:
         kwargs = {**cfg.detector_options,
                   **({"input_size": cfg.det_size} if cfg.det_size else {})}
         self.detector = create_detector(cfg.detector, **kwargs)
-        self.classifier = (MaskClassifier() if cfg.classifier == "default"
-                           else MaskClassifier(cfg.classifier))
+        self.classifier = MaskClassifier(cfg.classifier)
         self.embedder = self.gallery = self.kiosk = None
         self.threshold = cfg.match_threshold
         from maskface.liveness import LivenessChecker

@@ -52,9 +52,10 @@ def open_gallery(db: str | None, model: str | None, for_writing: bool):
     if not for_writing and not store_exists(path):
         fail(f"{path}: no gallery yet; enrol someone first (maskface enroll NAME PHOTO...)")
     probe = Gallery(path)  # read the model the gallery is bound to, if any
-    stored, enrolled = probe.model, len(probe)
+    stored = probe.model
+    nobody = not for_writing and len(probe) == 0
     probe.close()
-    if not for_writing and not enrolled:  # else every face is "unknown (-1.000)", unexplained
+    if nobody:  # else every face is "unknown (-1.000)", unexplained
         typer.echo(f"warning: {path}: nobody is enrolled yet, so every face will be unknown "
                    "(maskface enroll NAME PHOTO...)", err=True)
     embedder = create_embedder(model or "default")

@@ -456,8 +456,7 @@ class Gallery:
         return " WHERE LOWER(p.name) LIKE ? ESCAPE '\\'", (pattern,)
 
     def __len__(self) -> int:
-        with self._read() as tx:
-            return int(tx.one("SELECT COUNT(*) FROM people"))
+        return self.count_people()
 
     def count_embeddings(self, person: int | str | None = None) -> int:
         """Stored embeddings, of one person or in total."""
