@@ -8,7 +8,7 @@ ONNX metadata (labels, input size, crop scale) is carried over. Check that accur
 (``maskface train classifier --init … --frozen-blocks K``): the branch reads its own copy of the
 shared trunk's output, so the two-class output stays bit-identical, and the three-way rule
 (``COMPOSITES`` for a registered name) is stored in the file's metadata so ``--model OUT.onnx``
-is a whole three-way stage (docs/classifier.md, "int8 branch").
+is a whole three-way stage (docs/classifier.md, "int8 three-class branch": measured, not shipped).
 
     .venv/bin/python scripts/quantize_classifier.py MODEL.onnx OUT.onnx CALIB_DIR [--n 256]
     .venv/bin/python scripts/quantize_classifier.py mask_classifier_3way OUT.onnx \
