@@ -206,7 +206,10 @@ def test_a_camera_or_stream_that_does_not_open_says_what_to_check(tmp_path):
 
     for source, said in (("57", "error: camera 57: cannot open it (not connected"),
                          ("rtsp://127.0.0.1:1/door", "error: rtsp://127.0.0.1:1/door: cannot "
-                          "open the stream (unreachable, wrong URL or credentials")):
+                          "open the stream (unreachable, wrong URL or credentials"),
+                         (str(tmp_path / "door.mp4"), f"error: {tmp_path / 'door.mp4'}: no "
+                          "such file"),
+                         (str(tmp_path), f"error: {tmp_path}: is a folder, not a video")):
         res = CliRunner().invoke(load_commands(), ["watch", source, "--out", str(tmp_path)])
         assert res.exit_code == 1, res.output
         assert any(line.startswith(said) for line in res.stderr.splitlines()), res.stderr

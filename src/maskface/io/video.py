@@ -41,7 +41,13 @@ def open_video(source: str | int | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
         if isinstance(src, str) and "://" in src:
             raise InputError(f"{source}: cannot open the stream (unreachable, wrong URL or "
                              "credentials, or a format FFmpeg does not read)")
-        raise InputError(f"{source}: cannot open video")
+        path = Path(src)
+        if "%" not in str(path) and not path.exists():  # '%03d' names an image sequence
+            raise InputError(f"{source}: no such file")
+        if path.is_dir():
+            raise InputError(f"{source}: is a folder, not a video")
+        raise InputError(f"{source}: cannot open video (not a video, or a format FFmpeg "
+                         "does not read)")
     fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
     info = VideoInfo(
         fps=fps if 0 < fps < 1000 else 25.0,
