@@ -43,6 +43,24 @@ def test_measure_interleaved_takes_turns():
     assert stats["b"].median_ms > stats["a"].median_ms
 
 
+def test_measure_paired_swaps_the_order_and_brackets_the_ratio():
+    import time
+
+    from maskface.bench.timing import measure_paired
+
+    calls = []
+    paired = measure_paired(lambda it: calls.append(("a", it)),
+                            lambda it: (calls.append(("b", it)), time.sleep(0.003)),
+                            [1, 2], repeats=3, warmup=1)
+    timed = calls[4:]  # after the warm-up's a, b per item
+    assert [c[1] for c in timed[::2]] == [1, 2, 1, 2, 1, 2]  # each pair on one item
+    assert [c[0] for c in timed[::2]] == ["a", "b", "a", "b", "a", "b"]  # order swapped
+    assert paired.pairs == paired.a.n == paired.b.n == 6
+    lo, hi = paired.ratio_ci95
+    assert 1 < lo <= paired.ratio_median <= hi  # b sleeps, a does nothing
+    assert paired.to_dict()["ratio_ci95"] == [round(lo, 4), round(hi, 4)]
+
+
 def test_measure_streams_shares_one_queue_between_workers():
     import threading
 
@@ -184,3 +202,29 @@ def test_yunet_on_onnxruntime_matches_opencv(data_dir):
         np.testing.assert_allclose(b[order[1]], a[order[0]], atol=1e-2)
         n += len(a)
     assert n >= 12
+
+
+def test_bench_against_times_two_classifiers_in_pairs(classifier_available, tmp_path):
+    """--against: detect+classify and the classify stage with the other classifier, pair by
+    pair on the same frames; the report and the table give the ratio with its interval."""
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+
+    report = tmp_path / "bench.json"
+    res = CliRunner().invoke(load_commands(), [
+        "bench", "--report", str(report), "--repeats", "1", "--warmup", "0", "--embedder",
+        "none", "--no-baseline", "--streams", "1", "--profile", "kiosk",
+        "--against", "mask_classifier"])
+    assert res.exit_code == 0, res.output
+    vs = json.loads(report.read_text())["against"]
+    assert vs["classifier"] == "mask_classifier"
+    for part in ("detect_classify", "classify"):
+        assert vs[part]["pairs"] == 4 * 3  # 4 rounds per repeat over the 3 built-in frames
+        lo, hi = vs[part]["ratio_ci95"]
+        assert 0 < lo <= vs[part]["ratio_median"] <= hi
+    assert "Against `mask_classifier`" in report.with_suffix(".md").read_text()
+    bad = CliRunner().invoke(load_commands(), [
+        "bench", "--report", str(report), "--repeats", "1", "--embedder", "none",
+        "--no-baseline", "--streams", "1", "--against", str(tmp_path / "nope.onnx")])
+    assert bad.exit_code == 1 and "nope.onnx" in bad.output

@@ -83,6 +83,21 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append(f"Door frame (one face, every stage; timed in turn with the baseline's "
                      f"frame): bare-faced **{kiosk['kiosk']:.2f}×** the baseline's time, "
                      f"masked **{kiosk['kiosk_masked']:.2f}×**.")
+    vs = report.get("against")
+    if vs:
+        dc, cl = vs["detect_classify"], vs["classify"]
+
+        def pct(r: float) -> str:
+            return f"{(r - 1) * 100:+.1f} %"
+
+        lines.append(
+            f"Against `{vs['classifier']}` (timed in {dc['pairs']} pairs on the same frames, "
+            f"back to back): detect+classify {dc['b']['median_ms']:.2f} ms against "
+            f"{dc['a']['median_ms']:.2f}, **{pct(dc['ratio_median'])}** per pair (median; 95 % "
+            f"interval {pct(dc['ratio_ci95'][0])} to {pct(dc['ratio_ci95'][1])}); classify stage "
+            f"{cl['b']['median_ms']:.2f} ms against {cl['a']['median_ms']:.2f}, "
+            f"{pct(cl['ratio_median'])} ({pct(cl['ratio_ci95'][0])} to "
+            f"{pct(cl['ratio_ci95'][1])}).")
     acc = report.get("accuracy")
     if acc:
         lines += ["", f"Accuracy on {acc['images']} images of `{acc['scenes']}` "

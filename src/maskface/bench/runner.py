@@ -9,7 +9,7 @@ import platform
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from maskface.bench.timing import (
     Stat,
     measure,
     measure_interleaved,
+    measure_paired,
     measure_streams,
     peak_rss_mb,
 )
@@ -45,6 +46,9 @@ class BenchConfig:
     #: further detector options (a detection profile's), under ``det_size``
     detector_options: dict = field(default_factory=dict)
     classifier: str = "default"
+    #: a second classifier timed in pairs with ``classifier`` (detect+classify and the
+    #: classify stage on the same frames, back to back), for a ratio with an interval
+    against: str | None = None
     #: embedder name (``default``, ``sface`` or an ONNX path); ``None`` skips recognition
     embedder: str | None = "default"
     gallery_size: int = 100
@@ -106,6 +110,7 @@ class OurPipeline:
                   **({"input_size": cfg.det_size} if cfg.det_size else {})}
         self.detector = create_detector(cfg.detector, **kwargs)
         self.classifier = MaskClassifier(cfg.classifier)
+        self.against = MaskClassifier(cfg.against) if cfg.against else None
         self.embedder = self.gallery = self.kiosk = None
         self.threshold = cfg.match_threshold
         from maskface.liveness import LivenessChecker
@@ -209,6 +214,27 @@ def _environment(cfg: BenchConfig) -> dict[str, Any]:
     }
 
 
+def _against(cfg: BenchConfig, ours: OurPipeline, jpegs: list[bytes], pairs: list
+             ) -> dict[str, Any]:
+    """``cfg.against`` (a) and our classifier (b), each pair on the same frame back to back:
+    detect+classify end to end and the classify stage alone; ratios are ours / theirs."""
+    from maskface.io.image import decode_image
+
+    other = ours.against
+
+    def theirs(jpeg: bytes):
+        img = decode_image(jpeg)
+        return other.classify(img, ours.detector.detect(img).boxes)
+
+    run = dict(repeats=4 * cfg.repeats, warmup=cfg.warmup)
+    return {"classifier": cfg.against,
+            "detect_classify": measure_paired(theirs, ours.detect_classify, jpegs,
+                                              **run).to_dict(),
+            "classify": measure_paired(lambda p: other.classify(p[0], p[1].boxes),
+                                       lambda p: ours.classifier.classify(p[0], p[1].boxes),
+                                       pairs, **run).to_dict()}
+
+
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None
               ) -> dict[str, Any]:
     """Time everything; return the report (see ``docs/performance.md`` for its fields)."""
@@ -274,6 +300,9 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None
     say("end to end")
     e2e["detect_classify"] = measure(ours.detect_classify, jpegs, **run)
     batch = [[jpegs[k % len(jpegs)] for k in range(cfg.batch)]]
+    if cfg.against:
+        say(f"detect+classify in pairs with {cfg.against}")
+        report["against"] = _against(cfg, ours, jpegs, pairs)
     e2e[f"detect_classify_batched_x{cfg.batch}"] = measure(
         lambda b: ours.full_batched(b, False), batch * len(jpegs), per=cfg.batch, **run)
     if ours.recognition:
@@ -291,7 +320,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None
             pipes = []
             for i in range(streams):
                 (Path(tmp.name) / f"stream{i}").mkdir()
-                pipes.append(OurPipeline(cfg, Path(tmp.name) / f"stream{i}"))
+                pipes.append(OurPipeline(replace(cfg, against=None),
+                                         Path(tmp.name) / f"stream{i}"))
             e2e[f"detect_classify_streams_x{streams}"] = measure_streams(
                 [p.detect_classify for p in pipes], frames, **run)
             if ours.recognition:
@@ -370,7 +400,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None
     report["config"] = {"repeats": cfg.repeats, "warmup": cfg.warmup, "batch": cfg.batch,
                         "detector": cfg.detector, "det_size": cfg.det_size,
                         "detector_options": cfg.detector_options,
-                        "classifier": cfg.classifier, "embedder": cfg.embedder,
+                        "classifier": cfg.classifier, "against": cfg.against,
+                        "embedder": cfg.embedder,
                         "embedder_name": getattr(ours.embedder, "name", None),
                         "gallery_size": cfg.gallery_size, "streams": streams, **cfg.extra}
     ours.close()

@@ -121,6 +121,55 @@ def measure_interleaved(fns: dict[str, Callable[[], Any]], rounds: int = 20,
     return {k: _stat(wall[k], cpu[k]) for k in fns}
 
 
+@dataclass(frozen=True)
+class Paired:
+    """Two variants timed back to back on the same items: each one's :class:`Stat`, and the
+    ratio ``b / a`` of each pair's wall times (median, and a bootstrap 95 % interval of that
+    median). Pairs cancel the minute-to-minute drift that separate runs carry into a ratio."""
+
+    a: Stat
+    b: Stat
+    ratio_median: float
+    ratio_ci95: tuple[float, float]
+    pairs: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a.to_dict(), "b": self.b.to_dict(),
+                "ratio_median": round(self.ratio_median, 4),
+                "ratio_ci95": [round(v, 4) for v in self.ratio_ci95], "pairs": self.pairs}
+
+
+def measure_paired(fa: Callable[[Any], Any], fb: Callable[[Any], Any], items: Sequence[Any],
+                   repeats: int = 5, warmup: int = 1, resamples: int = 2000) -> Paired:
+    """Time ``fa(item)`` and ``fb(item)`` back to back for every item, ``repeats`` times, the
+    order swapped every other pair (so neither always runs on a warm cache)."""
+    for _ in range(warmup):
+        for it in items:
+            fa(it)
+            fb(it)
+    wa, ca, wb, cb = [], [], [], []
+    k = 0
+    for _ in range(repeats):
+        for it in items:
+            if k % 2:
+                tb, ub = _timed(fb, it)
+                ta, ua = _timed(fa, it)
+            else:
+                ta, ua = _timed(fa, it)
+                tb, ub = _timed(fb, it)
+            wa.append(ta)
+            ca.append(ua)
+            wb.append(tb)
+            cb.append(ub)
+            k += 1
+    ratio = np.asarray(wb) / np.maximum(np.asarray(wa), 1e-9)
+    rng = np.random.default_rng(0)
+    boot = np.median(ratio[rng.integers(0, len(ratio), (resamples, len(ratio)))], axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return Paired(_stat(wa, ca), _stat(wb, cb), float(np.median(ratio)),
+                  (float(lo), float(hi)), len(ratio))
+
+
 def _stat(wall: list[float], cpu: list[float]) -> Stat:
     w = np.asarray(wall)
     q1, med, q3 = np.percentile(w, [25, 50, 75])

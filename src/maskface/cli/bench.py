@@ -30,6 +30,10 @@ def bench(
                         ] = None,
     classifier: Annotated[str, typer.Option(help="Mask classifier ONNX or 'default'.")
                           ] = "default",
+    against: Annotated[str | None, typer.Option(
+        help="Also time detect+classify with this classifier, in pairs with --classifier on "
+             "the same frames, and report the ratio with a 95 % interval (e.g. "
+             "'mask_classifier': what the three-way default costs the door).")] = None,
     embedder: Annotated[str, typer.Option(
         help="Embedder: 'default', 'sface', an ONNX file, or 'none' to skip recognition.")
                         ] = "default",
@@ -66,7 +70,7 @@ def bench(
         images=frames, image_source=str(images) if images else "built-in (astronaut, 1-3 faces)",
         masked_images=None if images else builtin_images(wh, masked=True),
         repeats=repeats, warmup=warmup, batch=batch, detector=detector, det_size=det_size,
-        classifier=classifier, embedder=None if embedder == "none" else embedder,
+        classifier=classifier, against=against, embedder=None if embedder == "none" else embedder,
         gallery_size=gallery_size, baseline=baseline, scenes=scenes, scenes_limit=scenes_limit,
         threads=threads, streams=streams, detector_options=profile_options,
     )
