@@ -38,27 +38,36 @@ def test_override_below_half_is_refused():
 def test_shipped_default_is_the_rule_over_one_graph_whose_masked_call_is_the_two_class_model(
         astronaut):
     """On real crops (the astronaut, shifted and scaled) the default's output is the rule, with
-    the card's threshold and override, over its one graph's two outputs; and the first output
-    is the registered two-class model's own (the shared blocks are that model's)."""
+    the card's threshold and override, over its one graph's two outputs; the first output is
+    the registered two-class model's own, bit for bit (the branch alone is int8), and the
+    branch stays close to the float branch it was quantised from."""
     import json
 
-    from maskface.classify.three_way import COMPOSITES
+    from maskface.classify.classifier import DEFAULT_MODEL
+    from maskface.classify.three_way import COMPOSITES, RULE_KEY, rule_from_metadata
     from maskface.models import model_path, ort_session
 
     clf = MaskClassifier()
+    assert DEFAULT_MODEL == "mask_classifier_3way_int8" and DEFAULT_MODEL in MODELS
     assert clf.labels == ("with_mask", "without_mask", "mask_incorrect")
-    assert "mask_classifier_3way" in MODELS
-    card = model_path("mask_classifier").with_name("mask_classifier_3way.card.json")
-    rule = json.loads(card.read_text())["rule"]
-    assert COMPOSITES["mask_classifier_3way"][1:] == (rule["threshold"], rule["override"])
+    card = json.loads(model_path(DEFAULT_MODEL).with_name(
+        f"{DEFAULT_MODEL}.card.json").read_text())
+    rule = card["rule"]
+    assert COMPOSITES[DEFAULT_MODEL][1:] == (rule["threshold"], rule["override"])
+    meta = ort_session(DEFAULT_MODEL).get_modelmeta().custom_metadata_map
+    assert RULE_KEY in meta and rule_from_metadata(meta) == COMPOSITES[DEFAULT_MODEL][1:]
     boxes = np.array([[x, y, x + s, y + s] for s in (80, 140, 220) for x in (150, 190)
                       for y in (40, 90)], np.float64)
     crops = clf.crops(astronaut, boxes)
     p = clf.predict_proba(crops)
     x = crops.astype(np.float32).transpose(0, 3, 1, 2)
-    p2, p3 = ort_session("mask_classifier_3way").run(None, {"image": x})
+    p2, p3 = ort_session(DEFAULT_MODEL).run(None, {"image": x})
+    f2, f3 = ort_session("mask_classifier_3way").run(None, {"image": x})
+    np.testing.assert_array_equal(p2, f2)
     np.testing.assert_allclose(p2, MaskClassifier("mask_classifier").predict_proba(crops),
                                atol=1e-5)
+    np.testing.assert_allclose(p3, f3, atol=0.05)
+    assert (p3.argmax(1) == f3.argmax(1)).all()
     np.testing.assert_allclose(p, three_way_probs(p2, p3, rule["threshold"], rule["override"]),
                                atol=1e-6)
 
@@ -113,3 +122,35 @@ def test_eval_reports_masked_and_kiosk_views_of_two_class_data():
     assert report["accuracy"] == 0.5
     assert report["masked_view"]["confusion_matrix"] == [[2, 0], [1, 1]]
     assert report["kiosk_view"]["confusion_matrix"] == [[1, 1], [0, 2]]
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_the_shipped_int8_graph_is_remade_from_the_float_graph(data_dir, tmp_path, astronaut):
+    """The card's command (scripts/quantize_classifier.py --only-branch, 400 synthetic training
+    crops) remade from the registered float graph answers like the shipped file: the two-class
+    output the float graph's, bit for bit; the branch the shipped int8 branch's."""
+    onnx = pytest.importorskip("onnx", reason="quantising needs the 'train' extra")
+    from maskface.models import model_bytes, ort_session
+    from maskface.train.classifier import onnx_outputs
+    from maskface.train.quantize import calibration_crops, quantize_branch
+
+    folder = data_dir / "mask-crops" / "synthetic" / "train"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found")
+    from maskface.io.image import is_image_path
+
+    files = [p for p in folder.rglob("*") if p.is_file() and is_image_path(p)]
+    out = quantize_branch(onnx.load_from_string(model_bytes("mask_classifier_3way")),
+                          tmp_path / "int8.onnx", calibration_crops(files, 96, 400))
+    clf = MaskClassifier()
+    boxes = np.array([[x, y, x + s, y + s] for s in (80, 140, 220) for x in (150, 190)
+                      for y in (40, 90)], np.float64)
+    crops = clf.crops(astronaut, boxes)
+    x = crops.astype(np.float32).transpose(0, 3, 1, 2)
+    p2, p3 = onnx_outputs(out, crops)
+    f2, _ = ort_session("mask_classifier_3way").run(None, {"image": x})
+    s2, s3 = ort_session("mask_classifier_3way_int8").run(None, {"image": x})
+    np.testing.assert_array_equal(p2, f2)
+    np.testing.assert_array_equal(s2, f2)
+    np.testing.assert_allclose(p3, s3, atol=1e-3)

@@ -52,12 +52,12 @@ def test_a_graph_carrying_its_rule_is_a_three_way_stage(tmp_path):
     shutil.copy(model_path("mask_classifier_3way"), graph)
     with pytest.raises(ModelError, match="no three-way rule"):
         MaskClassifier(graph)  # two outputs and no rule: refused, with the way out
-    default = MaskClassifier()
+    float_stage = MaskClassifier("mask_classifier_3way")
     crops = np.random.default_rng(0).integers(
-        0, 255, (6, default.input_size, default.input_size, 3), dtype=np.uint8)
-    store_rule(graph, 0.8, 0.5)  # the shipped rule: the shipped stage's answers exactly
+        0, 255, (6, float_stage.input_size, float_stage.input_size, 3), dtype=np.uint8)
+    store_rule(graph, 0.8, 0.5)  # the registered rule: the registered stage's answers exactly
     np.testing.assert_array_equal(MaskClassifier(graph).predict_proba(crops),
-                                  default.predict_proba(crops))
+                                  float_stage.predict_proba(crops))
     store_rule(graph, 0.3, 0.9)  # replaced, not added
     clf = MaskClassifier(graph)
     assert (clf.three_way.threshold, clf.three_way.override) == (0.3, 0.9)

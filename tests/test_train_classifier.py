@@ -273,7 +273,15 @@ def test_three_class_branch_run_chooses_its_rule_on_validation(data_dir, tmp_pat
         data=[str(tmp_path / "real"), str(tmp_path / "ilc")], out=str(out), epochs=1,
         freeze_epochs=0, batch=8, val_frac=0.25, test_frac=0.25, samples_per_epoch=32,
         classes=("with_mask", "without_mask", "mask_incorrect"), init="mask_classifier",
-        frozen_blocks=16, threads=1), progress=False)
+        frozen_blocks=16, threads=1, int8_branch=True), progress=False)
+    # the int8 branch: the two-class output untouched, its own sweep, its rule in its metadata
+    q = card["shared"]["int8"]
+    assert q["two_class_max_abs_diff_vs_shared"] == 0.0
+    assert 0 < q["calibration"]["crops"] <= 400 and (out / q["file"]).stat().st_size > 0
+    sweep8 = json.loads((out / "rule_sweep_int8.json").read_text())
+    if sweep8["chosen"] is not None:
+        assert MaskClassifier(out / "shared_int8.onnx").three_way.threshold == \
+            sweep8["chosen"]["threshold"]
     sweep = json.loads((out / "rule_sweep.json").read_text())
     assert len(sweep["sweep"]) == len(THRESHOLDS) * len(OVERRIDES)
     assert sweep["ilc2021_val_faces"] >= 6 and sweep["real_val_photos"] > 0

@@ -145,12 +145,21 @@ MODELS: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             "mask_classifier_3way",
-            "the default mask stage's graph: mask_classifier and a three-class branch trained "
-            "on its first 13 blocks (outputs probs and branch_probs); "
+            "mask_classifier and a three-class branch trained on its first 13 blocks (outputs "
+            "probs and branch_probs); the float source of the default's int8 graph; "
             "see mask_classifier_3way.card.json",
             "ba9018b826fb1a4fac02fa988109cf480505e611ecb54839bd6de05c2936c35d",
             None,
             "mask_classifier_3way.onnx",
+        ),
+        ModelSpec(
+            "mask_classifier_3way_int8",
+            "the default mask stage: mask_classifier_3way with its three-class branch in int8 "
+            "(the two-class output bit-identical; the rule in its metadata); "
+            "see mask_classifier_3way_int8.card.json",
+            "2652597f9a4167f9b1b892c96496a0d0cb2bd0fab003710b5471f0d91aac13e6",
+            None,
+            "mask_classifier_3way_int8.onnx",
         ),
         ModelSpec(
             "yunet_fp32",

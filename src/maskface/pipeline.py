@@ -30,7 +30,7 @@ class Pipeline:
             fast choice for video; ``mtcnn``) or a ``FaceDetector`` instance.
         classifier: a mask-classifier ONNX file, a registered model name (e.g.
             ``"mask_classifier"``), a ``MaskClassifier``, ``"default"`` (the shipped
-            three-way stage, ``mask_classifier_3way``) or ``None`` to skip mask
+            three-way stage, ``mask_classifier_3way_int8``) or ``None`` to skip mask
             classification.
         recognizer: an object with ``identify(image, faces) -> None`` that fills
             ``face.identity`` (and ``face.embedding``), e.g. a gallery matcher; optional.

@@ -27,7 +27,7 @@ from maskface.results import MaskPrediction
 
 #: the shipped default: with_mask / without_mask / mask_incorrect (see classify/three_way.py);
 #: ``mask_classifier`` (two classes) stays selectable by name.
-DEFAULT_MODEL = "mask_classifier_3way"
+DEFAULT_MODEL = "mask_classifier_3way_int8"
 
 
 class MaskClassifier:

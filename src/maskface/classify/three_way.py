@@ -8,10 +8,11 @@ whether the mask is worn incorrectly. With ``q`` the three-class probabilities a
   ``q_incorrect > override`` (a chin-worn mask can look unmasked to the two-class model);
 * otherwise the two-class answer.
 
-The shipped default (``mask_classifier_3way``, :data:`COMPOSITES`) is one graph: the two-class
-model ``mask_classifier`` whole, and a three-class branch trained on its first 13 blocks
-(frozen), so those run once per crop (``maskface train classifier --init mask_classifier
---frozen-blocks 13`` writes it). Its first output *is* the two-class model's. The rule is applied
+The shipped default (``mask_classifier_3way_int8``, :data:`COMPOSITES`) is one graph: the
+two-class model ``mask_classifier`` whole, and a three-class branch trained on its first 13
+blocks (frozen), so those run once per crop (``maskface train classifier --init
+mask_classifier --frozen-blocks 13 --int8-branch`` writes it), the branch in int8. Its first
+output *is* the two-class model's, bit for bit. The rule is applied
 here (:class:`maskface.classify.MaskClassifier`); the result is a probability vector whose argmax
 *is* the rule, so every consumer (pipeline, evaluation, service) reads it like any other
 classifier. The masked probability ``P(with) + P(incorrect)`` is the two-class ``P(with_mask)``
@@ -45,6 +46,8 @@ class ThreeWay(NamedTuple):
 #: mask_classifier_3way.card.json)
 COMPOSITES = {
     "mask_classifier_3way": ThreeWay(("mask_classifier_3way",), 0.8, 0.5),
+    # the same graph with its branch in int8: the rule swept again on validation, same choice
+    "mask_classifier_3way_int8": ThreeWay(("mask_classifier_3way_int8",), 0.8, 0.5),
 }
 
 #: ONNX metadata key of a shared graph's own rule (``{"threshold": t, "override": o}``),

@@ -49,6 +49,11 @@ def train_classifier(
         "ImageNet. With --frozen-blocks K its first K blocks stay as they are, and the run "
         "also writes shared.onnx: both networks in one graph, the K blocks computed once.")
     ] = None,
+    int8_branch: Annotated[bool, typer.Option(
+        "--int8-branch", help="With --init and --frozen-blocks and three classes: also write "
+        "shared_int8.onnx, the shared graph with its three-class branch in int8 (the two-class "
+        "output unchanged), its rule swept again on validation: how the default is made.")
+    ] = False,
 ) -> None:
     """Fine-tune MobileNetV2 (ImageNet init) on face crops and export ONNX + training card."""
     try:
@@ -66,13 +71,16 @@ def train_classifier(
     names = tuple(c.strip() for c in classes.split(",") if c.strip())
     if len(names) < 2 or len(set(names)) != len(names):
         fail(f"--classes needs at least two distinct names, got '{classes}'")
+    if int8_branch and not (init and frozen_blocks):
+        fail("--int8-branch needs --init and --frozen-blocks (it quantises the shared graph's "
+             "branch)")
     roots = [str(d) for d in [*data, *(more_data or [])]]
     cfg = TrainConfig(data=roots, out=str(out), classes=names, epochs=epochs,
                       freeze_epochs=min(freeze_epochs, epochs - 1), size=size, batch=batch,
                       lr=lr, label_smoothing=label_smoothing,
                       samples_per_epoch=samples_per_epoch, seed=seed, threads=threads,
                       group_pattern=group_pattern, augment=augment,
-                      frozen_blocks=frozen_blocks, init=init)
+                      frozen_blocks=frozen_blocks, init=init, int8_branch=int8_branch)
     card = run(cfg)
     typer.echo(f"best epoch {card['best_epoch']} of {epochs}; "
                f"{card['time']['epoch_s_mean']:.0f} s/epoch, {card['time']['total_s']:.0f} s "
@@ -98,6 +106,13 @@ def train_classifier(
         elif rule:
             typer.echo(f"no three-way rule met the criterion on validation; see "
                        f"{out / rule['sweep']}")
+        q = card["shared"].get("int8")
+        if q:
+            r = q.get("three_way_rule") or {}
+            said = (f"rule {r['threshold']} / {r['override']}" if r.get("threshold") is not None
+                    else "no rule met the criterion")
+            typer.echo(f"int8 branch: {out / q['file']}  ({q['bytes'] / 1e6:.1f} MB, "
+                       f"{q['calibration']['crops']} calibration crops; {said} on validation)")
     typer.echo(f"card:  {out / 'card.json'}")
 
 
@@ -110,8 +125,8 @@ def eval_classifier(
     report: Annotated[Path, typer.Option("--report", "-r", help="JSON report to write; "
                                          "PNG plots go beside it.")] = Path("classifier.json"),
     model: Annotated[str, typer.Option(help="Classifier ONNX file or registered name "
-                                       "(default: the three-way default mask_classifier_3way).")
-                     ] = "mask_classifier_3way",
+                                       "('default': the shipped three-way stage).")
+                     ] = "default",
     file_list: Annotated[Path | None, typer.Option(
         "--list", help="Evaluate a file list instead (label<TAB>[source<TAB>]path lines, "
         "e.g. a run's splits/test.txt).")] = None,

@@ -80,6 +80,9 @@ class TrainConfig:
     #: with ``frozen_blocks`` its first blocks stay exactly as they are, so the new network
     #: and the old one can share them in one graph (:func:`export_shared`)
     init: str | None = None
+    #: also write ``shared_int8.onnx``: the shared graph with its three-class branch in int8
+    #: (:mod:`maskface.train.quantize`), its rule swept again on validation
+    int8_branch: bool = False
 
 
 @dataclass
@@ -494,6 +497,9 @@ def train_classifier(cfg: TrainConfig, progress: bool = True) -> dict:
                   "bytes": shared_path.stat().st_size, "blocks": cfg.frozen_blocks,
                   "init": cfg.init, "max_abs_diff_vs_parts": shared_diff,
                   **({"three_way_rule": rule} if rule else {})}
+        if cfg.int8_branch:
+            shared["int8"] = _int8_branch(cfg, data, shared_path, split_files.get("val"),
+                                          out, check, progress)
     plot_history(fit["history"], out / "curves.png")
     epoch_s = [h["epoch_s"] for h in fit["history"]]
     card = {
@@ -527,11 +533,38 @@ def train_classifier(cfg: TrainConfig, progress: bool = True) -> dict:
     return card
 
 
+def _int8_branch(cfg: TrainConfig, data: LoadedData, shared_path: Path, val_list: Path | None,
+                 out: Path, check: np.ndarray, progress: bool) -> dict:
+    """``shared_int8.onnx``: the shared graph with its branch in int8, calibrated on
+    training crops of the class-folder sources (:func:`maskface.train.quantize.calibration_crops`,
+    the run's seed), its rule swept again (``rule_sweep_int8.json``)."""
+    import onnx
+
+    from maskface.eval.scenes import is_scenes_dataset
+    from maskface.train.quantize import CALIBRATION_CROPS, calibration_crops, quantize_branch
+
+    folders = [r for r in cfg.data if not is_scenes_dataset(r)]
+    scenes = {Path(r).name for r in cfg.data if is_scenes_dataset(r)}
+    # scene faces are cut with the detector's crop already; calibration takes folder crops
+    calib = [s.path for s in data.samples if s.split == "train" and s.source not in scenes]
+    crops = calibration_crops(calib, cfg.size, CALIBRATION_CROPS, cfg.seed,
+                              load=data.images.__getitem__)
+    path = quantize_branch(onnx.load(str(shared_path)), out / "shared_int8.onnx", crops)
+    first = onnx_outputs(path, check)[0]
+    diff = float(np.abs(first - onnx_outputs(shared_path, check)[0]).max())
+    rule = _choose_rule(cfg, path, val_list, out, progress, "rule_sweep_int8.json")
+    return {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
+            "calibration": {"crops": len(crops), "from": "training split of " +
+                            ", ".join(folders), "seed": cfg.seed},
+            "two_class_max_abs_diff_vs_shared": diff,
+            **({"three_way_rule": rule} if rule else {})}
+
+
 def _choose_rule(cfg: TrainConfig, shared_path: Path, val_list: Path | None, out: Path,
-                 progress: bool) -> dict | None:
+                 progress: bool, sweep_name: str = "rule_sweep.json") -> dict | None:
     """A three-class branch on a two-class model: choose the three-way rule on validation
     (:mod:`maskface.train.three_way_rule`, the first scenes dataset's val split and the run's
-    real val photos), write the sweep to ``rule_sweep.json`` and the rule into the graph."""
+    real val photos), write the sweep to ``sweep_name`` and the rule into the graph."""
     from maskface.classify.three_way import THREE_WAY_LABELS
     from maskface.eval.scenes import is_scenes_dataset, read_splits
     from maskface.train.three_way_rule import select_rule, store_rule
@@ -540,19 +573,19 @@ def _choose_rule(cfg: TrainConfig, shared_path: Path, val_list: Path | None, out
     if tuple(cfg.classes) != THREE_WAY_LABELS or not scenes or val_list is None:
         return None
     result = select_rule(shared_path, val_list, scenes[0], cfg.init, progress)
-    (out / "rule_sweep.json").write_text(json.dumps(result, indent=1))
+    (out / sweep_name).write_text(json.dumps(result, indent=1))
     chosen = result["chosen"]
     if chosen is None:
         log.warning("no three-way rule keeps mask_incorrect recall >= 0.75 at precision >= "
-                    "0.70 on validation: %s has no rule (see rule_sweep.json)", shared_path)
-        return {"chosen": None, "sweep": "rule_sweep.json", "criterion": result["criterion"]}
+                    "0.70 on validation: %s has no rule (see %s)", shared_path, sweep_name)
+        return {"chosen": None, "sweep": sweep_name, "criterion": result["criterion"]}
     store_rule(shared_path, chosen["threshold"], chosen["override"])
     return {"threshold": chosen["threshold"], "override": chosen["override"],
             "validation": {k: v for k, v in chosen.items()
                            if k not in ("threshold", "override")},
             "scenes": result["scenes"], "ilc2021_val_faces": result["ilc2021_val_faces"],
             "real_val_photos": result["real_val_photos"], "criterion": result["criterion"],
-            "sweep": "rule_sweep.json"}
+            "sweep": sweep_name}
 
 
 def held_out_files(samples: Sequence[Sample], roots: Sequence[str]) -> dict:
