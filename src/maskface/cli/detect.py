@@ -214,10 +214,12 @@ def models() -> None:
     from maskface.models import describe
 
     bad = 0
-    for row in describe():
+    rows = describe()
+    width = max(len(r["name"]) for r in rows)
+    for row in rows:
         ok = row["status"] == "ok"
         bad += not ok
-        typer.echo(f"{'ok ' if ok else 'BAD'} {row['name']:<22} {row['description']}")
+        typer.echo(f"{'ok ' if ok else 'BAD'} {row['name']:<{width}} {row['description']}")
         if not ok:
             typer.echo(f"    {row['status']}")
     if bad:
