@@ -125,6 +125,7 @@ def test_health_metrics_docs_and_page_need_no_key(api, photos):
     h = api.get("/v1/health").json()
     assert h["status"] == "ok" and h["people"] == 0
     assert h["models"]["detector"] == "yunet" and h["models"]["embedder"] == "sface"
+    assert h["models"]["mask_classifier"] == "mask_classifier_3way_int8"  # not "default"
     from maskface.gallery.thresholds import CONDITIONS, model_thresholds
 
     assert h["match_thresholds"]["source"] == "model"  # no site calibration, no policy one

@@ -43,6 +43,8 @@ class MaskClassifier:
         self.batch_size = batch_size
         if str(model) == "default":  # the word every --classifier/--model option takes
             model = DEFAULT_MODEL
+        #: the registered name or file this stage runs (what a report or /health names)
+        self.name = str(model)
         self.three_way = COMPOSITES.get(str(model))
         parts = self.three_way.models if self.three_way else (model,)
         self.sessions = [ort_session(m) for m in parts]

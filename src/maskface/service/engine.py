@@ -62,7 +62,8 @@ class Engine:
 
     def describe(self) -> dict[str, Any]:
         return {"detector": self.pipeline.detector.name,
-                "mask_classifier": self.models.classifier if self.pipeline.classifier else None,
+                "mask_classifier": (self.pipeline.classifier.name if self.pipeline.classifier
+                                    else None),
                 "embedder": self.embedder.name, "embedder_model": self.embedder.label,
                 "embedding_dim": self.embedder.dim,
                 "default_match_threshold": self.threshold}
