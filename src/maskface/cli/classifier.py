@@ -166,7 +166,7 @@ def eval_classifier(
         from maskface.io.image import grey_copy
 
         data = replace(data, crops=grey_copy(data.crops))
-    rep = ev.run_classifier_eval(data, clf, report, {"model": str(model), **kind, "grey": grey,
+    rep = ev.run_classifier_eval(data, clf, report, {"model": clf.name, **kind, "grey": grey,
                                                      "title": f"ROC: {given[0].name}"})
     typer.echo(ev.format_report(rep))
     typer.echo(f"report: {report}")

@@ -134,7 +134,7 @@ def eval_pipeline(
                            "profile": profile,
                            "iou_threshold": ev.IOU_THRESHOLD,
                            "detector": describe_detector(det),
-                           "classifier": None if pipe.classifier is None else classifier}
+                           "classifier": getattr(pipe.classifier, "name", None)}
     rep.update(ev.summarise(evals, classified=pipe.classifier is not None))
     rep["timing"] = ev.timing(evals)
     report.parent.mkdir(parents=True, exist_ok=True)
