@@ -282,6 +282,9 @@ def test_three_class_branch_run_chooses_its_rule_on_validation(data_dir, tmp_pat
     if sweep8["chosen"] is not None:
         assert MaskClassifier(out / "shared_int8.onnx").three_way.threshold == \
             sweep8["chosen"]["threshold"]
+    else:  # never the float branch's rule by inheritance
+        with pytest.raises(ModelError, match="no three-way rule"):
+            MaskClassifier(out / "shared_int8.onnx")
     sweep = json.loads((out / "rule_sweep.json").read_text())
     assert len(sweep["sweep"]) == len(THRESHOLDS) * len(OVERRIDES)
     assert sweep["ilc2021_val_faces"] >= 6 and sweep["real_val_photos"] > 0

@@ -540,16 +540,20 @@ def _int8_branch(cfg: TrainConfig, data: LoadedData, shared_path: Path, val_list
     the run's seed), its rule swept again (``rule_sweep_int8.json``)."""
     import onnx
 
+    from maskface.classify.three_way import RULE_KEY
     from maskface.eval.scenes import is_scenes_dataset
     from maskface.train.quantize import CALIBRATION_CROPS, calibration_crops, quantize_branch
 
     folders = [r for r in cfg.data if not is_scenes_dataset(r)]
     scenes = {Path(r).name for r in cfg.data if is_scenes_dataset(r)}
-    # scene faces are cut with the detector's crop already; calibration takes folder crops
+    # calibration takes face-crop files, as the shipped file's did (scenes give cut boxes)
     calib = [s.path for s in data.samples if s.split == "train" and s.source not in scenes]
     crops = calibration_crops(calib, cfg.size, CALIBRATION_CROPS, cfg.seed,
                               load=data.images.__getitem__)
-    path = quantize_branch(onnx.load(str(shared_path)), out / "shared_int8.onnx", crops)
+    model = onnx.load(str(shared_path))
+    for prop in [p for p in model.metadata_props if p.key == RULE_KEY]:
+        model.metadata_props.remove(prop)  # the int8 file carries only the rule chosen for it
+    path = quantize_branch(model, out / "shared_int8.onnx", crops)
     first = onnx_outputs(path, check)[0]
     diff = float(np.abs(first - onnx_outputs(shared_path, check)[0]).max())
     rule = _choose_rule(cfg, path, val_list, out, progress, "rule_sweep_int8.json")
