@@ -26,7 +26,7 @@ from pathlib import Path
 import onnx
 
 from maskface.classify.three_way import COMPOSITES, RULE_KEY
-from maskface.io.image import is_image_path
+from maskface.io.sources import image_files
 from maskface.models import model_bytes
 from maskface.train.quantize import calibration_crops, quantize_branch, quantize_whole
 
@@ -44,8 +44,7 @@ def main() -> int:
     model = onnx.load_from_string(model_bytes(args.model)) if registered else \
         onnx.load(args.model)
     size = int({p.key: p.value for p in model.metadata_props}["input_size"])
-    files = [p for p in args.calib.rglob("*") if p.is_file() and is_image_path(p)]
-    crops = calibration_crops(files, size, args.n)
+    crops = calibration_crops(image_files(args.calib), size, args.n)
     if args.only_branch:
         if registered and args.model in COMPOSITES:
             rule = COMPOSITES[args.model]

@@ -138,11 +138,10 @@ def test_the_shipped_int8_graph_is_remade_from_the_float_graph(data_dir, tmp_pat
     folder = data_dir / "mask-crops" / "synthetic" / "train"
     if not folder.is_dir():
         pytest.skip(f"{folder} not found")
-    from maskface.io.image import is_image_path
+    from maskface.io.sources import image_files
 
-    files = [p for p in folder.rglob("*") if p.is_file() and is_image_path(p)]
     out = quantize_branch(onnx.load_from_string(model_bytes("mask_classifier_3way")),
-                          tmp_path / "int8.onnx", calibration_crops(files, 96, 400))
+                          tmp_path / "int8.onnx", calibration_crops(image_files(folder), 96, 400))
     clf = MaskClassifier()
     boxes = np.array([[x, y, x + s, y + s] for s in (80, 140, 220) for x in (150, 190)
                       for y in (40, 90)], np.float64)

@@ -135,12 +135,13 @@ class OurPipeline:
     def recognition(self) -> bool:
         return self.embedder is not None
 
-    def detect_classify(self, jpeg: bytes):
+    def detect_classify(self, jpeg: bytes, classifier=None):
+        """Decode, detect, classify (with ``classifier`` instead of ours when given)."""
         from maskface.io.image import decode_image
 
         img = decode_image(jpeg)
         det = self.detector.detect(img)
-        return img, det, self.classifier.classify(img, det.boxes)
+        return img, det, (classifier or self.classifier).classify(img, det.boxes)
 
     def full(self, jpeg: bytes):
         from maskface.align import align_faces
@@ -218,18 +219,11 @@ def _against(cfg: BenchConfig, ours: OurPipeline, jpegs: list[bytes], pairs: lis
              ) -> dict[str, Any]:
     """``cfg.against`` (a) and our classifier (b), each pair on the same frame back to back:
     detect+classify end to end and the classify stage alone; ratios are ours / theirs."""
-    from maskface.io.image import decode_image
-
     other = ours.against
-
-    def theirs(jpeg: bytes):
-        img = decode_image(jpeg)
-        return other.classify(img, ours.detector.detect(img).boxes)
-
     run = dict(repeats=4 * cfg.repeats, warmup=cfg.warmup)
     return {"classifier": cfg.against,
-            "detect_classify": measure_paired(theirs, ours.detect_classify, jpegs,
-                                              **run).to_dict(),
+            "detect_classify": measure_paired(lambda j: ours.detect_classify(j, other),
+                                              ours.detect_classify, jpegs, **run).to_dict(),
             "classify": measure_paired(lambda p: other.classify(p[0], p[1].boxes),
                                        lambda p: ours.classifier.classify(p[0], p[1].boxes),
                                        pairs, **run).to_dict()}
