@@ -134,4 +134,41 @@ def test_eval_classifier_follows_symlinked_class_folders(astronaut_path, tmp_pat
     res = runner.invoke(load_commands(), ["eval", "classifier", str(data), "--report",
                                           str(report)], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    assert json.loads(report.read_text())["n"] == 6
+    rep = json.loads(report.read_text())
+    assert rep["n"] == 6 and rep["n_errors"] == 0
+    assert "errors" not in rep["plots"]  # nothing to show: no empty sheet
+
+
+def test_eval_classifier_errors_sheet_shows_the_mistakes(astronaut_path, tmp_path):
+    """Mislabelled photos come back as errors, most confident first, on a sheet of the crops
+    the model saw."""
+    import cv2
+
+    data = tmp_path / "eval"
+    for label, asset in (("with_mask", "astronaut.jpg"), ("without_mask", "astronaut.jpg"),
+                         ("without_mask", "astronaut_masked.jpg")):
+        (data / label).mkdir(parents=True, exist_ok=True)
+        (data / label / asset).write_bytes((astronaut_path.parent / asset).read_bytes())
+    report = tmp_path / "out" / "cls.json"
+    res = runner.invoke(load_commands(), ["eval", "classifier", str(data), "--report",
+                                          str(report)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    rep = json.loads(report.read_text())
+    assert rep["n"] == 3 and rep["n_errors"] == 2
+    assert {(e["true"], e["predicted"]) for e in rep["errors"]} == {
+        ("with_mask", "without_mask"), ("without_mask", "with_mask")}
+    sheet = cv2.imread(rep["plots"]["errors"])
+    assert rep["plots"]["errors"] == str(tmp_path / "out" / "cls_errors.png")
+    # two 128-px cells side by side, each over three caption lines
+    assert sheet.shape[1] == 2 * (128 + 6) + 6
+    assert sheet.shape[0] == 128 + 3 * 18 + 2 * 6
+    assert "errors.png" in res.stdout
+
+
+def test_errors_listed_most_confident_first():
+    from maskface.eval.classifier import _errors_by_confidence
+
+    labels = ["with_mask", "without_mask"]
+    probs = np.array([[0.6, 0.4], [0.1, 0.9], [0.95, 0.05], [0.3, 0.7]])
+    truth = ["without_mask", "without_mask", "without_mask", "with_mask"]
+    assert _errors_by_confidence(probs, truth, labels).tolist() == [2, 3, 0]

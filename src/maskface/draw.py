@@ -138,3 +138,62 @@ def annotate(image: np.ndarray, faces: Sequence[Face], landmarks: bool = True) -
         if rect is not None:
             _put_label(out, text, rect, colour)
     return out
+
+
+def thumbnail(image: np.ndarray, size: int) -> np.ndarray:
+    """``image`` fitted into a white ``size`` x ``size`` square (aspect ratio kept)."""
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(image, (nw, nh), interpolation=interp)
+    out = np.full((size, size, 3), 255, np.uint8)
+    y, x = (size - nh) // 2, (size - nw) // 2
+    out[y : y + nh, x : x + nw] = small
+    return out
+
+
+def _caption(text: str, width: int, height: int) -> np.ndarray:
+    """A white strip with ``text`` cut (with "..") to fit ``width``."""
+    strip = np.full((height, width, 3), 255, np.uint8)
+    scale = 0.38
+    text = drawable(text)
+    while len(text) > 4 and cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale,
+                                            1)[0][0] > width - 4:
+        text = text[:-3] + ".."
+    cv2.putText(strip, text, (2, height - 5), cv2.FONT_HERSHEY_SIMPLEX, scale, (20, 20, 20), 1,
+                cv2.LINE_AA)
+    return strip
+
+
+def image_grid(cells: Sequence[tuple[np.ndarray, Sequence[str]]], columns: int = 4,
+               pad: int = 6) -> np.ndarray:
+    """A white sheet of ``(image, caption lines)`` cells, row by row, each image over its
+    lines (images of one size read best: see :func:`thumbnail`)."""
+    if not cells:
+        return np.full((64, 64, 3), 255, np.uint8)
+    line_h = 18
+    drawn = [np.vstack([img, *(_caption(t, img.shape[1], line_h) for t in lines)])
+             for img, lines in cells]
+    cw = max(c.shape[1] for c in drawn)
+    ch = max(c.shape[0] for c in drawn)
+    columns = max(1, min(columns, len(drawn)))
+    rows = (len(drawn) + columns - 1) // columns
+    sheet = np.full((rows * (ch + pad) + pad, columns * (cw + pad) + pad, 3), 255, np.uint8)
+    for k, cell in enumerate(drawn):
+        r, c = divmod(k, columns)
+        y, x = pad + r * (ch + pad), pad + c * (cw + pad)
+        sheet[y : y + cell.shape[0], x : x + cell.shape[1]] = cell
+    return sheet
+
+
+def write_image(path, image: np.ndarray):
+    """Write ``image`` (PNG compressed hard), creating the folder; raises ``OSError``."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 9] if path.suffix.lower() == ".png" else []
+    if not cv2.imwrite(str(path), image, params):
+        raise OSError(f"cannot write {path}")
+    return path

@@ -172,8 +172,9 @@ def evaluate_crops(classifier: MaskClassifier, data: LabelledCrops, max_errors: 
 
 def run_classifier_eval(data: LabelledCrops, classifier: MaskClassifier, report_path: Path,
                         description: dict) -> dict:
-    """Evaluate, write ``report_path`` plus ``<stem>_roc.png`` and ``<stem>_confusion.png``."""
-    from maskface.eval.plots import plot_confusion, plot_roc
+    """Evaluate, write ``report_path`` plus ``<stem>_roc.png``, ``<stem>_confusion.png`` and,
+    when any crop is misclassified, ``<stem>_errors.png``."""
+    from maskface.eval.plots import plot_confusion, plot_errors, plot_roc
 
     report, probs = evaluate_crops(classifier, data)
     report_path = Path(report_path)
@@ -206,10 +207,33 @@ def run_classifier_eval(data: LabelledCrops, classifier: MaskClassifier, report_
     rows = [lab for lab in labels if lab in set(data.labels)]
     cm = np.array(report["confusion_matrix"])[[labels.index(r) for r in rows]]
     plots["confusion"] = plot_confusion(cm, rows, f"{stem}_confusion.png", pred_labels=labels)
+    wrong = _errors_by_confidence(probs, data.labels, labels)
+    if len(wrong):
+        captions = [(f"true {_SHORT.get(data.labels[i], data.labels[i])}",
+                     f"said {_SHORT.get(labels[int(probs[i].argmax())])} "
+                     f"{probs[i].max():.2f}", _short_name(data.names[i])) for i in wrong]
+        plots["errors"] = plot_errors(data.crops[wrong], captions, f"{stem}_errors.png")
     report = {**description, "model_labels": labels, "input_size": classifier.input_size,
               **report, "plots": {k: str(v) for k, v in plots.items()}}
     report_path.write_text(json.dumps(report, indent=2))
     return report
+
+
+_SHORT = {"with_mask": "mask", "without_mask": "no mask", "mask_incorrect": "incorrect"}
+
+
+def _short_name(name: str) -> str:
+    """A crop's file name, cut to fit under a thumbnail (``…/abc.jpg#3`` -> ``abc#3``)."""
+    path, _, face = name.partition("#")
+    return Path(path).stem[-11:] + (f"#{face}" if face else "")
+
+
+def _errors_by_confidence(probs: np.ndarray, truth: Sequence[str], labels: Sequence[str]
+                          ) -> np.ndarray:
+    """Indices of the misclassified crops, the most confident mistakes first."""
+    pred = probs.argmax(1)
+    wrong = np.flatnonzero([labels[int(p)] != t for p, t in zip(pred, truth)])
+    return wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")]
 
 
 def _curve(scores: np.ndarray, positive: np.ndarray):

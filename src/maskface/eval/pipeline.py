@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from maskface.draw import drawable
+from maskface.draw import drawable, write_image
 from maskface.eval.scenes import SCENE_LABELS, SceneImage
 from maskface.geometry import iou_matrix
 
@@ -322,11 +322,7 @@ def plot_examples(evals: Sequence[ImageEval], path: str | Path, n: int = 6,
     cv2.putText(legend, "green: true face found   red: true face missed   magenta: prediction "
                 "(score, label)", (6, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
                 cv2.LINE_AA)
-    grid = np.vstack([legend, grid])
-    path = Path(path)
-    if not cv2.imwrite(str(path), grid):
-        raise OSError(f"cannot write {path}")
-    return path
+    return write_image(path, np.vstack([legend, grid]))
 
 
 def _short(label: str) -> str:

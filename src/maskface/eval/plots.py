@@ -61,3 +61,12 @@ def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: str | Path,
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_errors(crops: np.ndarray, captions: Sequence[Sequence[str]], path: str | Path,
+                columns: int = 8, size: int = 128, limit: int = 64) -> Path:
+    """The first ``limit`` crops, as the model saw them, each over its caption lines."""
+    from maskface.draw import image_grid, thumbnail, write_image
+
+    cells = [(thumbnail(c, size), lines) for c, lines in zip(crops[:limit], captions[:limit])]
+    return write_image(path, image_grid(cells, columns))
