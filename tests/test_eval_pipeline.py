@@ -220,6 +220,35 @@ def test_eval_pipeline_cli_on_dataroots(data_dir, tmp_path):
         assert sum(t["faces"] for t in table.values()) == n_faces
         found = rep["classification"]["found_faces"]
         assert np.sum(found["confusion_matrix"]) == det["found"]
+    n_wrong = det["missed"] + (0 if classifier == "none"
+                               else det["found"] - int(np.trace(found["confusion_matrix"])))
+    assert ("errors" in rep["plots"]) == (n_wrong > 0)
+
+
+def test_errors_sheet_cuts_out_the_faces_got_wrong(astronaut_path, tmp_path):
+    """Wrongly labelled faces first, then missed ones (loose boxes named), largest first."""
+    import cv2
+
+    from maskface.eval.pipeline import face_errors, plot_errors
+
+    truth = [[150, 60, 330, 280], [10, 10, 40, 50], [10, 300, 90, 400], [400, 300, 460, 380]]
+    scene = SceneImage(astronaut_path, np.array(truth, float),
+                       ("with_mask", "without_mask", "without_mask", "with_mask"))
+    pred = np.array([[150, 60, 330, 280], [400, 330, 460, 420]], float)  # 2nd: IoU ~0.45
+    e = ImageEval(scene, pred, np.ones(2), ["without_mask", "with_mask"], np.zeros(2))
+    assert e.match.tolist() == [0, -1, -1, -1] and e.loose_match[3] == 1
+    assert [(f.kind, f.index) for f in face_errors([e])] == [
+        ("wrong", 0), ("missed", 2), ("loose box", 3), ("missed", 1)]
+    assert [f.index for f in face_errors([e], limit=2)] == [0, 2]
+    path = plot_errors([e], tmp_path / "errors.png")
+    sheet = cv2.imread(str(path))
+    # four cells in one row: the wrong label, then the missed faces by height (100, 80, 40 px)
+    assert sheet.shape == (128 + 3 * 18 + 12, 4 * (128 + 6) + 6, 3)
+    assert sheet[6:134, 6:134].std() > 20  # the astronaut's face, not a blank cell
+    right = ImageEval(scene, np.array(truth, float), np.ones(4), list(scene.labels),
+                      np.zeros(4))
+    assert plot_errors([right], tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()
 
 
 def test_eval_pipeline_cli_bad_scenes(tmp_path):

@@ -160,6 +160,9 @@ def eval_pipeline(
     if examples:
         plots["examples"] = str(ev.plot_examples(
             evals, report.with_name(report.stem + "_examples.png"), n=examples))
+    errors = ev.plot_errors(evals, report.with_name(report.stem + "_errors.png"))
+    if errors is not None:
+        plots["errors"] = str(errors)
     rep["plots"] = plots
     report.write_text(json.dumps(rep, indent=2))
     typer.echo(format_summary(rep))

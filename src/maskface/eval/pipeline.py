@@ -325,6 +325,77 @@ def plot_examples(evals: Sequence[ImageEval], path: str | Path, n: int = 6,
     return write_image(path, np.vstack([legend, grid]))
 
 
+@dataclass(frozen=True)
+class FaceError:
+    """A true face the pipeline got wrong: ``kind`` is "wrong" (labelled wrongly), "loose box"
+    (found only at IoU > 0.3) or "missed"."""
+
+    kind: str
+    eval: ImageEval
+    index: int  # the true face's index in the scene
+
+    @property
+    def height(self) -> float:
+        box = self.eval.scene.boxes[self.index]
+        return float(box[3] - box[1])
+
+
+def face_errors(evals: Sequence[ImageEval], limit: int = 64) -> list[FaceError]:
+    """Up to ``limit`` faces got wrong: wrongly labelled first, then missed (half each when
+    both are many), the largest (the least excusable) first within each."""
+    wrong, missed = [], []
+    for e in evals:
+        for t, p in enumerate(e.match):
+            if p < 0:
+                missed.append(FaceError("loose box" if e.loose_match[t] >= 0 else "missed", e, t))
+            elif e.labels[p] is not None and e.labels[p] != e.scene.labels[t]:
+                wrong.append(FaceError("wrong", e, t))
+    for errs in (wrong, missed):
+        errs.sort(key=lambda f: (-f.height, f.eval.scene.name, f.index))
+    n_wrong = min(len(wrong), max(limit // 2, limit - len(missed)))
+    return wrong[:n_wrong] + missed[: limit - n_wrong]
+
+
+def plot_errors(evals: Sequence[ImageEval], path: str | Path, limit: int = 64,
+                size: int = 128) -> Path | None:
+    """A sheet of :func:`face_errors`, each face cut out with some context, its true box drawn
+    and its caption; ``None`` (nothing written) when every face was right."""
+    from maskface.classify.crop import face_crop
+    from maskface.draw import image_grid
+    from maskface.geometry import square_crop_box
+    from maskface.io import load_image
+
+    picks = face_errors(evals, limit)
+    if not picks:
+        return None
+    by_path: dict[Path, list[int]] = {}
+    for k, f in enumerate(picks):
+        by_path.setdefault(f.eval.scene.path, []).append(k)
+    scale = 1.8
+    crops: dict[int, np.ndarray] = {}
+    for scene_path, ks in by_path.items():  # each photo read once, one at a time
+        image = load_image(scene_path)
+        for k in ks:
+            box = picks[k].eval.scene.boxes[picks[k].index]
+            crop = face_crop(image, box, size, scale=scale)
+            # the true box drawn in, to say which face of a crowd is meant
+            x0, y0, x1, _ = square_crop_box(box, scale)
+            _rect(crop, (box - [x0, y0, x0, y0]) * (size / (x1 - x0)),
+                  (0, 200, 0) if picks[k].kind == "wrong" else (0, 0, 255), 1)
+            crops[k] = crop
+    cells = []
+    for k, f in enumerate(picks):
+        e, t = f.eval, f.index
+        first = (f"said {_SAY.get(e.labels[e.match[t]], e.labels[e.match[t]])}"
+                 if f.kind == "wrong" else f"{f.kind}, {f.height:.0f} px")
+        cells.append((crops[k], [first, f"true {_SAY.get(e.scene.labels[t], e.scene.labels[t])}",
+                                 f"{Path(e.scene.name).stem[-11:]}#{t}"]))
+    return write_image(path, image_grid(cells, columns=8))
+
+
+_SAY = {"with_mask": "mask", "without_mask": "no mask", "mask_incorrect": "incorrect"}
+
+
 def _short(label: str) -> str:
     return {"with_mask": "mask", "without_mask": "NO", "mask_incorrect": "incorr"}.get(label,
                                                                                       label)
