@@ -163,7 +163,7 @@ def test_small_face_zoom_only_where_the_photo_is_not_enlarged_already(astronaut,
     3x that; on a small close-up (enlarged over 5x) none, only the main and the 2x passes."""
     from maskface.detect import profile_detector
 
-    det = profile_detector("crowd")
+    det = profile_detector("crowd", zoom_if_small_found=False)
     factors: list[float] = []
     real = det.detect_at
     monkeypatch.setattr(det, "detect_at", lambda im, s: factors.append(s) or real(im, s))
@@ -174,6 +174,31 @@ def test_small_face_zoom_only_where_the_photo_is_not_enlarged_already(astronaut,
     close_up = astronaut[max(0, y1 - pad) : y2 + pad, max(0, x1 - pad) : x2 + pad]
     assert len(det.detect(close_up)) == 1
     assert len(factors) == 2 and factors[0] > 2.0 and factors[1] == 2.0
+
+
+def test_crowd_zooms_only_photos_with_small_faces(astronaut, monkeypatch):
+    """16 astronauts with 15-px faces on a 1024x768 photo: the main pass sees 2 of them, which
+    sends the crowd profile to its 3x pass, and it finds all 16; the astronaut alone (one
+    large face) gets the main pass only, and the photo profile's answer."""
+    import cv2
+
+    from maskface.detect import profile_detector
+
+    small = cv2.resize(astronaut, None, fx=0.14, fy=0.14, interpolation=cv2.INTER_AREA)
+    crowd_photo = np.full((768, 1024, 3), 128, np.uint8)
+    for y in range(40, 700, 200):
+        for x in range(40, 980 - small.shape[1], 220):
+            crowd_photo[y : y + small.shape[0], x : x + small.shape[1]] = small
+    photo, crowd = profile_detector("photo"), profile_detector("crowd")
+    factors: list[float] = []
+    real = crowd.detect_at
+    monkeypatch.setattr(crowd, "detect_at", lambda im, s: factors.append(s) or real(im, s))
+    assert len(photo.detect(crowd_photo)) == 2
+    assert len(crowd.detect(crowd_photo)) == 16 and factors == [1.0, 3.0]
+    factors.clear()
+    alone = crowd.detect(astronaut)
+    assert factors == [2.0]
+    np.testing.assert_array_equal(alone.boxes, photo.detect(astronaut).boxes)
 
 
 def test_detection_profiles(astronaut):

@@ -18,7 +18,8 @@ DEFAULT_DETECTOR = "retinaface"
 PROFILES: dict[str, tuple[str, dict]] = {
     "kiosk": ("yunet", {"input_size": 640}),
     "photo": (DEFAULT_DETECTOR, {}),
-    "crowd": ("retinaface", {"input_size": 1024, "small_face_zoom": 3.0}),
+    "crowd": ("retinaface", {"input_size": 1024, "small_face_zoom": 3.0,
+                             "zoom_if_small_found": True}),
 }
 
 
