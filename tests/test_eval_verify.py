@@ -36,6 +36,26 @@ def test_threshold_is_chosen_on_the_other_folds():
     assert 0.72 < ths[0] < 0.9 and accs[0] == 0.5
 
 
+def test_pair_errors_are_the_pairs_judged_wrongly_at_their_folds_threshold(tmp_path):
+    from pathlib import Path
+
+    from maskface.eval.verify import Pair, pair_errors
+
+    scores = np.array([0.55, 0.45, 0.9, 0.7, 0.95, 0.72])
+    same = [True, False, True, False, True, False]
+    folds = [0, 0, 1, 1, 2, 2]
+    pairs = [Pair(Path(f"a{i}.jpg"), Path(f"b{i}.jpg"), s, f)
+             for i, (s, f) in enumerate(zip(same, folds))]
+    _, ths = fold_accuracies(scores, np.array(same), np.array(folds))
+    errors = pair_errors(pairs, scores, dict(enumerate(ths.tolist())))
+    wrong = [i for i in range(6) if (scores[i] >= ths[folds[i]]) != same[i]]
+    assert sorted(e["index"] for e in errors) == wrong and wrong[0] == 0
+    margins = [abs(e["score"] - e["threshold"]) for e in errors]
+    assert margins == sorted(margins, reverse=True)
+    assert errors[0] == {"index": 0, "a": "a0.jpg", "b": "b0.jpg", "same": True,
+                         "score": 0.55, "threshold": round(float(ths[0]), 4), "fold": 0}
+
+
 def test_pair_files(tmp_path, data_dir):
     pairs = read_lfw_pairs(data_dir / "lfw")
     assert len(pairs) == 1800 and {p.fold for p in pairs} == {0, 1, 2}
@@ -107,3 +127,10 @@ def test_masked_pairs_use_the_mask_function(tmp_path, data_dir):
     assert len(calls) == len({p.b for p in pairs} | {p.a for p in pairs})  # cache reused
     assert one["mask"] == "one" and both["mask"] == "both"
     assert both["mean_score_same"] < one["mean_score_same"] + 0.2
+    # the errors are the pairs each fold got wrong, and their crops are the masked ones seen
+    n_fold = np.bincount([p.fold for p in pairs])
+    assert both["n_errors"] == round(sum((1 - a) * n for a, n in
+                                         zip(both["fold_accuracy"], n_fold)))
+    a, b = one["_crops"](0)
+    assert a.shape == b.shape == (112, 112, 3)
+    assert b[100:].std() < a[100:].std()  # the probe's lower face greyed, the enrolled one not

@@ -579,6 +579,7 @@ def eval_verify(
     masked enrolment templates."""
     from maskface.eval.verify import (
         evaluate_pairs,
+        plot_pair_errors,
         plot_score_histograms,
         read_lfw_pairs,
         read_pairs_csv,
@@ -595,17 +596,23 @@ def eval_verify(
     res = evaluate_pairs(pair_list, embedder, portrait_detector(), mask, seed,
                          crop_cache=cache, templates=n_tmpl, template_weight=t_weight)
     scores, same = res.pop("_scores"), res.pop("_same")
+    errors, crops = res.pop("_errors"), res.pop("_crops")
     res["source"] = str(lfw or pairs)
     report.parent.mkdir(parents=True, exist_ok=True)
     png = plot_score_histograms(scores, same, res["threshold"], report.with_suffix(".png"),
                                 f"{embedder.label}, mask={mask}: acc {res['accuracy']:.2%}")
     res["histogram_png"] = str(png)
+    sheet = plot_pair_errors(errors, crops, report.with_name(report.stem + "_errors.png"))
+    if sheet is not None:
+        res["errors_png"] = str(sheet)
     report.write_text(json.dumps(res, indent=2))
     typer.echo(f"{embedder.label} mask={mask}: accuracy {res['accuracy']:.2%} "
                f"± {res['accuracy_std']:.2%} over {res['folds']} folds, "
                f"ROC AUC {res['roc_auc']:.4f}, TAR@FAR=1e-3 {res['tar_at_far_1e-3']:.2%}; "
                f"{res['no_face_fallback']} images without a detected face")
     typer.echo(f"report: {report}\nhistogram: {png}", err=True)
+    if sheet is not None:
+        typer.echo(f"errors: {sheet}", err=True)
 
 
 @eval_app.command("identify")

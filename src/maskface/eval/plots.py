@@ -63,10 +63,13 @@ def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: str | Path,
     return path
 
 
-def plot_errors(crops: np.ndarray, captions: Sequence[Sequence[str]], path: str | Path,
-                columns: int = 8, size: int = 128, limit: int = 64) -> Path:
-    """The first ``limit`` crops, as the model saw them, each over its caption lines."""
+def plot_errors(crops: Sequence[np.ndarray], captions: Sequence[Sequence[str]],
+                path: str | Path, columns: int = 8, size: int | None = 128, limit: int = 64
+                ) -> Path:
+    """The first ``limit`` images (crops as the model saw them), each over its caption lines;
+    each fitted into a ``size`` square (``None``: as they are)."""
     from maskface.draw import image_grid, thumbnail, write_image
 
-    cells = [(thumbnail(c, size), lines) for c, lines in zip(crops[:limit], captions[:limit])]
+    cells = [(c if size is None else thumbnail(c, size), lines)
+             for c, lines in zip(crops[:limit], captions[:limit])]
     return write_image(path, image_grid(cells, columns))

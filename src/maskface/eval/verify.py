@@ -189,6 +189,11 @@ class PairEmbedder:
             self.counts[ev] += 1
         return crop
 
+    def crop(self, path: Path, masked: bool) -> np.ndarray | None:
+        """The aligned crop made for an item in this run (or read from the cache), if any."""
+        got = self._crops.get((Path(path), masked))
+        return None if got is None else got[0]
+
     def save_crops(self) -> None:
         if not (self.crop_cache and self._dirty):
             return
@@ -319,7 +324,8 @@ def evaluate_pairs(pairs: Sequence[Pair], embedder, detector, mask: str = "none"
                    crop_cache: str | Path | None = None, templates: int = 0,
                    template_weight: float | None = None) -> dict[str, Any]:
     """Run the verification protocol; returns the report dict (scores included under
-    ``"_scores"``/``"_same"`` for plotting, stripped before writing).
+    ``"_scores"``/``"_same"`` for plotting and ``"_errors"``/``"_crops"`` (pair index -> its two
+    aligned crops) for the errors sheet, stripped before writing).
 
     The first image of a pair plays the enrolled photo, the second the probe (scored through
     ``embedder.weigh`` by its mask state). With ``templates`` > 0 and ``mask="one"``, the
@@ -363,6 +369,7 @@ def evaluate_pairs(pairs: Sequence[Pair], embedder, detector, mask: str = "none"
     same = np.array([p.same for p in pairs])
     folds = np.array([p.fold for p in pairs])
     accs, ths = fold_accuracies(scores, same, folds)
+    errors = pair_errors(pairs, scores, dict(zip(np.unique(folds).tolist(), ths.tolist())))
     return {
         "model": embedder.label,
         "mask": mask,
@@ -383,10 +390,49 @@ def evaluate_pairs(pairs: Sequence[Pair], embedder, detector, mask: str = "none"
         "mean_score_different": round(float(scores[~same].mean()), 4),
         **{k: int(v) for k, v in pe.counts.items()},
         **extra,
+        "n_errors": len(errors),
+        "errors": errors[:100],
         "time_s": round(time.perf_counter() - t0, 1),
         "_scores": scores,
         "_same": same,
+        "_errors": errors,
+        "_crops": lambda i: (pe.crop(pairs[i].a, mask == "both"),
+                             pe.crop(pairs[i].b, mask != "none")),
     }
+
+
+def pair_errors(pairs: Sequence[Pair], scores: np.ndarray, thresholds: dict[int, float]
+                ) -> list[dict[str, Any]]:
+    """The pairs judged wrongly at their fold's threshold (the one chosen on the other folds),
+    the furthest from it first."""
+    thr = np.array([thresholds[p.fold] for p in pairs])
+    same = np.array([p.same for p in pairs])
+    wrong = np.flatnonzero((scores >= thr) != same)
+    wrong = wrong[np.argsort(-np.abs(scores[wrong] - thr[wrong]), kind="stable")]
+    return [{"index": int(i), "a": str(pairs[i].a), "b": str(pairs[i].b),
+             "same": bool(pairs[i].same), "score": round(float(scores[i]), 4),
+             "threshold": round(float(thr[i]), 4), "fold": int(pairs[i].fold)} for i in wrong]
+
+
+def plot_pair_errors(errors: Sequence[dict[str, Any]], crops: Callable[[int], tuple],
+                     path: str | Path, limit: int = 48) -> Path | None:
+    """A sheet of wrongly judged pairs side by side, as the embedder saw them (aligned, masked
+    where the run masked them), worst first; ``None`` when there are none."""
+    from maskface.eval.plots import plot_errors
+
+    images, captions = [], []
+    for e in errors[:limit]:
+        a, b = crops(e["index"])
+        if a is None or b is None:
+            continue
+        images.append(np.hstack([a, np.full((a.shape[0], 4, 3), 255, np.uint8), b]))
+        kind = "same person" if e["same"] else "different people"
+        sign = "<" if e["same"] else ">="
+        captions.append((f"{kind}: {e['score']:.4f} {sign} {e['threshold']:.4f}",
+                         Path(e["a"]).stem, Path(e["b"]).stem))
+    if not images:
+        return None
+    return plot_errors(images, captions, path, columns=4, size=None)
 
 
 def plot_score_histograms(scores: np.ndarray, same: np.ndarray, threshold: float,
