@@ -95,6 +95,15 @@ def test_eval_liveness_cli_on_a_subject(nuaa, tmp_path):
     assert rep["at_threshold"]["apcer"] == 0.0 and rep["at_threshold"]["bpcer"] == 0.0
     assert rep["roc_auc"] == 1.0
     assert (out / "roc.png").stat().st_size > 0 and (out / "scores.png").stat().st_size > 0
+    assert not (out / "errors.png").exists()  # every frame right: no sheet
+    strict = tmp_path / "strict"  # a threshold no live frame reaches: all 4 on the sheet
+    res = CliRunner().invoke(load_commands(), ["eval", "liveness", str(data), "-o", str(strict),
+                                               "--threshold", "0.9999"])
+    assert res.exit_code == 0, res.output
+    import cv2
+
+    sheet = cv2.imread(str(strict / "errors.png"))
+    assert sheet.shape == (128 + 3 * 18 + 12, 4 * (128 + 6) + 6, 3)
     grey = tmp_path / "grey"
     res = CliRunner().invoke(load_commands(), ["eval", "liveness", str(data), "-o", str(grey),
                                                "--grey"])
@@ -105,6 +114,18 @@ def test_eval_liveness_cli_on_a_subject(nuaa, tmp_path):
         "rows"]}
     assert json.loads((grey / "report.json").read_text())["grey"] is True
     assert any(abs(r["score"] - by_path[r["path"]]) > 0.01 for r in rows)  # really re-scored
+
+
+def test_frame_errors_worst_first():
+    from maskface.eval.liveness import frame_errors
+
+    rows = [{"kind": "real", "score": 0.9}, {"kind": "real", "score": 0.2},
+            {"kind": "real", "score": None}, {"kind": "print", "score": 0.7},
+            {"kind": "print", "score": 0.95}, {"kind": "print", "score": None},
+            {"kind": "real", "score": 0.4}, {"kind": "print", "score": 0.1}]
+    got = frame_errors(rows, 0.5)
+    assert [(r["kind"], r["score"]) for r in got] == [
+        ("print", 0.95), ("print", 0.7), ("real", 0.2), ("real", 0.4), ("real", None)]
 
 
 def test_eval_liveness_needs_both_classes(tmp_path):

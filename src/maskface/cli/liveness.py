@@ -34,11 +34,13 @@ def eval_liveness(
 ) -> None:
     """APCER, BPCER, ACER at the operating threshold, BPCER at APCER 1 % / 5 %, ROC AUC.
 
-    Writes report.json, roc.png and scores.png."""
+    Writes report.json, roc.png, scores.png and, when any frame is judged wrongly, errors.png
+    (those frames' faces, worst first)."""
     from maskface.detect import create_detector
     from maskface.eval.liveness import (
         BONA_FIDE,
         list_frames,
+        plot_errors,
         plot_histogram,
         score_frames,
         summarize,
@@ -64,6 +66,7 @@ def eval_liveness(
     plot_roc({det.name: (roc_curve(scores, bona), rep["roc_auc"])}, out / "roc.png",
              title="liveness ROC (positive = bona fide)")
     plot_histogram(rows, th, out / "scores.png")
+    errors = plot_errors(rows, th, out / "errors.png", grey=grey)
     (out / "report.json").write_text(json.dumps({**rep, "rows": rows}, indent=1))
     a = rep["at_threshold"]
     typer.echo(f"{rep['frames']} frames{' made grey' if grey else ''}, "
@@ -75,7 +78,8 @@ def eval_liveness(
                f"ACER {a['acer']:.2%}")
     typer.echo(f"BPCER @ APCER 1% {rep['bpcer_at_apcer_1pct']['bpcer']:.2%}, @ APCER 5% "
                f"{rep['bpcer_at_apcer_5pct']['bpcer']:.2%}; ROC AUC {rep['roc_auc']:.5f}")
-    typer.echo(f"report: {out / 'report.json'}, plots: {out / 'roc.png'}, {out / 'scores.png'}")
+    typer.echo(f"report: {out / 'report.json'}, plots: {out / 'roc.png'}, {out / 'scores.png'}"
+               + (f", {errors}" if errors else ""))
 
 
 @train_app.command("liveness")

@@ -148,3 +148,45 @@ def plot_histogram(rows: list[dict[str, Any]], threshold: float, path: str | Pat
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def frame_errors(rows: list[dict[str, Any]], threshold: float) -> list[dict[str, Any]]:
+    """The frames judged wrongly at ``threshold``: attacks accepted (highest score first),
+    then bona fide frames rejected (lowest first), then frames without a face."""
+    def accepted(r):
+        return r["score"] is not None and r["score"] >= threshold
+
+    attacks = [r for r in rows if r["kind"] not in BONA_FIDE and accepted(r)]
+    rejected = [r for r in rows if r["kind"] in BONA_FIDE and r["score"] is not None
+                and not accepted(r)]
+    no_face = [r for r in rows if r["kind"] in BONA_FIDE and r["score"] is None]
+    return (sorted(attacks, key=lambda r: -r["score"]) + sorted(rejected, key=lambda r: r["score"])
+            + no_face)
+
+
+def plot_errors(rows: list[dict[str, Any]], threshold: float, path: str | Path,
+                grey: bool = False, limit: int = 48) -> Path | None:
+    """A sheet of :func:`frame_errors`: each face with its surroundings (the whole frame when
+    none was found), as scored; ``None`` when every frame was judged right."""
+    from maskface.classify.crop import face_crop, whole_image_crop
+    from maskface.eval.plots import plot_errors as sheet
+    from maskface.io.image import grey_copy, load_image
+
+    wrong = frame_errors(rows, threshold)[:limit]
+    if not wrong:
+        return None
+    crops, captions = [], []
+    for r in wrong:
+        image = load_image(r["path"])
+        if grey:
+            image = grey_copy(image)
+        crops.append(whole_image_crop(image, 128) if r["box"] is None
+                     else face_crop(image, np.array(r["box"]), 128, scale=2.0))
+        kind = "live" if r["kind"] in BONA_FIDE else r["kind"]
+        if r["score"] is None:
+            lines = (f"{kind}, no face", "rejected")
+        else:
+            lines = (f"{kind}, {'accepted' if r['score'] >= threshold else 'rejected'}",
+                     f"score {r['score']:.3f}")
+        captions.append((*lines, f"{r['subject']}/{Path(r['path']).stem}"))
+    return sheet(crops, captions, path)
