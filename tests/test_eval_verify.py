@@ -134,3 +134,36 @@ def test_masked_pairs_use_the_mask_function(tmp_path, data_dir):
     a, b = one["_crops"](0)
     assert a.shape == b.shape == (112, 112, 3)
     assert b[100:].std() < a[100:].std()  # the probe's lower face greyed, the enrolled one not
+
+
+@pytest.mark.data
+def test_eval_identify_reports_and_shows_its_errors(tmp_path, data_dir):
+    """Open-set identification on 10 real identities (masked queries): the figures add up, and
+    the errors listed are exactly the wrong rank-1 answers and the strangers let in."""
+    import cv2
+
+    src = data_dir / "faces" / "vggface2-sample"
+    if not src.is_dir():
+        pytest.skip(f"{src} not found")
+    faces = tmp_path / "faces"
+    for d in sorted(p for p in src.iterdir() if p.is_dir())[:10]:
+        (faces / d.name).mkdir(parents=True)
+        for f in sorted(d.glob("*.jpg"))[:5]:
+            (faces / d.name / f.name).symlink_to(f)
+    report = tmp_path / "out" / "identify.json"
+    res = runner.invoke(load_commands(), ["eval", "identify", "--faces", str(faces),
+                                          "--report", str(report), "--enrol", "3",
+                                          "--threshold", "0.2"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    rep = json.loads(report.read_text())
+    assert (rep["identities"], rep["gallery_people"], rep["unknown_people"]) == (10, 8, 2)
+    assert (rep["known_queries"], rep["unknown_queries"]) == (16, 10)
+    wrong_known = [e for e in rep["errors"] if e["true"] is not None]
+    strangers = [e for e in rep["errors"] if e["true"] is None]
+    assert len(wrong_known) == round((1 - rep["rank1"]) * 16)
+    assert len(strangers) == round(rep["fpir"] * 10)
+    assert rep["n_errors"] == len(rep["errors"]) > 0  # a 0.2 threshold lets strangers in
+    assert all(e["said"] != e["true"] for e in wrong_known)
+    assert all(e["score"] >= 0.2 for e in strangers)
+    sheet = cv2.imread(rep["errors_png"])
+    assert sheet.shape[1] == min(3, rep["n_errors"]) * (3 * 112 + 8 + 6) + 6

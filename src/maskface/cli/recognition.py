@@ -663,6 +663,8 @@ def eval_identify(
                f"{res['threshold']:.3f}: TPIR {res['tpir']:.2%}, FPIR {res['fpir']:.2%} "
                f"({res['unknown_queries']} unknown queries)")
     typer.echo(f"report: {report}", err=True)
+    if res.get("errors_png"):
+        typer.echo(f"errors: {res['errors_png']}", err=True)
 
 
 def _model_thresholds(model: str) -> dict[str, float] | None:

@@ -175,8 +175,63 @@ def run_identify_eval(report: str | Path, faces: str | Path | None = None,
         v, th = _tpir_at_fpir(k_best, top1, u_best, far)
         res[f"tpir_at_fpir_{far:g}"] = round(v, 5)
         res[f"threshold_at_fpir_{far:g}"] = round(th, 4)
+    errors = identify_errors(known_q, k_matches, unknown_q, u_matches, t)
+    res["n_errors"] = len(errors)
+    res["errors"] = errors[:100]
     res["time_s"] = round(time.perf_counter() - t0, 1)
     report = Path(report)
     report.parent.mkdir(parents=True, exist_ok=True)
+    sheet = plot_identify_errors(errors, pe, {n: v[0][0] for n, v in enrol_items.items()},
+                                 report.with_name(report.stem + "_errors.png"))
+    if sheet is not None:
+        res["errors_png"] = str(sheet)
     report.write_text(json.dumps(res, indent=2))
     return res
+
+
+def identify_errors(known_q, k_matches, unknown_q, u_matches, threshold: float
+                    ) -> list[dict[str, Any]]:
+    """Known queries whose best candidate is someone else (highest score first), then unknown
+    queries accepted as someone at ``threshold`` (highest first)."""
+    wrong = []
+    for (name, (path, masked)), m in zip(known_q, k_matches):
+        _, said, score = m.candidates[0]
+        if said != name:
+            ranks = [c[1] for c in m.candidates]
+            rank = ranks.index(name) + 1 if name in ranks else None
+            wrong.append({"query": str(path), "masked": masked, "true": name, "said": said,
+                          "score": round(float(score), 4), "true_rank": rank,
+                          "true_score": None if rank is None
+                          else round(float(m.candidates[rank - 1][2]), 4)})
+    strangers = [{"query": str(path), "masked": masked, "true": None, "said": m.candidates[0][1],
+                  "score": round(float(m.candidates[0][2]), 4)}
+                 for (_, (path, masked)), m in zip(unknown_q, u_matches)
+                 if m.candidates[0][2] >= threshold]
+    return (sorted(wrong, key=lambda e: -e["score"])
+            + sorted(strangers, key=lambda e: -e["score"]))
+
+
+def plot_identify_errors(errors: list[dict[str, Any]], pe, enrolled: dict[str, Path],
+                         path: str | Path, limit: int = 48) -> Path | None:
+    """A sheet of :func:`identify_errors`: the query as the embedder saw it, the person it was
+    taken for and (for a known query) the right person, each by their first enrolment photo."""
+    from maskface.eval.plots import plot_errors
+
+    images, captions = [], []
+    for e in errors[:limit]:
+        query = pe.crop(Path(e["query"]), e["masked"])
+        said = pe.crop(enrolled[e["said"]], False)
+        if query is None or said is None:
+            continue
+        true = pe.crop(enrolled[e["true"]], False) if e["true"] else None
+        gap = np.full((query.shape[0], 4, 3), 255, np.uint8)
+        blank = np.full_like(query, 255)
+        images.append(np.hstack([query, gap, said, gap, blank if true is None else true]))
+        first = (f"taken for {e['said']} {e['score']:.3f}")
+        second = ("a stranger (not enrolled)" if e["true"] is None else
+                  f"is {e['true']}" + ("" if e["true_rank"] is None else
+                                       f", rank {e['true_rank']} {e['true_score']:.3f}"))
+        captions.append((first, second))
+    if not images:
+        return None
+    return plot_errors(images, captions, path, columns=3, size=None)
