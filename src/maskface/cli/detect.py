@@ -126,7 +126,8 @@ def detect(
                         ] = False,
     profile: Annotated[str | None, typer.Option(
         help="Detection profile instead of --detector: kiosk (YuNet 640), photo (the "
-        "default) or crowd (small faces in crowd photos; slower).")] = None,
+        "default) or crowd (small faces in crowd photos; slower on photos with small "
+        "faces).")] = None,
 ) -> None:
     """Find faces and their mask state; write annotated images/videos and one JSON per input."""
     det = detector

@@ -104,7 +104,8 @@ def eval_pipeline(
         help="Only the images of the dataset's splits/<SPLIT>.txt (e.g. test).")] = None,
     profile: Annotated[str | None, typer.Option(
         help="Detection profile: kiosk (YuNet 640, live video), photo (the default) or crowd "
-        "(small faces in crowd photos; slower). Explicit detector options override its own.")
+        "(small faces in crowd photos; slower on photos with small faces). Explicit detector "
+        "options override its own.")
     ] = None,
     limit: Annotated[int, typer.Option(min=0, help="Only the first N images (0: all).")] = 0,
     examples: Annotated[int, typer.Option(min=0, help="Annotated example scenes in the "
