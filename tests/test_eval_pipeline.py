@@ -152,6 +152,11 @@ def test_summary_table_rates_and_roc():
     assert rep["tnr"] == 0.3333  # 1 of 3 unmasked faces caught (the missed one counts as masked)
     assert rep["fnr"] == 0.5  # 1 of 2 masked faces flagged
     assert rep["classification"]["false_detections_by_predicted_label"] == {"without_mask": 1}
+    # faces found: the 20-px one right, the 40- and 50-px ones both wrong, the 100-px one right
+    assert rep["classification"]["accuracy_on_identified_by_size"] == {
+        "small": {"faces": 1, "right": 1, "accuracy": 1.0},
+        "medium": {"faces": 2, "right": 0, "accuracy": 0.0},
+        "large": {"faces": 1, "right": 1, "accuracy": 1.0}}
     # ROC scores 1 - P(with_mask): masked 0.1, 0.7; unmasked 0.8, 0.0 (missed), 0.4.
     # Pairs unmasked > masked: 0.8 beats both, 0.4 beats 0.1, 0.0 beats none -> 3 of 6.
     assert rep["roc"]["auc"] == 0.5

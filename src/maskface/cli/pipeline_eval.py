@@ -72,6 +72,9 @@ def format_summary(rep: dict[str, Any]) -> str:
         lines.append(f"{'class (found)':<16}{'precision':>10}{'recall':>9}{'F1':>9}")
         for lab, m in ff["per_class"].items():
             lines.append(f"{lab:<16}{m['precision']:>10.4f}{m['recall']:>9.4f}{m['f1']:>9.4f}")
+        sizes = ", ".join(f"{k} {v['accuracy']:.3f} ({v['right']}/{v['faces']})" for k, v in
+                          rep["classification"]["accuracy_on_identified_by_size"].items())
+        lines.append(f"labels right on faces found, by size: {sizes}")
     lines.append(f"{rep['timing']['per_image_mean_ms']:.0f} ms per image on average")
     return "\n".join(lines)
 

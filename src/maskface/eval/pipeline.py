@@ -103,6 +103,7 @@ def summarise(evals: Sequence[ImageEval], classified: bool) -> dict[str, Any]:
     by_size = {name: [0, 0] for name, _, _ in SIZE_BINS}
     loose_by_size = {name: [0, 0] for name, _, _ in SIZE_BINS}
     by_label = {lab: [0, 0] for lab in SCENE_LABELS}
+    right_by_size = {name: [0, 0] for name, _, _ in SIZE_BINS}  # labels right, faces found
     # true x predicted label of the faces found (IoU > 0.5); the last column: not found
     confusion = np.zeros((len(SCENE_LABELS), len(SCENE_LABELS)), np.int64)
     table = {lab: {"correct": 0, "wrong": 0, NOT_DETECTED: 0} for lab in SCENE_LABELS}
@@ -125,6 +126,8 @@ def summarise(evals: Sequence[ImageEval], classified: bool) -> dict[str, Any]:
                 table[lab][NOT_DETECTED] += 1
             else:
                 table[lab]["correct" if e.labels[p] == lab else "wrong"] += 1
+                right_by_size[size_bin(h)][0] += e.labels[p] == lab
+                right_by_size[size_bin(h)][1] += 1
                 flagged[lab] += e.labels[p] != "with_mask"
                 unmasked[lab] += e.labels[p] == "without_mask"
                 if e.labels[p] in SCENE_LABELS:
@@ -180,6 +183,9 @@ def summarise(evals: Sequence[ImageEval], classified: bool) -> dict[str, Any]:
         "accuracy_on_identified": _rate(sum(t["correct"] for t in table.values()),
                                         sum(identified.values())),
         "accuracy_end_to_end": _rate(sum(t["correct"] for t in table.values()), n_true),
+        "accuracy_on_identified_by_size": {
+            k: {"faces": n, "right": r, "accuracy": _rate(r, n)}
+            for k, (r, n) in right_by_size.items() if n},
         "false_detections_by_predicted_label": fd_labels,
         **found_faces_report(confusion),
     }
