@@ -254,6 +254,9 @@ def test_errors_sheet_cuts_out_the_faces_got_wrong(astronaut_path, tmp_path):
                       np.zeros(4))
     assert plot_errors([right], tmp_path / "none.png") is None
     assert not (tmp_path / "none.png").exists()
+    blind = ImageEval(scene, np.zeros((0, 4)), np.zeros(0), [], np.zeros(0))  # found nothing
+    assert [f.kind for f in face_errors([blind])] == ["missed"] * 4
+    assert plot_errors([blind], tmp_path / "blind.png") is not None
 
 
 def test_eval_pipeline_cli_bad_scenes(tmp_path):

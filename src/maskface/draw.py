@@ -17,6 +17,8 @@ ORANGE = (0, 150, 255)
 GREY = (160, 160, 160)
 
 _TEXT = {"with_mask": "Mask", "without_mask": "No mask", "mask_incorrect": "Mask incorrect"}
+#: the labels in a few letters, for captions under thumbnails
+SHORT_LABELS = {"with_mask": "mask", "without_mask": "no mask", "mask_incorrect": "incorrect"}
 _COLOUR = {"with_mask": GREEN, "without_mask": RED, "mask_incorrect": ORANGE}
 
 

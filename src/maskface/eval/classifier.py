@@ -27,6 +27,7 @@ import numpy as np
 
 from maskface.classify import MaskClassifier
 from maskface.classify.crop import whole_image_crop
+from maskface.draw import SHORT_LABELS
 from maskface.errors import InputError, MaskfaceError
 from maskface.eval.metrics import classification_report, roc_auc, roc_curve
 from maskface.io.image import load_image
@@ -174,7 +175,7 @@ def run_classifier_eval(data: LabelledCrops, classifier: MaskClassifier, report_
                         description: dict) -> dict:
     """Evaluate, write ``report_path`` plus ``<stem>_roc.png``, ``<stem>_confusion.png`` and,
     when any crop is misclassified, ``<stem>_errors.png``."""
-    from maskface.eval.plots import plot_confusion, plot_errors, plot_roc
+    from maskface.eval.plots import plot_confusion, plot_roc, plot_sheet
 
     report, probs = evaluate_crops(classifier, data)
     report_path = Path(report_path)
@@ -209,17 +210,14 @@ def run_classifier_eval(data: LabelledCrops, classifier: MaskClassifier, report_
     plots["confusion"] = plot_confusion(cm, rows, f"{stem}_confusion.png", pred_labels=labels)
     wrong = _errors_by_confidence(probs, data.labels, labels)
     if len(wrong):
-        captions = [(f"true {_SHORT.get(data.labels[i], data.labels[i])}",
-                     f"said {_SHORT.get(labels[int(probs[i].argmax())])} "
+        captions = [(f"true {SHORT_LABELS.get(data.labels[i], data.labels[i])}",
+                     f"said {SHORT_LABELS.get(labels[int(probs[i].argmax())])} "
                      f"{probs[i].max():.2f}", _short_name(data.names[i])) for i in wrong]
-        plots["errors"] = plot_errors(data.crops[wrong], captions, f"{stem}_errors.png")
+        plots["errors"] = plot_sheet(data.crops[wrong], captions, f"{stem}_errors.png")
     report = {**description, "model_labels": labels, "input_size": classifier.input_size,
               **report, "plots": {k: str(v) for k, v in plots.items()}}
     report_path.write_text(json.dumps(report, indent=2))
     return report
-
-
-_SHORT = {"with_mask": "mask", "without_mask": "no mask", "mask_incorrect": "incorrect"}
 
 
 def _short_name(name: str) -> str:

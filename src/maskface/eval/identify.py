@@ -215,7 +215,7 @@ def plot_identify_errors(errors: list[dict[str, Any]], pe, enrolled: dict[str, P
                          path: str | Path, limit: int = 48) -> Path | None:
     """A sheet of :func:`identify_errors`: the query as the embedder saw it, the person it was
     taken for and (for a known query) the right person, each by their first enrolment photo."""
-    from maskface.eval.plots import plot_errors
+    from maskface.eval.plots import plot_sheet
 
     images, captions = [], []
     for e in errors[:limit]:
@@ -234,4 +234,4 @@ def plot_identify_errors(errors: list[dict[str, Any]], pe, enrolled: dict[str, P
         captions.append((first, second))
     if not images:
         return None
-    return plot_errors(images, captions, path, columns=3, size=None)
+    return plot_sheet(images, captions, path, columns=3, size=None)

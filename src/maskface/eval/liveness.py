@@ -169,7 +169,7 @@ def plot_errors(rows: list[dict[str, Any]], threshold: float, path: str | Path,
     """A sheet of :func:`frame_errors`: each face with its surroundings (the whole frame when
     none was found), as scored; ``None`` when every frame was judged right."""
     from maskface.classify.crop import face_crop, whole_image_crop
-    from maskface.eval.plots import plot_errors as sheet
+    from maskface.eval.plots import plot_sheet
     from maskface.io.image import grey_copy, load_image
 
     wrong = frame_errors(rows, threshold)[:limit]
@@ -189,4 +189,4 @@ def plot_errors(rows: list[dict[str, Any]], threshold: float, path: str | Path,
             lines = (f"{kind}, {'accepted' if r['score'] >= threshold else 'rejected'}",
                      f"score {r['score']:.3f}")
         captions.append((*lines, f"{r['subject']}/{Path(r['path']).stem}"))
-    return sheet(crops, captions, path)
+    return plot_sheet(crops, captions, path)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from maskface.draw import drawable, write_image
+from maskface.draw import SHORT_LABELS, drawable, write_image
 from maskface.eval.scenes import SCENE_LABELS, SceneImage
 from maskface.geometry import iou_matrix
 
@@ -392,14 +392,15 @@ def plot_errors(evals: Sequence[ImageEval], path: str | Path, limit: int = 64,
     cells = []
     for k, f in enumerate(picks):
         e, t = f.eval, f.index
-        first = (f"said {_SAY.get(e.labels[e.match[t]], e.labels[e.match[t]])}"
-                 if f.kind == "wrong" else f"{f.kind}, {f.height:.0f} px")
-        cells.append((crops[k], [first, f"true {_SAY.get(e.scene.labels[t], e.scene.labels[t])}",
+        truth = e.scene.labels[t]
+        if f.kind == "wrong":
+            said = e.labels[e.match[t]]
+            first = f"said {SHORT_LABELS.get(said, said)}"
+        else:
+            first = f"{f.kind}, {f.height:.0f} px"
+        cells.append((crops[k], [first, f"true {SHORT_LABELS.get(truth, truth)}",
                                  f"{Path(e.scene.name).stem[-11:]}#{t}"]))
     return write_image(path, image_grid(cells, columns=8))
-
-
-_SAY = {"with_mask": "mask", "without_mask": "no mask", "mask_incorrect": "incorrect"}
 
 
 def _short(label: str) -> str:

@@ -63,7 +63,7 @@ def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: str | Path,
     return path
 
 
-def plot_errors(crops: Sequence[np.ndarray], captions: Sequence[Sequence[str]],
+def plot_sheet(crops: Sequence[np.ndarray], captions: Sequence[Sequence[str]],
                 path: str | Path, columns: int = 8, size: int | None = 128, limit: int = 64
                 ) -> Path:
     """The first ``limit`` images (crops as the model saw them), each over its caption lines;

@@ -418,7 +418,7 @@ def plot_pair_errors(errors: Sequence[dict[str, Any]], crops: Callable[[int], tu
                      path: str | Path, limit: int = 48) -> Path | None:
     """A sheet of wrongly judged pairs side by side, as the embedder saw them (aligned, masked
     where the run masked them), worst first; ``None`` when there are none."""
-    from maskface.eval.plots import plot_errors
+    from maskface.eval.plots import plot_sheet
 
     images, captions = [], []
     for e in errors[:limit]:
@@ -432,7 +432,7 @@ def plot_pair_errors(errors: Sequence[dict[str, Any]], crops: Callable[[int], tu
                          Path(e["a"]).stem, Path(e["b"]).stem))
     if not images:
         return None
-    return plot_errors(images, captions, path, columns=4, size=None)
+    return plot_sheet(images, captions, path, columns=4, size=None)
 
 
 def plot_score_histograms(scores: np.ndarray, same: np.ndarray, threshold: float,
