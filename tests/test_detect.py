@@ -163,7 +163,7 @@ def test_small_face_zoom_only_where_the_photo_is_not_enlarged_already(astronaut,
     3x that; on a small close-up (enlarged over 5x) none, only the main and the 2x passes."""
     from maskface.detect import profile_detector
 
-    det = profile_detector("crowd", zoom_if_small_found=False)
+    det = profile_detector("crowd", zoom_min_small_faces=0)
     factors: list[float] = []
     real = det.detect_at
     monkeypatch.setattr(det, "detect_at", lambda im, s: factors.append(s) or real(im, s))
@@ -176,29 +176,41 @@ def test_small_face_zoom_only_where_the_photo_is_not_enlarged_already(astronaut,
     assert len(factors) == 2 and factors[0] > 2.0 and factors[1] == 2.0
 
 
-def test_crowd_zooms_only_photos_with_small_faces(astronaut, monkeypatch):
-    """16 astronauts with 15-px faces on a 1024x768 photo: the main pass sees 2 of them, which
-    sends the crowd profile to its 3x pass, and it finds all 16; the astronaut alone (one
-    large face) gets the main pass only, and the photo profile's answer."""
+def _astronaut_crowd(astronaut, f: float) -> np.ndarray:
+    """16 astronauts shrunk by ``f`` on a grey 1024x768 photo."""
     import cv2
 
-    from maskface.detect import profile_detector
-
-    small = cv2.resize(astronaut, None, fx=0.14, fy=0.14, interpolation=cv2.INTER_AREA)
-    crowd_photo = np.full((768, 1024, 3), 128, np.uint8)
+    small = cv2.resize(astronaut, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+    photo = np.full((768, 1024, 3), 128, np.uint8)
     for y in range(40, 700, 200):
         for x in range(40, 980 - small.shape[1], 220):
-            crowd_photo[y : y + small.shape[0], x : x + small.shape[1]] = small
-    photo, crowd = profile_detector("photo"), profile_detector("crowd")
+            photo[y : y + small.shape[0], x : x + small.shape[1]] = small
+    return photo
+
+
+def test_zoom_only_on_photos_that_show_small_faces(astronaut, monkeypatch):
+    """The 3x zoom pass runs where the main pass found small faces: the crowd profile on one,
+    the default on three. 16 astronauts with 15-px faces: the main pass sees 2, so the default
+    stops there and the crowd profile zooms and finds all 16; with 17-px faces the main pass
+    sees 8 and the default zooms too. The astronaut alone gets the main pass only."""
+    from maskface.detect import create_detector, profile_detector
+
+    default, crowd = create_detector(), profile_detector("crowd")
     factors: list[float] = []
-    real = crowd.detect_at
-    monkeypatch.setattr(crowd, "detect_at", lambda im, s: factors.append(s) or real(im, s))
-    assert len(photo.detect(crowd_photo)) == 2
-    assert len(crowd.detect(crowd_photo)) == 16 and factors == [1.0, 3.0]
+    for det in (default, crowd):
+        real = det.detect_at
+        monkeypatch.setattr(det, "detect_at",
+                            lambda im, s, real=real: factors.append(s) or real(im, s))
+    tiny = _astronaut_crowd(astronaut, 0.14)
+    assert len(default.detect(tiny)) == 2 and factors == [1.0]
+    factors.clear()
+    assert len(crowd.detect(tiny)) == 16 and factors == [1.0, 3.0]
+    factors.clear()
+    assert len(default.detect(_astronaut_crowd(astronaut, 0.16))) == 16 and factors == [1.0, 3.0]
     factors.clear()
     alone = crowd.detect(astronaut)
     assert factors == [2.0]
-    np.testing.assert_array_equal(alone.boxes, photo.detect(astronaut).boxes)
+    np.testing.assert_array_equal(alone.boxes, default.detect(astronaut).boxes)
 
 
 def test_detection_profiles(astronaut):

@@ -34,7 +34,7 @@ def detector_options(input_size: int | None, scales: str | None, flip: bool | No
 
 def describe_detector(det) -> dict[str, Any]:
     keys = ("input_size", "scales", "flip", "tile", "score_threshold", "min_face_size",
-            "max_upscale", "small_face_zoom", "small_face_px", "zoom_if_small_found")
+            "max_upscale", "small_face_zoom", "small_face_px", "zoom_min_small_faces")
     out = {"name": det.name}
     out.update({k: getattr(det, k) for k in keys if hasattr(det, k)})
     return out

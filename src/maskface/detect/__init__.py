@@ -13,13 +13,13 @@ DETECTORS = ("yunet", "retinaface", "mtcnn")
 #: the detector with the best recall/cost trade-off on real scenes (see docs/detection.md)
 DEFAULT_DETECTOR = "retinaface"
 #: named detection settings (detector, options), measured in docs/detection.md: ``kiosk`` is
-#: the fast live-video path, ``photo`` the default for photos, ``crowd`` finds small faces in
-#: crowd photos at several times the cost
+#: the fast live-video path, ``photo`` the default for photos (a 3x pass on crowds of three or
+#: more small faces), ``crowd`` the 3x pass on any photo with a small face
 PROFILES: dict[str, tuple[str, dict]] = {
     "kiosk": ("yunet", {"input_size": 640}),
     "photo": (DEFAULT_DETECTOR, {}),
     "crowd": ("retinaface", {"input_size": 1024, "small_face_zoom": 3.0,
-                             "zoom_if_small_found": True}),
+                             "zoom_min_small_faces": 1}),
 }
 
 

@@ -139,16 +139,17 @@ class ScaledDetector(FaceDetector):
             small photo): its faces are seen enlarged already, and a further zoom found
             mostly hair and textures (docs/detection.md).
         small_face_px: the size limit of ``small_face_zoom``.
-        zoom_if_small_found: run the zoom pass only on photos where the main pass found a face
-            under ``small_face_px`` already: small faces come in crowds, and on photos without
-            one the zoom found few faces and many false detections (docs/detection.md).
+        zoom_min_small_faces: run the zoom pass only on photos where the main pass found at
+            least this many faces under ``small_face_px`` already (0: on every photo): small
+            faces come in crowds, and on photos without them the zoom found few faces and many
+            false detections (docs/detection.md).
     """
 
     def __init__(self, score_threshold: float = 0.6, input_size: int = 640,
                  scales: Sequence[float] = (1.0,), flip: bool = False, tile: bool = False,
                  tile_overlap: float = 0.25, pass_threshold: float | None = None,
                  max_upscale: float | None = 2.0, small_face_zoom: float | None = None,
-                 small_face_px: float = 40.0, zoom_if_small_found: bool = False):
+                 small_face_px: float = 40.0, zoom_min_small_faces: int = 0):
         super().__init__(score_threshold)
         if input_size < 32:
             raise InputError(f"input_size must be at least 32 px, not {input_size}")
@@ -170,7 +171,9 @@ class ScaledDetector(FaceDetector):
             raise InputError(f"small_face_zoom must be above 1, not {small_face_zoom}")
         self.small_face_zoom = small_face_zoom
         self.small_face_px = float(small_face_px)
-        self.zoom_if_small_found = zoom_if_small_found
+        if zoom_min_small_faces < 0:
+            raise InputError(f"zoom_min_small_faces must be 0 or more, not {zoom_min_small_faces}")
+        self.zoom_min_small_faces = int(zoom_min_small_faces)
 
     @property
     def n_passes(self) -> int:
@@ -194,8 +197,8 @@ class ScaledDetector(FaceDetector):
         enlarged = self.max_upscale is not None and base * min(self.scales) > self.max_upscale
         if enlarged:
             det = box_vote([det, self.detect_at(image, self.max_upscale)], mode="max")
-        if self.small_face_zoom is not None and not enlarged and (
-                not self.zoom_if_small_found or self._has_small_face(det)):
+        if (self.small_face_zoom is not None and not enlarged
+                and self._small_faces(det) >= self.zoom_min_small_faces):
             zoomed = self.detect_at(image, base * self.small_face_zoom)
             side = np.minimum(zoomed.boxes[:, 2] - zoomed.boxes[:, 0],
                               zoomed.boxes[:, 3] - zoomed.boxes[:, 1])
@@ -208,9 +211,9 @@ class ScaledDetector(FaceDetector):
             det = box_vote([det, self.detect_tiled(image)], mode="max")
         return det[det.scores >= self.score_threshold]
 
-    def _has_small_face(self, det: Detections) -> bool:
+    def _small_faces(self, det: Detections) -> int:
         side = np.minimum(det.boxes[:, 2] - det.boxes[:, 0], det.boxes[:, 3] - det.boxes[:, 1])
-        return bool((side[det.scores >= self.score_threshold] < self.small_face_px).any())
+        return int((side[det.scores >= self.score_threshold] < self.small_face_px).sum())
 
     def detect_tiled(self, image: np.ndarray, scale: float = 1.0) -> Detections:
         """Detect in overlapping tiles of ``input_size`` pixels of ``image`` resized by
