@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -189,10 +190,8 @@ def image_grid(cells: Sequence[tuple[np.ndarray, Sequence[str]]], columns: int =
     return sheet
 
 
-def write_image(path, image: np.ndarray):
+def write_image(path: str | Path, image: np.ndarray) -> Path:
     """Write ``image`` (PNG compressed hard), creating the folder; raises ``OSError``."""
-    from pathlib import Path
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     params = [cv2.IMWRITE_PNG_COMPRESSION, 9] if path.suffix.lower() == ".png" else []

@@ -227,7 +227,7 @@ def plot_identify_errors(errors: list[dict[str, Any]], pe, enrolled: dict[str, P
         gap = np.full((query.shape[0], 4, 3), 255, np.uint8)
         blank = np.full_like(query, 255)
         images.append(np.hstack([query, gap, said, gap, blank if true is None else true]))
-        first = (f"taken for {e['said']} {e['score']:.3f}")
+        first = f"taken for {e['said']} {e['score']:.3f}"
         second = ("a stranger (not enrolled)" if e["true"] is None else
                   f"is {e['true']}" + ("" if e["true_rank"] is None else
                                        f", rank {e['true_rank']} {e['true_score']:.3f}"))
