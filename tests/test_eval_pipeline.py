@@ -228,6 +228,12 @@ def test_eval_pipeline_cli_on_dataroots(data_dir, tmp_path):
     n_wrong = det["missed"] + (0 if classifier == "none"
                                else det["found"] - int(np.trace(found["confusion_matrix"])))
     assert ("errors" in rep["plots"]) == (n_wrong > 0)
+    assert rep["detector"]["small_face_zoom"] == 3.0  # the default's crowd zoom, reported
+    res = CliRunner().invoke(load_commands(), [
+        "eval", "pipeline", "--scenes", str(scenes), "--report", str(report),
+        "--classifier", "none", "--examples", "0", "--no-zoom"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(report.read_text())["detector"]["small_face_zoom"] is None
 
 
 def test_errors_sheet_cuts_out_the_faces_got_wrong(astronaut_path, tmp_path):

@@ -25,11 +25,15 @@ def _scales(text: str | None) -> tuple[float, ...] | None:
 
 
 def detector_options(input_size: int | None, scales: str | None, flip: bool | None,
-                     tile: bool | None, score_threshold: float | None) -> dict[str, Any]:
+                     tile: bool | None, score_threshold: float | None, no_zoom: bool = False
+                     ) -> dict[str, Any]:
     """The detector keyword arguments given on the command line (the rest keep defaults)."""
     opts: dict[str, Any] = {"input_size": input_size, "scales": _scales(scales), "flip": flip,
                             "tile": tile, "score_threshold": score_threshold}
-    return {k: v for k, v in opts.items() if v is not None}
+    opts = {k: v for k, v in opts.items() if v is not None}
+    if no_zoom:
+        opts["small_face_zoom"] = None
+    return opts
 
 
 def describe_detector(det) -> dict[str, Any]:
@@ -103,6 +107,9 @@ def eval_pipeline(
         show_default=False)] = None,
     score_threshold: Annotated[float | None, typer.Option(
         min=0.0, max=1.0, help="Detector score threshold.")] = None,
+    no_zoom: Annotated[bool, typer.Option(
+        "--no-zoom", help="No 3x small-face pass (the default runs it on photos with three or "
+        "more faces under 40 px, the crowd profile on photos with one).")] = False,
     split: Annotated[str | None, typer.Option(
         help="Only the images of the dataset's splits/<SPLIT>.txt (e.g. test).")] = None,
     profile: Annotated[str | None, typer.Option(
@@ -125,7 +132,7 @@ def eval_pipeline(
     data = load_scenes(scenes, split)
     if limit:
         data = data[:limit]
-    options = detector_options(input_size, scales, flip, tile, score_threshold)
+    options = detector_options(input_size, scales, flip, tile, score_threshold, no_zoom)
     if profile is not None:
         if detector is not None:
             fail("give --profile or --detector, not both")
