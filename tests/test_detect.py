@@ -226,3 +226,29 @@ def test_detection_profiles(astronaut):
     assert len(crowd.detect(astronaut)) == 1
     with pytest.raises(InputError, match="unknown detection profile"):
         profile_detector("stadium")
+
+
+def test_detect_cli_no_zoom(astronaut, tmp_path):
+    """`maskface detect` zooms a crowd of 17-px faces by default and finds all 16; `--no-zoom`
+    stops at the main pass's 8, also under a profile; a detector without the option says so."""
+    import json
+
+    import cv2
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+
+    photo = tmp_path / "crowd.png"
+    cv2.imwrite(str(photo), _astronaut_crowd(astronaut, 0.16))
+    counts = {}
+    for name, extra in (("default", []), ("no_zoom", ["--no-zoom"]),
+                        ("crowd_no_zoom", ["--profile", "crowd", "--no-zoom"])):
+        out = tmp_path / name
+        res = CliRunner().invoke(load_commands(), ["detect", str(photo), "--out", str(out),
+                                                   "--classifier", "none", *extra])
+        assert res.exit_code == 0, res.output
+        counts[name] = len(json.loads((out / "crowd.json").read_text())["faces"])
+    assert counts == {"default": 16, "no_zoom": 8, "crowd_no_zoom": 8}
+    res = CliRunner().invoke(load_commands(), ["detect", str(photo), "--out", str(tmp_path / "m"),
+                                               "--detector", "mtcnn", "--no-zoom"])
+    assert res.exit_code == 1 and "no option small_face_zoom" in res.output
