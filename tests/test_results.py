@@ -39,6 +39,20 @@ def test_names_are_drawn_in_letters_the_font_has():
     assert img.any()
 
 
+def test_landmarks_drawn_on_large_faces_only():
+    """In a crowd the five dots would cover a 20-px face: it keeps its box only."""
+    def dots(box):
+        f = _face(box)
+        x1, y1 = box[:2]
+        f.landmarks = np.array([[x1 + 8, y1 + 8], [x1 + 14, y1 + 8], [x1 + 11, y1 + 12],
+                                [x1 + 8, y1 + 16], [x1 + 14, y1 + 16]], np.float32)
+        out = annotate(np.zeros((400, 400, 3), np.uint8), [f])
+        return int(np.all(out == (255, 255, 0), axis=2).sum())
+
+    assert dots([200, 200, 220, 220]) == 0
+    assert dots([100, 100, 200, 200]) > 5
+
+
 def test_label_stays_inside_image_for_face_at_top_right_corner():
     img = np.zeros((200, 300, 3), np.uint8)
     out = annotate(img, [_face([270, 0, 299, 25], "without_mask")])

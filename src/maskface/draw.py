@@ -121,7 +121,8 @@ def _put_label(img: np.ndarray, text: str, rect: tuple[int, int, int, int], colo
 
 
 def annotate(image: np.ndarray, faces: Sequence[Face], landmarks: bool = True) -> np.ndarray:
-    """Return a copy of ``image`` with each face's box, landmarks and label drawn."""
+    """Return a copy of ``image`` with each face's box, landmarks (on faces large enough to
+    show them) and label drawn."""
     out = image.copy()
     h, w = out.shape[:2]
     line = max(1, round(max(h, w) / 500))
@@ -132,7 +133,8 @@ def annotate(image: np.ndarray, faces: Sequence[Face], landmarks: bool = True) -
         x2, y2 = min(w - 1, x2), min(h - 1, y2)
         boxes.append(np.array([x1, y1, x2, y2]))
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, line, cv2.LINE_AA)
-        if landmarks:
+        # five dots would hide a small face (a crowd's background faces): boxes only there
+        if landmarks and min(x2 - x1, y2 - y1) >= 16 * (line + 1):
             for px, py in face.landmarks:
                 cv2.circle(out, (int(px), int(py)), line + 1, (255, 255, 0), -1, cv2.LINE_AA)
     # labels last, so no box or landmark is drawn over one
