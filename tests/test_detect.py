@@ -252,3 +252,17 @@ def test_detect_cli_no_zoom(astronaut, tmp_path):
     res = CliRunner().invoke(load_commands(), ["detect", str(photo), "--out", str(tmp_path / "m"),
                                                "--detector", "mtcnn", "--no-zoom"])
     assert res.exit_code == 1 and "no option small_face_zoom" in res.output
+
+
+def test_video_detector_has_no_zoom(astronaut):
+    """Door and video paths (the service, watch) take no 3x pass: a crowd behind the person at
+    the door would cost it on every frame. The 17-px crowd the default zooms stays at the main
+    pass's 8 faces."""
+    from maskface.detect import create_detector, video_detector
+
+    crowd = _astronaut_crowd(astronaut, 0.16)
+    assert len(create_detector("retinaface").detect(crowd)) == 16
+    live = video_detector("retinaface", input_size=1024)
+    assert live.small_face_zoom is None and len(live.detect(crowd)) == 8
+    assert video_detector("yunet").input_size == 640
+    assert video_detector("mtcnn").name == "mtcnn"  # no zoom option to turn off

@@ -61,7 +61,7 @@ def watch(
     every --refresh frames or when the face's box changes a lot, not on every frame.
     """
     from maskface.cli.recognition import open_gallery
-    from maskface.detect import create_detector
+    from maskface.detect import video_detector
     from maskface.pipeline import Pipeline
     from maskface.recognize import Recognizer
     from maskface.track import VideoWatcher, open_source, watch_to_files
@@ -71,7 +71,7 @@ def watch(
     if db is not None:
         gallery, embedder = open_gallery(db, model, for_writing=False)
         recognizer = Recognizer(embedder, gallery)
-    pipe = Pipeline(detector=create_detector(detector, **kwargs),
+    pipe = Pipeline(detector=video_detector(detector, **kwargs),
                     classifier=None if classifier == "none" else classifier,
                     recognizer=recognizer)
     src = open_source(source, realtime=realtime)

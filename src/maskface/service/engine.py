@@ -118,13 +118,13 @@ class Engine:
 
 
 def _load(models: Models) -> _Worker:
-    from maskface.detect import create_detector
+    from maskface.detect import video_detector
     from maskface.pipeline import Pipeline
     from maskface.recognize import Recognizer, create_embedder
 
     # MTCNN works from a minimum face size instead of a working resolution.
-    detector = create_detector(models.detector) if models.detector == "mtcnn" else \
-        create_detector(models.detector, input_size=models.detector_input_size)
+    detector = video_detector(models.detector) if models.detector == "mtcnn" else \
+        video_detector(models.detector, input_size=models.detector_input_size)
     pipeline = Pipeline(detector=detector, classifier=_classifier(models))
     # Embedding only: matching needs the deployment's gallery (maskface.service.people).
     return _Worker(pipeline, Recognizer(create_embedder(models.embedder)))
