@@ -69,6 +69,11 @@ def unflip(det: Detections, width: int) -> Detections:
     return Detections(boxes, det.scores.copy(), lms[:, _FLIP_ORDER])
 
 
+def short_side(det: Detections) -> np.ndarray:
+    """``(N,)`` the shorter side of each box, in pixels: the size every face rule here uses."""
+    return np.minimum(det.boxes[:, 2] - det.boxes[:, 0], det.boxes[:, 3] - det.boxes[:, 1])
+
+
 def box_vote(parts: Sequence[Detections], iou_threshold: float = 0.5, mode: str = "mean",
              n_passes: int | None = None) -> Detections:
     """Merge detections of several passes: boxes overlapping the best-scoring box of a cluster
@@ -200,20 +205,17 @@ class ScaledDetector(FaceDetector):
         if (self.small_face_zoom is not None and not enlarged
                 and self._small_faces(det) >= self.zoom_min_small_faces):
             zoomed = self.detect_at(image, base * self.small_face_zoom)
-            side = np.minimum(zoomed.boxes[:, 2] - zoomed.boxes[:, 0],
-                              zoomed.boxes[:, 3] - zoomed.boxes[:, 1])
-            det = box_vote([det, zoomed[side < self.small_face_px]], mode="max")
+            det = box_vote([det, zoomed[short_side(zoomed) < self.small_face_px]], mode="max")
         if self.tile and max(h, w) > self.input_size:
             # Faces that were tiny in the downscaled pass are the tiles' job: their global boxes
             # are poorly placed and would not merge with the tiles' accurate ones.
-            side = np.minimum(det.boxes[:, 2] - det.boxes[:, 0], det.boxes[:, 3] - det.boxes[:, 1])
-            det = det[side * base * max(self.scales) >= TILE_HANDOVER_PX]
+            det = det[short_side(det) * base * max(self.scales) >= TILE_HANDOVER_PX]
             det = box_vote([det, self.detect_tiled(image)], mode="max")
         return det[det.scores >= self.score_threshold]
 
     def _small_faces(self, det: Detections) -> int:
-        side = np.minimum(det.boxes[:, 2] - det.boxes[:, 0], det.boxes[:, 3] - det.boxes[:, 1])
-        return int((side[det.scores >= self.score_threshold] < self.small_face_px).sum())
+        kept = det.scores >= self.score_threshold
+        return int((short_side(det)[kept] < self.small_face_px).sum())
 
     def detect_tiled(self, image: np.ndarray, scale: float = 1.0) -> Detections:
         """Detect in overlapping tiles of ``input_size`` pixels of ``image`` resized by
