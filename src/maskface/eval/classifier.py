@@ -175,7 +175,7 @@ def run_classifier_eval(data: LabelledCrops, classifier: MaskClassifier, report_
                         description: dict) -> dict:
     """Evaluate, write ``report_path`` plus ``<stem>_roc.png``, ``<stem>_confusion.png`` and,
     when any crop is misclassified, ``<stem>_errors.png``."""
-    from maskface.eval.plots import plot_confusion, plot_roc, plot_sheet
+    from maskface.eval.plots import plot_confusion, plot_roc, plot_sheet, short_name
 
     report, probs = evaluate_crops(classifier, data)
     report_path = Path(report_path)
@@ -212,18 +212,12 @@ def run_classifier_eval(data: LabelledCrops, classifier: MaskClassifier, report_
     if len(wrong):
         captions = [(f"true {SHORT_LABELS.get(data.labels[i], data.labels[i])}",
                      f"said {SHORT_LABELS.get(labels[int(probs[i].argmax())])} "
-                     f"{probs[i].max():.2f}", _short_name(data.names[i])) for i in wrong]
+                     f"{probs[i].max():.2f}", short_name(data.names[i])) for i in wrong]
         plots["errors"] = plot_sheet(data.crops[wrong], captions, f"{stem}_errors.png")
     report = {**description, "model_labels": labels, "input_size": classifier.input_size,
               **report, "plots": {k: str(v) for k, v in plots.items()}}
     report_path.write_text(json.dumps(report, indent=2))
     return report
-
-
-def _short_name(name: str) -> str:
-    """A crop's file name, cut to fit under a thumbnail (``…/abc.jpg#3`` -> ``abc#3``)."""
-    path, _, face = name.partition("#")
-    return Path(path).stem[-11:] + (f"#{face}" if face else "")
 
 
 def _errors_by_confidence(probs: np.ndarray, truth: Sequence[str], labels: Sequence[str]

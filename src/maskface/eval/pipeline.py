@@ -368,6 +368,7 @@ def plot_errors(evals: Sequence[ImageEval], path: str | Path, limit: int = 64,
     and its caption; ``None`` (nothing written) when every face was right."""
     from maskface.classify.crop import face_crop
     from maskface.draw import image_grid
+    from maskface.eval.plots import short_name
     from maskface.geometry import square_crop_box
     from maskface.io import load_image
 
@@ -399,7 +400,7 @@ def plot_errors(evals: Sequence[ImageEval], path: str | Path, limit: int = 64,
         else:
             first = f"{f.kind}, {f.height:.0f} px"
         cells.append((crops[k], [first, f"true {SHORT_LABELS.get(truth, truth)}",
-                                 f"{Path(e.scene.name).stem[-11:]}#{t}"]))
+                                 short_name(f"{e.scene.name}#{t}")]))
     return write_image(path, image_grid(cells, columns=8))
 
 

@@ -73,3 +73,10 @@ def plot_sheet(crops: Sequence[np.ndarray], captions: Sequence[Sequence[str]],
     cells = [(c if size is None else thumbnail(c, size), lines)
              for c, lines in zip(crops[:limit], captions[:limit])]
     return write_image(path, image_grid(cells, columns))
+
+
+def short_name(name: str | Path) -> str:
+    """A face's file name cut to fit under a thumbnail: ``…/abc.jpg#3`` (the fourth box of a
+    scenes photo) -> ``abc#3``; a plain path -> its stem's last 11 characters."""
+    path, _, face = str(name).partition("#")
+    return Path(path).stem[-11:] + (f"#{face}" if face else "")
