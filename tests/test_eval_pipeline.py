@@ -373,3 +373,23 @@ def test_scene_splits_and_training_crops(tmp_path, astronaut_path):
     want = face_crop(img, np.array([176, 60, 272, 182], float), 96)
     got = whole_image_crop(crops[samples[0].path], 96)
     assert np.abs(got.astype(int) - want.astype(int)).mean() < 3
+
+
+def test_eval_pipeline_cli_with_one_class_only(tmp_path, astronaut_path):
+    """Truth without a masked face has no FNR: the summary says n/a (it used to crash)."""
+    import cv2
+
+    (tmp_path / "scenes" / "images").mkdir(parents=True)
+    (tmp_path / "scenes" / "annotations").mkdir()
+    cv2.imwrite(str(tmp_path / "scenes" / "images" / "a.jpg"), cv2.imread(str(astronaut_path)))
+    (tmp_path / "scenes" / "annotations" / "a.xml").write_text(
+        "<annotation><filename>a.jpg</filename><object><name>without_mask</name>"
+        "<bndbox><xmin>176</xmin><ymin>60</ymin><xmax>272</xmax><ymax>182</ymax></bndbox>"
+        "</object></annotation>")
+    res = CliRunner().invoke(load_commands(), [
+        "eval", "pipeline", "--scenes", str(tmp_path / "scenes"), "--report",
+        str(tmp_path / "r.json"), "--detector", "yunet", "--examples", "0"])
+    assert res.exit_code == 0, res.output
+    assert "FNR (masked flagged) n/a" in res.output
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["fnr"] is None and rep["tnr"] == 1.0  # the bare astronaut is caught

@@ -44,6 +44,11 @@ def describe_detector(det) -> dict[str, Any]:
     return out
 
 
+def _rate(value: float | None) -> str:
+    """A rate for the summary; ``n/a`` where the data has no face of its class."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def format_summary(rep: dict[str, Any]) -> str:
     d = rep["detection"]
     lines = [f"{rep['images']} images, {rep['faces']} true faces: recall {d['recall']:.3f}, "
@@ -59,13 +64,13 @@ def format_summary(rep: dict[str, Any]) -> str:
     labels = ", ".join(f"{k} {v['recall']:.3f}" for k, v in d["recall_by_label"].items())
     lines.append(f"recall by class: {labels}")
     if rep.get("classification"):
-        lines.append(f"TNR (unmasked caught) {rep['tnr']:.3f}, FNR (masked flagged) "
-                     f"{rep['fnr']:.3f}" + (f", pipeline ROC AUC {rep['roc']['auc']:.4f}"
-                                            if rep.get("roc") else ""))
+        lines.append(f"TNR (unmasked caught) {_rate(rep['tnr'])}, FNR (masked flagged) "
+                     f"{_rate(rep['fnr'])}" + (f", pipeline ROC AUC {rep['roc']['auc']:.4f}"
+                                               if rep.get("roc") else ""))
         if rep.get("masked_view"):
             mv = rep["masked_view"]
-            lines.append(f"masked view (mask_incorrect = masked): TNR {mv['tnr']:.3f}, "
-                         f"FNR {mv['fnr']:.3f}")
+            lines.append(f"masked view (mask_incorrect = masked): TNR {_rate(mv['tnr'])}, "
+                         f"FNR {_rate(mv['fnr'])}")
         lines.append(f"{'true class':<14}{'correct':>9}{'wrong':>7}{'missed':>8}")
         for lab, t in rep["classification"]["table"].items():
             lines.append(f"{lab:<14}{t['correct']:>9}{t['wrong']:>7}{t['not_identified']:>8}")
