@@ -196,6 +196,25 @@ def summarise(evals: Sequence[ImageEval], classified: bool) -> dict[str, Any]:
     return report
 
 
+def face_records(evals: Sequence[ImageEval]) -> dict[str, Any]:
+    """Every true face's outcome, and each image's unmatched detections: what ``maskface eval
+    compare`` resamples by image to put a confidence interval on the difference between two
+    runs on the same faces (:mod:`maskface.eval.compare`)."""
+    faces = []
+    for e in evals:
+        heights = e.scene.boxes[:, 3] - e.scene.boxes[:, 1]
+        for t, (lab, h) in enumerate(zip(e.scene.labels, heights)):
+            p = int(e.match[t])
+            faces.append({
+                "image": e.scene.name, "face": t, "label": lab, "height": round(float(h), 1),
+                "found": p >= 0, f"found_iou_{LOOSE_IOU_THRESHOLD}": bool(e.loose_match[t] >= 0),
+                "predicted": e.labels[p] if p >= 0 else None,
+                "p_with_mask": (None if p < 0 or np.isnan(e.p_masked[p])
+                                else round(float(e.p_masked[p]), 4))})
+    return {"per_face": faces,
+            "false_detections_per_image": {e.scene.name: len(e.false_detections) for e in evals}}
+
+
 def found_faces_report(confusion: np.ndarray) -> dict[str, Any]:
     """Per-class precision/recall/F1 and the confusion matrix of the faces found, over the
     classes present in the truth or the predictions."""

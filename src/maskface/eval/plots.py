@@ -80,3 +80,28 @@ def short_name(name: str | Path) -> str:
     scenes photo) -> ``abc#3``; a plain path -> its stem's last 11 characters."""
     path, _, face = str(name).partition("#")
     return Path(path).stem[-11:] + (f"#{face}" if face else "")
+
+
+def plot_intervals(rows: Mapping[str, Mapping], path: str | Path,
+                   title: str = "B - A, 95 % interval") -> Path:
+    """One row per figure of a paired comparison (``maskface eval compare``): the difference
+    and its interval, in percentage points (counts for names ending ``_per_image``); rows
+    whose interval excludes 0 in colour."""
+    plt = _pyplot()
+    items = list(rows.items())[::-1]
+    fig, ax = plt.subplots(figsize=(6.4, 1.0 + 0.38 * len(items)))
+    for y, (name, r) in enumerate(items):
+        scale = 1.0 if name.endswith("_per_image") else 100.0
+        lo, hi = (v * scale for v in r["ci95"])
+        colour = "tab:blue" if r["significant"] else "grey"
+        ax.plot([lo, hi], [y, y], color=colour, lw=2)
+        ax.plot(r["difference"] * scale, y, "o", color=colour)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(range(len(items)), [name for name, _ in items], fontsize=8)
+    ax.set(xlabel="difference, percentage points (per-image counts as they are)", title=title)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

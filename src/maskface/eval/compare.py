@@ -1,0 +1,165 @@
+"""Paired comparison of two pipeline runs on the same faces (``maskface eval compare``).
+
+Two settings measured on one validation split differ by a few faces, and whether that is a
+gain or the luck of the split decides what ships. Both runs' per-face outcomes (``per_face``
+in a ``maskface eval pipeline`` report) are resampled **by image** — faces of one photo share
+its light, crowd and annotator, so they are not independent — and every figure is recomputed
+for both runs on the same resampled photos. The 95 % interval of the difference B - A then
+says whether B's gain holds beyond the split's noise (an interval that excludes 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from maskface.errors import InputError
+from maskface.eval.pipeline import LOOSE_IOU_THRESHOLD, SIZE_BINS
+from maskface.eval.scenes import SCENE_LABELS
+
+#: per-image counts every figure is a function of (``cm_i_j``: found faces of true class i
+#: called j)
+_COUNTS = ("faces", "found", "found_loose", "small", "small_found", "without", "without_flagged",
+           "with", "with_flagged", "false_detections",
+           *(f"cm_{i}_{j}" for i in range(len(SCENE_LABELS)) for j in range(len(SCENE_LABELS))))
+_IDX = {k: n for n, k in enumerate(_COUNTS)}
+_SMALL_PX = SIZE_BINS[0][2]
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.full(np.shape(num), np.nan), where=den > 0)
+
+
+def _confusion(c: np.ndarray) -> np.ndarray:
+    k = len(SCENE_LABELS)
+    return np.stack([c[..., _IDX[f"cm_{i}_{j}"]] for i in range(k) for j in range(k)],
+                    -1).reshape(*c.shape[:-1], k, k)
+
+
+def _f1(c: np.ndarray, k: int) -> np.ndarray:
+    cm = _confusion(c)
+    tp = cm[..., k, k]
+    p, r = _ratio(tp, cm[..., :, k].sum(-1)), _ratio(tp, cm[..., k, :].sum(-1))
+    p, r = np.nan_to_num(p), np.nan_to_num(r)
+    return _ratio(2 * p * r, p + r)
+
+
+def _macro_f1(c: np.ndarray, classes: Sequence[int]) -> np.ndarray:
+    return np.mean([np.nan_to_num(_f1(c, k)) for k in classes], axis=0)
+
+
+def _accuracy(c: np.ndarray) -> np.ndarray:
+    cm = _confusion(c)
+    return _ratio(np.trace(cm, axis1=-2, axis2=-1), cm.sum((-2, -1)))
+
+
+def _metrics(classes: Sequence[int], classified: bool
+             ) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """The compared figures, each a function of summed counts ``(..., len(_COUNTS))``; the
+    names are those of the pipeline report."""
+    out: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "recall": lambda c: _ratio(c[..., _IDX["found"]], c[..., _IDX["faces"]]),
+        f"recall_iou_{LOOSE_IOU_THRESHOLD}": lambda c: _ratio(c[..., _IDX["found_loose"]],
+                                                             c[..., _IDX["faces"]]),
+        f"recall_small (< {_SMALL_PX:.0f} px)": lambda c: _ratio(c[..., _IDX["small_found"]],
+                                                                c[..., _IDX["small"]]),
+        "false_detections_per_image": lambda c: c[..., _IDX["false_detections"]],
+    }
+    if not classified:
+        return out
+    out.update({
+        "accuracy_on_found": _accuracy,
+        "macro_f1_on_found": lambda c: _macro_f1(c, classes),
+        **{f"f1_{SCENE_LABELS[k]}": (lambda c, k=k: _f1(c, k)) for k in classes},
+        "tnr": lambda c: _ratio(c[..., _IDX["without_flagged"]], c[..., _IDX["without"]]),
+        "fnr": lambda c: _ratio(c[..., _IDX["with_flagged"]], c[..., _IDX["with"]]),
+    })
+    return out
+
+
+def _per_image_counts(report: dict[str, Any], where: str) -> tuple[list[str], np.ndarray]:
+    """Images in report order and their counts ``(images, len(_COUNTS))``."""
+    faces = report.get("per_face")
+    if faces is None:
+        raise InputError(f"{where}: no per-face records (a report of 'maskface eval pipeline' "
+                         "run before they were added: run it again)")
+    fd = report.get("false_detections_per_image", {})
+    images = list(fd) or list(dict.fromkeys(f["image"] for f in faces))
+    row = {name: i for i, name in enumerate(images)}
+    counts = np.zeros((len(images), len(_COUNTS)), np.float64)
+    for name, n in fd.items():
+        counts[row[name], _IDX["false_detections"]] = n
+    loose = f"found_iou_{LOOSE_IOU_THRESHOLD}"
+    for f in faces:
+        c = counts[row[f["image"]]]
+        c[_IDX["faces"]] += 1
+        c[_IDX["found"]] += f["found"]
+        c[_IDX["found_loose"]] += f.get(loose, f["found"])
+        small = f["height"] < _SMALL_PX
+        c[_IDX["small"]] += small
+        c[_IDX["small_found"]] += small and f["found"]
+        pred = f.get("predicted")
+        flagged = f["found"] and pred is not None and pred != "with_mask"
+        if f["label"] == "without_mask":
+            c[_IDX["without"]] += 1
+            c[_IDX["without_flagged"]] += flagged
+        elif f["label"] == "with_mask":
+            c[_IDX["with"]] += 1
+            c[_IDX["with_flagged"]] += flagged
+        if f["found"] and pred in SCENE_LABELS:
+            c[_IDX[f"cm_{SCENE_LABELS.index(f['label'])}_{SCENE_LABELS.index(pred)}"]] += 1
+    return images, counts
+
+
+def _face_keys(report: dict[str, Any]) -> list[tuple]:
+    return [(f["image"], f["face"], f["label"]) for f in report["per_face"]]
+
+
+def compare_reports(a: dict[str, Any], b: dict[str, Any], resamples: int = 2000,
+                    seed: int = 0, names: tuple[str, str] = ("A", "B")) -> dict[str, Any]:
+    """Every figure of runs ``a`` and ``b`` (pipeline reports), the difference ``b - a`` and
+    its 95 % paired bootstrap interval over the images (module doc)."""
+    if resamples < 100:
+        raise InputError(f"--resamples {resamples}: at least 100 are needed for a 95 % interval")
+    images, ca = _per_image_counts(a, names[0])
+    images_b, cb = _per_image_counts(b, names[1])
+    if _face_keys(a) != _face_keys(b) or sorted(images) != sorted(images_b):
+        raise InputError(f"{names[0]} and {names[1]} were not run on the same faces (another "
+                         "dataset, split or --limit): a paired comparison needs the same ones")
+    cb = cb[[images_b.index(name) for name in images]]
+    classified = any(f.get("predicted") for r in (a, b) for f in r["per_face"])
+    classes = sorted({SCENE_LABELS.index(f["label"]) for f in a["per_face"]})
+    metrics = _metrics(classes, classified)
+    rng = np.random.default_rng(seed)
+    n = len(images)
+    # how often each image is drawn in each resample: one matrix product sums the counts
+    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+    ta, tb = weights @ ca, weights @ cb
+    full_a, full_b = ca.sum(0), cb.sum(0)
+    rows = {}
+    for name, fn in metrics.items():
+        va, vb = fn(full_a), fn(full_b)
+        if name == "false_detections_per_image":
+            va, vb = va / n, vb / n
+            diff = (fn(tb) - fn(ta)) / n
+        else:
+            diff = fn(tb) - fn(ta)
+        if np.isnan(va) or np.isnan(vb):
+            continue
+        diff = diff[~np.isnan(diff)]
+        lo, hi = (float(v) for v in np.percentile(diff, [2.5, 97.5]))
+        rows[name] = {names[0]: round(float(va), 4), names[1]: round(float(vb), 4),
+                      "difference": round(float(vb - va), 4), "ci95": [round(lo, 4), round(hi, 4)],
+                      "significant": bool(lo > 0 or hi < 0)}
+    return {"images": n, "faces": len(a["per_face"]), "resamples": resamples, "seed": seed,
+            "runs": {names[0]: _describe(a), names[1]: _describe(b)},
+            "method": "paired bootstrap over images: both runs' figures recomputed on the same "
+                      "resampled photos; ci95 = 2.5th-97.5th percentile of the difference "
+                      f"{names[1]} - {names[0]}; significant = the interval excludes 0",
+            "metrics": rows}
+
+
+def _describe(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: report.get(k) for k in ("scenes", "split", "profile", "classifier", "detector")}
