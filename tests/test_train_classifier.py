@@ -118,6 +118,10 @@ def test_tiny_training_run_exports_matching_onnx(data_dir, tmp_path):
     assert card["onnx"]["max_abs_diff_vs_torch"] < 1e-4
     saved = json.loads((out / "card.json").read_text())
     assert saved["onnx"]["sha256"] == card["onnx"]["sha256"]
+    # the CPU model is named: on another one the same command and seed give other weights
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        assert f": {saved['environment']['cpu']}\n" in cpuinfo.read_text()
     assert (out / "curves.png").stat().st_size > 0
     listed = sum(len((out / "splits" / f"{s}.txt").read_text().splitlines())
                  for s in ("train", "val", "test"))

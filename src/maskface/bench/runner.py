@@ -202,13 +202,15 @@ def _environment(cfg: BenchConfig) -> dict[str, Any]:
     import cv2
     import onnxruntime as ort
 
+    from maskface.machine import cpu_name
+
     return {
         "cpu_count": os.cpu_count(),
         "threads": cfg.threads or int(os.environ.get("MASKFACE_THREADS", 0)) or os.cpu_count(),
         "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": cpu_name(),
         "onnxruntime": ort.__version__,
         "opencv": cv2.__version__,
         "numpy": np.__version__,

@@ -29,6 +29,7 @@ from maskface.classify.crop import CROP_SCALE, whole_image_crop
 from maskface.errors import InputError
 from maskface.eval.metrics import classification_report
 from maskface.io.image import decode_image
+from maskface.machine import cpu_name
 from maskface.models import sha256_file
 from maskface.progress import progress as bar
 from maskface.train.augment import PRESETS, augment
@@ -525,7 +526,8 @@ def train_classifier(cfg: TrainConfig, progress: bool = True) -> dict:
                  "bytes": onnx_path.stat().st_size, "opset": cfg.opset,
                  "max_abs_diff_vs_torch": diff},
         "environment": {"torch": torch.__version__, "threads": cfg.threads,
-                        "machine": platform.machine(), "python": platform.python_version()},
+                        "machine": platform.machine(), "cpu": cpu_name(),
+                        "python": platform.python_version()},
     }
     if shared:
         card["shared"] = shared
