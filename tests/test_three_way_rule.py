@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from maskface.train.three_way_rule import sweep
+from maskface.train.three_way_rule import fallback, sweep
 
 
 def _outputs(n_with: int, n_without: int, n_inc: int):
@@ -36,7 +36,12 @@ def test_sweep_keeps_the_constraint_and_breaks_ties_as_documented():
     assert row["ilc_val_incorrect_recall"] == 0.0
     # incorrect faces that look like masks worn properly: nothing meets the constraint
     outs[1][y == 2] = [0.8, 0.1, 0.1]
-    assert sweep(outs, y, real, real_labels)[1] is None
+    rows, best = sweep(outs, y, real, real_labels)
+    assert best is None
+    # stored instead: the best macro F1 (with the same tie-breaks), not a graph without a rule
+    chosen = fallback(rows)
+    assert chosen["ilc_val_macro_f1"] == max(r["ilc_val_macro_f1"] for r in rows)
+    assert chosen["ilc_val_incorrect_recall"] < 0.75
 
 
 def test_a_graph_carrying_its_rule_is_a_three_way_stage(tmp_path):

@@ -96,21 +96,22 @@ def train_classifier(
         typer.echo(f"shared graph: {out / card['shared']['file']}  ({card['shared']['blocks']} "
                    f"blocks shared with {init})")
         rule = card["shared"].get("three_way_rule")
-        if rule and rule.get("threshold") is not None:
+        if rule:
             v = rule["validation"]
+            missed = ("" if rule["criterion_met"] else "; no rule met the criterion "
+                      "(mask_incorrect recall >= 0.75 at precision >= 0.70): the best macro F1")
             typer.echo(f"three-way rule (chosen on validation, stored in the graph): threshold "
                        f"{rule['threshold']}, override {rule['override']}; val macro F1 "
                        f"{v['ilc_val_macro_f1']:.4f}, mask_incorrect P/R "
                        f"{v['ilc_val_incorrect_precision']:.3f}/"
-                       f"{v['ilc_val_incorrect_recall']:.3f}; sweep: {out / rule['sweep']}")
-        elif rule:
-            typer.echo(f"no three-way rule met the criterion on validation; see "
+                       f"{v['ilc_val_incorrect_recall']:.3f}{missed}; sweep: "
                        f"{out / rule['sweep']}")
         q = card["shared"].get("int8")
         if q:
             r = q.get("three_way_rule") or {}
-            said = (f"rule {r['threshold']} / {r['override']}" if r.get("threshold") is not None
-                    else "no rule met the criterion")
+            said = (f"rule {r['threshold']} / {r['override']}"
+                    + ("" if r.get("criterion_met") else ", criterion missed")
+                    if r else "no rule")
             typer.echo(f"int8 branch: {out / q['file']}  ({q['bytes'] / 1e6:.1f} MB, "
                        f"{q['calibration']['crops']} calibration crops; {said} on validation)")
     typer.echo(f"card:  {out / 'card.json'}")

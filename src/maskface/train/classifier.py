@@ -581,12 +581,16 @@ def _choose_rule(cfg: TrainConfig, shared_path: Path, val_list: Path | None, out
     result = select_rule(shared_path, val_list, scenes[0], cfg.init, progress)
     (out / sweep_name).write_text(json.dumps(result, indent=1))
     chosen = result["chosen"]
-    if chosen is None:
+    if not result["criterion_met"]:
         log.warning("no three-way rule keeps mask_incorrect recall >= 0.75 at precision >= "
-                    "0.70 on validation: %s has no rule (see %s)", shared_path, sweep_name)
-        return {"chosen": None, "sweep": sweep_name, "criterion": result["criterion"]}
+                    "0.70 on validation: %s gets the best macro-F1 rule instead (threshold "
+                    "%s, override %s: mask_incorrect P/R %.3f/%.3f; see %s)", shared_path,
+                    chosen["threshold"], chosen["override"],
+                    chosen["ilc_val_incorrect_precision"], chosen["ilc_val_incorrect_recall"],
+                    sweep_name)
     store_rule(shared_path, chosen["threshold"], chosen["override"])
     return {"threshold": chosen["threshold"], "override": chosen["override"],
+            "criterion_met": result["criterion_met"],
             "validation": {k: v for k, v in chosen.items()
                            if k not in ("threshold", "override")},
             "scenes": result["scenes"], "ilc2021_val_faces": result["ilc2021_val_faces"],
