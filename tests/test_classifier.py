@@ -172,3 +172,29 @@ def test_errors_listed_most_confident_first():
     probs = np.array([[0.6, 0.4], [0.1, 0.9], [0.95, 0.05], [0.3, 0.7]])
     truth = ["without_mask", "without_mask", "without_mask", "with_mask"]
     assert _errors_by_confidence(probs, truth, labels).tolist() == [2, 3, 0]
+
+
+def _strict(text: str):
+    """Parse as JSON parsers outside Python do: NaN / Infinity are not JSON."""
+    def refuse(word):
+        raise ValueError(f"not strict JSON: {word}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_eval_classifier_on_one_class_says_no_auc(tmp_path):
+    """A folder of masked faces only has no ROC: the report says null (it used to write the
+    bare word NaN, which browsers and jq refuse) and the summary n/a."""
+    import shutil
+
+    from maskface.cli.detect import demo_image
+
+    (tmp_path / "data" / "with_mask").mkdir(parents=True)
+    shutil.copy(demo_image("astronaut_masked.jpg"), tmp_path / "data" / "with_mask" / "a.jpg")
+    report = tmp_path / "r.json"
+    res = runner.invoke(load_commands(), ["eval", "classifier", str(tmp_path / "data"),
+                                          "--report", str(report)])
+    assert res.exit_code == 0, res.output
+    assert "ROC AUC n/a" in res.output
+    rep = _strict(report.read_text())
+    assert rep["roc_auc"] is None and rep["n"] == 1

@@ -24,6 +24,7 @@ import numpy as np
 
 from maskface.batch.manifest import InputFile, Manifest
 from maskface.errors import InputError, MaskfaceError
+from maskface.jsonfile import write_json
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,7 @@ def run_batch(inputs: list[str], out: Path, *, ray_address: str | None = None,
                 bar.update(len(done))
     summary.mask_labels = dict(labels)
     summary.wall_s = time.perf_counter() - t0
-    (out / f"summary-{summary.run_id}.json").write_text(json.dumps(summary.to_dict(), indent=2))
+    write_json(out / f"summary-{summary.run_id}.json", summary.to_dict(), indent=2)
     return summary
 
 

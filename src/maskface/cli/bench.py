@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 
 from maskface.cli.apps import app
 from maskface.cli.common import user_errors
+from maskface.jsonfile import write_json
 
 
 @app.command()
@@ -77,7 +77,7 @@ def bench(
     result = run_bench(cfg, progress=lambda msg: typer.echo(f"timing {msg}…", err=True))
     table = to_markdown(result)
     report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(json.dumps(result, indent=2))
+    write_json(report, result, indent=2)
     report.with_suffix(".md").write_text(table)
     typer.echo(table)
     typer.echo(f"report: {report} (table: {report.with_suffix('.md')})")

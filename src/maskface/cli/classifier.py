@@ -64,6 +64,7 @@ def train_classifier(
         from maskface.train.classifier import train_classifier as run
     except ImportError as exc:
         fail(f"training needs the 'train' extra (pip install 'maskface[train]'): {exc}")
+    from maskface.eval.classifier import auc_text
     from maskface.train.augment import PRESETS
 
     if augment not in PRESETS:
@@ -89,7 +90,7 @@ def train_classifier(
         for src, rep in card[split].items():
             if src != "all":
                 typer.echo(f"{split:>4} {src:<24} n={rep['n']:<5} accuracy "
-                           f"{rep['accuracy']:.2%}  ROC AUC {rep['roc_auc']:.4f}")
+                           f"{rep['accuracy']:.2%}  ROC AUC {auc_text(rep['roc_auc'])}")
     typer.echo(f"model: {out / card['onnx']['file']}  (sha256 {card['onnx']['sha256'][:16]}…, "
                f"ONNX vs torch max diff {card['onnx']['max_abs_diff_vs_torch']:.1e})")
     if "shared" in card:

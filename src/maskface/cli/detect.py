@@ -14,6 +14,7 @@ from maskface.cli.apps import app
 from maskface.cli.common import fail, output_folder, progress, user_errors
 from maskface.detect import DEFAULT_DETECTOR
 from maskface.errors import MaskfaceError
+from maskface.jsonfile import write_json
 
 DEFAULT_OUT = Path("maskface-out")
 
@@ -63,7 +64,7 @@ def run_detect(inputs: list[str], out: Path, detector, classifier: str | None,
                 result = pipe.analyze(src.path)
                 result.save(out / f"{stem}.jpg")
                 record = result.to_dict()
-                (out / f"{stem}.json").write_text(json.dumps(record, indent=2))
+                write_json(out / f"{stem}.json", record, indent=2)
                 n_faces += len(result.faces)
             n_ok += 1
             if print_json:
@@ -104,7 +105,7 @@ def _detect_video(pipe, path: Path, out: Path, stem: str, stride: int) -> dict:
         raise MaskfaceError(f"{path}: no frame could be decoded")
     record = {"source": str(path), "fps": info.fps, "width": info.width,
               "height": info.height, "stride": stride, "frames": frames, "faces": n_faces}
-    (out / f"{stem}.json").write_text(json.dumps(record, indent=1))
+    write_json(out / f"{stem}.json", record, indent=1)
     return record
 
 

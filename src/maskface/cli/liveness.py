@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 
 from maskface.cli.apps import eval_app, train_app
 from maskface.cli.common import output_folder, progress, user_errors
+from maskface.jsonfile import write_json
 
 
 @eval_app.command("liveness")
@@ -67,7 +67,7 @@ def eval_liveness(
              title="liveness ROC (positive = bona fide)")
     plot_histogram(rows, th, out / "scores.png")
     errors = plot_errors(rows, th, out / "errors.png", grey=grey)
-    (out / "report.json").write_text(json.dumps({**rep, "rows": rows}, indent=1))
+    write_json(out / "report.json", {**rep, "rows": rows}, indent=1)
     a = rep["at_threshold"]
     typer.echo(f"{rep['frames']} frames{' made grey' if grey else ''}, "
                f"{len(rep['subjects'])} subjects, {rep['no_face']} "

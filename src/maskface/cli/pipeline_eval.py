@@ -10,6 +10,7 @@ import typer
 
 from maskface.cli.apps import eval_app
 from maskface.cli.common import fail, progress, user_errors
+from maskface.jsonfile import write_json
 
 
 def _scales(text: str | None) -> tuple[float, ...] | None:
@@ -182,7 +183,7 @@ def eval_pipeline(
         plots["errors"] = str(errors)
     rep["plots"] = plots
     rep.update(ev.face_records(evals))  # last: the report's head stays readable
-    report.write_text(json.dumps(rep, indent=2))
+    write_json(report, rep, indent=2)
     typer.echo(format_summary(rep))
     typer.echo(f"report: {report}")
     for p in plots.values():
@@ -235,7 +236,7 @@ def eval_compare(
     plot = plot_intervals(result["metrics"], report.with_name(report.stem + "_intervals.png"),
                           title=f"{b.stem} - {a.stem}, 95 % interval")
     result["plots"] = {"intervals": str(plot)}
-    report.write_text(json.dumps(result, indent=2))
+    write_json(report, result, indent=2)
     typer.echo(format_comparison(result, a, b))
     typer.echo(f"report: {report}")
     typer.echo(f"plot:   {plot}")

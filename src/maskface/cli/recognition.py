@@ -13,6 +13,7 @@ import typer
 from maskface.cli.apps import app, eval_app, people_app, train_app
 from maskface.cli.common import fail, output_folder, progress, store_exists, user_errors
 from maskface.errors import MaskfaceError
+from maskface.jsonfile import write_json
 
 DbOpt = Annotated[str | None, typer.Option(
     "--db", help="Gallery: an SQLite file or a postgresql:// URL (default: $MASKFACE_DB or "
@@ -258,7 +259,7 @@ def identify(
             # each face's identity names the threshold it was judged by; these are all of them
             record["thresholds"] = thresholds_in_force
             record["model"] = embedder.label
-            (out / f"{src.path.stem}.json").write_text(json.dumps(record, indent=2))
+            write_json(out / f"{src.path.stem}.json", record, indent=2)
             said = [f"{i.name if i.known else 'unknown'} ({i.score:.3f}, threshold "
                     f"{i.threshold:.3f}, {i.condition})" if i.threshold is not None else
                     f"{i.name if i.known else 'unknown'} ({i.score:.3f})"
@@ -511,7 +512,7 @@ def calibrate(
     rep = {"model": embedder.label, "gallery": str(gallery.path), "stored": not dry_run,
            **out["report"]}
     report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(json.dumps(rep, indent=2))
+    write_json(report, rep, indent=2)
     png = _plot_roc(rep, report.with_suffix(".png"))
     for c, e in rep["conditions"].items():
         if "threshold" not in e:
@@ -605,7 +606,7 @@ def eval_verify(
     sheet = plot_pair_errors(errors, crops, report.with_name(report.stem + "_errors.png"))
     if sheet is not None:
         res["errors_png"] = str(sheet)
-    report.write_text(json.dumps(res, indent=2))
+    write_json(report, res, indent=2)
     typer.echo(f"{embedder.label} mask={mask}: accuracy {res['accuracy']:.2%} "
                f"± {res['accuracy_std']:.2%} over {res['folds']} folds, "
                f"ROC AUC {res['roc_auc']:.4f}, TAR@FAR=1e-3 {res['tar_at_far_1e-3']:.2%}; "
@@ -700,7 +701,7 @@ def gallery_bench(
     typer.echo(json.dumps(res, indent=2))
     if report:
         report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(json.dumps(res, indent=2))
+        write_json(report, res, indent=2)
 
 
 #: options shared by the recognition training commands (one identity split for all)

@@ -17,7 +17,6 @@ as masked) and ``kiosk_view`` (counted as refused) fold the third class back in.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from maskface.draw import SHORT_LABELS
 from maskface.errors import InputError, MaskfaceError
 from maskface.eval.metrics import classification_report, roc_auc, roc_curve
 from maskface.io.image import load_image
+from maskface.jsonfile import write_json
 from maskface.progress import progress as bar
 from maskface.results import MASK_LABELS
 
@@ -216,7 +216,7 @@ def run_classifier_eval(data: LabelledCrops, classifier: MaskClassifier, report_
         plots["errors"] = plot_sheet(data.crops[wrong], captions, f"{stem}_errors.png")
     report = {**description, "model_labels": labels, "input_size": classifier.input_size,
               **report, "plots": {k: str(v) for k, v in plots.items()}}
-    report_path.write_text(json.dumps(report, indent=2))
+    write_json(report_path, report, indent=2)
     return report
 
 
@@ -232,10 +232,15 @@ def _curve(scores: np.ndarray, positive: np.ndarray):
     return roc_curve(scores, positive), roc_auc(scores, positive)
 
 
+def auc_text(value: float | None) -> str:
+    """A ROC AUC for a summary line; ``n/a`` where one class is missing (no curve)."""
+    return "n/a" if value is None or value != value else f"{value:.4f}"
+
+
 def format_report(report: dict) -> str:
     """A readable summary table of a report."""
     lines = [f"{report.get('n', 0)} faces, accuracy {report['accuracy']:.2%}, "
-             f"ROC AUC {report['roc_auc']:.4f}"]
+             f"ROC AUC {auc_text(report['roc_auc'])}"]
     lines.append(f"{'class':<16}{'precision':>10}{'recall':>9}{'F1':>9}{'support':>9}")
     for lab, m in report["per_class"].items():
         if m["support"] or m["precision"]:
@@ -249,15 +254,15 @@ def format_report(report: dict) -> str:
     if "two_class" in report:
         tc = report["two_class"]
         lines.append(f"two-class view ({', '.join(tc['labels'])}): accuracy "
-                     f"{tc['accuracy']:.2%}, ROC AUC {tc['roc_auc']:.4f}")
+                     f"{tc['accuracy']:.2%}, ROC AUC {auc_text(tc['roc_auc'])}")
     for key, name in (("masked_view", "masked view (incorrect = masked)"),
                       ("kiosk_view", "kiosk view (incorrect = refused)")):
         if key in report:
             lines.append(f"{name}: accuracy {report[key]['accuracy']:.2%}, "
-                         f"ROC AUC {report[key]['roc_auc']:.4f}")
+                         f"ROC AUC {auc_text(report[key]['roc_auc'])}")
     for src, r in report.get("by_source", {}).items():
         lines.append(f"  {src}: {r['n']} faces, accuracy {r['accuracy']:.2%}, "
-                     f"ROC AUC {r['roc_auc']:.4f}")
+                     f"ROC AUC {auc_text(r['roc_auc'])}")
     if report.get("unreadable"):
         lines.append(f"{len(report['unreadable'])} unreadable file(s) skipped")
     return "\n".join(lines)

@@ -13,7 +13,6 @@ matched to anyone) and the unknown rejection rate; also TPIR at FPIR 1% and 5%.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from maskface.errors import InputError
+from maskface.jsonfile import write_json
 
 
 def default_data_root() -> Path:
@@ -185,7 +185,7 @@ def run_identify_eval(report: str | Path, faces: str | Path | None = None,
                                  report.with_name(report.stem + "_errors.png"))
     if sheet is not None:
         res["errors_png"] = str(sheet)
-    report.write_text(json.dumps(res, indent=2))
+    write_json(report, res, indent=2)
     return res
 
 

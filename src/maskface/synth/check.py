@@ -8,7 +8,6 @@ view of them is visible too. Writes a JSON report and a contact sheet of the fai
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ import numpy as np
 from maskface.errors import InputError
 from maskface.geometry import iou_matrix
 from maskface.io import load_image
+from maskface.jsonfile import write_json
 from maskface.synth.batch import MANIFEST, read_manifest
 from maskface.synth.preview import write_contact_sheet
 
@@ -80,7 +80,7 @@ def check_synth(out_dir: str | Path, limit: int | None = 1000, detector: str = "
     report["detector_input_size"] = getattr(det, "input_size", None)
     report["excluded_images_of_excluded_identities"] = excluded
     path = out_dir / "synth_check.json"
-    path.write_text(json.dumps(report, indent=2))
+    write_json(path, report, indent=2)
     if failures:
         write_contact_sheet(out_dir / "synth_check_failures.png", failures[:48], columns=6)
     report["report_path"] = str(path)

@@ -19,6 +19,7 @@ from typing import IO
 
 import numpy as np
 
+from maskface.jsonfile import write_json
 from maskface.results import Face, Result
 from maskface.track.source import FileSource, Frame, LiveSource
 from maskface.track.state import TrackBook, TrackState
@@ -197,5 +198,5 @@ def watch_to_files(watcher: VideoWatcher, source: FileSource | LiveSource, out: 
                "height": source.info.height, "realtime": bool(getattr(source, "realtime", True)),
                "refresh_frames": watcher.refresh_frames, **watcher.stats.to_dict(),
                "video_file": str(video_path), "tracks_file": str(tracks_path)}
-    (out / f"{stem}.summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / f"{stem}.summary.json", summary, indent=2)
     return summary

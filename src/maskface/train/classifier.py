@@ -29,6 +29,7 @@ from maskface.classify.crop import CROP_SCALE, whole_image_crop
 from maskface.errors import InputError
 from maskface.eval.metrics import classification_report
 from maskface.io.image import decode_image
+from maskface.jsonfile import write_json
 from maskface.machine import cpu_name
 from maskface.models import sha256_file
 from maskface.progress import progress as bar
@@ -531,7 +532,7 @@ def train_classifier(cfg: TrainConfig, progress: bool = True) -> dict:
     }
     if shared:
         card["shared"] = shared
-    (out / "card.json").write_text(json.dumps(card, indent=2))
+    write_json(out / "card.json", card, indent=2)
     return card
 
 
@@ -579,7 +580,7 @@ def _choose_rule(cfg: TrainConfig, shared_path: Path, val_list: Path | None, out
     if tuple(cfg.classes) != THREE_WAY_LABELS or not scenes or val_list is None:
         return None
     result = select_rule(shared_path, val_list, scenes[0], cfg.init, progress)
-    (out / sweep_name).write_text(json.dumps(result, indent=1))
+    write_json(out / sweep_name, result, indent=1)
     chosen = result["chosen"]
     if not result["criterion_met"]:
         log.warning("no three-way rule keeps mask_incorrect recall >= 0.75 at precision >= "

@@ -11,7 +11,6 @@ at the end, with the shipped threshold. Writes ``liveness.onnx`` and ``liveness.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from maskface.errors import InputError
+from maskface.jsonfile import write_json
 
 
 @dataclass
@@ -160,5 +160,5 @@ def train_liveness(cfg: LivenessTrainConfig) -> dict:
             "sha256": sha256_file(onnx_path),
             "test_at_threshold": test, "threshold": DEFAULT_THRESHOLD,
             "time_s": round(time.time() - t0, 1)}
-    (out / "liveness.card.json").write_text(json.dumps(card, indent=1))
+    write_json(out / "liveness.card.json", card, indent=1)
     return card

@@ -18,7 +18,6 @@ then the linear map) with a card.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from maskface.errors import InputError
+from maskface.jsonfile import write_json
 
 log = logging.getLogger(__name__)
 
@@ -148,5 +148,5 @@ def fit(cfg: AlignmentConfig) -> dict[str, Any]:
         "onnx_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "fit_time_s": round(time.perf_counter() - t0, 1),
     }
-    (cfg.out / "card.json").write_text(json.dumps(card, indent=2))
+    write_json(cfg.out / "card.json", card, indent=2)
     return card

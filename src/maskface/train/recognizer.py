@@ -22,7 +22,6 @@ held-out identities) after every epoch; the best epoch is exported to ONNX with 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from maskface.errors import InputError
+from maskface.jsonfile import write_json
 
 log = logging.getLogger(__name__)
 
@@ -271,5 +271,5 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         onnx_path = export_adapted(U_b, V_b, cfg.out / f"{MODEL_NAME}.onnx", meta)
         card["onnx"] = str(onnx_path)
         card["onnx_sha256"] = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
-    (cfg.out / "card.json").write_text(json.dumps(card, indent=2))
+    write_json(cfg.out / "card.json", card, indent=2)
     return card
