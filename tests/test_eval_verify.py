@@ -87,6 +87,24 @@ def _lfw_csv(data_dir, tmp_path, n_each: int = 10):
 
 
 @pytest.mark.data
+def test_intervals_widen_where_few_impostors_decide():
+    """TAR at FAR 1e-3 over a few hundred impostor pairs is set by the top impostor or two:
+    its interval is wide; the accuracy's interval holds the accuracy."""
+    from maskface.eval.metrics import tar_at_far
+    from maskface.eval.verify import pair_intervals
+
+    rng = np.random.default_rng(0)
+    same = np.r_[np.ones(300, bool), np.zeros(300, bool)]
+    scores = np.r_[rng.normal(0.45, 0.12, 300), rng.normal(0.1, 0.1, 300)]
+    folds = np.tile(np.arange(3), 200)
+    accs, ths = fold_accuracies(scores, same, folds)
+    ci = pair_intervals(scores, same, folds, ths, resamples=500)
+    lo, hi = ci["accuracy_ci95"]
+    assert lo <= accs.mean() <= hi and hi - lo < 0.05
+    lo, hi = ci["tar_at_far_1e-3_ci95"]
+    assert lo <= tar_at_far(scores, same, 1e-3) <= hi and hi - lo > 0.05
+
+
 def test_cli_eval_verify_on_lfw_csv(tmp_path, data_dir):
     csv_path = _lfw_csv(data_dir, tmp_path)
     report = tmp_path / "out" / "verify.json"
@@ -100,6 +118,9 @@ def test_cli_eval_verify_on_lfw_csv(tmp_path, data_dir):
         assert key in rep
     assert rep["pairs"] == 20 and rep["folds"] == 10 and rep["mask"] == "none"
     assert rep["roc_auc"] > 0.9 and rep["accuracy"] >= 0.8
+    lo, hi = rep["accuracy_ci95"]
+    assert lo <= rep["accuracy"] <= hi
+    assert "95 % interval" in res.output
     assert report.with_suffix(".png").stat().st_size > 5000
 
 
@@ -163,6 +184,11 @@ def test_eval_identify_reports_and_shows_its_errors(tmp_path, data_dir):
     assert len(wrong_known) == round((1 - rep["rank1"]) * 16)
     assert len(strangers) == round(rep["fpir"] * 10)
     assert rep["n_errors"] == len(rep["errors"]) > 0  # a 0.2 threshold lets strangers in
+    # intervals from resampling the 8 enrolled and 2 unknown people, each with its queries
+    for key in ("rank1", "tpir_at_fpir_0.01"):
+        lo, hi = rep[f"{key}_ci95"]
+        assert 0 <= lo <= rep[key] <= hi <= 1, key
+    assert "TPIR at FPIR 1 %" in res.output
     assert all(e["said"] != e["true"] for e in wrong_known)
     assert all(e["score"] >= 0.2 for e in strangers)
     sheet = cv2.imread(rep["errors_png"])

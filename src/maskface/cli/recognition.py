@@ -558,6 +558,12 @@ def _plot_roc(rep: dict, path: Path) -> Path:
 
 
 # -- evaluation -------------------------------------------------------------------------------
+def _ci(res: dict, key: str) -> str:
+    """`` (95 % interval a-b %)`` for a figure the report carries an interval for."""
+    lo, hi = res.get(f"{key}_ci95") or (None, None)
+    return "" if lo is None or hi is None else f" (95 % interval {lo:.2%}-{hi:.2%})"
+
+
 @eval_app.command("verify")
 @user_errors
 def eval_verify(
@@ -608,8 +614,9 @@ def eval_verify(
         res["errors_png"] = str(sheet)
     write_json(report, res, indent=2)
     typer.echo(f"{embedder.label} mask={mask}: accuracy {res['accuracy']:.2%} "
-               f"± {res['accuracy_std']:.2%} over {res['folds']} folds, "
-               f"ROC AUC {res['roc_auc']:.4f}, TAR@FAR=1e-3 {res['tar_at_far_1e-3']:.2%}; "
+               f"± {res['accuracy_std']:.2%} over {res['folds']} folds{_ci(res, 'accuracy')}, "
+               f"ROC AUC {res['roc_auc']:.4f}, TAR@FAR=1e-3 {res['tar_at_far_1e-3']:.2%}"
+               f"{_ci(res, 'tar_at_far_1e-3')}; "
                f"{res['no_face_fallback']} images without a detected face")
     typer.echo(f"report: {report}\nhistogram: {png}", err=True)
     if sheet is not None:
@@ -658,11 +665,12 @@ def eval_identify(
                             if cache_dir else None, mask_queries=mask_queries,
                             templates=n_tmpl, template_weight=t_weight,
                             thresholds=_model_thresholds(model))
-    typer.echo(f"{res['model']}: rank-1 {res['rank1']:.2%} over {res['known_queries']} "
-               f"{res['queries']} "
+    typer.echo(f"{res['model']}: rank-1 {res['rank1']:.2%}{_ci(res, 'rank1')} over "
+               f"{res['known_queries']} {res['queries']} "
                f"queries of {res['gallery_people']} enrolled people; at threshold "
                f"{res['threshold']:.3f}: TPIR {res['tpir']:.2%}, FPIR {res['fpir']:.2%} "
-               f"({res['unknown_queries']} unknown queries)")
+               f"({res['unknown_queries']} unknown queries); TPIR at FPIR 1 % "
+               f"{res['tpir_at_fpir_0.01']:.2%}{_ci(res, 'tpir_at_fpir_0.01')}")
     typer.echo(f"report: {report}", err=True)
     if res.get("errors_png"):
         typer.echo(f"errors: {res['errors_png']}", err=True)

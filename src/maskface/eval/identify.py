@@ -42,6 +42,41 @@ def _tpir_at_fpir(known_best: np.ndarray, known_correct: np.ndarray, unknown_bes
     return float((known_correct & (known_best >= t)).mean()), t
 
 
+def _intervals(known_names: list[str], top1: np.ndarray, known_best: np.ndarray,
+               unknown_names: list[str], unknown_best: np.ndarray, resamples: int = 2000
+               ) -> dict[str, Any]:
+    """95 % bootstrap intervals of rank-1 and TPIR at FPIR 1 %, resampling *people* (each with
+    all their queries: one person's queries share a face and fail together), known and
+    unknown people apart."""
+    from maskface.eval.metrics import bootstrap_ci
+
+    def groups(names: list[str]) -> list[np.ndarray]:
+        by: dict[str, list[int]] = {}
+        for i, n in enumerate(names):
+            by.setdefault(n, []).append(i)
+        return [np.array(v) for v in by.values()]
+
+    kg, ug = groups(known_names), groups(unknown_names)
+    if not kg or not ug:
+        return {}
+
+    def pick(gs: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
+        return np.concatenate([gs[i] for i in idx])
+
+    sizes = [len(kg), len(ug)]
+    r1 = bootstrap_ci(lambda idx: float(top1[pick(kg, idx[0])].mean()), sizes, resamples)
+
+    def tpir(idx: list[np.ndarray]) -> float:
+        k, u = pick(kg, idx[0]), pick(ug, idx[1])
+        return _tpir_at_fpir(known_best[k], top1[k], unknown_best[u], 0.01)[0]
+
+    tp = bootstrap_ci(tpir, sizes, resamples)
+    return {"rank1_ci95": [round(v, 5) for v in r1],
+            "tpir_at_fpir_0.01_ci95": [round(v, 5) for v in tp],
+            "ci_method": f"bootstrap, {resamples} resamples of the people (all their queries), "
+                         "known and unknown people resampled apart"}
+
+
 def run_identify_eval(report: str | Path, faces: str | Path | None = None,
                       masked_dir: str | Path | None = None, split_card: str | Path | None = None,
                       model: str = "default", n_enrol: int = 3, unknown_fraction: float = 0.2,
@@ -175,6 +210,7 @@ def run_identify_eval(report: str | Path, faces: str | Path | None = None,
         v, th = _tpir_at_fpir(k_best, top1, u_best, far)
         res[f"tpir_at_fpir_{far:g}"] = round(v, 5)
         res[f"threshold_at_fpir_{far:g}"] = round(th, 4)
+    res.update(_intervals(truth, top1, k_best, [n for n, _ in unknown_q], u_best))
     errors = identify_errors(known_q, k_matches, unknown_q, u_matches, t)
     res["n_errors"] = len(errors)
     res["errors"] = errors[:100]

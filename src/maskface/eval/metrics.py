@@ -6,7 +6,7 @@ given FAR, confusion matrices and per-class precision/recall/F1.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,6 +95,22 @@ def impostor_threshold(impostor: np.ndarray, far: float) -> float:
         return float("nan")
     k = int(np.floor(far * len(s)))  # impostors allowed at or above the threshold
     return float(s[len(s) - k - 1] + 1e-6) if k < len(s) else float(s[0])
+
+
+def bootstrap_ci(stat: Callable[[list[np.ndarray]], float], sizes: Sequence[int],
+                 resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of ``stat`` over bootstrap resamples.
+
+    Each stratum (``sizes[k]`` samples: e.g. genuine and impostor pairs, known and unknown
+    queries, whose numbers a protocol fixes) is resampled with replacement on its own;
+    ``stat`` gets one index array per stratum."""
+    rng = np.random.default_rng(seed)
+    values = np.array([stat([rng.integers(0, n, n) for n in sizes]) for _ in range(resamples)])
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
