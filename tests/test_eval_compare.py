@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from maskface.cli import load_commands
 from maskface.errors import InputError
-from maskface.eval.compare import compare_reports
+from maskface.eval.compare import compare_reports, run_intervals
 from maskface.eval.pipeline import ImageEval, face_records, summarise
 from maskface.eval.scenes import SceneImage
 
@@ -84,6 +84,18 @@ def test_a_gain_on_every_photo_is_significant_and_one_face_is_not():
     assert not compare_reports(base, one_more, resamples=500)["metrics"]["tnr"]["significant"]
 
 
+def test_one_run_intervals_hold_its_figures():
+    rep = _report([_image(f"{k}.jpg", [[0, 0, 60, 60], [100, 0, 160, 60]],
+                          ["without_mask", "with_mask"], [[0, 0, 60, 60]],
+                          ["without_mask" if k % 3 else "with_mask"], [0.5])
+                   for k in range(30)])
+    ci = run_intervals(rep, resamples=500)
+    assert rep["detection"]["recall"] == 0.5 and ci["recall"] == [0.5, 0.5]  # 1 of 2 each
+    lo, hi = ci["tnr"]
+    assert lo < rep["tnr"] < hi and hi - lo > 0.1  # 20 of 30 caught: the split's luck shows
+    assert "fnr" in ci and "f1_mask_incorrect" not in ci  # no such face in the truth
+
+
 def test_reports_on_other_faces_or_without_records_are_refused():
     a = _report(_two_images())
     with pytest.raises(InputError, match="not run on the same faces"):
@@ -129,6 +141,8 @@ def test_cli_compares_two_detectors_on_the_same_scenes(tmp_path, astronaut_path)
     assert rep["metrics"]["recall"] == {"A": 1.0, "B": 1.0, "difference": 0.0,
                                         "ci95": [0.0, 0.0], "significant": False}
     assert Path(rep["plots"]["intervals"]).stat().st_size > 5_000
+    one = json.loads((tmp_path / "yunet.json").read_text())
+    assert one["intervals_95"]["recall"] == [1.0, 1.0]
     assert "recall" in res.output and "95 % interval" in res.output
 
 

@@ -85,6 +85,14 @@ def format_summary(rep: dict[str, Any]) -> str:
         sizes = ", ".join(f"{k} {v['accuracy']:.3f} ({v['right']}/{v['faces']})" for k, v in
                           rep["classification"]["accuracy_on_identified_by_size"].items())
         lines.append(f"labels right on faces found, by size: {sizes}")
+    ci = rep.get("intervals_95") or {}
+    shown = [(k, name) for k, name in (
+        ("recall", "recall"), ("recall_small (< 32 px)", "small"),
+        ("f1_with_mask", "F1 with"), ("f1_without_mask", "without"),
+        ("f1_mask_incorrect", "incorrect"), ("tnr", "TNR"), ("fnr", "FNR")) if k in ci]
+    if shown:
+        lines.append("95 % intervals, photos resampled: " + ", ".join(
+            f"{name} {ci[k][0]:.3f}-{ci[k][1]:.3f}" for k, name in shown))
     lines.append(f"{rep['timing']['per_image_mean_ms']:.0f} ms per image on average")
     return "\n".join(lines)
 
@@ -131,6 +139,7 @@ def eval_pipeline(
     pipeline ROC on a scenes dataset with true face boxes."""
     from maskface.detect import DEFAULT_DETECTOR, create_detector, profile_detector
     from maskface.eval import pipeline as ev
+    from maskface.eval.compare import run_intervals
     from maskface.eval.scenes import detect_layout, load_scenes
     from maskface.pipeline import Pipeline
 
@@ -182,7 +191,9 @@ def eval_pipeline(
     if errors is not None:
         plots["errors"] = str(errors)
     rep["plots"] = plots
-    rep.update(ev.face_records(evals))  # last: the report's head stays readable
+    records = ev.face_records(evals)
+    rep["intervals_95"] = run_intervals({**rep, **records})
+    rep.update(records)  # last: the report's head stays readable
     write_json(report, rep, indent=2)
     typer.echo(format_summary(rep))
     typer.echo(f"report: {report}")

@@ -132,10 +132,8 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any], resamples: int = 2000,
     classified = any(f.get("predicted") for r in (a, b) for f in r["per_face"])
     classes = sorted({SCENE_LABELS.index(f["label"]) for f in a["per_face"]})
     metrics = _metrics(classes, classified)
-    rng = np.random.default_rng(seed)
     n = len(images)
-    # how often each image is drawn in each resample: one matrix product sums the counts
-    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+    weights = _weights(n, resamples, seed)
     ta, tb = weights @ ca, weights @ cb
     full_a, full_b = ca.sum(0), cb.sum(0)
     rows = {}
@@ -159,6 +157,33 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any], resamples: int = 2000,
                       "resampled photos; ci95 = 2.5th-97.5th percentile of the difference "
                       f"{names[1]} - {names[0]}; significant = the interval excludes 0",
             "metrics": rows}
+
+
+def _weights(n: int, resamples: int, seed: int) -> np.ndarray:
+    """How often each of ``n`` images is drawn in each resample, ``(resamples, n)``: one matrix
+    product with the per-image counts then sums every resample's counts."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+
+
+def run_intervals(report: dict[str, Any], resamples: int = 2000, seed: int = 0
+                  ) -> dict[str, list[float]]:
+    """95 % bootstrap interval of each figure of one pipeline run (images resampled, as in
+    :func:`compare_reports`): how far the split's luck alone moves it."""
+    images, counts = _per_image_counts(report, "report")
+    n = len(images)
+    if n == 0 or not report["per_face"]:
+        return {}
+    classified = any(f.get("predicted") for f in report["per_face"])
+    classes = sorted({SCENE_LABELS.index(f["label"]) for f in report["per_face"]})
+    totals = _weights(n, resamples, seed) @ counts
+    out = {}
+    for name, fn in _metrics(classes, classified).items():
+        values = fn(totals) / (n if name == "false_detections_per_image" else 1)
+        values = values[~np.isnan(values)]
+        if len(values):
+            out[name] = [round(float(v), 4) for v in np.percentile(values, [2.5, 97.5])]
+    return out
 
 
 def _describe(report: dict[str, Any]) -> dict[str, Any]:
