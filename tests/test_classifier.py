@@ -88,6 +88,8 @@ def test_eval_classifier_cli_writes_report_and_plots(data_dir, tmp_path):
     assert rep["accuracy"] == pytest.approx(np.trace(cm) / 30)
     assert rep["per_class"]["with_mask"]["support"] == 15
     assert 0.0 <= rep["roc_auc"] <= 1.0
+    lo, hi = rep["accuracy_ci95"]  # 15 crops of each class resampled apart
+    assert lo <= rep["accuracy"] <= hi
     # the same crops as a grey (infrared) camera would give them
     grey = tmp_path / "out" / "grey.json"
     res = runner.invoke(load_commands(), ["eval", "classifier", str(data), "--report", str(grey),
@@ -198,3 +200,4 @@ def test_eval_classifier_on_one_class_says_no_auc(tmp_path):
     assert "ROC AUC n/a" in res.output
     rep = _strict(report.read_text())
     assert rep["roc_auc"] is None and rep["n"] == 1
+    assert rep["accuracy_ci95"] == [rep["accuracy"]] * 2  # one crop: nothing to resample

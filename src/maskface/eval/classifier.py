@@ -28,7 +28,7 @@ from maskface.classify import MaskClassifier
 from maskface.classify.crop import whole_image_crop
 from maskface.draw import SHORT_LABELS
 from maskface.errors import InputError, MaskfaceError
-from maskface.eval.metrics import classification_report, roc_auc, roc_curve
+from maskface.eval.metrics import bootstrap_ci, classification_report, roc_auc, roc_curve
 from maskface.io.image import load_image
 from maskface.jsonfile import write_json
 from maskface.progress import progress as bar
@@ -115,9 +115,21 @@ def scene_crops(root: str | Path, classifier: MaskClassifier, progress: bool = T
 
 
 def _report(probs: np.ndarray, truth: Sequence[str], labels: Sequence[str]) -> dict:
+    """The classification report, with a 95 % bootstrap interval of its accuracy (the crops
+    of each true class resampled apart: a test set fixes how many of each it holds)."""
     idx = {lab: k for k, lab in enumerate(labels)}
     y = np.array([idx[t] for t in truth], dtype=np.int64)
-    return classification_report(probs, y, labels)
+    report = classification_report(probs, y, labels)
+    right = probs.argmax(1) == y
+    strata = [np.flatnonzero(y == k) for k in np.unique(y)]
+
+    def accuracy(ix: list[np.ndarray]) -> float:
+        return float(right[np.concatenate([s[i] for s, i in zip(strata, ix)])].mean())
+
+    if strata:
+        lo, hi = bootstrap_ci(accuracy, [len(s) for s in strata])
+        report["accuracy_ci95"] = [round(lo, 5), round(hi, 5)]
+    return report
 
 
 def evaluate_crops(classifier: MaskClassifier, data: LabelledCrops, max_errors: int = 100
@@ -237,9 +249,14 @@ def auc_text(value: float | None) -> str:
     return "n/a" if value is None or value != value else f"{value:.4f}"
 
 
+def _ci(report: dict) -> str:
+    lo, hi = report.get("accuracy_ci95") or (None, None)
+    return "" if lo is None else f" (95 % interval {lo:.2%}-{hi:.2%})"
+
+
 def format_report(report: dict) -> str:
     """A readable summary table of a report."""
-    lines = [f"{report.get('n', 0)} faces, accuracy {report['accuracy']:.2%}, "
+    lines = [f"{report.get('n', 0)} faces, accuracy {report['accuracy']:.2%}{_ci(report)}, "
              f"ROC AUC {auc_text(report['roc_auc'])}"]
     lines.append(f"{'class':<16}{'precision':>10}{'recall':>9}{'F1':>9}{'support':>9}")
     for lab, m in report["per_class"].items():
@@ -254,11 +271,11 @@ def format_report(report: dict) -> str:
     if "two_class" in report:
         tc = report["two_class"]
         lines.append(f"two-class view ({', '.join(tc['labels'])}): accuracy "
-                     f"{tc['accuracy']:.2%}, ROC AUC {auc_text(tc['roc_auc'])}")
+                     f"{tc['accuracy']:.2%}{_ci(tc)}, ROC AUC {auc_text(tc['roc_auc'])}")
     for key, name in (("masked_view", "masked view (incorrect = masked)"),
                       ("kiosk_view", "kiosk view (incorrect = refused)")):
         if key in report:
-            lines.append(f"{name}: accuracy {report[key]['accuracy']:.2%}, "
+            lines.append(f"{name}: accuracy {report[key]['accuracy']:.2%}{_ci(report[key])}, "
                          f"ROC AUC {auc_text(report[key]['roc_auc'])}")
     for src, r in report.get("by_source", {}).items():
         lines.append(f"  {src}: {r['n']} faces, accuracy {r['accuracy']:.2%}, "
