@@ -534,11 +534,9 @@ def calibrate(
 
 
 def _plot_roc(rep: dict, path: Path) -> Path:
-    import matplotlib
+    from maskface.eval.plots import _pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for c, e in rep["conditions"].items():
         pts = [p for p in e.get("roc", []) if p[1] > 0]
@@ -551,10 +549,7 @@ def _plot_roc(rep: dict, path: Path) -> Path:
     ax.set_ylabel("true accept rate")
     ax.set_title(f"{rep['model']}: {rep['people']} people")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 # -- evaluation -------------------------------------------------------------------------------

@@ -131,7 +131,7 @@ def summarize(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
 
 def plot_histogram(rows: list[dict[str, Any]], threshold: float, path: str | Path) -> Path:
     """Score histogram per presentation kind, with the operating threshold."""
-    from maskface.eval.plots import _pyplot
+    from maskface.eval.plots import _pyplot, save_figure
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
@@ -143,11 +143,7 @@ def plot_histogram(rows: list[dict[str, Any]], threshold: float, path: str | Pat
     ax.set(xlabel="live score (mean live probability)", ylabel="frames", yscale="log",
            title="liveness scores")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def frame_errors(rows: list[dict[str, Any]], threshold: float) -> list[dict[str, Any]]:

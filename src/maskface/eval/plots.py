@@ -19,6 +19,16 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Lay ``fig`` out tightly, write it to ``path`` and close it (figures are not kept)."""
+    plt = _pyplot()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def plot_roc(curves: Mapping[str, tuple[RocCurve, float]], path: str | Path,
              title: str = "ROC curve") -> Path:
     """One ROC line per entry of ``curves`` (``name -> (curve, auc)``), written to ``path``."""
@@ -31,11 +41,7 @@ def plot_roc(curves: Mapping[str, tuple[RocCurve, float]], path: str | Path,
            xlim=(-0.01, 1.0), ylim=(0.0, 1.01))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: str | Path,
@@ -56,11 +62,7 @@ def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: str | Path,
     ax.set_xticks(range(cm.shape[1]), pred_labels, rotation=20)
     ax.set_yticks(range(cm.shape[0]), list(labels))
     ax.set(xlabel="predicted", ylabel="true", title=title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_sheet(crops: Sequence[np.ndarray], captions: Sequence[Sequence[str]],
@@ -100,8 +102,4 @@ def plot_intervals(rows: Mapping[str, Mapping], path: str | Path,
     ax.set_yticks(range(len(items)), [name for name, _ in items], fontsize=8)
     ax.set(xlabel="difference, percentage points (per-image counts as they are)", title=title)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -467,11 +467,9 @@ def plot_pair_errors(errors: Sequence[dict[str, Any]], crops: Callable[[int], tu
 def plot_score_histograms(scores: np.ndarray, same: np.ndarray, threshold: float,
                           path: str | Path, title: str = "") -> Path:
     """Histograms of same-person and different-person scores with the threshold (PNG)."""
-    import matplotlib
+    from maskface.eval.plots import _pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     bins = np.linspace(min(-0.2, scores.min()), 1.0, 60)
     ax.hist(scores[~same], bins=bins, alpha=0.6, label=f"different ({(~same).sum()})",
@@ -482,8 +480,4 @@ def plot_score_histograms(scores: np.ndarray, same: np.ndarray, threshold: float
     ax.set_ylabel("pairs")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -438,11 +438,9 @@ def onnx_outputs(path: Path, crops: np.ndarray) -> list[np.ndarray]:
 
 def plot_history(history: Sequence[dict], path: Path) -> Path:
     """Training loss and validation accuracy per epoch."""
-    import matplotlib
+    from maskface.eval.plots import _pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     ep = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
     a.plot(ep, [h["train_loss"] for h in history], "o-", label="train loss")
@@ -455,10 +453,7 @@ def plot_history(history: Sequence[dict], path: Path) -> Path:
     b.set_title("validation accuracy")
     b.legend(fontsize=8)
     b.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def train_classifier(cfg: TrainConfig, progress: bool = True) -> dict:
