@@ -21,8 +21,8 @@ from maskface.eval.scenes import SCENE_LABELS
 
 #: per-image counts every figure is a function of (``cm_i_j``: found faces of true class i
 #: called j)
-_COUNTS = ("faces", "found", "found_loose", "small", "small_found", "without", "without_flagged",
-           "with", "with_flagged", "false_detections",
+_COUNTS = ("images", "faces", "found", "found_loose", "small", "small_found", "without",
+           "without_flagged", "with", "with_flagged", "false_detections",
            *(f"cm_{i}_{j}" for i in range(len(SCENE_LABELS)) for j in range(len(SCENE_LABELS))))
 _IDX = {k: n for n, k in enumerate(_COUNTS)}
 _SMALL_PX = SIZE_BINS[0][2]
@@ -65,7 +65,8 @@ def _metrics(classes: Sequence[int], classified: bool
                                                              c[..., _IDX["faces"]]),
         f"recall_small (< {_SMALL_PX:.0f} px)": lambda c: _ratio(c[..., _IDX["small_found"]],
                                                                 c[..., _IDX["small"]]),
-        "false_detections_per_image": lambda c: c[..., _IDX["false_detections"]],
+        "false_detections_per_image": lambda c: _ratio(c[..., _IDX["false_detections"]],
+                                                       c[..., _IDX["images"]]),
     }
     if not classified:
         return out
@@ -79,6 +80,14 @@ def _metrics(classes: Sequence[int], classified: bool
     return out
 
 
+def _figures(*reports: dict[str, Any]) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """The figures of these runs (on the same faces): the classifier's only if one ran, F1 for
+    each class in the truth."""
+    classified = any(f.get("predicted") for r in reports for f in r["per_face"])
+    classes = sorted({SCENE_LABELS.index(f["label"]) for f in reports[0]["per_face"]})
+    return _metrics(classes, classified)
+
+
 def _per_image_counts(report: dict[str, Any], where: str) -> tuple[list[str], np.ndarray]:
     """Images in report order and their counts ``(images, len(_COUNTS))``."""
     faces = report.get("per_face")
@@ -89,6 +98,7 @@ def _per_image_counts(report: dict[str, Any], where: str) -> tuple[list[str], np
     images = list(fd) or list(dict.fromkeys(f["image"] for f in faces))
     row = {name: i for i, name in enumerate(images)}
     counts = np.zeros((len(images), len(_COUNTS)), np.float64)
+    counts[:, _IDX["images"]] = 1
     for name, n in fd.items():
         counts[row[name], _IDX["false_detections"]] = n
     loose = f"found_iou_{LOOSE_IOU_THRESHOLD}"
@@ -128,22 +138,16 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any], resamples: int = 2000,
     if _face_keys(a) != _face_keys(b) or sorted(images) != sorted(images_b):
         raise InputError(f"{names[0]} and {names[1]} were not run on the same faces (another "
                          "dataset, split or --limit): a paired comparison needs the same ones")
-    cb = cb[[images_b.index(name) for name in images]]
-    classified = any(f.get("predicted") for r in (a, b) for f in r["per_face"])
-    classes = sorted({SCENE_LABELS.index(f["label"]) for f in a["per_face"]})
-    metrics = _metrics(classes, classified)
+    row_b = {name: i for i, name in enumerate(images_b)}
+    cb = cb[[row_b[name] for name in images]]
     n = len(images)
     weights = _weights(n, resamples, seed)
     ta, tb = weights @ ca, weights @ cb
     full_a, full_b = ca.sum(0), cb.sum(0)
     rows = {}
-    for name, fn in metrics.items():
+    for name, fn in _figures(a, b).items():
         va, vb = fn(full_a), fn(full_b)
-        if name == "false_detections_per_image":
-            va, vb = va / n, vb / n
-            diff = (fn(tb) - fn(ta)) / n
-        else:
-            diff = fn(tb) - fn(ta)
+        diff = fn(tb) - fn(ta)
         if np.isnan(va) or np.isnan(vb):
             continue
         diff = diff[~np.isnan(diff)]
@@ -174,12 +178,10 @@ def run_intervals(report: dict[str, Any], resamples: int = 2000, seed: int = 0
     n = len(images)
     if n == 0 or not report["per_face"]:
         return {}
-    classified = any(f.get("predicted") for f in report["per_face"])
-    classes = sorted({SCENE_LABELS.index(f["label"]) for f in report["per_face"]})
     totals = _weights(n, resamples, seed) @ counts
     out = {}
-    for name, fn in _metrics(classes, classified).items():
-        values = fn(totals) / (n if name == "false_detections_per_image" else 1)
+    for name, fn in _figures(report).items():
+        values = fn(totals)
         values = values[~np.isnan(values)]
         if len(values):
             out[name] = [round(float(v), 4) for v in np.percentile(values, [2.5, 97.5])]
