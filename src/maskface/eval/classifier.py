@@ -122,12 +122,8 @@ def _report(probs: np.ndarray, truth: Sequence[str], labels: Sequence[str]) -> d
     report = classification_report(probs, y, labels)
     right = probs.argmax(1) == y
     strata = [np.flatnonzero(y == k) for k in np.unique(y)]
-
-    def accuracy(ix: list[np.ndarray]) -> float:
-        return float(right[np.concatenate([s[i] for s, i in zip(strata, ix)])].mean())
-
     if strata:
-        lo, hi = bootstrap_ci(accuracy, [len(s) for s in strata])
+        lo, hi = bootstrap_ci(lambda parts: float(right[np.concatenate(parts)].mean()), strata)
         report["accuracy_ci95"] = [round(lo, 5), round(hi, 5)]
     return report
 

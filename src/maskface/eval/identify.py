@@ -63,14 +63,14 @@ def _intervals(known_names: list[str], top1: np.ndarray, known_best: np.ndarray,
     def pick(gs: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
         return np.concatenate([gs[i] for i in idx])
 
-    sizes = [len(kg), len(ug)]
-    r1 = bootstrap_ci(lambda idx: float(top1[pick(kg, idx[0])].mean()), sizes, resamples)
+    people = [np.arange(len(kg)), np.arange(len(ug))]
+    r1 = bootstrap_ci(lambda drawn: float(top1[pick(kg, drawn[0])].mean()), people, resamples)
 
-    def tpir(idx: list[np.ndarray]) -> float:
-        k, u = pick(kg, idx[0]), pick(ug, idx[1])
+    def tpir(drawn: list[np.ndarray]) -> float:
+        k, u = pick(kg, drawn[0]), pick(ug, drawn[1])
         return _tpir_at_fpir(known_best[k], top1[k], unknown_best[u], 0.01)[0]
 
-    tp = bootstrap_ci(tpir, sizes, resamples)
+    tp = bootstrap_ci(tpir, people, resamples)
     return {"rank1_ci95": [round(v, 5) for v in r1],
             "tpir_at_fpir_0.01_ci95": [round(v, 5) for v in tp],
             "ci_method": f"bootstrap, {resamples} resamples of the people (all their queries), "

@@ -97,15 +97,16 @@ def impostor_threshold(impostor: np.ndarray, far: float) -> float:
     return float(s[len(s) - k - 1] + 1e-6) if k < len(s) else float(s[0])
 
 
-def bootstrap_ci(stat: Callable[[list[np.ndarray]], float], sizes: Sequence[int],
+def bootstrap_ci(stat: Callable[[list[np.ndarray]], float], strata: Sequence[np.ndarray],
                  resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
     """95 % percentile interval of ``stat`` over bootstrap resamples.
 
-    Each stratum (``sizes[k]`` samples: e.g. genuine and impostor pairs, known and unknown
-    queries, whose numbers a protocol fixes) is resampled with replacement on its own;
-    ``stat`` gets one index array per stratum."""
+    Each stratum (an array of sample indices: e.g. genuine and impostor pairs, known and
+    unknown people, whose numbers a protocol fixes) is resampled with replacement on its own;
+    ``stat`` gets the indices drawn from each stratum."""
     rng = np.random.default_rng(seed)
-    values = np.array([stat([rng.integers(0, n, n) for n in sizes]) for _ in range(resamples)])
+    values = np.array([stat([s[rng.integers(0, len(s), len(s))] for s in strata])
+                       for _ in range(resamples)])
     values = values[np.isfinite(values)]
     if len(values) == 0:
         return float("nan"), float("nan")

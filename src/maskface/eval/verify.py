@@ -414,18 +414,18 @@ def pair_intervals(scores: np.ndarray, same: np.ndarray, folds: np.ndarray,
     thr = fold_thresholds[np.searchsorted(np.unique(folds), folds)]
     right = (scores >= thr) == same
     strata = [np.flatnonzero(same), np.flatnonzero(~same)]
-
-    def pick(idx: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate([s[i] for s, i in zip(strata, idx)])
-
-    sizes = [len(s) for s in strata]
-    if min(sizes) == 0:
+    if min(len(s) for s in strata) == 0:
         return {}
-    acc = bootstrap_ci(lambda idx: float(right[pick(idx)].mean()), sizes, resamples)
-    tar = bootstrap_ci(lambda idx: tar_at_far(scores[pick(idx)], same[pick(idx)], 1e-3), sizes,
+
+    def tar(parts: list[np.ndarray]) -> float:
+        idx = np.concatenate(parts)
+        return tar_at_far(scores[idx], same[idx], 1e-3)
+
+    acc = bootstrap_ci(lambda parts: float(right[np.concatenate(parts)].mean()), strata,
                        resamples)
+    tar_ci = bootstrap_ci(tar, strata, resamples)
     return {"accuracy_ci95": [round(v, 5) for v in acc],
-            "tar_at_far_1e-3_ci95": [round(v, 5) for v in tar],
+            "tar_at_far_1e-3_ci95": [round(v, 5) for v in tar_ci],
             "ci_method": f"bootstrap, {resamples} resamples, genuine and impostor pairs "
                          "resampled apart; accuracy at each pair's fold threshold"}
 
