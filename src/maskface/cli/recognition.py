@@ -554,9 +554,10 @@ def _plot_roc(rep: dict, path: Path) -> Path:
 
 # -- evaluation -------------------------------------------------------------------------------
 def _ci(res: dict, key: str) -> str:
-    """`` (95 % interval a-b %)`` for a figure the report carries an interval for."""
-    lo, hi = res.get(f"{key}_ci95") or (None, None)
-    return "" if lo is None or hi is None else f" (95 % interval {lo:.2%}-{hi:.2%})"
+    """The interval a report carries for figure ``key``, for its summary line."""
+    from maskface.eval.metrics import interval_text
+
+    return interval_text(res.get(f"{key}_ci95"))
 
 
 @eval_app.command("verify")

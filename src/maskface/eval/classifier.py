@@ -28,7 +28,13 @@ from maskface.classify import MaskClassifier
 from maskface.classify.crop import whole_image_crop
 from maskface.draw import SHORT_LABELS
 from maskface.errors import InputError, MaskfaceError
-from maskface.eval.metrics import bootstrap_ci, classification_report, roc_auc, roc_curve
+from maskface.eval.metrics import (
+    bootstrap_ci,
+    classification_report,
+    interval_text,
+    roc_auc,
+    roc_curve,
+)
 from maskface.io.image import load_image
 from maskface.jsonfile import write_json
 from maskface.progress import progress as bar
@@ -246,8 +252,7 @@ def auc_text(value: float | None) -> str:
 
 
 def _ci(report: dict) -> str:
-    lo, hi = report.get("accuracy_ci95") or (None, None)
-    return "" if lo is None else f" (95 % interval {lo:.2%}-{hi:.2%})"
+    return interval_text(report.get("accuracy_ci95"))
 
 
 def format_report(report: dict) -> str:

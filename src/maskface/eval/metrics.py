@@ -114,6 +114,13 @@ def bootstrap_ci(stat: Callable[[list[np.ndarray]], float], strata: Sequence[np.
     return float(lo), float(hi)
 
 
+def interval_text(interval: Sequence[float | None] | None) -> str:
+    """A report's ``[lo, hi]`` (rates) for a summary line: `` (95 % interval a%-b%)``; empty
+    where the report has none."""
+    lo, hi = interval or (None, None)
+    return "" if lo is None or hi is None else f" (95 % interval {lo:.2%}-{hi:.2%})"
+
+
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """``C[i, j]`` = number of samples of true class ``i`` predicted as ``j``."""
     y_true = np.asarray(y_true, dtype=np.int64).ravel()
