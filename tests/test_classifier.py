@@ -98,9 +98,14 @@ def test_eval_classifier_cli_writes_report_and_plots(data_dir, tmp_path):
     rep_grey = json.loads(grey.read_text())
     assert rep_grey["grey"] is True and rep_grey["n"] == 30
     assert rep_grey["roc_curve"] != rep["roc_curve"]  # really re-scored
-    for key in ("roc", "confusion"):
+    for key in ("roc", "confusion", "reliability"):
         assert (tmp_path / "out" / f"cls_{key}.png").stat().st_size > 5000
     assert "precision" in res.stdout
+    cal = rep["calibration"]  # the answers' probabilities against how often they are right
+    assert sum(b["n"] for b in cal["bins"]) == 30
+    assert cal["accuracy"] == pytest.approx(rep["accuracy"], abs=1e-5)
+    assert 0.0 <= cal["ece"] <= cal["mce"] <= 1.0
+    assert "calibration: ECE" in res.stdout
 
 
 def test_eval_classifier_needs_one_source(tmp_path):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from maskface.eval.metrics import (
+    calibration,
     classification_report,
     confusion_matrix,
     per_class_metrics,
@@ -79,3 +80,24 @@ def test_classification_report_binary_and_three_class():
     assert rep3["roc_auc_per_class"]["b"] == 1.0
     # c vs rest: positives {0.6, 0.4} vs negatives {0.1, 0.1}: all ordered.
     assert rep3["roc_auc_per_class"]["c"] == 1.0
+
+
+def test_calibration_by_hand():
+    # Two answers at 0.95 (one right), two at 0.65 (both right): bins (0.9, 1] and (0.6, 0.7]
+    # with gaps |0.5 - 0.95| and |1.0 - 0.65|; ECE weighs them by their counts (2 of 4 each).
+    cal = calibration([0.95, 0.95, 0.65, 0.65], [True, False, True, True])
+    assert [(b["low"], b["high"], b["n"]) for b in cal["bins"]] == [(0.6, 0.7, 2), (0.9, 1.0, 2)]
+    assert cal["bins"][0]["accuracy"] == 1.0 and cal["bins"][1]["accuracy"] == 0.5
+    assert cal["ece"] == pytest.approx(0.5 * 0.35 + 0.5 * 0.45)
+    assert cal["mce"] == pytest.approx(0.45)
+    assert cal["mean_confidence"] == pytest.approx(0.8) and cal["accuracy"] == 0.75
+
+
+def test_calibration_of_a_calibrated_model_is_near_zero():
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.5, 1.0, 20000)
+    right = rng.uniform(size=conf.size) < conf  # right as often as it says
+    assert calibration(conf, right)["ece"] < 0.02
+    over = calibration(np.full(1000, 0.99), np.arange(1000) < 700)  # says 99 %, right 70 %
+    assert over["ece"] == pytest.approx(0.29) and over["mean_confidence"] > over["accuracy"]
+    assert calibration([], [])["ece"] is None

@@ -225,6 +225,12 @@ def test_eval_pipeline_cli_on_dataroots(data_dir, tmp_path):
         assert sum(t["faces"] for t in table.values()) == n_faces
         found = rep["classification"]["found_faces"]
         assert np.sum(found["confusion_matrix"]) == det["found"]
+        cal = rep["classification"]["calibration"]  # each found face's answer and probability
+        assert sum(b["n"] for b in cal["bins"]) == det["found"]
+        assert cal["accuracy"] == pytest.approx(
+            np.trace(found["confusion_matrix"]) / det["found"], abs=1e-5)
+        assert (tmp_path / "out" / "pipe_reliability.png").is_file()
+        assert "calibration on faces found: ECE" in res.output
     n_wrong = det["missed"] + (0 if classifier == "none"
                                else det["found"] - int(np.trace(found["confusion_matrix"])))
     assert ("errors" in rep["plots"]) == (n_wrong > 0)

@@ -85,6 +85,11 @@ def format_summary(rep: dict[str, Any]) -> str:
         sizes = ", ".join(f"{k} {v['accuracy']:.3f} ({v['right']}/{v['faces']})" for k, v in
                           rep["classification"]["accuracy_on_identified_by_size"].items())
         lines.append(f"labels right on faces found, by size: {sizes}")
+        cal = rep["classification"].get("calibration") or {}
+        if cal.get("ece") is not None:
+            lines.append(f"calibration on faces found: ECE {cal['ece']:.3f}, mean probability "
+                         f"of the answer {cal['mean_confidence']:.2%} against accuracy "
+                         f"{cal['accuracy']:.2%}")
     ci = rep.get("intervals_95") or {}
     shown = [(k, name) for k, name in (
         ("recall", "recall"), ("recall_small (< 32 px)", "small"),
@@ -176,7 +181,7 @@ def eval_pipeline(
     if rep.get("classification"):
         import numpy as np
 
-        from maskface.eval.plots import plot_confusion
+        from maskface.eval.plots import plot_confusion, plot_reliability
 
         ff = rep["classification"]["found_faces"]
         if ff["labels"]:
@@ -184,6 +189,11 @@ def eval_pipeline(
                 np.array(ff["confusion_matrix"]), ff["labels"],
                 report.with_name(report.stem + "_confusion.png"),
                 title="faces found (IoU > 0.5): true x predicted"))
+        if rep["classification"]["calibration"]["bins"]:
+            plots["reliability"] = str(plot_reliability(
+                rep["classification"]["calibration"],
+                report.with_name(report.stem + "_reliability.png"),
+                title="faces found"))
     if examples:
         plots["examples"] = str(ev.plot_examples(
             evals, report.with_name(report.stem + "_examples.png"), n=examples))

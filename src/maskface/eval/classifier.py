@@ -30,6 +30,7 @@ from maskface.draw import SHORT_LABELS
 from maskface.errors import InputError, MaskfaceError
 from maskface.eval.metrics import (
     bootstrap_ci,
+    calibration,
     classification_report,
     interval_text,
     roc_auc,
@@ -146,6 +147,8 @@ def evaluate_crops(classifier: MaskClassifier, data: LabelledCrops, max_errors: 
         raise InputError("no images could be read")
     probs = classifier.predict_proba(data.crops)
     report = _report(probs, data.labels, model_labels)
+    truth = np.array([model_labels.index(t) for t in data.labels])
+    report["calibration"] = calibration(probs.max(1), probs.argmax(1) == truth)
     present = [lab for lab in model_labels if lab in set(data.labels)]
     if len(present) < len(model_labels) and len(present) >= 2:
         cols = [model_labels.index(lab) for lab in present]
@@ -189,7 +192,13 @@ def run_classifier_eval(data: LabelledCrops, classifier: MaskClassifier, report_
                         description: dict) -> dict:
     """Evaluate, write ``report_path`` plus ``<stem>_roc.png``, ``<stem>_confusion.png`` and,
     when any crop is misclassified, ``<stem>_errors.png``."""
-    from maskface.eval.plots import plot_confusion, plot_roc, plot_sheet, short_name
+    from maskface.eval.plots import (
+        plot_confusion,
+        plot_reliability,
+        plot_roc,
+        plot_sheet,
+        short_name,
+    )
 
     report, probs = evaluate_crops(classifier, data)
     report_path = Path(report_path)
@@ -222,6 +231,10 @@ def run_classifier_eval(data: LabelledCrops, classifier: MaskClassifier, report_
     rows = [lab for lab in labels if lab in set(data.labels)]
     cm = np.array(report["confusion_matrix"])[[labels.index(r) for r in rows]]
     plots["confusion"] = plot_confusion(cm, rows, f"{stem}_confusion.png", pred_labels=labels)
+    name = str(description.get("title", "")).removeprefix("ROC: ")
+    plots["reliability"] = plot_reliability(report["calibration"], f"{stem}_reliability.png",
+                                            title=f"reliability: {name}" if name else
+                                            "reliability")
     wrong = _errors_by_confidence(probs, data.labels, labels)
     if len(wrong):
         captions = [(f"true {SHORT_LABELS.get(data.labels[i], data.labels[i])}",
@@ -264,6 +277,10 @@ def format_report(report: dict) -> str:
         if m["support"] or m["precision"]:
             lines.append(f"{lab:<16}{m['precision']:>10.4f}{m['recall']:>9.4f}{m['f1']:>9.4f}"
                          f"{m['support']:>9d}")
+    cal = report.get("calibration") or {}
+    if cal.get("ece") is not None:
+        lines.append(f"calibration: ECE {cal['ece']:.3f}, mean probability of the answer "
+                     f"{cal['mean_confidence']:.2%} against accuracy {cal['accuracy']:.2%}")
     labels = report["labels"]
     lines.append("confusion (rows true, columns predicted: " + ", ".join(labels) + ")")
     for lab, row in zip(labels, report["confusion_matrix"]):

@@ -1,7 +1,8 @@
 """Classification and verification metrics in plain numpy (no scikit-learn).
 
 General building blocks shared by every evaluation: ROC curve and AUC from scores, TAR at a
-given FAR, confusion matrices and per-class precision/recall/F1.
+given FAR, confusion matrices, per-class precision/recall/F1 and calibration of the answers'
+probabilities.
 """
 
 from __future__ import annotations
@@ -119,6 +120,36 @@ def interval_text(interval: Sequence[float | None] | None) -> str:
     where the report has none."""
     lo, hi = interval or (None, None)
     return "" if lo is None or hi is None else f" (95 % interval {lo:.2%}-{hi:.2%})"
+
+
+def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> dict:
+    """How far the probability of each answer is from how often such answers are right.
+
+    ``confidence`` is the probability the model gave its answer, ``correct`` whether the
+    answer was right. Equal-width bins over ``(0, 1]``; ``ece`` is the mean of
+    ``|accuracy - confidence|`` over the bins weighted by their counts (expected calibration
+    error), ``mce`` the largest gap of a bin; ``mean_confidence`` against ``accuracy`` says
+    which way the model errs. Empty bins are left out of ``bins``."""
+    conf = np.asarray(confidence, dtype=np.float64).ravel()
+    right = np.asarray(correct, dtype=bool).ravel()
+    if not len(conf):
+        return {"ece": None, "mce": None, "mean_confidence": None, "accuracy": None,
+                "bins": []}
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    k = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, bins - 1)
+    rows, ece, mce = [], 0.0, 0.0
+    for b in range(bins):
+        m = k == b
+        if not m.any():
+            continue
+        c, a = float(conf[m].mean()), float(right[m].mean())
+        ece += m.mean() * abs(a - c)
+        mce = max(mce, abs(a - c))
+        rows.append({"low": round(float(edges[b]), 4), "high": round(float(edges[b + 1]), 4),
+                     "n": int(m.sum()), "confidence": round(c, 5), "accuracy": round(a, 5)})
+    return {"ece": round(float(ece), 5), "mce": round(float(mce), 5),
+            "mean_confidence": round(float(conf.mean()), 5),
+            "accuracy": round(float(right.mean()), 5), "bins": rows}
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:

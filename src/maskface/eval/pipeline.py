@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from maskface.draw import SHORT_LABELS, drawable, write_image
+from maskface.eval.metrics import calibration
 from maskface.eval.scenes import SCENE_LABELS, SceneImage
 from maskface.geometry import iou_matrix
 
@@ -69,6 +70,8 @@ class ImageEval:
     match: np.ndarray = field(init=False)  # (T,) index into boxes, or -1
     time_ms: float = 0.0
     stage_ms: dict[str, float] = field(default_factory=dict)  # the pipeline's timings_ms
+    #: (P,) the probability the classifier gave its answer (nan without a classifier)
+    p_label: np.ndarray | None = None
     #: (T,) matching at LOOSE_IOU_THRESHOLD, for the recall reported beside the main one
     loose_match: np.ndarray = field(init=False)
 
@@ -110,6 +113,7 @@ def summarise(evals: Sequence[ImageEval], classified: bool) -> dict[str, Any]:
     flagged = dict.fromkeys(SCENE_LABELS, 0)
     unmasked = dict.fromkeys(SCENE_LABELS, 0)  # called without_mask (masked view)
     fd_labels: dict[str, int] = {}
+    answer_p, answer_right = [], []  # calibration of the answers on the faces found
     for e in evals:
         heights = e.scene.boxes[:, 3] - e.scene.boxes[:, 1]
         for t, (lab, h) in enumerate(zip(e.scene.labels, heights)):
@@ -128,6 +132,9 @@ def summarise(evals: Sequence[ImageEval], classified: bool) -> dict[str, Any]:
                 table[lab]["correct" if e.labels[p] == lab else "wrong"] += 1
                 right_by_size[size_bin(h)][0] += e.labels[p] == lab
                 right_by_size[size_bin(h)][1] += 1
+                if e.p_label is not None and not np.isnan(e.p_label[p]):
+                    answer_p.append(float(e.p_label[p]))
+                    answer_right.append(e.labels[p] == lab)
                 flagged[lab] += e.labels[p] != "with_mask"
                 unmasked[lab] += e.labels[p] == "without_mask"
                 if e.labels[p] in SCENE_LABELS:
@@ -188,6 +195,7 @@ def summarise(evals: Sequence[ImageEval], classified: bool) -> dict[str, Any]:
             for k, (r, n) in right_by_size.items() if n},
         "false_detections_by_predicted_label": fd_labels,
         **found_faces_report(confusion),
+        "calibration": calibration(answer_p, answer_right),
     }
     roc = pipeline_roc(evals)
     report["roc"] = None if roc is None else {
@@ -275,10 +283,13 @@ def evaluate(scenes: Sequence[SceneImage], pipeline, progress: Callable | None =
             labels = [f.mask.label if f.mask else None for f in result.faces]
             p_masked = np.array([f.mask.probabilities.get("with_mask", float(f.mask.compliant))
                                  if f.mask else np.nan for f in result.faces], np.float64)
+            p_label = np.array([f.mask.probability if f.mask else np.nan
+                                for f in result.faces], np.float64)
         else:
             labels, p_masked = [None] * len(boxes), np.full(len(boxes), np.nan)
+            p_label = np.full(len(boxes), np.nan)
         evals.append(ImageEval(scene, boxes, scores, labels, p_masked, time_ms=ms,
-                               stage_ms=dict(result.timings_ms)))
+                               stage_ms=dict(result.timings_ms), p_label=p_label))
     return evals
 
 

@@ -1,4 +1,5 @@
-"""Evaluation plots (matplotlib, headless): ROC curves and confusion matrices as PNG files."""
+"""Evaluation plots (matplotlib, headless): ROC curves, confusion matrices, reliability
+diagrams and contact sheets as PNG files."""
 
 from __future__ import annotations
 
@@ -62,6 +63,31 @@ def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: str | Path,
     ax.set_xticks(range(cm.shape[1]), pred_labels, rotation=20)
     ax.set_yticks(range(cm.shape[0]), list(labels))
     ax.set(xlabel="predicted", ylabel="true", title=title)
+    return save_figure(fig, path)
+
+
+def plot_reliability(cal: Mapping, path: str | Path, title: str = "reliability") -> Path:
+    """A reliability diagram of :func:`maskface.eval.metrics.calibration`: how often the
+    answer is right against its probability, bin by bin, with each bin's share of the faces
+    below; a calibrated model lies on the diagonal."""
+    plt = _pyplot()
+    rows = list(cal["bins"])
+    fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(4.8, 5.2), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 1]})
+    mid = [(r["low"] + r["high"]) / 2 for r in rows]
+    width = [r["high"] - r["low"] for r in rows]
+    ax.bar(mid, [r["accuracy"] for r in rows], width=width, edgecolor="black",
+           color="tab:blue", alpha=0.75, label="accuracy in the bin")
+    ax.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], "o",
+            color="tab:orange", ms=4, label="mean probability, accuracy")
+    ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
+    ax.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.01),
+           title=f"{title}: ECE {cal['ece']:.3f}" if cal["ece"] is not None else title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    n = sum(r["n"] for r in rows) or 1
+    ax_n.bar(mid, [r["n"] / n for r in rows], width=width, color="grey", edgecolor="black")
+    ax_n.set(xlabel="probability of the answer", ylabel="share")
     return save_figure(fig, path)
 
 
