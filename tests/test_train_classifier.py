@@ -260,6 +260,35 @@ def _tiny_scenes(data_dir: Path, root: Path, per_split: dict[str, int]) -> None:
 
 
 @pytest.mark.data
+def test_scene_faces_cut_tight_as_a_source_of_their_own(data_dir, tmp_path):
+    """``--tight-crops``: every scenes face also cut exactly at its true box, as face-crop
+    datasets are made, in the same split as its inference-crop view and under its own source
+    (so balanced sampling and the per-source validation see it apart)."""
+    from maskface.eval.scenes import load_scenes
+    from maskface.geometry import crop_padded
+    from maskface.io.image import load_image
+    from maskface.train.data import read_scene_crops
+
+    _tiny_scenes(data_dir, tmp_path / "ilc", {"train": 2, "val": 1, "test": 1})
+    classes = ("with_mask", "without_mask", "mask_incorrect")
+    plain, _ = read_scene_crops(tmp_path / "ilc", classes, 192)
+    both, crops = read_scene_crops(tmp_path / "ilc", classes, 192, tight=True)
+    tight = [s for s in both if s.path.endswith("@tight")]
+    assert len(tight) == len(plain) and len(both) == 2 * len(plain)
+    by_path = {s.path: s for s in both}
+    for s in tight:
+        twin = by_path[s.path.removesuffix("@tight")]
+        assert (s.label, s.split) == (twin.label, twin.split)
+        assert s.source == "ilc-tight" and twin.source == "ilc"
+    scene = load_scenes(tmp_path / "ilc")[0]
+    k = next(k for k, box in enumerate(scene.boxes) if max(box[2:] - box[:2]) < 192)
+    want = crop_padded(load_image(scene.path), scene.boxes[k])  # the box, no margin
+    got = crops[f"{scene.path}#{k}@tight"]
+    assert np.array_equal(got, want)
+    assert got.shape[0] < crops[f"{scene.path}#{k}"].shape[0]  # the usual view has the margin
+
+
+@pytest.mark.data
 @pytest.mark.slow
 def test_three_class_branch_run_chooses_its_rule_on_validation(data_dir, tmp_path):
     """A with/without/incorrect branch on the two-class model, trained with a scenes dataset:

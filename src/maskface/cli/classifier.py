@@ -54,6 +54,10 @@ def train_classifier(
         "shared_int8.onnx, the shared graph with its three-class branch in int8 (the two-class "
         "output unchanged), its rule swept again on validation: how the default is made.")
     ] = False,
+    tight_crops: Annotated[bool, typer.Option(
+        "--tight-crops", help="Also train on every scenes face cut exactly at its true box "
+        "(a source of its own, same split), as face-crop datasets cut them: without it a mask "
+        "pulled down to the chin is learnt only with the context below the chin.")] = False,
 ) -> None:
     """Fine-tune MobileNetV2 (ImageNet init) on face crops and export ONNX + training card."""
     try:
@@ -81,7 +85,8 @@ def train_classifier(
                       lr=lr, label_smoothing=label_smoothing,
                       samples_per_epoch=samples_per_epoch, seed=seed, threads=threads,
                       group_pattern=group_pattern, augment=augment,
-                      frozen_blocks=frozen_blocks, init=init, int8_branch=int8_branch)
+                      frozen_blocks=frozen_blocks, init=init, int8_branch=int8_branch,
+                      tight_crops=tight_crops)
     card = run(cfg)
     typer.echo(f"best epoch {card['best_epoch']} of {epochs}; "
                f"{card['time']['epoch_s_mean']:.0f} s/epoch, {card['time']['total_s']:.0f} s "

@@ -35,6 +35,7 @@ from maskface.models import sha256_file
 from maskface.progress import progress as bar
 from maskface.train.augment import PRESETS, augment
 from maskface.train.data import (
+    TIGHT_SUFFIX,
     Sample,
     SplitReport,
     assign_splits,
@@ -85,6 +86,9 @@ class TrainConfig:
     #: also write ``shared_int8.onnx``: the shared graph with its three-class branch in int8
     #: (:mod:`maskface.train.quantize`), its rule swept again on validation
     int8_branch: bool = False
+    #: also train on every scenes face cut exactly at its true box (a source of its own),
+    #: how face-crop datasets are made (:func:`maskface.train.data.read_scene_crops`)
+    tight_crops: bool = False
 
 
 @dataclass
@@ -103,7 +107,7 @@ def load_data(cfg: TrainConfig, progress: bool = True) -> LoadedData:
     scene_crops: dict[str, np.ndarray] = {}
     for root in cfg.data:
         if is_scenes_dataset(root):
-            got, crops = read_scene_crops(root, cfg.classes, 2 * cfg.size)
+            got, crops = read_scene_crops(root, cfg.classes, 2 * cfg.size, cfg.tight_crops)
             if not got:
                 raise InputError(f"{root}: no faces labelled {', '.join(cfg.classes)}")
             scene_samples += got
@@ -543,7 +547,8 @@ def _int8_branch(cfg: TrainConfig, data: LoadedData, shared_path: Path, val_list
     from maskface.train.quantize import CALIBRATION_CROPS, calibration_crops, quantize_branch
 
     folders = [r for r in cfg.data if not is_scenes_dataset(r)]
-    scenes = {Path(r).name for r in cfg.data if is_scenes_dataset(r)}
+    scenes = {Path(r).name + sfx for r in cfg.data if is_scenes_dataset(r)
+              for sfx in ("", TIGHT_SUFFIX)}
     # calibration takes face-crop files, as the shipped file's did (scenes give cut boxes)
     calib = [s.path for s in data.samples if s.split == "train" and s.source not in scenes]
     crops = calibration_crops(calib, cfg.size, CALIBRATION_CROPS, cfg.seed,

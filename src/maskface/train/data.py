@@ -110,17 +110,24 @@ def read_class_folders(root: str | os.PathLike, classes: Sequence[str]) -> list[
 #: true faces whose box is narrower or lower than this are left out of training (a 6-px face
 #: says nothing about how a mask is worn); evaluation keeps every face
 MIN_SCENE_FACE_PX = 10
+#: source suffix of the scene faces cut tight at their box (``read_scene_crops(tight=True)``)
+TIGHT_SUFFIX = "-tight"
 
 
-def read_scene_crops(root: str | os.PathLike, classes: Sequence[str], cap: int
-                     ) -> tuple[list[Sample], dict[str, np.ndarray]]:
+def read_scene_crops(root: str | os.PathLike, classes: Sequence[str], cap: int,
+                     tight: bool = False) -> tuple[list[Sample], dict[str, np.ndarray]]:
     """Face crops of a scenes dataset (:mod:`maskface.eval.scenes`) that has fixed splits.
 
     Each true box is cut with the inference crop's framing (``CROP_SCALE`` x its longer side,
     edges replicated, longest side at most ``cap``), so ``whole_image_crop`` of it is exactly
     what the classifier sees on that box at inference. The dataset's own split (by image, in
     ``splits/*.txt``) is kept; images in no split are left out. Returns the samples (path
-    ``<image>#<k>``) and their crops."""
+    ``<image>#<k>``) and their crops.
+
+    With ``tight``, each face is also cut exactly at its box (path ``<image>#<k>@tight``,
+    source ``<name>-tight``, the same split): how face-crop datasets are made, which
+    ``whole_image_crop`` then frames without the context below the chin that shows a mask
+    pulled down."""
     from maskface.classify.crop import CROP_SCALE
     from maskface.eval.scenes import load_scenes, read_splits
     from maskface.geometry import crop_padded, square_crop_box
@@ -149,6 +156,16 @@ def read_scene_crops(root: str | os.PathLike, classes: Sequence[str], cap: int
             key = f"{scene.path}#{k}"
             crops[key] = crop
             samples.append(Sample(key, cls, split, root.name, split, f"{scene.name}#{k}"))
+            if tight:
+                crop = crop_padded(image, box)
+                f = cap / max(crop.shape[:2])
+                if f < 1:
+                    crop = cv2.resize(crop, (max(1, round(crop.shape[1] * f)),
+                                             max(1, round(crop.shape[0] * f))),
+                                      interpolation=cv2.INTER_AREA)
+                crops[f"{key}@tight"] = crop
+                samples.append(Sample(f"{key}@tight", cls, split, root.name + TIGHT_SUFFIX, split,
+                                      f"{scene.name}#{k}@tight"))
     return samples, crops
 
 
