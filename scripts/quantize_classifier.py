@@ -48,6 +48,9 @@ def main() -> int:
     if args.only_branch:
         if registered and args.model in COMPOSITES:
             rule = COMPOSITES[args.model]
+            # a graph written by a training run carries its rule already: keep one entry
+            for prop in [p for p in model.metadata_props if p.key == RULE_KEY]:
+                model.metadata_props.remove(prop)
             model.metadata_props.add(key=RULE_KEY, value=json.dumps(
                 {"threshold": rule.threshold, "override": rule.override}))
         quantize_branch(model, args.out, crops)

@@ -72,14 +72,6 @@ def test_shipped_default_is_the_rule_over_one_graph_whose_masked_call_is_the_two
                                atol=1e-6)
 
 
-def test_a_two_output_graph_is_refused_outside_a_composite():
-    from maskface.errors import ModelError
-    from maskface.models import model_path
-
-    with pytest.raises(ModelError, match="outputs"):
-        MaskClassifier(model_path("mask_classifier_3way"))
-
-
 def test_pipeline_says_three_ways_on_the_astronaut(astronaut):
     """The default pipeline: bare -> without_mask, correctly worn -> with_mask, nose exposed
     and chin only -> mask_incorrect (the nose-exposed case is the one the old synthetic-only

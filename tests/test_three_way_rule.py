@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 
@@ -46,21 +44,29 @@ def test_sweep_keeps_the_constraint_and_breaks_ties_as_documented():
 
 def test_a_graph_carrying_its_rule_is_a_three_way_stage(tmp_path):
     pytest.importorskip("onnx", reason="writing ONNX metadata needs the 'train' extra")
+    import onnx
+
     from maskface.classify import MaskClassifier
-    from maskface.classify.three_way import three_way_probs
+    from maskface.classify.three_way import COMPOSITES, RULE_KEY, three_way_probs
     from maskface.errors import ModelError
     from maskface.models import model_path
     from maskface.train.classifier import onnx_outputs
     from maskface.train.three_way_rule import store_rule
 
+    # the registered float graph was written by a training run: it carries its rule, once
+    model = onnx.load(str(model_path("mask_classifier_3way")))
+    assert [p.key for p in model.metadata_props].count(RULE_KEY) == 1
+    for prop in [p for p in model.metadata_props if p.key == RULE_KEY]:
+        model.metadata_props.remove(prop)
     graph = tmp_path / "shared.onnx"
-    shutil.copy(model_path("mask_classifier_3way"), graph)
+    onnx.save(model, str(graph))
     with pytest.raises(ModelError, match="no three-way rule"):
         MaskClassifier(graph)  # two outputs and no rule: refused, with the way out
     float_stage = MaskClassifier("mask_classifier_3way")
     crops = np.random.default_rng(0).integers(
         0, 255, (6, float_stage.input_size, float_stage.input_size, 3), dtype=np.uint8)
-    store_rule(graph, 0.8, 0.5)  # the registered rule: the registered stage's answers exactly
+    # the registered rule: the registered stage's answers exactly
+    store_rule(graph, *COMPOSITES["mask_classifier_3way"][1:])
     np.testing.assert_array_equal(MaskClassifier(graph).predict_proba(crops),
                                   float_stage.predict_proba(crops))
     store_rule(graph, 0.3, 0.9)  # replaced, not added

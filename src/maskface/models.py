@@ -148,7 +148,7 @@ MODELS: dict[str, ModelSpec] = {
             "mask_classifier and a three-class branch trained on its first 13 blocks (outputs "
             "probs and branch_probs); the float source of the default's int8 graph; "
             "see mask_classifier_3way.card.json",
-            "ba9018b826fb1a4fac02fa988109cf480505e611ecb54839bd6de05c2936c35d",
+            "198cc8dfc8a5343b67eac61382174f51dc14300f1f9d38c536ea14b1e00825d9",
             None,
             "mask_classifier_3way.onnx",
         ),
@@ -157,7 +157,7 @@ MODELS: dict[str, ModelSpec] = {
             "the default mask stage: mask_classifier_3way with its three-class branch in int8 "
             "(the two-class output bit-identical; the rule in its metadata); "
             "see mask_classifier_3way_int8.card.json",
-            "2652597f9a4167f9b1b892c96496a0d0cb2bd0fab003710b5471f0d91aac13e6",
+            "5f57bd3ea4360689eb2c231ace419fd81752ead2a98939bc728e07a954b2a683",
             None,
             "mask_classifier_3way_int8.onnx",
         ),
