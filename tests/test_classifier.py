@@ -206,3 +206,47 @@ def test_eval_classifier_on_one_class_says_no_auc(tmp_path):
     rep = _strict(report.read_text())
     assert rep["roc_auc"] is None and rep["n"] == 1
     assert rep["accuracy_ci95"] == [rep["accuracy"]] * 2  # one crop: nothing to resample
+
+
+@pytest.mark.data
+def test_eval_classifier_cuts_scene_boxes_tight_as_crop_datasets_do(data_dir, tmp_path):
+    """``--crop tight`` cuts each true box exactly (a crop dataset's framing) instead of the
+    pipeline's 1.15x crop with context; ``--min-face`` leaves out the smallest boxes."""
+    from maskface.eval.classifier import scene_crops
+    from maskface.eval.scenes import load_scenes
+    from maskface.geometry import crop_padded
+
+    ilc = data_dir / "scenes" / "ilc2021"
+    if not ilc.is_dir():
+        pytest.skip(f"{ilc} not found")
+    scenes = load_scenes(ilc, "val")[:6]
+    small = tmp_path / "ilc"
+    for sub in ("images", "annotations", "splits"):
+        (small / sub).mkdir(parents=True)
+    for sc in scenes:
+        (small / "images" / sc.path.name).symlink_to(sc.path)
+        xml = ilc / "annotations" / f"{sc.path.stem}.xml"
+        (small / "annotations" / xml.name).symlink_to(xml)
+    (small / "splits" / "val.txt").write_text("\n".join(sc.path.stem for sc in scenes) + "\n")
+    clf = MaskClassifier()
+    sides = np.concatenate([np.minimum(sc.boxes[:, 2] - sc.boxes[:, 0],
+                                       sc.boxes[:, 3] - sc.boxes[:, 1]) for sc in scenes])
+    tight = scene_crops(small, clf, progress=False, split="val", tight=True, min_face=24)
+    usual = scene_crops(small, clf, progress=False, split="val", min_face=24)
+    assert len(tight.labels) == len(usual.labels) == int((sides >= 24).sum()) > 0
+    assert tight.names == usual.names
+    k = int(tight.names[0].rsplit("#", 1)[1])
+    box = scenes[0].boxes[k]
+    want = whole_image_crop(crop_padded(load_image(scenes[0].path), box), clf.input_size)
+    assert np.array_equal(tight.crops[0], want)
+    assert not np.array_equal(tight.crops[0], usual.crops[0])
+    report = tmp_path / "tight.json"
+    res = runner.invoke(load_commands(), ["eval", "classifier", "--scenes", str(small),
+                                          "--split", "val", "--crop", "tight", "--min-face",
+                                          "24", "--report", str(report)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(report.read_text())
+    assert rep["n"] == len(tight.labels) and rep["crop"].startswith("tight")
+    res = runner.invoke(load_commands(), ["eval", "classifier", str(small), "--crop", "tight",
+                                          "--report", str(report)])
+    assert res.exit_code == 1 and "--scenes" in res.stderr

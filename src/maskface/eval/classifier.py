@@ -98,25 +98,39 @@ def list_crops(path: str | Path, size: int, classes: Sequence[str] = MASK_LABELS
 
 
 def scene_crops(root: str | Path, classifier: MaskClassifier, progress: bool = True,
-                split: str | None = None) -> LabelledCrops:
+                split: str | None = None, tight: bool = False, min_face: float = 0.0
+                ) -> LabelledCrops:
     """Crops cut from a scenes dataset's ground-truth boxes with the inference crop; with
-    ``split``, only the images of the dataset's ``splits/<split>.txt``."""
+    ``split``, only the images of the dataset's ``splits/<split>.txt``.
+
+    ``tight`` cuts each box exactly instead and frames it as a crop file
+    (``whole_image_crop``): how face-crop datasets are made, without the context around the
+    face that the pipeline's crop keeps. ``min_face`` leaves out boxes whose shorter side is
+    smaller (pixels)."""
     from maskface.eval.scenes import load_scenes
+    from maskface.geometry import crop_padded
 
     scenes = load_scenes(root, split)
+    size = classifier.input_size
     crops, labels, names, failed = [], [], [], []
     for scene in bar(scenes, desc="scenes", unit="img", leave=False, show=progress):
-        if not len(scene):
+        sides = np.minimum(scene.boxes[:, 2] - scene.boxes[:, 0],
+                           scene.boxes[:, 3] - scene.boxes[:, 1]) if len(scene) else []
+        keep = [k for k in range(len(scene)) if sides[k] >= min_face]
+        if not keep:
             continue
         try:
             img = load_image(scene.path)
         except MaskfaceError as exc:
             failed.append(str(exc))
             continue
-        crops.append(classifier.crops(img, scene.boxes))
-        labels += list(scene.labels)
-        names += [f"{scene.path}#{k}" for k in range(len(scene))]
-    size = classifier.input_size
+        boxes = scene.boxes[keep]
+        if tight:
+            crops.append(np.stack([whole_image_crop(crop_padded(img, b), size) for b in boxes]))
+        else:
+            crops.append(classifier.crops(img, boxes))
+        labels += [scene.labels[k] for k in keep]
+        names += [f"{scene.path}#{k}" for k in keep]
     arr = np.concatenate(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
     return LabelledCrops(arr, labels, [Path(root).name] * len(labels), names, failed)
 
