@@ -164,3 +164,46 @@ def test_cli_bad_reports(tmp_path, astronaut_path):
         assert res.exit_code == 1 and message in res.output, res.output
         assert len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "c.json").exists()
+
+
+def _crop_report(answers):
+    """An `eval classifier` report's records: ``answers`` maps crop name -> (true, said);
+    ``photo.jpg#k`` names are boxes of one scenes photo."""
+    from maskface.eval.classifier import LabelledCrops, evaluate_crops
+
+    labels = ("with_mask", "without_mask", "mask_incorrect")
+
+    class Said:
+        def predict_proba(self, crops):
+            return np.eye(3, dtype=np.float32)[[labels.index(s) for _, s in answers.values()]]
+
+    Said.labels = labels
+    data = LabelledCrops(np.zeros((len(answers), 8, 8, 3), np.uint8),
+                         [t for t, _ in answers.values()], ["s"] * len(answers),
+                         list(answers), [])
+    return evaluate_crops(Said(), data)[0]
+
+
+def test_classifier_reports_are_compared_by_photo():
+    """Two classifier runs on the same crops: accuracy, kiosk view and each class's figures,
+    the crops of one scenes photo resampled together, a crop file on its own."""
+    truth = {"p.jpg#0": "with_mask", "p.jpg#1": "mask_incorrect", "p.jpg#2": "without_mask",
+             "q#1.jpg": "mask_incorrect", "r.jpg": "with_mask"}
+    a = _crop_report({k: (t, "with_mask") for k, t in truth.items()})
+    b = _crop_report({k: (t, t) for k, t in truth.items()})
+    assert [c["image"] for c in a["per_crop"]] == ["p.jpg"] * 3 + ["q#1.jpg", "r.jpg"]
+    res = compare_reports(a, b, resamples=500)
+    assert res["images"] == 3 and res["faces"] == 5
+    m = res["metrics"]
+    assert (m["accuracy"]["A"], m["accuracy"]["B"]) == (0.4, 1.0)
+    # kiosk view: only with_mask passes; A lets the incorrect and bare faces through
+    assert (m["kiosk_view_accuracy"]["A"], m["kiosk_view_accuracy"]["B"]) == (0.4, 1.0)
+    assert (m["recall_mask_incorrect"]["A"], m["recall_mask_incorrect"]["B"]) == (0.0, 1.0)
+    assert m["recall_mask_incorrect"]["significant"]  # wrong on every photo that has one
+    same = compare_reports(b, b, resamples=500)["metrics"]
+    assert all(r["difference"] == 0 and r["ci95"] == [0, 0] for r in same.values())
+    other = _crop_report({**{k: (t, t) for k, t in truth.items()}, "s.jpg": ("with_mask",) * 2})
+    with pytest.raises(InputError, match="same crops"):
+        compare_reports(a, other)
+    with pytest.raises(InputError, match="same kind"):
+        compare_reports(a, _report(_two_images()))

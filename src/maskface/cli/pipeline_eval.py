@@ -228,7 +228,8 @@ def format_comparison(result: dict[str, Any], a: Path, b: Path) -> str:
 @eval_app.command("compare")
 @user_errors
 def eval_compare(
-    a: Annotated[Path, typer.Argument(help="Report of run A (maskface eval pipeline).")],
+    a: Annotated[Path, typer.Argument(help="Report of run A (maskface eval pipeline, or eval "
+                  "classifier).")],
     b: Annotated[Path, typer.Argument(help="Report of run B, on the same faces.")],
     report: Annotated[Path, typer.Option("--report", "-r", help="JSON report to write; a PNG "
                                          "of the intervals goes beside it.")
@@ -237,7 +238,8 @@ def eval_compare(
     seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
 ) -> None:
     """Is B better than A beyond the noise of the photos? Paired bootstrap over the images of
-    two pipeline reports on the same faces: each figure, B - A and its 95 % interval."""
+    two pipeline (or two classifier) reports on the same faces: each figure, B - A and its 95 %
+    interval."""
     from maskface.eval.compare import compare_reports
     from maskface.eval.plots import plot_intervals
 
@@ -250,7 +252,7 @@ def eval_compare(
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             fail(f"{path}: not a JSON report ({exc})")
         if not isinstance(runs[-1], dict):
-            fail(f"{path}: not a pipeline report")
+            fail(f"{path}: not a pipeline or classifier report")
     result = compare_reports(*runs, resamples=resamples, seed=seed)
     result["runs"]["A"]["report"], result["runs"]["B"]["report"] = str(a), str(b)
     report.parent.mkdir(parents=True, exist_ok=True)

@@ -198,6 +198,12 @@ def evaluate_crops(classifier: MaskClassifier, data: LabelledCrops, max_errors: 
               for i in range(len(pred)) if model_labels[int(pred[i])] != data.labels[i]]
     report["errors"] = errors[:max_errors]
     report["n_errors"] = len(errors)
+    # what `maskface eval compare` resamples: a scenes crop's image is its photo
+    report["per_crop"] = [{"name": name, "image": _image_of(name), "true": true,
+                           "predicted": model_labels[int(k)],
+                           "probability": round(float(probs[i, k]), 4)}
+                          for i, (name, true, k) in enumerate(zip(data.names, data.labels,
+                                                                   pred))]
     report["unreadable"] = data.failed
     return report, probs
 
@@ -255,10 +261,18 @@ def run_classifier_eval(data: LabelledCrops, classifier: MaskClassifier, report_
                      f"said {SHORT_LABELS.get(labels[int(probs[i].argmax())])} "
                      f"{probs[i].max():.2f}", short_name(data.names[i])) for i in wrong]
         plots["errors"] = plot_sheet(data.crops[wrong], captions, f"{stem}_errors.png")
+    per_crop = report.pop("per_crop")
     report = {**description, "model_labels": labels, "input_size": classifier.input_size,
-              **report, "plots": {k: str(v) for k, v in plots.items()}}
+              **report, "plots": {k: str(v) for k, v in plots.items()},
+              "per_crop": per_crop}  # last: the report's head stays readable
     write_json(report_path, report, indent=2)
     return report
+
+
+def _image_of(name: str) -> str:
+    """The photo a crop came from: ``<path>#<k>`` for a scenes box, the file itself else."""
+    head, _, k = name.rpartition("#")
+    return head if head and k.isdigit() else name
 
 
 def _errors_by_confidence(probs: np.ndarray, truth: Sequence[str], labels: Sequence[str]

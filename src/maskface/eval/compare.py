@@ -1,11 +1,12 @@
-"""Paired comparison of two pipeline runs on the same faces (``maskface eval compare``).
+"""Paired comparison of two runs on the same faces (``maskface eval compare``).
 
 Two settings measured on one validation split differ by a few faces, and whether that is a
 gain or the luck of the split decides what ships. Both runs' per-face outcomes (``per_face``
-in a ``maskface eval pipeline`` report) are resampled **by image** — faces of one photo share
-its light, crowd and annotator, so they are not independent — and every figure is recomputed
-for both runs on the same resampled photos. The 95 % interval of the difference B - A then
-says whether B's gain holds beyond the split's noise (an interval that excludes 0).
+in a ``maskface eval pipeline`` report, ``per_crop`` in a ``maskface eval classifier`` one)
+are resampled **by image** — faces of one photo share its light, crowd and annotator, so they
+are not independent; a crop file is its own image — and every figure is recomputed for both
+runs on the same resampled photos. The 95 % interval of the difference B - A then says whether
+B's gain holds beyond the split's noise (an interval that excludes 0).
 """
 
 from __future__ import annotations
@@ -127,17 +128,77 @@ def _face_keys(report: dict[str, Any]) -> list[tuple]:
     return [(f["image"], f["face"], f["label"]) for f in report["per_face"]]
 
 
-def compare_reports(a: dict[str, Any], b: dict[str, Any], resamples: int = 2000,
-                    seed: int = 0, names: tuple[str, str] = ("A", "B")) -> dict[str, Any]:
-    """Every figure of runs ``a`` and ``b`` (pipeline reports), the difference ``b - a`` and
-    its 95 % paired bootstrap interval over the images (module doc)."""
-    if resamples < 100:
-        raise InputError(f"--resamples {resamples}: at least 100 are needed for a 95 % interval")
+def _crop_counts(report: dict[str, Any]) -> tuple[list[str], np.ndarray]:
+    """The images of a classifier report's crops and their confusion counts, in the layout
+    of :func:`_per_image_counts` (crops of one scenes photo share its image)."""
+    crops = report["per_crop"]
+    images = list(dict.fromkeys(c["image"] for c in crops))
+    row = {name: i for i, name in enumerate(images)}
+    counts = np.zeros((len(images), len(_COUNTS)), np.float64)
+    counts[:, _IDX["images"]] = 1
+    for c in crops:
+        if c["true"] in SCENE_LABELS and c["predicted"] in SCENE_LABELS:
+            key = f"cm_{SCENE_LABELS.index(c['true'])}_{SCENE_LABELS.index(c['predicted'])}"
+            counts[row[c["image"]], _IDX[key]] += 1
+    return images, counts
+
+
+def _crop_metrics(classes: Sequence[int]) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """The compared figures of two classifier runs: accuracy, the kiosk view (only
+    ``with_mask`` passes), macro F1 and each true class's F1 and recall."""
+    w = SCENE_LABELS.index("with_mask")
+
+    def kiosk(c: np.ndarray) -> np.ndarray:
+        cm = _confusion(c)
+        passed_right = cm[..., w, w]
+        refused_right = cm.sum((-2, -1)) - cm[..., w, :].sum(-1) - cm[..., :, w].sum(-1) \
+            + cm[..., w, w]
+        return _ratio(passed_right + refused_right, cm.sum((-2, -1)))
+
+    def recall(c: np.ndarray, k: int) -> np.ndarray:
+        cm = _confusion(c)
+        return _ratio(cm[..., k, k], cm[..., k, :].sum(-1))
+
+    out: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "accuracy": _accuracy, "kiosk_view_accuracy": kiosk,
+        "macro_f1": lambda c: _macro_f1(c, classes)}
+    for k in classes:
+        out[f"f1_{SCENE_LABELS[k]}"] = lambda c, k=k: _f1(c, k)
+        out[f"recall_{SCENE_LABELS[k]}"] = lambda c, k=k: recall(c, k)
+    return out
+
+
+def _run_counts(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str]):
+    """Both runs' images and per-image counts, and the figures to compare, for two pipeline
+    reports or two classifier reports on the same faces."""
+    kinds = ["per_crop" in r for r in (a, b)]
+    if kinds[0] != kinds[1]:
+        raise InputError(f"{names[0]} and {names[1]} are not the same kind of report (one "
+                         "from 'eval pipeline', one from 'eval classifier')")
+    if kinds[0]:
+        keys = [[(c["name"], c["true"]) for c in r["per_crop"]] for r in (a, b)]
+        if keys[0] != keys[1]:
+            raise InputError(f"{names[0]} and {names[1]} were not run on the same crops: a "
+                             "paired comparison needs the same ones")
+        classes = sorted({SCENE_LABELS.index(c["true"]) for c in a["per_crop"]
+                          if c["true"] in SCENE_LABELS})
+        return (*_crop_counts(a), *_crop_counts(b), _crop_metrics(classes))
     images, ca = _per_image_counts(a, names[0])
     images_b, cb = _per_image_counts(b, names[1])
     if _face_keys(a) != _face_keys(b) or sorted(images) != sorted(images_b):
         raise InputError(f"{names[0]} and {names[1]} were not run on the same faces (another "
                          "dataset, split or --limit): a paired comparison needs the same ones")
+    return images, ca, images_b, cb, _figures(a, b)
+
+
+def compare_reports(a: dict[str, Any], b: dict[str, Any], resamples: int = 2000,
+                    seed: int = 0, names: tuple[str, str] = ("A", "B")) -> dict[str, Any]:
+    """Every figure of runs ``a`` and ``b`` (both pipeline reports or both classifier
+    reports), the difference ``b - a`` and its 95 % paired bootstrap interval over the images
+    (module doc)."""
+    if resamples < 100:
+        raise InputError(f"--resamples {resamples}: at least 100 are needed for a 95 % interval")
+    images, ca, images_b, cb, figures = _run_counts(a, b, names)
     row_b = {name: i for i, name in enumerate(images_b)}
     cb = cb[[row_b[name] for name in images]]
     n = len(images)
@@ -145,7 +206,7 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any], resamples: int = 2000,
     ta, tb = weights @ ca, weights @ cb
     full_a, full_b = ca.sum(0), cb.sum(0)
     rows = {}
-    for name, fn in _figures(a, b).items():
+    for name, fn in figures.items():
         va, vb = fn(full_a), fn(full_b)
         diff = fn(tb) - fn(ta)
         if np.isnan(va) or np.isnan(vb):
@@ -155,7 +216,8 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any], resamples: int = 2000,
         rows[name] = {names[0]: round(float(va), 4), names[1]: round(float(vb), 4),
                       "difference": round(float(vb - va), 4), "ci95": [round(lo, 4), round(hi, 4)],
                       "significant": bool(lo > 0 or hi < 0)}
-    return {"images": n, "faces": len(a["per_face"]), "resamples": resamples, "seed": seed,
+    return {"images": n, "faces": len(a.get("per_crop") or a["per_face"]),
+            "resamples": resamples, "seed": seed,
             "runs": {names[0]: _describe(a), names[1]: _describe(b)},
             "method": "paired bootstrap over images: both runs' figures recomputed on the same "
                       "resampled photos; ci95 = 2.5th-97.5th percentile of the difference "
@@ -189,4 +251,6 @@ def run_intervals(report: dict[str, Any], resamples: int = 2000, seed: int = 0
 
 
 def _describe(report: dict[str, Any]) -> dict[str, Any]:
-    return {k: report.get(k) for k in ("scenes", "split", "profile", "classifier", "detector")}
+    keys = (("model", "scenes", "split", "crop", "folder", "file_list") if "per_crop" in report
+            else ("scenes", "split", "profile", "classifier", "detector"))
+    return {k: report.get(k) for k in keys}
