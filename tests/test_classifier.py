@@ -250,3 +250,7 @@ def test_eval_classifier_cuts_scene_boxes_tight_as_crop_datasets_do(data_dir, tm
     res = runner.invoke(load_commands(), ["eval", "classifier", str(small), "--crop", "tight",
                                           "--report", str(report)])
     assert res.exit_code == 1 and "--scenes" in res.stderr
+    res = runner.invoke(load_commands(), ["eval", "classifier", "--scenes", str(small),
+                                          "--split", "val", "--min-face", "5000", "--report",
+                                          str(report)])
+    assert res.exit_code == 1 and "5000 px" in res.stderr

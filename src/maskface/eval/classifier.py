@@ -131,6 +131,9 @@ def scene_crops(root: str | Path, classifier: MaskClassifier, progress: bool = T
             crops.append(classifier.crops(img, boxes))
         labels += [scene.labels[k] for k in keep]
         names += [f"{scene.path}#{k}" for k in keep]
+    if not labels and min_face > 0 and any(len(sc) for sc in scenes):
+        raise InputError(f"{root}: no true box is {min_face:g} px or more on its shorter side "
+                         "(--min-face)")
     arr = np.concatenate(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
     return LabelledCrops(arr, labels, [Path(root).name] * len(labels), names, failed)
 
