@@ -207,3 +207,7 @@ def test_classifier_reports_are_compared_by_photo():
         compare_reports(a, other)
     with pytest.raises(InputError, match="same kind"):
         compare_reports(a, _report(_two_images()))
+    other["model_labels"] = ["with_mask", "without_mask", "mask_incorrect"]
+    del other["per_crop"]  # a classifier report from before the records
+    with pytest.raises(InputError, match="per-crop records"):
+        compare_reports(a, other)

@@ -171,6 +171,10 @@ def _crop_metrics(classes: Sequence[int]) -> dict[str, Callable[[np.ndarray], np
 def _run_counts(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str]):
     """Both runs' images and per-image counts, and the figures to compare, for two pipeline
     reports or two classifier reports on the same faces."""
+    for r, name in zip((a, b), names):
+        if "model_labels" in r and "per_crop" not in r:
+            raise InputError(f"{name}: no per-crop records (a report of 'maskface eval "
+                             "classifier' written before they were added: run it again)")
     kinds = ["per_crop" in r for r in (a, b)]
     if kinds[0] != kinds[1]:
         raise InputError(f"{names[0]} and {names[1]} are not the same kind of report (one "
