@@ -19,16 +19,16 @@ the file's metadata so ``--model OUT.onnx`` is a whole three-way stage. The ship
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import onnx
 
-from maskface.classify.three_way import COMPOSITES, RULE_KEY
+from maskface.classify.three_way import COMPOSITES
 from maskface.io.sources import image_files
 from maskface.models import model_bytes
 from maskface.train.quantize import calibration_crops, quantize_branch, quantize_whole
+from maskface.train.three_way_rule import set_rule
 
 
 def main() -> int:
@@ -47,12 +47,8 @@ def main() -> int:
     crops = calibration_crops(image_files(args.calib), size, args.n)
     if args.only_branch:
         if registered and args.model in COMPOSITES:
-            rule = COMPOSITES[args.model]
-            # a graph written by a training run carries its rule already: keep one entry
-            for prop in [p for p in model.metadata_props if p.key == RULE_KEY]:
-                model.metadata_props.remove(prop)
-            model.metadata_props.add(key=RULE_KEY, value=json.dumps(
-                {"threshold": rule.threshold, "override": rule.override}))
+            # replaces the rule a graph written by a training run already carries
+            set_rule(model, *COMPOSITES[args.model][1:])
         quantize_branch(model, args.out, crops)
     else:
         quantize_whole(model, args.out, crops)

@@ -51,13 +51,12 @@ def test_a_graph_carrying_its_rule_is_a_three_way_stage(tmp_path):
     from maskface.errors import ModelError
     from maskface.models import model_path
     from maskface.train.classifier import onnx_outputs
-    from maskface.train.three_way_rule import store_rule
+    from maskface.train.three_way_rule import clear_rule, store_rule
 
     # the registered float graph was written by a training run: it carries its rule, once
     model = onnx.load(str(model_path("mask_classifier_3way")))
     assert [p.key for p in model.metadata_props].count(RULE_KEY) == 1
-    for prop in [p for p in model.metadata_props if p.key == RULE_KEY]:
-        model.metadata_props.remove(prop)
+    clear_rule(model)
     graph = tmp_path / "shared.onnx"
     onnx.save(model, str(graph))
     with pytest.raises(ModelError, match="no three-way rule"):

@@ -542,9 +542,9 @@ def _int8_branch(cfg: TrainConfig, data: LoadedData, shared_path: Path, val_list
     the run's seed), its rule swept again (``rule_sweep_int8.json``)."""
     import onnx
 
-    from maskface.classify.three_way import RULE_KEY
     from maskface.eval.scenes import is_scenes_dataset
     from maskface.train.quantize import CALIBRATION_CROPS, calibration_crops, quantize_branch
+    from maskface.train.three_way_rule import clear_rule
 
     folders = [r for r in cfg.data if not is_scenes_dataset(r)]
     scenes = {Path(r).name + sfx for r in cfg.data if is_scenes_dataset(r)
@@ -554,8 +554,7 @@ def _int8_branch(cfg: TrainConfig, data: LoadedData, shared_path: Path, val_list
     crops = calibration_crops(calib, cfg.size, CALIBRATION_CROPS, cfg.seed,
                               load=data.images.__getitem__)
     model = onnx.load(str(shared_path))
-    for prop in [p for p in model.metadata_props if p.key == RULE_KEY]:
-        model.metadata_props.remove(prop)  # the int8 file carries only the rule chosen for it
+    clear_rule(model)  # the int8 file carries only the rule chosen for it
     path = quantize_branch(model, out / "shared_int8.onnx", crops)
     first = onnx_outputs(path, check)[0]
     diff = float(np.abs(first - onnx_outputs(shared_path, check)[0]).max())

@@ -106,14 +106,23 @@ def select_rule(model: str | Path, val_list: str | Path, scenes: str | Path,
             "sweep": rows}
 
 
+def clear_rule(proto) -> None:
+    """Remove any rule from a loaded ONNX graph's metadata."""
+    for prop in [p for p in proto.metadata_props if p.key == RULE_KEY]:
+        proto.metadata_props.remove(prop)
+
+
+def set_rule(proto, threshold: float, override: float) -> None:
+    """Put the rule into a loaded ONNX graph's metadata (``three_way_rule``), replacing any."""
+    clear_rule(proto)
+    proto.metadata_props.add(key=RULE_KEY, value=json.dumps(
+        {"threshold": threshold, "override": override}))
+
+
 def store_rule(path: str | Path, threshold: float, override: float) -> None:
-    """Write the rule into the ONNX file's metadata (``three_way_rule``)."""
+    """Write the rule into the ONNX file's metadata (:func:`set_rule`)."""
     import onnx
 
     proto = onnx.load(str(path))
-    for prop in list(proto.metadata_props):
-        if prop.key == RULE_KEY:
-            proto.metadata_props.remove(prop)
-    proto.metadata_props.add(key=RULE_KEY, value=json.dumps(
-        {"threshold": threshold, "override": override}))
+    set_rule(proto, threshold, override)
     onnx.save(proto, str(path))
