@@ -1,8 +1,16 @@
-"""Box geometry used everywhere: the one IoU and the one non-maximum suppression."""
+"""Box geometry used everywhere: the one IoU, the one non-maximum suppression, the one
+short-side rule for face size."""
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def short_sides(boxes: np.ndarray) -> np.ndarray:
+    """``(N,)`` the shorter side of each ``x1, y1, x2, y2`` box, in pixels: the size the face
+    rules (small-face zoom, tile hand-over, minimum training and evaluation faces) use."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

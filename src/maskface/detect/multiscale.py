@@ -32,7 +32,7 @@ import numpy as np
 
 from maskface.detect.base import Detections, FaceDetector
 from maskface.errors import InputError
-from maskface.geometry import iou_matrix
+from maskface.geometry import iou_matrix, short_sides
 
 #: with tiling, faces smaller than this (pixels, in the downscaled image) come from the tiles only
 TILE_HANDOVER_PX = 24.0
@@ -67,11 +67,6 @@ def unflip(det: Detections, width: int) -> Detections:
     lms = det.landmarks.copy()
     lms[..., 0] = width - lms[..., 0]
     return Detections(boxes, det.scores.copy(), lms[:, _FLIP_ORDER])
-
-
-def short_side(det: Detections) -> np.ndarray:
-    """``(N,)`` the shorter side of each box, in pixels: the size every face rule here uses."""
-    return np.minimum(det.boxes[:, 2] - det.boxes[:, 0], det.boxes[:, 3] - det.boxes[:, 1])
 
 
 def box_vote(parts: Sequence[Detections], iou_threshold: float = 0.5, mode: str = "mean",
@@ -205,17 +200,18 @@ class ScaledDetector(FaceDetector):
         if (self.small_face_zoom is not None and not enlarged
                 and self._small_faces(det) >= self.zoom_min_small_faces):
             zoomed = self.detect_at(image, base * self.small_face_zoom)
-            det = box_vote([det, zoomed[short_side(zoomed) < self.small_face_px]], mode="max")
+            small = zoomed[short_sides(zoomed.boxes) < self.small_face_px]
+            det = box_vote([det, small], mode="max")
         if self.tile and max(h, w) > self.input_size:
             # Faces that were tiny in the downscaled pass are the tiles' job: their global boxes
             # are poorly placed and would not merge with the tiles' accurate ones.
-            det = det[short_side(det) * base * max(self.scales) >= TILE_HANDOVER_PX]
+            det = det[short_sides(det.boxes) * base * max(self.scales) >= TILE_HANDOVER_PX]
             det = box_vote([det, self.detect_tiled(image)], mode="max")
         return det[det.scores >= self.score_threshold]
 
     def _small_faces(self, det: Detections) -> int:
         kept = det.scores >= self.score_threshold
-        return int((short_side(det)[kept] < self.small_face_px).sum())
+        return int((short_sides(det.boxes)[kept] < self.small_face_px).sum())
 
     def detect_tiled(self, image: np.ndarray, scale: float = 1.0) -> Detections:
         """Detect in overlapping tiles of ``input_size`` pixels of ``image`` resized by

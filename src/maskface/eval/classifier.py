@@ -108,15 +108,13 @@ def scene_crops(root: str | Path, classifier: MaskClassifier, progress: bool = T
     face that the pipeline's crop keeps. ``min_face`` leaves out boxes whose shorter side is
     smaller (pixels)."""
     from maskface.eval.scenes import load_scenes
-    from maskface.geometry import crop_padded
+    from maskface.geometry import crop_padded, short_sides
 
     scenes = load_scenes(root, split)
     size = classifier.input_size
     crops, labels, names, failed = [], [], [], []
     for scene in bar(scenes, desc="scenes", unit="img", leave=False, show=progress):
-        sides = np.minimum(scene.boxes[:, 2] - scene.boxes[:, 0],
-                           scene.boxes[:, 3] - scene.boxes[:, 1]) if len(scene) else []
-        keep = [k for k in range(len(scene)) if sides[k] >= min_face]
+        keep = np.flatnonzero(short_sides(scene.boxes) >= min_face).tolist()
         if not keep:
             continue
         try:

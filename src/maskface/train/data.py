@@ -130,7 +130,7 @@ def read_scene_crops(root: str | os.PathLike, classes: Sequence[str], cap: int,
     pulled down."""
     from maskface.classify.crop import CROP_SCALE
     from maskface.eval.scenes import load_scenes, read_splits
-    from maskface.geometry import crop_padded, square_crop_box
+    from maskface.geometry import crop_padded, short_sides, square_crop_box
     from maskface.io.image import load_image
 
     root = Path(root)
@@ -145,9 +145,10 @@ def read_scene_crops(root: str | os.PathLike, classes: Sequence[str], cap: int,
         if split not in SPLITS or not len(scene):
             continue
         image = None
+        sides = short_sides(scene.boxes)
         for k, (box, label) in enumerate(zip(scene.boxes, scene.labels)):
             cls = canonical_class(label, classes)
-            if cls is None or min(box[2] - box[0], box[3] - box[1]) < MIN_SCENE_FACE_PX:
+            if cls is None or sides[k] < MIN_SCENE_FACE_PX:
                 continue
             image = load_image(scene.path) if image is None else image
             crop = crop_padded(image, square_crop_box(box, CROP_SCALE))
