@@ -39,11 +39,20 @@ def _confusion(c: np.ndarray) -> np.ndarray:
                     -1).reshape(*c.shape[:-1], k, k)
 
 
+def _cm_key(true: str, predicted: str) -> int:
+    """The count column of faces of class ``true`` called ``predicted``."""
+    return _IDX[f"cm_{SCENE_LABELS.index(true)}_{SCENE_LABELS.index(predicted)}"]
+
+
+def _recall(c: np.ndarray, k: int) -> np.ndarray:
+    cm = _confusion(c)
+    return _ratio(cm[..., k, k], cm[..., k, :].sum(-1))
+
+
 def _f1(c: np.ndarray, k: int) -> np.ndarray:
     cm = _confusion(c)
-    tp = cm[..., k, k]
-    p, r = _ratio(tp, cm[..., :, k].sum(-1)), _ratio(tp, cm[..., k, :].sum(-1))
-    p, r = np.nan_to_num(p), np.nan_to_num(r)
+    p = np.nan_to_num(_ratio(cm[..., k, k], cm[..., :, k].sum(-1)))
+    r = np.nan_to_num(_recall(c, k))
     return _ratio(2 * p * r, p + r)
 
 
@@ -120,7 +129,7 @@ def _per_image_counts(report: dict[str, Any], where: str) -> tuple[list[str], np
             c[_IDX["with"]] += 1
             c[_IDX["with_flagged"]] += flagged
         if f["found"] and pred in SCENE_LABELS:
-            c[_IDX[f"cm_{SCENE_LABELS.index(f['label'])}_{SCENE_LABELS.index(pred)}"]] += 1
+            c[_cm_key(f["label"], pred)] += 1
     return images, counts
 
 
@@ -138,8 +147,7 @@ def _crop_counts(report: dict[str, Any]) -> tuple[list[str], np.ndarray]:
     counts[:, _IDX["images"]] = 1
     for c in crops:
         if c["true"] in SCENE_LABELS and c["predicted"] in SCENE_LABELS:
-            key = f"cm_{SCENE_LABELS.index(c['true'])}_{SCENE_LABELS.index(c['predicted'])}"
-            counts[row[c["image"]], _IDX[key]] += 1
+            counts[row[c["image"]], _cm_key(c["true"], c["predicted"])] += 1
     return images, counts
 
 
@@ -155,16 +163,12 @@ def _crop_metrics(classes: Sequence[int]) -> dict[str, Callable[[np.ndarray], np
             + cm[..., w, w]
         return _ratio(passed_right + refused_right, cm.sum((-2, -1)))
 
-    def recall(c: np.ndarray, k: int) -> np.ndarray:
-        cm = _confusion(c)
-        return _ratio(cm[..., k, k], cm[..., k, :].sum(-1))
-
     out: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "accuracy": _accuracy, "kiosk_view_accuracy": kiosk,
         "macro_f1": lambda c: _macro_f1(c, classes)}
     for k in classes:
         out[f"f1_{SCENE_LABELS[k]}"] = lambda c, k=k: _f1(c, k)
-        out[f"recall_{SCENE_LABELS[k]}"] = lambda c, k=k: recall(c, k)
+        out[f"recall_{SCENE_LABELS[k]}"] = lambda c, k=k: _recall(c, k)
     return out
 
 
