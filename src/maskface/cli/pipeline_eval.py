@@ -85,11 +85,10 @@ def format_summary(rep: dict[str, Any]) -> str:
         sizes = ", ".join(f"{k} {v['accuracy']:.3f} ({v['right']}/{v['faces']})" for k, v in
                           rep["classification"]["accuracy_on_identified_by_size"].items())
         lines.append(f"labels right on faces found, by size: {sizes}")
-        cal = rep["classification"].get("calibration") or {}
-        if cal.get("ece") is not None:
-            lines.append(f"calibration on faces found: ECE {cal['ece']:.3f}, mean probability "
-                         f"of the answer {cal['mean_confidence']:.2%} against accuracy "
-                         f"{cal['accuracy']:.2%}")
+        from maskface.eval.metrics import calibration_text
+
+        if cal := calibration_text(rep["classification"].get("calibration")):
+            lines.append(f"calibration on faces found: {cal}")
     ci = rep.get("intervals_95") or {}
     shown = [(k, name) for k, name in (
         ("recall", "recall"), ("recall_small (< 32 px)", "small"),

@@ -31,6 +31,7 @@ from maskface.errors import InputError, MaskfaceError
 from maskface.eval.metrics import (
     bootstrap_ci,
     calibration,
+    calibration_text,
     classification_report,
     interval_text,
     roc_auc,
@@ -306,10 +307,8 @@ def format_report(report: dict) -> str:
         if m["support"] or m["precision"]:
             lines.append(f"{lab:<16}{m['precision']:>10.4f}{m['recall']:>9.4f}{m['f1']:>9.4f}"
                          f"{m['support']:>9d}")
-    cal = report.get("calibration") or {}
-    if cal.get("ece") is not None:
-        lines.append(f"calibration: ECE {cal['ece']:.3f}, mean probability of the answer "
-                     f"{cal['mean_confidence']:.2%} against accuracy {cal['accuracy']:.2%}")
+    if cal := calibration_text(report.get("calibration")):
+        lines.append(f"calibration: {cal}")
     labels = report["labels"]
     lines.append("confusion (rows true, columns predicted: " + ", ".join(labels) + ")")
     for lab, row in zip(labels, report["confusion_matrix"]):

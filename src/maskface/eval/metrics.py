@@ -152,6 +152,14 @@ def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> 
             "accuracy": round(float(right.mean()), 5), "bins": rows}
 
 
+def calibration_text(cal: dict | None) -> str:
+    """A report's :func:`calibration` for a summary line; empty where it has none."""
+    if not cal or cal.get("ece") is None:
+        return ""
+    return (f"ECE {cal['ece']:.3f}, mean probability of the answer "
+            f"{cal['mean_confidence']:.2%} against accuracy {cal['accuracy']:.2%}")
+
+
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """``C[i, j]`` = number of samples of true class ``i`` predicted as ``j``."""
     y_true = np.asarray(y_true, dtype=np.int64).ravel()
