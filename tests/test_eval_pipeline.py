@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from maskface.cli import load_commands
+from maskface.cli.pipeline_eval import format_summary
 from maskface.errors import InputError, ModelError
 from maskface.eval.pipeline import ImageEval, match_boxes, summarise
 from maskface.eval.scenes import SceneImage, count_faces, detect_layout, load_scenes
@@ -320,6 +321,12 @@ def test_three_class_found_faces_and_loose_iou():
     assert det["found"] == 3 and det["recall_iou_0.3"] == 1.0
     assert det["recall_by_size_iou_0.3"]["large"] == {"faces": 1, "found": 1, "recall": 1.0}
     assert det["recall_by_size"]["large"]["recall"] == 0.0
+    assert det["recall_by_label"]["without_mask"]["recall"] == 0.0
+    assert det["recall_by_label_iou_0.3"]["without_mask"] == {"faces": 1, "found": 1,
+                                                              "recall": 1.0}
+    assert "recall by class: with_mask 1.000, without_mask 0.000, mask_incorrect 1.000 " \
+        "(IoU > 0.3: with_mask 1.000, without_mask 1.000, mask_incorrect 1.000)" in \
+        format_summary({**rep, "timing": {"per_image_mean_ms": 1.0}})
     json.dumps(rep)
     ff = rep["classification"]["found_faces"]
     assert ff["labels"] == ["with_mask", "mask_incorrect"]
