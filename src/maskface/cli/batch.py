@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import app
-from maskface.cli.common import user_errors
+from maskface.cli.common import ClassifierChoice, DetectorName, DetectorSize, user_errors
 
 
 @app.command()
@@ -25,12 +25,9 @@ def batch(
     batch_size: Annotated[int, typer.Option(min=1, help="Images per model batch.")] = 16,
     workers: Annotated[int | None, typer.Option(
         min=1, help="Most worker actors (one model load each); default: CPU cores.")] = None,
-    detector: Annotated[str, typer.Option(help="yunet, retinaface or mtcnn.")] = "yunet",
-    det_size: Annotated[int | None, typer.Option(
-        min=32, help="Detector input size (YuNet: longest side); default: the detector's own.")
-                        ] = None,
-    classifier: Annotated[str, typer.Option(
-        help="Mask classifier ONNX file, 'default', or 'none'.")] = "default",
+    detector: DetectorName = "yunet",
+    det_size: DetectorSize = None,
+    classifier: ClassifierChoice = "default",
 ) -> None:
     """Detect faces and classify masks in every image; inputs already done are skipped."""
     from maskface.batch import run_batch

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import app
-from maskface.cli.common import user_errors
+from maskface.cli.common import DetectorName, DetectorSize, user_errors
 from maskface.jsonfile import write_json
 
 
@@ -24,10 +24,8 @@ def bench(
     warmup: Annotated[int, typer.Option(min=0, help="Untimed rounds first.")] = 1,
     size: Annotated[str, typer.Option(help="Frame size WIDTHxHEIGHT.")] = "640x480",
     batch: Annotated[int, typer.Option(min=1, help="Frames per batch in the batched run.")] = 8,
-    detector: Annotated[str, typer.Option(help="Detector name.")] = "yunet",
-    det_size: Annotated[int | None, typer.Option(
-        min=32, help="Detector input size (YuNet: longest side); default: the detector's own.")
-                        ] = None,
+    detector: DetectorName = "yunet",
+    det_size: DetectorSize = None,
     classifier: Annotated[str, typer.Option(help="Mask classifier ONNX or 'default'.")
                           ] = "default",
     against: Annotated[str | None, typer.Option(

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -14,6 +15,13 @@ from maskface.errors import MaskfaceError
 from maskface.progress import progress  # noqa: F401  (re-exported for the commands)
 
 log = logging.getLogger("maskface")
+
+#: the detector options of the commands that run the live path's detector (batch, watch, bench)
+DetectorName = Annotated[str, typer.Option(help="yunet, retinaface or mtcnn.")]
+DetectorSize = Annotated[int | None, typer.Option(
+    min=32, help="Detector input size (YuNet: longest side); default: the detector's own.")]
+ClassifierChoice = Annotated[str, typer.Option(
+    help="Mask classifier ONNX file, 'default', or 'none'.")]
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import app
-from maskface.cli.common import output_folder, user_errors
+from maskface.cli.common import (
+    ClassifierChoice,
+    DetectorName,
+    DetectorSize,
+    output_folder,
+    user_errors,
+)
 
 
 def _stem(source: str) -> str:
@@ -31,12 +37,9 @@ def watch(
     realtime: Annotated[bool, typer.Option(
         help="Files: play at the video's own frame rate and drop the frames the analysis "
              "cannot keep up with (live sources always do).")] = False,
-    detector: Annotated[str, typer.Option(help="yunet, retinaface or mtcnn.")] = "yunet",
-    det_size: Annotated[int | None, typer.Option(
-        min=32, help="Detector input size (YuNet: longest side); default: the detector's own.")
-                        ] = None,
-    classifier: Annotated[str, typer.Option(
-        help="Mask classifier ONNX file, 'default', or 'none'.")] = "default",
+    detector: DetectorName = "yunet",
+    det_size: DetectorSize = None,
+    classifier: ClassifierChoice = "default",
     db: Annotated[str | None, typer.Option(
         "--db", "--gallery", help="Gallery of enrolled people (an SQLite file or a "
         "postgresql:// URL, as for 'maskface enroll'): also recognise each tracked face.")
