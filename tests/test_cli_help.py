@@ -84,3 +84,23 @@ def test_out_of_range_numbers_are_refused_before_anything_runs(tmp_path):
         assert res.exit_code == 2, (args, res.output)
         assert "Invalid value for '--" in res.output and "Traceback" not in res.output, args
     assert not (tmp_path / "g.db").exists()
+
+
+def test_train_commands_without_the_train_extra_say_so_in_one_line(tmp_path):
+    """Without the training stack (PyTorch, onnx) each training command fails at once with one
+    line that names the extra, and writes nothing."""
+    out = str(tmp_path / "run")
+    for args, missing, doing in (
+            (["train", "classifier", "--data", str(tmp_path), "--out", out], "torch", "training"),
+            (["train", "recognizer", "--out", out], "torch", "training"),
+            (["train", "liveness", str(tmp_path), "--out", out], "torch", "training"),
+            (["train", "alignment", "--out", out], "onnx", "fitting")):
+        code = (f"import sys; sys.modules[{missing!r}] = None; "
+                f"sys.argv = ['maskface', *{args!r}]; "
+                "from maskface.cli import main; main()")
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=120)
+        assert run.returncode == 1, run.stderr
+        assert run.stderr.strip().splitlines()[-1].startswith(
+            f"error: {doing} needs the 'train' extra (pip install 'maskface[train]'): ")
+    assert not (tmp_path / "run").exists()

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import eval_app, train_app
-from maskface.cli.common import fail, user_errors
+from maskface.cli.common import fail, train_extra, user_errors
 
 
 @train_app.command("classifier")
@@ -60,14 +60,12 @@ def train_classifier(
         "pulled down to the chin is learnt only with the context below the chin.")] = False,
 ) -> None:
     """Fine-tune MobileNetV2 (ImageNet init) on face crops and export ONNX + training card."""
-    try:
+    with train_extra():
         import onnx  # noqa: F401
         import torch  # noqa: F401
 
         from maskface.train.classifier import TrainConfig
         from maskface.train.classifier import train_classifier as run
-    except ImportError as exc:
-        fail(f"training needs the 'train' extra (pip install 'maskface[train]'): {exc}")
     from maskface.eval.classifier import auc_text
     from maskface.train.augment import PRESETS
 

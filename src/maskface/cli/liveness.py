@@ -105,16 +105,14 @@ def train_liveness(
     """Fine-tune the liveness pair on a site's own frames, split by subject.
 
     Writes liveness.onnx and liveness.card.json (test subjects scored once, at the end)."""
-    from maskface.cli.common import fail
+    from maskface.cli.common import train_extra
 
-    try:
+    with train_extra():
         import onnx  # noqa: F401
         import torch  # noqa: F401
 
         from maskface.train.liveness import LivenessTrainConfig
         from maskface.train.liveness import train_liveness as run
-    except ImportError as exc:
-        fail(f"training needs the 'train' extra (pip install 'maskface[train]'): {exc}")
     card = run(LivenessTrainConfig(str(data), str(out), str(weights), epochs, batch, lr,
                                    val_frac, test_frac, detector, seed, threads))
     t = card["test_at_threshold"]

@@ -11,7 +11,14 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import app, eval_app, people_app, train_app
-from maskface.cli.common import fail, output_folder, progress, store_exists, user_errors
+from maskface.cli.common import (
+    fail,
+    output_folder,
+    progress,
+    store_exists,
+    train_extra,
+    user_errors,
+)
 from maskface.errors import MaskfaceError
 from maskface.jsonfile import write_json
 
@@ -731,10 +738,11 @@ def train_recognizer(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Adapt the recogniser to masked faces (head on the frozen SFace backbone); exports ONNX."""
-    try:
+    with train_extra():  # the trainer imports these only once it starts
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
+
         from maskface.train.recognizer import TrainConfig, train
-    except ImportError as exc:
-        fail(f"training needs the 'train' extra (pip install 'maskface[train]'): {exc}")
     cfg = TrainConfig(out=out, faces=faces, masked=masked, cache=cache, epochs=epochs,
                       holdout=holdout, val=val, seed=seed)
     card = train(cfg)
@@ -754,10 +762,10 @@ def train_alignment(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Fit where a masked face's landmarks really are (re-alignment before embedding)."""
-    try:
+    with train_extra("fitting"):  # a least-squares fit: no PyTorch, but it writes ONNX
+        import onnx  # noqa: F401
+
         from maskface.train.masked_alignment import AlignmentConfig, fit
-    except ImportError as exc:
-        fail(f"fitting needs the 'train' extra (pip install 'maskface[train]'): {exc}")
     card = fit(AlignmentConfig(out=out, faces=faces, cache=cache, holdout=holdout, val=val,
                                seed=seed))
     typer.echo(json.dumps({k: card[k] for k in ("penalty", "val_landmark_rms_px",
