@@ -7,10 +7,12 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import typer.main
 from typer.testing import CliRunner
 
+import maskface
 from maskface.cli import load_commands
 
 # Python type tags recent Typer versions print beside each parameter
@@ -86,21 +88,26 @@ def test_out_of_range_numbers_are_refused_before_anything_runs(tmp_path):
     assert not (tmp_path / "g.db").exists()
 
 
-def test_train_commands_without_the_train_extra_say_so_in_one_line(tmp_path):
-    """Without the training stack (PyTorch, onnx) each training command fails at once with one
-    line that names the extra, and writes nothing."""
+def test_commands_without_their_extra_say_so_in_one_line(tmp_path):
+    """Without an optional part (PyTorch, onnx, Ray, FastAPI) each command that needs it fails
+    at once with one line naming the extra to install, and writes nothing."""
     out = str(tmp_path / "run")
-    for args, missing, doing in (
-            (["train", "classifier", "--data", str(tmp_path), "--out", out], "torch", "training"),
-            (["train", "recognizer", "--out", out], "torch", "training"),
-            (["train", "liveness", str(tmp_path), "--out", out], "torch", "training"),
-            (["train", "alignment", "--out", out], "onnx", "fitting")):
+    assets = str(Path(maskface.__file__).parent / "assets")
+    for args, missing, doing, extra in (
+            (["train", "classifier", "--data", assets, "--out", out], "torch", "training",
+             "train"),
+            (["train", "recognizer", "--out", out], "torch", "training", "train"),
+            (["train", "liveness", assets, "--out", out], "onnx", "training", "train"),
+            (["train", "alignment", "--out", out], "onnx", "fitting", "train"),
+            (["batch", assets, "--out", out], "ray", "batch analysis", "scale"),
+            (["serve", "--port", "9"], "fastapi", "the service", "serve")):
         code = (f"import sys; sys.modules[{missing!r}] = None; "
                 f"sys.argv = ['maskface', *{args!r}]; "
                 "from maskface.cli import main; main()")
         run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              timeout=120)
         assert run.returncode == 1, run.stderr
-        assert run.stderr.strip().splitlines()[-1].startswith(
-            f"error: {doing} needs the 'train' extra (pip install 'maskface[train]'): ")
-    assert not (tmp_path / "run").exists()
+        assert run.stderr.strip().splitlines() == [
+            f"error: {doing} needs the '{extra}' extra ({missing} missing): "
+            f"pip install 'maskface[{extra}]'"]
+        assert not (tmp_path / "run").exists()

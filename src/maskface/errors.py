@@ -26,3 +26,20 @@ class ImageTooLargeError(ImageLoadError):
 
 class InputError(MaskfaceError):
     """A path, option or data layout given by the user is unusable."""
+
+
+class MissingExtraError(MaskfaceError):
+    """An optional part of the package is used without the extra that installs it."""
+
+
+def require_extra(extra: str, *modules: str, doing: str) -> None:
+    """Import ``modules`` or raise :class:`MissingExtraError` naming the first one missing and
+    the ``pip install 'maskface[extra]'`` that brings it, e.g. ``doing="training"``."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            raise MissingExtraError(f"{doing} needs the '{extra}' extra ({name} missing): "
+                                    f"pip install 'maskface[{extra}]'") from None

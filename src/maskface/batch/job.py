@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from maskface.batch.manifest import InputFile, Manifest
-from maskface.errors import InputError, MaskfaceError
+from maskface.errors import InputError, MaskfaceError, require_extra
 from maskface.jsonfile import write_json
 
 log = logging.getLogger(__name__)
@@ -185,6 +185,8 @@ def run_batch(inputs: list[str], out: Path, *, ray_address: str | None = None,
 
     if fmt not in FORMATS:
         raise InputError(f"format '{fmt}' is not one of: {', '.join(FORMATS)}")
+    require_extra("scale", "ray", *(["pyarrow"] if fmt == "parquet" else []),
+                  doing="batch analysis")
     t0 = time.perf_counter()
     files, problems, passed_over = list_inputs(inputs)
     if not files:  # one line, before an output folder and an empty summary are written

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import eval_app, train_app
-from maskface.cli.common import fail, train_extra, user_errors
+from maskface.cli.common import fail, user_errors
+from maskface.errors import require_extra
 
 
 @train_app.command("classifier")
@@ -60,14 +61,11 @@ def train_classifier(
         "pulled down to the chin is learnt only with the context below the chin.")] = False,
 ) -> None:
     """Fine-tune MobileNetV2 (ImageNet init) on face crops and export ONNX + training card."""
-    with train_extra():
-        import onnx  # noqa: F401
-        import torch  # noqa: F401
-
-        from maskface.train.classifier import TrainConfig
-        from maskface.train.classifier import train_classifier as run
+    require_extra("train", "torch", "onnx", doing="training")
     from maskface.eval.classifier import auc_text
     from maskface.train.augment import PRESETS
+    from maskface.train.classifier import TrainConfig
+    from maskface.train.classifier import train_classifier as run
 
     if augment not in PRESETS:
         fail(f"--augment must be one of {', '.join(PRESETS)}, not '{augment}'")

@@ -6,7 +6,6 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -23,15 +22,6 @@ DetectorSize = Annotated[int | None, typer.Option(
     min=32, help="Detector input size (YuNet: longest side); default: the detector's own.")]
 ClassifierChoice = Annotated[str, typer.Option(
     help="Mask classifier ONNX file, 'default', or 'none'.")]
-
-
-@contextmanager
-def train_extra(doing: str = "training"):
-    """Imports of the training stack inside this block fail with one line naming the extra."""
-    try:
-        yield
-    except ImportError as exc:
-        fail(f"{doing} needs the 'train' extra (pip install 'maskface[train]'): {exc}")
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -105,14 +105,11 @@ def train_liveness(
     """Fine-tune the liveness pair on a site's own frames, split by subject.
 
     Writes liveness.onnx and liveness.card.json (test subjects scored once, at the end)."""
-    from maskface.cli.common import train_extra
+    from maskface.errors import require_extra
 
-    with train_extra():
-        import onnx  # noqa: F401
-        import torch  # noqa: F401
-
-        from maskface.train.liveness import LivenessTrainConfig
-        from maskface.train.liveness import train_liveness as run
+    require_extra("train", "torch", "onnx", doing="training")
+    from maskface.train.liveness import LivenessTrainConfig
+    from maskface.train.liveness import train_liveness as run
     card = run(LivenessTrainConfig(str(data), str(out), str(weights), epochs, batch, lr,
                                    val_frac, test_frac, detector, seed, threads))
     t = card["test_at_threshold"]

@@ -16,10 +16,9 @@ from maskface.cli.common import (
     output_folder,
     progress,
     store_exists,
-    train_extra,
     user_errors,
 )
-from maskface.errors import MaskfaceError
+from maskface.errors import MaskfaceError, require_extra
 from maskface.jsonfile import write_json
 
 DbOpt = Annotated[str | None, typer.Option(
@@ -738,11 +737,9 @@ def train_recognizer(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Adapt the recogniser to masked faces (head on the frozen SFace backbone); exports ONNX."""
-    with train_extra():  # the trainer imports these only once it starts
-        import onnx  # noqa: F401
-        import torch  # noqa: F401
-
-        from maskface.train.recognizer import TrainConfig, train
+    # before anything runs: the trainer imports them only once it starts
+    require_extra("train", "torch", "onnx", doing="training")
+    from maskface.train.recognizer import TrainConfig, train
     cfg = TrainConfig(out=out, faces=faces, masked=masked, cache=cache, epochs=epochs,
                       holdout=holdout, val=val, seed=seed)
     card = train(cfg)
@@ -762,10 +759,8 @@ def train_alignment(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Fit where a masked face's landmarks really are (re-alignment before embedding)."""
-    with train_extra("fitting"):  # a least-squares fit: no PyTorch, but it writes ONNX
-        import onnx  # noqa: F401
-
-        from maskface.train.masked_alignment import AlignmentConfig, fit
+    require_extra("train", "onnx", doing="fitting")  # a least-squares fit written as ONNX
+    from maskface.train.masked_alignment import AlignmentConfig, fit
     card = fit(AlignmentConfig(out=out, faces=faces, cache=cache, holdout=holdout, val=val,
                                seed=seed))
     typer.echo(json.dumps({k: card[k] for k in ("penalty", "val_landmark_rms_px",

@@ -44,15 +44,12 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the access-control service (REST API at /v1, docs at /docs, web page at /)."""
-    try:
-        import uvicorn
+    from maskface.errors import require_extra
 
-        from maskface.service.app import create_app
-    except ImportError as exc:
-        from maskface.errors import InputError
+    require_extra("serve", "fastapi", "uvicorn", doing="the service")
+    import uvicorn
 
-        raise InputError(f"the service needs the 'serve' extra ({exc.name} missing): "
-                         "pip install 'maskface[serve]'") from None
+    from maskface.service.app import create_app
     cfg = _config(config, db)
     _check_port_free(host, port)  # before the models load, not after
     typer.echo(f"maskface service on http://{host}:{port}/  (database: {cfg.db})", err=True)
