@@ -89,8 +89,8 @@ def test_out_of_range_numbers_are_refused_before_anything_runs(tmp_path):
 
 
 def test_commands_without_their_extra_say_so_in_one_line(tmp_path):
-    """Without an optional part (PyTorch, onnx, Ray, FastAPI) each command that needs it fails
-    at once with one line naming the extra to install, and writes nothing."""
+    """Without an optional part (PyTorch, onnx, Ray, FastAPI, matplotlib) each command that
+    needs it fails at once with one line naming the extra to install, and writes nothing."""
     out = str(tmp_path / "run")
     assets = str(Path(maskface.__file__).parent / "assets")
     for args, missing, doing, extra in (
@@ -100,7 +100,11 @@ def test_commands_without_their_extra_say_so_in_one_line(tmp_path):
             (["train", "liveness", assets, "--out", out], "onnx", "training", "train"),
             (["train", "alignment", "--out", out], "onnx", "fitting", "train"),
             (["batch", assets, "--out", out], "ray", "batch analysis", "scale"),
-            (["serve", "--port", "9"], "fastapi", "the service", "serve")):
+            (["serve", "--port", "9"], "fastapi", "the service", "serve"),
+            (["eval", "classifier", assets, "--report", f"{out}/r.json"], "matplotlib",
+             "evaluation (its plots)", "eval"),
+            (["calibrate", "--db", f"{out}/g.db"], "matplotlib", "calibrate's ROC plot",
+             "eval")):
         code = (f"import sys; sys.modules[{missing!r}] = None; "
                 f"sys.argv = ['maskface', *{args!r}]; "
                 "from maskface.cli import main; main()")

@@ -49,6 +49,20 @@ eval_app = typer.Typer(help="Evaluate models; every command writes a JSON report
                        no_args_is_help=True)
 people_app = typer.Typer(help="Manage enrolled people in the gallery.", no_args_is_help=True)
 
+
+
+@eval_app.callback()
+def _eval_needs_plots() -> None:
+    # every evaluation ends in plots: say what is missing before it runs, not after
+    from maskface.cli.common import fail
+    from maskface.errors import MissingExtraError, require_extra
+
+    try:
+        require_extra("eval", "matplotlib", doing="evaluation (its plots)")
+    except MissingExtraError as exc:
+        fail(str(exc))
+
+
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
 app.add_typer(people_app, name="people")

@@ -61,7 +61,7 @@ def train_classifier(
         "pulled down to the chin is learnt only with the context below the chin.")] = False,
 ) -> None:
     """Fine-tune MobileNetV2 (ImageNet init) on face crops and export ONNX + training card."""
-    require_extra("train", "torch", "onnx", doing="training")
+    require_extra("train", "torch", "onnx", "matplotlib", doing="training")
     from maskface.eval.classifier import auc_text
     from maskface.train.augment import PRESETS
     from maskface.train.classifier import TrainConfig

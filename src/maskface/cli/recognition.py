@@ -509,6 +509,7 @@ def calibrate(
         fail(f"--far {far} must be between 0 and 1")
     if fpir is not None and not 0 < fpir < 1:
         fail(f"--fpir {fpir} must be between 0 and 1")
+    require_extra("eval", "matplotlib", doing="calibrate's ROC plot")  # before it stores
     gallery, embedder = open_gallery(db, None, for_writing=False)
     with gallery:
         out = fit(gallery, embedder.weigh, far, fpir,
