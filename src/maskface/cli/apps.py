@@ -50,7 +50,6 @@ eval_app = typer.Typer(help="Evaluate models; every command writes a JSON report
 people_app = typer.Typer(help="Manage enrolled people in the gallery.", no_args_is_help=True)
 
 
-
 @eval_app.callback()
 def _eval_needs_plots() -> None:
     # every evaluation ends in plots: say what is missing before it runs, not after

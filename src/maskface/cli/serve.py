@@ -46,7 +46,9 @@ def serve(
     """Run the access-control service (REST API at /v1, docs at /docs, web page at /)."""
     from maskface.errors import require_extra
 
-    require_extra("serve", "fastapi", "uvicorn", doing="the service")
+    # python-multipart provides the module "multipart" in every version (newer ones also
+    # "python_multipart"), so this names it for old and new installs alike
+    require_extra("serve", "fastapi", "uvicorn", "multipart", doing="the service")
     import uvicorn
 
     from maskface.service.app import create_app
