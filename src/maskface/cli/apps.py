@@ -53,13 +53,10 @@ people_app = typer.Typer(help="Manage enrolled people in the gallery.", no_args_
 @eval_app.callback()
 def _eval_needs_plots() -> None:
     # every evaluation ends in plots: say what is missing before it runs, not after
-    from maskface.cli.common import fail
-    from maskface.errors import MissingExtraError, require_extra
+    from maskface.cli.common import user_errors
+    from maskface.errors import require_extra
 
-    try:
-        require_extra("eval", "matplotlib", doing="evaluation (its plots)")
-    except MissingExtraError as exc:
-        fail(str(exc))
+    user_errors(require_extra)("eval", "matplotlib", doing="evaluation (its plots)")
 
 
 app.add_typer(train_app, name="train")

@@ -63,8 +63,8 @@ def format_summary(rep: dict[str, Any]) -> str:
                           for k, v in d["recall_by_size_iou_0.3"].items())
         lines.append(f"recall at IoU > 0.3: {loose:.3f} ({sizes})")
     labels = ", ".join(f"{k} {v['recall']:.3f}" for k, v in d["recall_by_label"].items())
-    loose_labels = d.get("recall_by_label_iou_0.3")
-    if loose_labels:  # reports written before stop 30 lack it
+    loose_labels = d["recall_by_label_iou_0.3"]
+    if loose_labels:
         labels += " (IoU > 0.3: " + ", ".join(
             f"{k} {v['recall']:.3f}" for k, v in loose_labels.items()) + ")"
     lines.append(f"recall by class: {labels}")

@@ -11,13 +11,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import app, eval_app, people_app, train_app
-from maskface.cli.common import (
-    fail,
-    output_folder,
-    progress,
-    store_exists,
-    user_errors,
-)
+from maskface.cli.common import fail, output_folder, progress, store_exists, user_errors
 from maskface.errors import MaskfaceError, require_extra
 from maskface.jsonfile import write_json
 
