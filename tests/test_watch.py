@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -213,6 +216,21 @@ def test_a_camera_or_stream_that_does_not_open_says_what_to_check(tmp_path):
         res = CliRunner().invoke(load_commands(), ["watch", source, "--out", str(tmp_path)])
         assert res.exit_code == 1, res.output
         assert any(line.startswith(said) for line in res.stderr.splitlines()), res.stderr
+
+
+def test_a_video_that_does_not_open_gets_one_line_not_ffmpegs_warnings_too(tmp_path):
+    """OpenCV and FFmpeg write their own warnings straight to the process's stderr (no
+    CliRunner sees them); the CLI's one line already says it."""
+    bad = tmp_path / "door.mp4"
+    bad.write_bytes(b"\x00not a video" * 400)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")}
+    for source, said in ((str(bad), f"error: {bad}: cannot open video"),
+                         ("57", "error: camera 57: cannot open it")):
+        res = subprocess.run([sys.executable, "-m", "maskface.cli", "watch", source, "--out",
+                              str(tmp_path)], capture_output=True, text=True, env=env,
+                             timeout=120)
+        assert res.returncode == 1
+        assert len(res.stderr.splitlines()) == 1 and res.stderr.startswith(said), res.stderr
 
 
 def test_tracks_carry_the_identity_of_their_face(video, detector, tmp_path):

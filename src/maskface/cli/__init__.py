@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 
 from maskface.cli.apps import app
 
@@ -20,6 +21,11 @@ def load_commands():
 
 
 def main() -> None:
+    # The CLI says in one line why a video, camera or stream would not open; OpenCV's and
+    # FFmpeg's own warnings ("moov atom not found", V4L2 index errors) only repeat it in
+    # their words. Set before cv2 loads; a user's own setting wins (see README).
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     load_commands()()
 
