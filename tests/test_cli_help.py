@@ -115,3 +115,53 @@ def test_commands_without_their_extra_say_so_in_one_line(tmp_path):
             f"error: {doing} needs the '{extra}' extra ({missing} missing): "
             f"pip install 'maskface[{extra}]'"]
         assert not (tmp_path / "run").exists()
+
+
+REPO = Path(__file__).resolve().parents[1]
+# `maskface WORD [WORD] rest`, up to the next `maskface` in the same span
+DOC_COMMAND = re.compile(r"(?:^|[\s(;&])maskface ([a-z][a-z-]*(?: [a-z][a-z-]*)?)(.*?)"
+                         r"(?=\bmaskface [a-z]|$)")
+
+
+def _doc_command_lines() -> list[tuple[str, str]]:
+    """Every inline code span and code-block line of README.md and docs/ naming `maskface`."""
+    found = []
+    for md in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        text = md.read_text()
+        spans = re.findall(r"`([^`\n]*maskface [^`\n]*)`", text)
+        spans += [line for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S)
+                  for line in block.splitlines() if "maskface " in line]
+        found += [(md.name, span) for span in spans]
+    return found
+
+
+def test_every_command_and_option_the_docs_name_exists():
+    """Docs that match the code: each `maskface CMD … --opt` in README.md and docs/ names a real
+    command and one of its options (`a | b` alternatives are read as sibling sub-commands)."""
+    root = typer.main.get_command(load_commands())
+    spans = _doc_command_lines()
+    assert len(spans) > 100  # the docs are read, not skipped
+    wrong = []
+    for doc, span in spans:
+        for m in DOC_COMMAND.finditer(span):
+            words = m.group(1).split()
+            group, cmd, used = None, root, 0
+            for w in words:
+                if w not in getattr(cmd, "commands", {}):
+                    break
+                group, cmd, used = cmd, cmd.commands[w], used + 1
+            if not used:
+                wrong.append(f"{doc}: unknown command in `{span}`")
+                continue
+            if hasattr(cmd, "commands"):  # a group named on its own
+                continue
+            rest = " ".join(words[used:]) + m.group(2)
+            for part in re.split(r"\s\|\s", rest):
+                first = part.split()[0] if part.split() else ""
+                target = group.commands.get(first, cmd) if part is not rest else cmd
+                have = {o for p in target.params
+                        for o in (*getattr(p, "opts", ()), *getattr(p, "secondary_opts", ()))}
+                for opt in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", part):
+                    if opt not in have | {"--help"}:
+                        wrong.append(f"{doc}: `maskface {target.name}` has no {opt}: `{span}`")
+    assert not wrong, "\n".join(wrong)
