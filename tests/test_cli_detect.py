@@ -43,6 +43,9 @@ def test_detect_missing_path_and_glob(astronaut_path, tmp_path):
                  "--out", str(tmp_path / "o"), "--classifier", "none")
     assert res.exit_code == 1
     assert "no such file" in res.stderr and "no file matches" in res.stderr
+    res = invoke("detect", "https://example.com/door.jpg", "--out", str(tmp_path / "o"),
+                 "--classifier", "none")
+    assert res.exit_code == 1 and "URLs are not fetched" in res.stderr, res.stderr
 
 
 def test_a_folder_without_images_is_named_not_no_inputs(astronaut_path, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -88,6 +89,22 @@ def test_missing_and_folder(tmp_path):
         load_image(tmp_path / "nope.jpg")
     with pytest.raises(ImageLoadError, match="folder"):
         load_image(tmp_path)
+
+
+def test_a_url_is_named_as_a_url_not_a_missing_file(tmp_path, monkeypatch):
+    """A pasted web address said "http:/host/a.jpg: no such file" (Path folds its //)."""
+    for url in ("https://example.com/door.jpg", "s3://bucket/door.jpg"):
+        with pytest.raises(ImageLoadError, match="URLs are not fetched") as info:
+            load_image(url)
+        assert url in str(info.value)
+    # a local file whose name looks like a URL once folded is still read, and a drive letter
+    # is not a scheme
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "http:").mkdir()
+    cv2.imwrite(str(tmp_path / "http:" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    assert load_image("http:/a.png").shape == (8, 8, 3)
+    with pytest.raises(ImageLoadError, match="no such file"):
+        load_image("C:/photos/door.jpg")
 
 
 def test_arrays_and_bytes(astronaut_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -185,6 +186,12 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
     return _rgb_to_bgr(rgb)
 
 
+def is_url(text: str | os.PathLike) -> bool:
+    """Whether an input names a URL (``scheme://…``, or ``scheme:/…`` once ``Path`` has folded
+    its ``//``) rather than a local path; a one-letter scheme is a Windows drive."""
+    return bool(re.match(r"[a-zA-Z][a-zA-Z0-9+.-]+:/", os.fspath(text)))
+
+
 def load_image(source: ImageInput) -> np.ndarray:
     """Load an image from a path, encoded bytes, a PIL image or an array.
 
@@ -205,6 +212,9 @@ def load_image(source: ImageInput) -> np.ndarray:
     path = Path(os.fspath(source))
     name = str(path)
     if not path.exists():
+        if is_url(source):
+            raise ImageLoadError(os.fspath(source), "URLs are not fetched: download the image "
+                                 "and give its path")
         raise ImageLoadError(name, "no such file")
     if path.is_dir():
         raise ImageLoadError(name, "is a folder, not an image")

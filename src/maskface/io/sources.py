@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from maskface.io.image import IMAGE_SUFFIXES
+from maskface.io.image import IMAGE_SUFFIXES, is_url
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 
@@ -121,6 +121,9 @@ def expand_sources(inputs: list[str]) -> Sources:
                 add(Source(path, "missing", "no file matches this pattern"))
             for m in files:
                 add(Source(m, _kind(m)))
+        elif is_url(item):
+            add(Source(path, "missing", "URLs are not fetched: download the file first "
+                       "('maskface watch URL' reads a live stream)"))
         else:
             add(Source(path, "missing", "no such file or folder"))
     # a file passed over in a folder but also given by name is an input, not skipped

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from maskface.errors import InputError
+from maskface.io.image import is_url
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ STREAM_TIMEOUT_MS = 10_000
 def open_video(source: str | int | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
     """Open a video file, stream URL or camera index; raise InputError if it cannot be read."""
     src = int(source) if isinstance(source, str) and source.isdigit() else source
-    if isinstance(src, str) and "://" in src:
+    if isinstance(src, str) and is_url(src):
         cap = cv2.VideoCapture(src, cv2.CAP_ANY, [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
             cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
@@ -38,7 +39,7 @@ def open_video(source: str | int | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
         if isinstance(src, int):
             raise InputError(f"camera {src}: cannot open it (not connected, no permission, or "
                              "in use by another program)")
-        if isinstance(src, str) and "://" in src:
+        if isinstance(src, str) and is_url(src):
             raise InputError(f"{source}: cannot open the stream (unreachable, wrong URL or "
                              "credentials, or a format FFmpeg does not read)")
         path = Path(src)
