@@ -88,29 +88,33 @@ def test_eval_liveness_cli_on_a_subject(nuaa, tmp_path):
         for f in sorted((nuaa / kind / "0004").glob("*.jpg"))[:4]:
             (data / kind / "0004" / f.name).symlink_to(f)
     out = tmp_path / "out"
-    res = CliRunner().invoke(load_commands(), ["eval", "liveness", str(data), "-o", str(out)])
+    res = CliRunner().invoke(load_commands(), ["eval", "liveness", str(data), "--report",
+                                               str(out / "live.json")])
     assert res.exit_code == 0, res.output
-    rep = json.loads((out / "report.json").read_text())
+    rep = json.loads((out / "live.json").read_text())
     assert rep["frames"] == 8 and rep["at_threshold"]["attacks"] == 4
     assert rep["at_threshold"]["apcer"] == 0.0 and rep["at_threshold"]["bpcer"] == 0.0
     assert rep["roc_auc"] == 1.0
-    assert (out / "roc.png").stat().st_size > 0 and (out / "scores.png").stat().st_size > 0
-    assert not (out / "errors.png").exists()  # every frame right: no sheet
+    assert (out / "live_roc.png").stat().st_size > 0
+    assert (out / "live_scores.png").stat().st_size > 0
+    assert not (out / "live_errors.png").exists()  # every frame right: no sheet
     strict = tmp_path / "strict"  # a threshold no live frame reaches: all 4 on the sheet
+    # (the older -o FOLDER form: FOLDER/report.json, plots beside it)
     res = CliRunner().invoke(load_commands(), ["eval", "liveness", str(data), "-o", str(strict),
                                                "--threshold", "0.9999"])
     assert res.exit_code == 0, res.output
+    assert f"plot:   {strict / 'report_errors.png'}" in res.output
     import cv2
 
-    sheet = cv2.imread(str(strict / "errors.png"))
+    sheet = cv2.imread(str(strict / "report_errors.png"))
     assert sheet.shape == (128 + 3 * 18 + 12, 4 * (128 + 6) + 6, 3)
     grey = tmp_path / "grey"
-    res = CliRunner().invoke(load_commands(), ["eval", "liveness", str(data), "-o", str(grey),
-                                               "--grey"])
+    res = CliRunner().invoke(load_commands(), ["eval", "liveness", str(data), "-r",
+                                               str(grey / "report.json"), "--grey"])
     assert res.exit_code == 0, res.output
     assert "8 frames made grey" in res.output
     rows = json.loads((grey / "report.json").read_text())["rows"]
-    by_path = {r["path"]: r["score"] for r in json.loads((out / "report.json").read_text())[
+    by_path = {r["path"]: r["score"] for r in json.loads((out / "live.json").read_text())[
         "rows"]}
     assert json.loads((grey / "report.json").read_text())["grey"] is True
     assert any(abs(r["score"] - by_path[r["path"]]) > 0.01 for r in rows)  # really re-scored
@@ -170,8 +174,8 @@ def test_train_liveness_splits_by_subject_and_exports_a_usable_model(nuaa, data_
     assert not set(split["test"]) & set(split["train"]) and card["onnx_max_abs_diff"] < 1e-4
     assert card["frames"]["test"] == 6 and len(card["history"]) == 2
     res = CliRunner().invoke(load_commands(), [
-        "eval", "liveness", str(data), "--model", str(out / "liveness.onnx"), "-o",
-        str(tmp_path / "ev")])
+        "eval", "liveness", str(data), "--model", str(out / "liveness.onnx"), "--report",
+        str(tmp_path / "ev" / "report.json")])
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "ev" / "report.json").read_text())
     assert rep["model"].endswith("liveness.onnx") and rep["frames"] == 24

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import eval_app, train_app
-from maskface.cli.common import output_folder, progress, user_errors
+from maskface.cli.common import fail, output_folder, progress, user_errors
 from maskface.jsonfile import write_json
 
 
@@ -17,8 +17,12 @@ from maskface.jsonfile import write_json
 def eval_liveness(
     data: Annotated[Path, typer.Argument(
         help="Folder with real/<subject>/ and attack folders (print/<subject>/, ...).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")
-                   ] = Path("maskface-out/eval-liveness"),
+    report: Annotated[Path | None, typer.Option(
+        "--report", "-r", help="JSON report to write; PNG plots go beside it (<stem>_roc.png, "
+        "_scores.png, _errors.png) [default: maskface-out/eval-liveness/report.json]")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", hidden=True, help="Older form: the same as --report OUT/report.json.")
+                   ] = None,
     detector: Annotated[str, typer.Option(help="yunet (the kiosk's), retinaface or mtcnn.")
                         ] = "yunet",
     threshold: Annotated[float | None, typer.Option(
@@ -34,8 +38,8 @@ def eval_liveness(
 ) -> None:
     """APCER, BPCER, ACER at the operating threshold, BPCER at APCER 1 % / 5 %, ROC AUC.
 
-    Writes report.json, roc.png, scores.png and, when any frame is judged wrongly, errors.png
-    (those frames' faces, worst first)."""
+    Writes the report, its ROC and score histogram and, when any frame is judged wrongly, an
+    errors sheet (those frames' faces, worst first), like every other eval command."""
     from maskface.detect import create_detector
     from maskface.eval.liveness import (
         BONA_FIDE,
@@ -49,8 +53,13 @@ def eval_liveness(
     from maskface.eval.plots import plot_roc
     from maskface.liveness import DEFAULT_THRESHOLD, LivenessChecker
 
+    if report is not None and out is not None:
+        fail("give --report or the older --out, not both")
+    if report is None:
+        report = (out or Path("maskface-out/eval-liveness")) / "report.json"
     frames = list_frames(data)
-    output_folder(out)  # a bad --out fails before the scoring, not after it
+    output_folder(report.parent)  # a bad path fails before the scoring, not after it
+    beside = report.with_name  # the plots sit beside the report, named after it
     th = DEFAULT_THRESHOLD if threshold is None else threshold
     det = create_detector(detector)
     checker = LivenessChecker(det.name, th, model=model)
@@ -63,11 +72,12 @@ def eval_liveness(
 
     scores = np.array([-1.0 if r["score"] is None else r["score"] for r in rows])
     bona = np.array([r["kind"] in BONA_FIDE for r in rows])
-    plot_roc({det.name: (roc_curve(scores, bona), rep["roc_auc"])}, out / "roc.png",
+    plot_roc({det.name: (roc_curve(scores, bona), rep["roc_auc"])},
+             beside(report.stem + "_roc.png"),
              title="liveness ROC (positive = bona fide)")
-    plot_histogram(rows, th, out / "scores.png")
-    errors = plot_errors(rows, th, out / "errors.png", grey=grey)
-    write_json(out / "report.json", {**rep, "rows": rows}, indent=1)
+    scores_png = plot_histogram(rows, th, beside(report.stem + "_scores.png"))
+    errors = plot_errors(rows, th, beside(report.stem + "_errors.png"), grey=grey)
+    write_json(report, {**rep, "rows": rows}, indent=1)
     a = rep["at_threshold"]
     typer.echo(f"{rep['frames']} frames{' made grey' if grey else ''}, "
                f"{len(rep['subjects'])} subjects, {rep['no_face']} "
@@ -78,8 +88,10 @@ def eval_liveness(
                f"ACER {a['acer']:.2%}")
     typer.echo(f"BPCER @ APCER 1% {rep['bpcer_at_apcer_1pct']['bpcer']:.2%}, @ APCER 5% "
                f"{rep['bpcer_at_apcer_5pct']['bpcer']:.2%}; ROC AUC {rep['roc_auc']:.5f}")
-    typer.echo(f"report: {out / 'report.json'}, plots: {out / 'roc.png'}, {out / 'scores.png'}"
-               + (f", {errors}" if errors else ""))
+    typer.echo(f"report: {report}")
+    for plot in (beside(report.stem + "_roc.png"), scores_png, errors):
+        if plot:
+            typer.echo(f"plot:   {plot}")
 
 
 @train_app.command("liveness")
