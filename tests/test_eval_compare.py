@@ -82,6 +82,10 @@ def test_a_gain_on_every_photo_is_significant_and_one_face_is_not():
     one_more = run([k % 2 == 0 or k == 1 for k in range(40)])
     assert compare_reports(base, better, resamples=500)["metrics"]["tnr"]["significant"]
     assert not compare_reports(base, one_more, resamples=500)["metrics"]["tnr"]["significant"]
+    from maskface.cli.pipeline_eval import format_comparison
+
+    said = format_comparison(compare_reports(base, better, resamples=500), Path("a"), Path("b"))
+    assert "  *" in said and "* the interval excludes 0" in said
 
 
 def test_one_run_intervals_hold_its_figures():
@@ -144,6 +148,9 @@ def test_cli_compares_two_detectors_on_the_same_scenes(tmp_path, astronaut_path)
     one = json.loads((tmp_path / "yunet.json").read_text())
     assert one["intervals_95"]["recall"] == [1.0, 1.0]
     assert "recall" in res.output and "95 % interval" in res.output
+    # nothing differs here: the legend of a '*' that no row carries must not suggest otherwise
+    assert "  *" not in res.output and "excludes 0" not in res.output
+    assert "no figure differs beyond what resampling the photos gives" in res.output
 
 
 def test_cli_bad_reports(tmp_path, astronaut_path):
