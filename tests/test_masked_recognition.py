@@ -4,6 +4,7 @@ thresholds and site calibration (issue 13)."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -255,7 +256,7 @@ def test_shipped_thresholds_and_fusion_file_are_consistent():
 
 
 @pytest.mark.data
-def test_cli_templates_remask_and_calibrate(tmp_path, data_dir):
+def test_cli_templates_remask_and_calibrate(tmp_path, data_dir, astronaut_path):
     """Enrolment stores masked templates beside each unmasked photo; remask makes them again
     (replacing, not adding); calibrate stores per-condition thresholds and writes a ROC
     report; a masked probe is identified under its condition's threshold."""
@@ -279,7 +280,22 @@ def test_cli_templates_remask_and_calibrate(tmp_path, data_dir):
         before = {p.name: (p.n_embeddings, p.n_masked, p.n_templates) for p in g.people()}
     assert set(before.values()) == {(6, 4, 4)}
     res = invoke("people", "remask", "Adrien_Brody", "--db", db, "--templates", 2)
-    assert res.exit_code == 0 and "4 masked templates (4 old ones replaced)" in res.output
+    assert res.exit_code == 0, res.output
+    assert "4 masked templates made from 2 photos (4 old ones replaced)" in res.output
+    # a photo no longer on disk keeps its templates (they are all the person has; remask used
+    # to delete them and make none, as it did for everyone enrolled through the API)
+    gone = tmp_path / "gone.jpg"
+    shutil.copy(astronaut_path, gone)
+    assert invoke("enroll", "Astro", gone, "--db", db, "--templates", 2).exit_code == 0
+    gone.unlink()
+    res = invoke("people", "remask", "--db", db, "--templates", 2)
+    assert res.exit_code == 0, res.output
+    assert "Astro: 0 masked templates made from 0 photos (0 old ones replaced, 2 of photos " \
+           "not on disk kept)" in res.output
+    assert "1 enrolment photos no longer on disk (their 2 templates kept)" in res.output
+    with Gallery(db) as g:
+        assert g.get("Astro").n_templates == 2 and g.get("Abdullah_Gul").n_templates == 4
+        g.delete("Astro")
     res = invoke("people", "remask", "99999999999999999999999", "--db", db)
     assert res.exit_code == 1 and "no enrolled person" in res.output
     with Gallery(db) as g:

@@ -434,8 +434,9 @@ def people_remask(
     """(Re)make the synthetic masked templates of enrolled people from their enrolment photos.
 
     For galleries enrolled before templates existed: each unmasked embedding whose source photo
-    is still on disk gets its templates again (old synthetic ones are replaced). People enrolled
-    through the API have no photo paths: enrol their photos again (maskface enroll --add)."""
+    is still on disk gets its templates again (its old synthetic ones are replaced). Templates of
+    photos that are not on disk, and of people enrolled through the API (no photo paths), are
+    kept as they are: to remake those, enrol the photos again (maskface enroll --add)."""
     import numpy as np
 
     from maskface.detect import create_detector
@@ -446,7 +447,7 @@ def people_remask(
     n = _template_rule(templates, None)[0] or 3
     gallery, embedder = open_gallery(db, None, for_writing=False)
     detector = create_detector("yunet")
-    done = missing = 0
+    done = missing = kept = 0
     with gallery:
         targets = [gallery.get(p) for p in people] if people else gallery.people()
         for person in progress(targets, desc="people", unit="person", leave=False,
@@ -454,7 +455,7 @@ def people_remask(
             _, flags, sources = gallery.embedding_rows(person.id)
             photos = [s for m, s in zip(flags, sources) if not m and s
                       and not s.startswith(SOURCE_PREFIX)]
-            rows, srcs = [], []
+            rows, srcs, remade = [], [], set()
             for src in photos:
                 if not Path(src).is_file():
                     missing += 1
@@ -464,13 +465,24 @@ def people_remask(
                 t, ts = template_embeddings(embedder, img, face, src, n=n, detector=detector)
                 rows += list(t)
                 srcs += ts
+                remade.add(src)
+
+            def of_remade(source: str, remade=remade) -> bool:
+                # synthetic-mask:<type>[/realigned]:<photo>: only a photo made again loses its old
+                # templates; those of photos that are gone (or never had a path) are all it has
+                return source.split(":", 2)[-1] in remade
+
             removed = gallery.replace_embeddings(person.id, SOURCE_PREFIX,
-                                                 np.stack(rows) if rows else None, True, srcs)
+                                                 np.stack(rows) if rows else None, True, srcs,
+                                                 which=of_remade)
+            left = sum(1 for s in sources if s and s.startswith(SOURCE_PREFIX)) - removed
+            kept += left
             done += 1
-            typer.echo(f"{person.name}: {len(rows)} masked templates "
-                       f"({removed} old ones replaced)")
-    typer.echo(f"remasked {done} people; {missing} enrolment photos no longer on disk",
-               err=True)
+            typer.echo(f"{person.name}: {len(rows)} masked templates made from "
+                       f"{len(remade)} photos ({removed} old ones replaced"
+                       + (f", {left} of photos not on disk kept)" if left else ")"))
+    typer.echo(f"remasked {done} people; {missing} enrolment photos no longer on disk"
+               + (f" (their {kept} templates kept)" if kept else ""), err=True)
 
 
 @app.command()

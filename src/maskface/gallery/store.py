@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -535,18 +535,23 @@ class Gallery:
     def replace_embeddings(self, person: int | str, source_prefix: str,
                            embeddings: np.ndarray | None = None,
                            masked: Iterable[bool] | bool = False,
-                           sources: Iterable[str | None] | None = None) -> int:
+                           sources: Iterable[str | None] | None = None,
+                           which: Callable[[str], bool] | None = None) -> int:
         """Replace a person's embeddings whose source starts with ``source_prefix`` (e.g. the
-        synthetic masked templates, made again) by ``embeddings`` (none: just delete them), in
-        one transaction: a search never sees the person half-replaced and a failed insert
-        keeps the old ones. Returns how many were removed."""
+        synthetic masked templates, made again) and, given ``which``, for which it is true, by
+        ``embeddings`` (none: just delete them), in one transaction: a search never sees the
+        person half-replaced and a failed insert keeps the old ones. Returns how many were
+        removed."""
         emb = self._vectors(embeddings) if embeddings is not None and len(embeddings) else None
         with self._transaction() as conn:
             pid = self._resolve(person, conn)
-            cur = conn.execute("DELETE FROM embeddings WHERE person_id=? AND "
-                               "substr(source, 1, ?) = ?",
-                               (pid, len(source_prefix), source_prefix))
-            removed = int(cur.rowcount)
+            rows = conn.execute("SELECT id, source FROM embeddings WHERE person_id=? AND "
+                                "substr(source, 1, ?) = ?",
+                                (pid, len(source_prefix), source_prefix)).fetchall()
+            gone = [(i,) for i, src in rows if which is None or which(src)]
+            if gone:
+                conn.executemany("DELETE FROM embeddings WHERE id=?", gone)
+            removed = len(gone)
             if emb is not None:
                 self._insert_embeddings(conn, pid, emb, masked, sources)
             return removed
