@@ -383,3 +383,34 @@ def test_serve_on_a_port_in_use_is_one_line_before_any_model_loads(tmp_path):
     assert res.stderr.strip() == (f"error: 127.0.0.1:{port}: address already in use (another "
                                   "service on it? choose --port)")
     assert not (tmp_path / "s.db").exists()  # refused before the store (or a model) opens
+
+
+def test_the_service_and_the_gallery_commands_share_one_default_store(tmp_path, monkeypatch):
+    """`maskface enroll alice a.jpg` then `maskface serve` used two stores (the gallery's
+    ~/.local/share/maskface/gallery.db and the service's ./maskface.db): alice was unknown at
+    the door. Now every command and the service default to the same one."""
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+    from maskface.gallery import Gallery
+
+    monkeypatch.delenv("MASKFACE_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    with Gallery(model="t", dim=4) as g:  # where `maskface enroll` writes without --db
+        g.enroll("alice", np.eye(4, dtype=np.float32)[:1])
+    store = tmp_path / "data" / "maskface" / "gallery.db"
+    assert ServiceConfig().db == load_config(None).db == store
+    run = CliRunner().invoke
+    res = run(load_commands(), ["db", "export", str(tmp_path / "all.jsonl")])
+    assert res.exit_code == 0 and '"people": 1' in res.output, res.output
+    assert run(load_commands(), ["keys", "create", "--role", "kiosk"]).exit_code == 0
+    with Gallery() as g:
+        assert [p.name for p in g.people()] == ["alice"]
+    assert not (tmp_path / "maskface.db").exists() and "note:" not in res.stderr
+    # the service's old default, left in the folder: said, not silently read or ignored
+    Gallery(tmp_path / "maskface.db").close()
+    res = run(load_commands(), ["keys", "list"])
+    assert res.exit_code == 0 and res.stderr.startswith(f"note: using {store}"), res.stderr
+    monkeypatch.setenv("MASKFACE_DB", str(tmp_path / "site.db"))
+    assert ServiceConfig().db == tmp_path / "site.db"

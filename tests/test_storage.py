@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from maskface.errors import InputError
+from maskface.errors import InputError, MaskfaceError
 from maskface.gallery import Gallery
 from maskface.storage import IntegrityError, StoreError, open_database
 from maskface.storage.schema import SCHEMA_VERSION, TABLES
@@ -318,3 +318,23 @@ def test_people_page_and_name_search_on_both_back_ends(location):
                                                "--search", "ANN"])
     assert res.exit_code == 0, res.output
     assert [line.split()[1] for line in res.stdout.splitlines()] == ["Ann", "ANNA", "Joann"]
+
+
+def test_a_url_of_another_database_is_refused_not_made_an_sqlite_file(tmp_path, monkeypatch):
+    """`--db mysql://host/db` made an SQLite file `mysql:/host/db` in the working folder."""
+    from maskface.cli import load_commands
+    from maskface.locations import url_scheme
+
+    assert [url_scheme(s) for s in ("mysql://h/db", "sqlite:/x.db", "C:/g.db", "g.db")] == [
+        "mysql", "sqlite", None, None]
+    monkeypatch.chdir(tmp_path)
+    for url in ("mysql://h/db", "sqlite:///people.db"):
+        with pytest.raises(StoreError, match="give an SQLite file path or a postgresql:// URL"):
+            open_database(url)
+        with pytest.raises(MaskfaceError, match="not a store maskface can use"):
+            Gallery(url)
+    monkeypatch.setenv("MASKFACE_DB", "mysql://h/db")
+    for args in (["db", "migrate"], ["people", "list"], ["db", "migrate", "--db", "mysql://h/db"]):
+        res = CliRunner().invoke(load_commands(), args)
+        assert res.exit_code == 1 and res.stderr.startswith("error: mysql://h/db: not a store")
+    assert list(tmp_path.iterdir()) == []

@@ -33,7 +33,7 @@ def fail(message: str, code: int = 1) -> None:
 def store_exists(db) -> bool:
     """Whether the store ``db`` is there to read: a PostgreSQL URL is taken as there (the
     server says otherwise), an SQLite file must exist."""
-    from maskface.storage import is_url
+    from maskface.locations import is_url
 
     return is_url(str(db)) or Path(db).exists()
 

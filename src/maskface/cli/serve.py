@@ -17,15 +17,25 @@ app.add_typer(keys_app, name="keys")
 
 DbOption = Annotated[str | None, typer.Option(
     "--db", help="Database (gallery, events, keys): an SQLite file or a postgresql:// URL; "
-    "default: the config's, else maskface.db.")]
+    "default: the config's, else the one 'maskface enroll' uses ($MASKFACE_DB or "
+    "~/.local/share/maskface/gallery.db).")]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML config file.")]
 
 
 def _config(config: Path | None, db: str | None):
+    from maskface.locations import default_db_path
     from maskface.service.config import load_config
 
     cfg = load_config(config)
-    return cfg.with_db(db) if db is not None else cfg
+    if db is not None:
+        return cfg.with_db(db)
+    legacy = Path("maskface.db")
+    if cfg.db == default_db_path() and legacy.is_file():
+        # the default until stop 31, left in the folder the service was started from
+        typer.echo(f"note: using {cfg.db}, the store 'maskface enroll' uses; ./{legacy} (the "
+                   f"service's default before) is not read unless given: --db {legacy}",
+                   err=True)
+    return cfg
 
 
 def _keys(cfg):

@@ -31,12 +31,12 @@ import numpy as np
 
 from maskface.errors import InputError, MaskfaceError
 from maskface.gallery.index import AutoIndex, GalleryIndex
+from maskface.locations import default_db_path
 from maskface.storage import (
     Database,
     IntegrityError,
     StoreError,
     Transaction,
-    is_url,
     open_database,
 )
 
@@ -127,16 +127,6 @@ class Match:
                 "threshold": round(self.threshold, 4), "known": self.known,
                 "candidates": [{"person_id": p, "name": n, "score": round(s, 4)}
                                for p, n, s in self.candidates]}
-
-
-def default_db_path() -> Path | str:
-    """``$MASKFACE_DB`` (a file or a ``postgresql://`` URL) or
-    ``~/.local/share/maskface/gallery.db``."""
-    env = os.environ.get("MASKFACE_DB")
-    if env:  # a postgresql:// URL stays a string (a Path would fold its '//')
-        return env if is_url(env) else Path(env).expanduser()
-    base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-    return base / "maskface" / "gallery.db"
 
 
 def _now() -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import warnings
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from maskface.errors import ImageLoadError, ImageTooLargeError
+from maskface.locations import is_url
 
 ImageInput = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray | Image.Image
 
@@ -184,12 +184,6 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt streams
         raise ImageLoadError(name, f"corrupt or truncated image ({exc})") from None
     return _rgb_to_bgr(rgb)
-
-
-def is_url(text: str | os.PathLike) -> bool:
-    """Whether an input names a URL (``scheme://…``, or ``scheme:/…`` once ``Path`` has folded
-    its ``//``) rather than a local path; a one-letter scheme is a Windows drive."""
-    return bool(re.match(r"[a-zA-Z][a-zA-Z0-9+.-]+:/", os.fspath(text)))
 
 
 def load_image(source: ImageInput) -> np.ndarray:

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from maskface.io.image import IMAGE_SUFFIXES, is_url
+from maskface.io.image import IMAGE_SUFFIXES
+from maskface.locations import is_url
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 

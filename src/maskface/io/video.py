@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from maskface.errors import InputError
-from maskface.io.image import is_url
+from maskface.locations import is_url
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from maskface.errors import InputError
-from maskface.storage import is_url
+from maskface.locations import default_db_path, is_url
 
 TEMPERATURE_SOURCES = ("push", "simulated", "none")
 
@@ -186,9 +186,10 @@ class Retention:
 @dataclass(frozen=True)
 class ServiceConfig:
     """Everything the app needs; ``db`` holds the gallery, the event log and the API keys: an
-    SQLite file or a ``postgresql://`` URL (shared by replicas)."""
+    SQLite file or a ``postgresql://`` URL (shared by replicas); by default the same store as
+    ``maskface enroll`` (:func:`~maskface.locations.default_db_path`)."""
 
-    db: Path | str = Path("maskface.db")
+    db: Path | str = field(default_factory=default_db_path)
     policy: Policy = field(default_factory=Policy)
     limits: Limits = field(default_factory=Limits)
     models: Models = field(default_factory=Models)

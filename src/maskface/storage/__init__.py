@@ -23,12 +23,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from maskface.locations import url_scheme
 from maskface.storage.base import Database, IntegrityError, StoreError, Transaction
 
 
-def is_url(location: str | os.PathLike) -> bool:
+def is_postgres_url(location: str | os.PathLike) -> bool:
     """Whether ``location`` names a PostgreSQL server rather than an SQLite file."""
     return str(location).startswith(("postgresql://", "postgres://"))
+
+
+def _not_a_store_url(location: str | os.PathLike) -> None:
+    """Refuse a URL of any other scheme, which would otherwise become an SQLite file named
+    after it (``mysql:/host/db``)."""
+    scheme = url_scheme(location)
+    if scheme is not None and not is_postgres_url(location):
+        hint = (" (for SQLite give the file's path)" if scheme.startswith("sqlite") else
+                " (a URL of 'postgresql://' whose '//' was lost?)" if scheme.startswith("postgres")
+                else "")
+        raise StoreError(f"{os.fspath(location)}: not a store maskface can use: give an SQLite "
+                         f"file path or a postgresql:// URL{hint}")
 
 
 def open_database(location: str | os.PathLike | Database, migrate: bool = True) -> Database:
@@ -40,7 +53,8 @@ def open_database(location: str | os.PathLike | Database, migrate: bool = True) 
     """
     if isinstance(location, Database):
         return location
-    if is_url(location):
+    _not_a_store_url(location)
+    if is_postgres_url(location):
         from maskface.storage.postgres import PostgresDatabase
 
         db: Database = PostgresDatabase(str(location))
@@ -57,5 +71,5 @@ def open_database(location: str | os.PathLike | Database, migrate: bool = True) 
     return db
 
 
-__all__ = ["Database", "IntegrityError", "StoreError", "Transaction", "is_url",
+__all__ = ["Database", "IntegrityError", "StoreError", "Transaction", "is_postgres_url",
            "open_database"]
