@@ -88,6 +88,27 @@ def test_out_of_range_numbers_are_refused_before_anything_runs(tmp_path):
     assert not (tmp_path / "g.db").exists()
 
 
+def test_a_folder_given_as_the_file_to_write_is_refused_before_anything_runs(tmp_path):
+    """`eval compare … --report DIR` ran, then said "DIR: Is a directory"; `events --csv DIR`
+    said "DIR.part: Is a directory". Every report or export file is checked when parsed."""
+    here, db = str(tmp_path), str(tmp_path / "g.db")
+    blocker = tmp_path / "a.json"
+    blocker.write_text("{}")
+    for out, said in ((here, f"{here} is a folder"),
+                      (str(blocker / "r.json"), f"{blocker} is a file, so")):
+        for args in (["eval", "pipeline", "--scenes", here, "--report", out],
+                     ["eval", "classifier", here, "--report", out],
+                     ["eval", "verify", "--report", out], ["eval", "identify", "--report", out],
+                     ["eval", "liveness", here, "--report", out],
+                     ["eval", "compare", str(blocker), str(blocker), "--report", out],
+                     ["calibrate", "--db", db, "--report", out], ["bench", "--report", out],
+                     ["events", "--db", db, "--csv", out], ["db", "export", out, "--db", db]):
+            res = CliRunner().invoke(load_commands(), args)
+            assert res.exit_code == 2, (args, res.output)
+            assert said in " ".join(res.output.replace("│", " ").split()), (args, res.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
 def test_commands_without_their_extra_say_so_in_one_line(tmp_path):
     """Without an optional part (PyTorch, onnx, Ray, FastAPI, matplotlib) each command that
     needs it fails at once with one line naming the extra to install, and writes nothing."""

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import app
-from maskface.cli.common import DetectorName, DetectorSize, user_errors
+from maskface.cli.common import DetectorName, DetectorSize, FileOption, user_errors
 from maskface.jsonfile import write_json
 
 
@@ -18,7 +18,7 @@ def bench(
     images: Annotated[Path | None, typer.Option(
         help="Folder of photos to time on (fitted to --size); default: a built-in set of the "
              "astronaut photo with 1-3 faces.")] = None,
-    report: Annotated[Path, typer.Option(help="JSON report; a .md table is written beside it.")
+    report: Annotated[Path, FileOption(help="JSON report; a .md table is written beside it.")
                       ] = Path("maskface-out/bench.json"),
     repeats: Annotated[int, typer.Option(min=1, help="Timed rounds over the image set.")] = 5,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed rounds first.")] = 1,

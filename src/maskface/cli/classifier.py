@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import eval_app, train_app
-from maskface.cli.common import fail, user_errors
+from maskface.cli.common import FileOption, fail, user_errors
 from maskface.errors import require_extra
 
 
@@ -125,7 +125,7 @@ def eval_classifier(
     folder: Annotated[Path | None, typer.Argument(
         help="Folder with one sub-folder per class (with_mask, without_mask[, "
         "mask_incorrect]; masked/not_masked accepted).")] = None,
-    report: Annotated[Path, typer.Option("--report", "-r", help="JSON report to write; "
+    report: Annotated[Path, FileOption("--report", "-r", help="JSON report to write; "
                                          "PNG plots go beside it.")] = Path("classifier.json"),
     model: Annotated[str, typer.Option(help="Classifier ONNX file or registered name "
                                        "('default': the shipped three-way stage).")

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -43,6 +43,27 @@ def require_store(db, what: str = "store") -> None:
     one at a mistyped path and reporting on it as if it were the real one."""
     if not store_exists(db):
         fail(f"{db}: no {what} yet (check --db; 'maskface db migrate' makes an empty one)")
+
+
+def output_file(path: Path | None) -> Path | None:
+    """Option callback for a file to write (a report, an export): refused when parsing, before
+    any work, if it is a folder or a file stands where one of its folders would go. The
+    command makes the missing folders."""
+    if path is None:
+        return None
+    if path.is_dir():
+        raise typer.BadParameter(f"{path} is a folder; give the name of a file to write")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise typer.BadParameter(f"{parent} is a file, so {path} cannot be written")
+            break
+    return path
+
+
+def FileOption(*decls: str, **kwargs: Any) -> Any:
+    """``typer.Option`` for a file the command writes: checked by :func:`output_file`."""
+    return typer.Option(*decls, callback=output_file, **kwargs)
 
 
 def output_folder(path: Path) -> Path:

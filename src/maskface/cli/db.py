@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import app
-from maskface.cli.common import require_store, user_errors
+from maskface.cli.common import output_file, require_store, user_errors
 from maskface.cli.serve import ConfigOption, DbOption, _config
 
 db_app = typer.Typer(help="The store: schema migrations, export, import and retention (SQLite or "
@@ -39,7 +39,8 @@ def migrate(db: DbOption = None, config: ConfigOption = None) -> None:
 @db_app.command("export")
 @user_errors
 def export(
-    out: Annotated[Path, typer.Argument(help="The export file to write (JSON Lines).")],
+    out: Annotated[Path, typer.Argument(
+        callback=output_file, help="The export file to write (JSON Lines).")],
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:

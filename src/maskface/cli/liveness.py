@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import eval_app, train_app
-from maskface.cli.common import fail, output_folder, progress, user_errors
+from maskface.cli.common import FileOption, fail, output_folder, progress, user_errors
 from maskface.jsonfile import write_json
 
 
@@ -17,7 +17,7 @@ from maskface.jsonfile import write_json
 def eval_liveness(
     data: Annotated[Path, typer.Argument(
         help="Folder with real/<subject>/ and attack folders (print/<subject>/, ...).")],
-    report: Annotated[Path | None, typer.Option(
+    report: Annotated[Path | None, FileOption(
         "--report", "-r", help="JSON report to write; PNG plots go beside it (<stem>_roc.png, "
         "_scores.png, _errors.png) [default: maskface-out/eval-liveness/report.json]")] = None,
     out: Annotated[Path | None, typer.Option(

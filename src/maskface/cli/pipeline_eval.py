@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from maskface.cli.apps import eval_app
-from maskface.cli.common import fail, progress, user_errors
+from maskface.cli.common import FileOption, fail, progress, user_errors
 from maskface.jsonfile import write_json
 
 
@@ -110,7 +110,7 @@ def format_summary(rep: dict[str, Any]) -> str:
 def eval_pipeline(
     scenes: Annotated[Path, typer.Option(help="Scenes folder: images/ + annotations.csv "
                                          "(dataroots) or images/ + annotations/*.xml (VOC).")],
-    report: Annotated[Path, typer.Option("--report", "-r", help="JSON report to write; PNG "
+    report: Annotated[Path, FileOption("--report", "-r", help="JSON report to write; PNG "
                                          "plots go beside it.")] = Path("pipeline.json"),
     detector: Annotated[str | None, typer.Option(
         help="yunet, retinaface or mtcnn (default: the package default).")] = None,
@@ -238,7 +238,7 @@ def eval_compare(
     a: Annotated[Path, typer.Argument(help="Report of run A (maskface eval pipeline, or eval "
                   "classifier).")],
     b: Annotated[Path, typer.Argument(help="Report of run B, on the same faces.")],
-    report: Annotated[Path, typer.Option("--report", "-r", help="JSON report to write; a PNG "
+    report: Annotated[Path, FileOption("--report", "-r", help="JSON report to write; a PNG "
                                          "of the intervals goes beside it.")
                       ] = Path("compare.json"),
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples.")] = 2000,

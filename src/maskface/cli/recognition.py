@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import app, eval_app, people_app, train_app
-from maskface.cli.common import fail, output_folder, progress, store_exists, user_errors
+from maskface.cli.common import FileOption, fail, output_folder, progress, store_exists, user_errors
 from maskface.errors import MaskfaceError, require_extra
 from maskface.jsonfile import write_json
 
@@ -495,7 +495,7 @@ def calibrate(
     fpir: Annotated[float | None, typer.Option(
         help="Instead of --far: target rate at which a stranger passes for anyone enrolled "
              "(false-positive identification rate).")] = None,
-    report: Annotated[Path, typer.Option(
+    report: Annotated[Path, FileOption(
         help="ROC report (JSON, PNG beside it).")] = Path("maskface-out/calibration.json"),
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Report only; do not store the thresholds.")] = False,
@@ -576,7 +576,7 @@ def _ci(res: dict, key: str) -> str:
 @eval_app.command("verify")
 @user_errors
 def eval_verify(
-    report: Annotated[Path, typer.Option(help="JSON report to write (PNG beside it).")],
+    report: Annotated[Path, FileOption(help="JSON report to write (PNG beside it).")],
     lfw: Annotated[Path | None, typer.Option(help="LFW folder (pairs.txt + images/).")] = None,
     pairs: Annotated[Path | None, typer.Option(help="CSV of path_a,path_b,same.")] = None,
     mask: Annotated[str, typer.Option(help="Mask no image (none), the second (one) or both.")
@@ -635,7 +635,7 @@ def eval_verify(
 @eval_app.command("identify")
 @user_errors
 def eval_identify(
-    report: Annotated[Path, typer.Option(help="JSON report to write.")],
+    report: Annotated[Path, FileOption(help="JSON report to write.")],
     faces: Annotated[Path | None, typer.Option(
         help="Identity folders (<identity>/*.jpg) (default: vggface2-sample in the data).")
                      ] = None,
@@ -701,7 +701,7 @@ def _model_thresholds(model: str) -> dict[str, float] | None:
 @app.command("gallery-bench")
 @user_errors
 def gallery_bench(
-    report: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    report: Annotated[Path | None, FileOption(help="Write the result as JSON here.")] = None,
     n: Annotated[int, typer.Option(min=1, help="Enrolled embeddings.")] = 100_000,
     queries: Annotated[int, typer.Option(min=1, help="Timed queries.")] = 200,
     index: Annotated[str, typer.Option(

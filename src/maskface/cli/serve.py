@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import app
-from maskface.cli.common import fail, require_store, user_errors
+from maskface.cli.common import FileOption, fail, require_store, user_errors
 
 keys_app = typer.Typer(help="Manage the service's API keys (stored hashed in the database).",
                        no_args_is_help=True)
@@ -167,7 +167,7 @@ def events(
     person_id: Annotated[int | None, typer.Option(min=1, help="Only this person's.")] = None,
     decision: Annotated[str | None, typer.Option(help="granted or denied.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="Events listed (newest first).")] = 20,
-    csv_file: Annotated[Path | None, typer.Option(
+    csv_file: Annotated[Path | None, FileOption(
         "--csv", help="Write every matching event, not only --limit, to this CSV file (the "
         "columns of GET /v1/events/export.csv).")] = None,
 ) -> None:
@@ -187,6 +187,7 @@ def events(
     require_store(cfg.db)
     log = EventLog(cfg.db)
     if csv_file is not None:
+        csv_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = csv_file.with_name(csv_file.name + ".part")  # no half-written export left behind
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             for chunk in events_csv(log, **filters):

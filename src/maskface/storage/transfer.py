@@ -40,6 +40,7 @@ def export_store(db: Database, out: str | Path) -> dict[str, int]:
     """Write every table of ``db`` (one consistent snapshot) to ``out``; returns rows per table."""
     out = Path(out)
     counts: dict[str, int] = {}
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     with db.transaction(write=False) as tx, open(tmp, "w", encoding="utf-8") as f:
         version = schema_version(tx)
