@@ -338,3 +338,20 @@ def test_a_url_of_another_database_is_refused_not_made_an_sqlite_file(tmp_path, 
         res = CliRunner().invoke(load_commands(), args)
         assert res.exit_code == 1 and res.stderr.startswith("error: mysql://h/db: not a store")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_postgresql_store_that_cannot_be_reached_says_why_in_one_line(
+        postgres, monkeypatch, caplog):  # noqa: F811
+    """The pool logged a warning per attempt, then said only "pool initialization incomplete
+    after 15 sec"; the server's own reason is what a user can act on."""
+    import maskface.storage.postgres as pg
+
+    monkeypatch.setattr(pg, "CONNECT_WAIT_S", 0.0)
+    missing = postgres.dsn.rsplit("/", 1)[0] + "/no_such_db"
+    with pytest.raises(StoreError) as info:
+        open_database(missing)
+    msg = str(info.value)
+    assert "\n" not in msg and 'database "no_such_db" does not exist' in msg, msg
+    assert not [r for r in caplog.records if r.name.startswith("psycopg")]
+    with open_database(postgres.new_database()) as db:  # a reachable one still opens
+        assert db.kind == "postgresql"

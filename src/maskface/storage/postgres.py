@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -40,6 +41,10 @@ class _PgTx(Transaction):
             cur.executemany(_pg_sql(sql), list(rows))
 
 
+#: how long a store that does not answer yet is waited for at start (a server starting too)
+CONNECT_WAIT_S = 15.0
+
+
 class PostgresDatabase(Database):
     """A PostgreSQL database reached through a pool of connections (``MASKFACE_DB_POOL``
     connections at most per process, default 10)."""
@@ -59,6 +64,7 @@ class PostgresDatabase(Database):
         self.url = url
         self.location = redact(url)
         size = max_size or int(os.environ.get("MASKFACE_DB_POOL", "10"))
+        self._first_connection(CONNECT_WAIT_S)
         self.pool = ConnectionPool(url, min_size=1, max_size=size, open=False,
                                    kwargs={"connect_timeout": 10})
         try:
@@ -66,6 +72,23 @@ class PostgresDatabase(Database):
         except Exception as exc:  # noqa: BLE001 - psycopg_pool raises its own PoolTimeout
             self.pool.close()
             raise StoreError(f"{self.location}: cannot connect to PostgreSQL ({exc})") from None
+
+    def _first_connection(self, wait_s: float) -> None:
+        """Connect once before opening the pool, retrying for ``wait_s`` (a server starting
+        beside the service), so that a store that cannot be reached fails with the server's
+        own reason ("Connection refused", "password authentication failed") in one line;
+        the pool would log a warning per attempt and then say only that it timed out."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self._psycopg.connect(self.url, connect_timeout=10).close()
+                return
+            except self._psycopg.OperationalError as exc:
+                if time.monotonic() >= deadline:
+                    reason = "; ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+                    raise StoreError(f"{self.location}: cannot connect to PostgreSQL "
+                                     f"({reason})") from None
+                time.sleep(0.5)
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[Transaction]:
