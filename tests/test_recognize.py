@@ -139,9 +139,9 @@ def test_cli_enroll_identify_verify_round_trip(tmp_path, data_dir, astronaut_pat
     assert record["faces"][0]["identity"]["name"] == "Abdullah Gul"
     assert (out / "Abdullah_Gul_0007.jpg").is_file()
 
-    res = invoke("verify", gul[1], gul[2], "--json")
+    res = invoke("verify", gul[1], gul[2], "--json", "--largest")  # background faces
     same = json.loads(res.stdout)
-    res = invoke("verify", gul[1], brody[2], "--json")
+    res = invoke("verify", gul[1], brody[2], "--json", "--largest")
     diff = json.loads(res.stdout)
     assert same["same"] and not diff["same"] and same["score"] > diff["score"]
 
@@ -346,6 +346,23 @@ def test_verify_warns_when_a_face_is_too_small_to_compare(astronaut, astronaut_p
     res = CliRunner().invoke(load_commands(), ["verify", str(astronaut_path),
                                                str(astronaut_path), "--json"])
     assert json.loads(res.stdout)["warnings"] == [] and res.stderr == ""
+
+
+def test_verify_refuses_a_group_photo_unless_told_to_take_the_largest(astronaut, astronaut_path,
+                                                                       tmp_path):
+    """The CLI silently compared the largest face of a group photo, where the API (and
+    enrolment) refuse it without largest=true / --largest."""
+    small = cv2.resize(astronaut, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    group = np.full((astronaut.shape[0], astronaut.shape[1] + small.shape[1], 3), 255, np.uint8)
+    group[:, :astronaut.shape[1]] = astronaut
+    group[:small.shape[0], astronaut.shape[1]:] = small
+    path = tmp_path / "group.png"
+    cv2.imwrite(str(path), group)
+    args = ["verify", str(astronaut_path), str(path), "--json"]
+    res = CliRunner().invoke(load_commands(), args)
+    assert res.exit_code == 1 and res.stderr.startswith(f"error: {path}: 2 faces found"), res.output
+    res = CliRunner().invoke(load_commands(), [*args, "--largest"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["same"], res.output
 
 
 def test_identify_on_an_empty_gallery_says_why_everyone_is_unknown(astronaut_path, tmp_path):

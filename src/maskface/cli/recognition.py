@@ -279,6 +279,9 @@ def verify(
     image_b: Annotated[Path, typer.Argument(help="Second photo (one face).")],
     model: Annotated[str, typer.Option(help="Embedder name or .onnx file.")] = "default",
     threshold: ThresholdOpt = None,
+    largest: Annotated[bool, typer.Option(
+        "--largest", help="Take the largest face of a photo with several (as the API's "
+        "largest=true); without it such a photo is refused.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Are these two photos of the same person? Prints the score against the threshold."""
@@ -296,7 +299,7 @@ def verify(
     crops, picked = [], []
     for path in (image_a, image_b):
         img = load_image(path)
-        face = single_face(detector, img, str(path), pick_largest=True).face
+        face = single_face(detector, img, str(path), pick_largest=largest).face
         crops.append(align_faces(img, face.landmarks[None])[0])
         picked.append((img, face))
     flags = _mask_flags(picked)
