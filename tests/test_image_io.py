@@ -84,6 +84,19 @@ def test_bad_files_raise_one_line_error_naming_file(astronaut_path, tmp_path, na
     assert "\n" not in msg and name in msg and fragment in msg
 
 
+def test_a_video_is_named_as_a_video(tmp_path):
+    """`maskface enroll NAME clip.mp4` said "not a recognised image format"."""
+    clip = tmp_path / "clip.mp4"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 48))
+    for _ in range(3):
+        w.write(np.zeros((48, 64, 3), np.uint8))
+    w.release()
+    with pytest.raises(ImageLoadError, match="clip.mp4: a video file, not an image"):
+        load_image(clip)
+    with pytest.raises(ImageLoadError, match="not a recognised image format"):
+        decode_image(b"\x00\x00\x00\x18ftypheic" + bytes(64))  # an unreadable HEIC is no video
+
+
 def test_missing_and_folder(tmp_path):
     with pytest.raises(ImageLoadError, match="no such file"):
         load_image(tmp_path / "nope.jpg")

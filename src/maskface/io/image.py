@@ -141,6 +141,15 @@ def _decode_plain_jpeg(im: Image.Image, data: bytes) -> np.ndarray | None:
     return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
 
 
+def _looks_like_video(data: bytes) -> bool:
+    """Whether undecodable bytes start like a video container (MP4/MOV/3GP, Matroska/WebM,
+    AVI, MPEG): said so, rather than "not a recognised image format"."""
+    head = data[:16]
+    return ((head[4:8] == b"ftyp" and head[8:12] not in (b"heic", b"heix", b"mif1", b"avif"))
+            or head.startswith((b"\x1a\x45\xdf\xa3", b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"))
+            or (head.startswith(b"RIFF") and head[8:12] == b"AVI "))
+
+
 def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = None
                  ) -> np.ndarray:
     """Decode encoded image bytes (JPEG, PNG, …) to an upright BGR uint8 array.
@@ -178,6 +187,8 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
     except ImageLoadError:
         raise
     except UnidentifiedImageError:
+        if _looks_like_video(data):
+            raise ImageLoadError(name, "a video file, not an image") from None
         raise ImageLoadError(name, "not a recognised image format") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageLoadError(name, "image is too large (decompression bomb guard)") from None
