@@ -358,7 +358,8 @@ def people_list(
         stale = g.templates_not_realigned()
         if stale:
             typer.echo(f"note: {stale} masked templates were made before masked faces were "
-                       "re-aligned; 'maskface people remask' makes them again")
+                       "re-aligned; 'maskface people remask' makes them again from the "
+                       "enrolment photos still on disk (others: enrol the photos again)")
 
 
 @people_app.command("remove")

@@ -38,7 +38,8 @@ class Recognizer:
         stale = gallery.templates_not_realigned() if gallery and embedder.realigns_masked else 0
         if stale:
             log.warning("%d masked templates in %s were made before masked faces were "
-                        "re-aligned: run 'maskface people remask' to make them again", stale,
+                        "re-aligned: 'maskface people remask' makes them again from the "
+                        "enrolment photos still on disk (others: enrol the photos again)", stale,
                         gallery.db.location)
 
     def embed(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
