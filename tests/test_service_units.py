@@ -383,6 +383,11 @@ def test_serve_on_a_port_in_use_is_one_line_before_any_model_loads(tmp_path):
     assert res.stderr.strip() == (f"error: 127.0.0.1:{port}: address already in use (another "
                                   "service on it? choose --port)")
     assert not (tmp_path / "s.db").exists()  # refused before the store (or a model) opens
+    # an address this machine does not have: the hint was "choose --port", which cannot help
+    res = CliRunner().invoke(load_commands(), ["serve", "--host", "192.0.2.1", "--db",
+                                               str(tmp_path / "s.db")])
+    assert res.exit_code == 1 and res.stderr.strip().endswith(
+        "(not an address of this machine; choose --host)"), res.stderr
 
 
 def test_the_service_and_the_gallery_commands_share_one_default_store(tmp_path, monkeypatch):

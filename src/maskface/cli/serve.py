@@ -71,6 +71,7 @@ def serve(
 def _check_port_free(host: str, port: int) -> None:
     """One line now if ``host:port`` cannot be listened on, instead of uvicorn's error after
     every model has loaded."""
+    import errno
     import socket
 
     from maskface.errors import InputError
@@ -85,8 +86,11 @@ def _check_port_free(host: str, port: int) -> None:
         try:
             sock.bind(address)
         except OSError as exc:
-            raise InputError(f"{host}:{port}: {exc.strerror.lower()} (another service on "
-                             "it? choose --port)") from None
+            hint = {errno.EADDRINUSE: "another service on it? choose --port",
+                    errno.EADDRNOTAVAIL: "not an address of this machine; choose --host",
+                    errno.EACCES: "ports under 1024 need privileges; choose --port"}.get(
+                        exc.errno, "choose --host or --port")
+            raise InputError(f"{host}:{port}: {exc.strerror.lower()} ({hint})") from None
 
 
 @keys_app.command("create")
