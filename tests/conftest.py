@@ -15,6 +15,16 @@ def data_root() -> Path:
     return Path(os.environ.get("MASKFACE_DATA", ROOT.parent / "shared" / "data"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_real_default_store(tmp_path_factory):
+    """A command run without --db uses $MASKFACE_DB or ~/.local/share/maskface/gallery.db:
+    under test that is a throw-away folder, never the gallery of whoever runs the suite."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MASKFACE_DB", raising=False)
+        mp.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     root = data_root()
