@@ -85,7 +85,16 @@ def test_watch_kiosk_decides_once_per_person(door_video, gallery_db, tmp_path):
     assert person["evidence"]["used"] and min(person["evidence"]["used"]) >= 5
     assert photo["decision"] == "denied"
     assert [r["code"] for r in photo["reasons"]] == ["spoof_suspected"]
-    assert "GRANTED" in res.output and "spoof_suspected" in res.output
+    # what the operator reads: who, by what score, and why not in words (it was "(name; code)")
+    said = [ln.split(": ", 1)[1] for ln in res.output.splitlines() if ln.startswith("t=")]
+
+    def who(p):
+        return (f"Subject 4, score {p['score']:.3f} (threshold {p['threshold']:.3f}, "
+                f"{p['condition']})")
+
+    assert said == [f"GRANTED: {who(person['person'])}",
+                    f"DENIED: {who(photo['person'])}; presentation attack suspected: show your "
+                    "own face, not a photo or screen"], said
 
 
 def test_watch_kiosk_stops_at_max_frames(door_video, gallery_db, tmp_path):

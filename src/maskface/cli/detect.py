@@ -194,7 +194,7 @@ def _demo_door(pipe, bare) -> None:
     from maskface.pipeline import Pipeline
     from maskface.recognize import Recognizer, create_embedder
     from maskface.service.config import Policy
-    from maskface.service.decision import REASONS, decide
+    from maskface.service.decision import decide, decision_line
 
     name = "Eileen Collins"
     embedder = create_embedder("default")
@@ -209,13 +209,7 @@ def _demo_door(pipe, bare) -> None:
         for photo in reversed(DEMO_IMAGES):
             result = door.analyze(demo_image(photo))
             d = decide(result.faces, Policy(), image_shape=result.image.shape[:2])
-            ident = d.face.identity if d.face is not None else None
-            who = "nobody recognised" if ident is None or not ident.known else (
-                f"{ident.name}, score {ident.score:.3f} (threshold {ident.threshold:.3f}, "
-                f"{ident.condition})")
-            why = "; ".join(REASONS[r] for r in d.reasons)
-            typer.echo(f"  {photo}: {'GRANTED' if d.granted else 'DENIED'}: {who}"
-                       + (f"; {why}" if why else ""))
+            typer.echo(f"  {photo}: {decision_line(d.to_dict())}")
 
 
 @app.command()

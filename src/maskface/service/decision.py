@@ -86,6 +86,18 @@ class Decision:
         }
 
 
+def decision_line(d: dict[str, Any]) -> str:
+    """One line for a person reading a decision (its :meth:`Decision.to_dict` form):
+    ``GRANTED: Ada, score 0.894 (threshold 0.421, masked-masked)`` or ``DENIED: nobody
+    recognised; a mask is required``."""
+    p = d["person"]
+    who = "nobody recognised" if p is None else (
+        f"{p['name']}, score {p['score']:.3f} (threshold {p['threshold']:.3f}, "
+        f"{p['condition']})")
+    why = "; ".join(r["message"] for r in d["reasons"])
+    return f"{d['decision'].upper()}: {who}" + (f"; {why}" if why else "")
+
+
 def _area(face: Face) -> float:
     return max(face.width, 0.0) * max(face.height, 0.0)
 

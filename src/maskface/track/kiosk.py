@@ -20,7 +20,13 @@ import numpy as np
 from maskface.quality import QualityAssessor
 from maskface.results import Face
 from maskface.service.config import Policy
-from maskface.service.decision import BEST_FRAMES, decide_burst, door_face, quality_reasons
+from maskface.service.decision import (
+    BEST_FRAMES,
+    decide_burst,
+    decision_line,
+    door_face,
+    quality_reasons,
+)
 from maskface.track.tracker import FaceTracker
 
 
@@ -144,10 +150,7 @@ def kiosk_to_file(watcher: KioskWatcher, source, path, echo=print,
             out.flush()
             n += 1
             granted += d["granted"]
-            who = d["person"]["name"] if d["person"] else "unknown"
-            why = ", ".join(r["code"] for r in d["reasons"]) or "-"
-            echo(f"t={d['time_s']:.1f}s track {d['track_id']}: {d['decision'].upper()} "
-                 f"({who}; {why})")
+            echo(f"t={d['time_s']:.1f}s track {d['track_id']}: {decision_line(d)}")
     wall = time.perf_counter() - t0
     return {"decisions": n, "granted": granted, "frames": watcher.frames, "wall_s": wall,
             "fps": watcher.frames / wall if wall > 0 else 0.0, "decisions_file": str(path),
