@@ -710,6 +710,24 @@ def test_events_query_filters(api, photos):
     assert err["message"] == ("since: expected an ISO 8601 time (e.g. 2026-12-01T08:00:00Z) or "
                               "epoch seconds")  # was pydantic's "input is too short"
     assert_error(api.get(f"/v1/events/{e1}/snapshot", headers=h), 404)  # snapshots are off
+    # many doors, one log: each event names the kiosk key that made the check (its label,
+    # else its id), and the log filters by door
+    with open_database(api.config.db) as db:
+        side, rec = KeyStore(db).create("kiosk")  # no label: the door is the key's id
+    r = api.c.post("/v1/access/check", headers={"X-API-Key": side},
+                   files={"image": ("k.jpg", photos["face"], "image/jpeg")})
+    assert r.status_code == 200 and r.json()["door"] == rec.key_id
+    e4 = r.json()["event_id"]
+    assert [e["door"] for e in api.get("/v1/events", headers=h).json()["events"]] == [
+        rec.key_id, "test kiosk", "test kiosk", "test kiosk"]
+    assert [e["id"] for e in api.get("/v1/events?door=test%20kiosk&decision=denied",
+                                     headers=h).json()["events"]] == [e3, e2]
+    assert [e["id"] for e in api.get(f"/v1/events?door={rec.key_id}", headers=h).json()[
+        "events"]] == [e4]
+    rows = list(csv.DictReader(api.get(f"/v1/events/export.csv?door={rec.key_id}",
+                                       headers=h).text.splitlines()))
+    assert [(int(x["id"]), x["door"]) for x in rows] == [(e4, rec.key_id)]
+    assert api.get("/v1/events?door=front", headers=h).json()["total"] == 0
 
 
 def test_snapshots_use_server_generated_names(engine, tmp_path, photos):  # noqa: F811

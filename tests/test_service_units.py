@@ -10,6 +10,7 @@ from maskface.errors import InputError
 from maskface.results import Face, Identity, Liveness, MaskPrediction
 from maskface.service.config import Policy, ServiceConfig, config_from_dict, load_config
 from maskface.service.decision import REASONS, decide
+from maskface.storage import open_database
 
 
 def face(label: str | None = "with_mask", person: int | None = 1) -> Face:
@@ -169,6 +170,42 @@ def test_event_log_query(tmp_path):
     with pytest.raises(ValueError):
         log.record("maybe", [])
     assert EventLog(tmp_path / "e.db").query()[1] == 3  # reopened: all there
+
+
+
+def test_events_name_their_door_and_older_stores_gain_the_column(tmp_path, monkeypatch):
+    """Many doors share one store: each event records its door (the kiosk key's label); a
+    store made before (schema 4) is migrated, its old events reading no door."""
+    import sqlite3
+
+    from maskface.service.events import EventLog
+    from maskface.storage import schema
+
+    old = tmp_path / "old.db"
+    with monkeypatch.context() as mp:  # a store as the maskface of schema 4 made it
+        mp.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:4])
+        mp.setattr(schema, "SCHEMA_VERSION", 4)
+        with open_database(old) as db, db.transaction() as tx:
+            assert "door" not in db.columns(tx, "events")
+            tx.execute("INSERT INTO events (time, decision, reasons, faces) "
+                       "VALUES (1.0, 'granted', '[]', 1)")
+    log = EventLog(old)
+    assert schema.SCHEMA_VERSION == 5 and log.get(1).door is None
+    log.record("denied", ["no_mask"], door="door-2", when=2.0)
+    log.record("granted", [], door="door-1", when=3.0)
+    assert [e.door for e in log.query()[0]] == ["door-1", "door-2", None]
+    assert [e.time for e in log.query(door="door-2")[0]] == [2.0]
+    assert log.get(2).to_dict()["door"] == "door-2"
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+
+    res = CliRunner().invoke(load_commands(), ["events", "--db", str(old), "--door", "door-2"])
+    assert res.exit_code == 0 and [ln.split()[2:4] for ln in res.stdout.splitlines()] == [
+        ["door-2", "denied"]], res.output
+    with sqlite3.connect(old) as conn:
+        assert ("events_door",) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
 
 
 def test_events_export_as_csv_pages_once_each_and_defuses_formulas(tmp_path):

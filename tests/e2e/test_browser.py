@@ -130,14 +130,15 @@ def test_enrol_then_masked_access_check_is_granted_and_logged(server, page, astr
     row = page.wait_for_selector(f"#events-body tr[data-event-id='{event_id}']", timeout=30_000)
     text = row.text_content()
     assert "granted" in text and name in text and "36.6" in text
+    assert "e2e" in text  # the door: the label of the key that made the check
     ev = httpx.get(f"{base}/v1/events/{event_id}", headers={"X-API-Key": key}).json()
-    assert ev["decision"] == "granted" and ev["person_name"] == name
+    assert ev["decision"] == "granted" and ev["person_name"] == name and ev["door"] == "e2e"
     # and the log downloads as CSV (fetched with the key, saved as a file)
     with page.expect_download(timeout=30_000) as dl:
         page.click("#events-csv")
     assert dl.value.suggested_filename == "access-events.csv"
     rows = Path(dl.value.path()).read_text(encoding="utf-8").splitlines()
-    assert rows[0].startswith("id,time_iso,decision")
+    assert rows[0].startswith("id,time_iso,door,decision")
     assert any(r.startswith(f"{event_id},") and name in r for r in rows[1:]), rows
     # the people tab finds them by part of their name
     page.click("button.tab[data-tab=people]")

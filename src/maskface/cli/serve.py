@@ -98,7 +98,9 @@ def _check_port_free(host: str, port: int) -> None:
 def keys_create(
     role: Annotated[str, typer.Option(help="admin (enrol, delete, configure) or kiosk "
                                       "(access checks).")],
-    label: Annotated[str, typer.Option(help="A note to tell keys apart.")] = "",
+    label: Annotated[str, typer.Option(
+        help="A note to tell keys apart; a kiosk key's label names its door in the access "
+        "log (e.g. door-1).")] = "",
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -170,6 +172,9 @@ def events(
     until: Annotated[str | None, typer.Option(help="Before this time (same forms).")] = None,
     person_id: Annotated[int | None, typer.Option(min=1, help="Only this person's.")] = None,
     decision: Annotated[str | None, typer.Option(help="granted or denied.")] = None,
+    door: Annotated[str | None, typer.Option(
+        help="Only this door's: its kiosk key's label (keys create --label), else the key's "
+        "id.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="Events listed (newest first).")] = 20,
     csv_file: Annotated[Path | None, FileOption(
         "--csv", help="Write every matching event, not only --limit, to this CSV file (the "
@@ -183,7 +188,7 @@ def events(
     if decision is not None and decision not in DECISIONS:
         fail(f"--decision {decision!r}: expected granted or denied")
     filters = {"since": _when(since, "--since"), "until": _when(until, "--until"),
-               "person_id": person_id, "decision": decision}
+               "person_id": person_id, "decision": decision, "door": door}
     if filters["since"] is not None and filters["until"] is not None \
             and filters["until"] <= filters["since"]:
         fail("--until must be after --since")
@@ -205,7 +210,7 @@ def events(
     for e in page:
         d = e.to_dict()
         temp = "" if d["temperature"] is None else f"{d['temperature']:.1f} °C"
-        typer.echo(f"{d['id']:>6}  {d['time_iso']}  {d['decision']:<7}  "
+        typer.echo(f"{d['id']:>6}  {d['time_iso']}  {d['door'] or '-':<12}  {d['decision']:<7}  "
                    f"{d['person_name'] or '-':<24}  {', '.join(d['reasons']) or '-':<28}  "
                    f"{d['mask'] or '-':<14}  {temp}".rstrip())
     typer.echo(f"{len(page)} of {total} matching events shown (newest first)", err=True)

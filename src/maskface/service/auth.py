@@ -34,6 +34,12 @@ class ApiKey:
     created: float
     revoked: float | None = None
 
+    @property
+    def door(self) -> str:
+        """How the access log names the door this key checks people at: its label (e.g.
+        ``maskface keys create --role kiosk --label door-1``), else its id."""
+        return self.label or self.key_id
+
     def allows(self, required_role: str) -> bool:
         return self.role in _GRANTS[required_role]
 

@@ -1,4 +1,5 @@
-"""The access event log: one row per access check, queryable by time, person and decision."""
+"""The access event log: one row per access check, queryable by time, person, decision and
+door."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ class Event:
     snapshot: str | None = None
     #: the judged face's live score (mean live probability), if checked
     liveness: float | None = None
+    #: the door that made the check: its kiosk key's label, else the key's id
+    door: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "time": self.time,
@@ -47,11 +50,12 @@ class Event:
                 "temperature": self.temperature, "mask": self.mask,
                 "score": None if self.score is None else round(self.score, 4),
                 "faces": self.faces, "snapshot": self.snapshot is not None,
-                "liveness": None if self.liveness is None else round(self.liveness, 4)}
+                "liveness": None if self.liveness is None else round(self.liveness, 4),
+                "door": self.door}
 
 
 _COLUMNS = ("id, time, decision, reasons, person_id, person_name, temperature, mask, score, "
-            "faces, snapshot, liveness")
+            "faces, snapshot, liveness, door")
 
 
 def _event(row) -> Event:
@@ -70,19 +74,20 @@ class EventLog:
                person_name: str | None = None, temperature: float | None = None,
                mask: str | None = None, score: float | None = None, faces: int = 0,
                snapshot: str | None = None, when: float | None = None,
-               liveness: float | None = None) -> Event:
+               liveness: float | None = None, door: str | None = None) -> Event:
         """Append an event and commit it before returning."""
         if decision not in DECISIONS:
             raise ValueError(f"decision must be one of {DECISIONS}, not {decision!r}")
         ev = Event(0, time.time() if when is None else when, decision, list(reasons), person_id,
-                   person_name, temperature, mask, score, faces, snapshot, liveness)
+                   person_name, temperature, mask, score, faces, snapshot, liveness, door)
         with self.db.transaction() as tx:
             ev.id = tx.insert(
                 "INSERT INTO events (time, decision, reasons, person_id, person_name, "
-                "temperature, mask, score, faces, snapshot, liveness) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "temperature, mask, score, faces, snapshot, liveness, door) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (ev.time, ev.decision, json.dumps(ev.reasons), ev.person_id, ev.person_name,
-                 ev.temperature, ev.mask, ev.score, ev.faces, ev.snapshot, ev.liveness))
+                 ev.temperature, ev.mask, ev.score, ev.faces, ev.snapshot, ev.liveness,
+                 ev.door))
         return ev
 
     def prune(self, events_before: float | None, snapshots_before: float | None,
@@ -126,7 +131,8 @@ class EventLog:
         return _event(row) if row else None
 
     def query(self, *, since: float | None = None, until: float | None = None,
-              person_id: int | None = None, decision: str | None = None, limit: int = 100,
+              person_id: int | None = None, decision: str | None = None,
+              door: str | None = None, limit: int = 100,
               offset: int = 0) -> tuple[list[Event], int]:
         """Events matching every given filter, newest first; returns (page, total matching)."""
         where, args = [], []
@@ -142,6 +148,9 @@ class EventLog:
         if decision is not None:
             where.append("decision = ?")
             args.append(decision)
+        if door is not None:
+            where.append("door = ?")
+            args.append(door)
         cond = f"WHERE {' AND '.join(where)}" if where else ""
         with self.db.transaction(write=False) as tx:
             total = tx.one(f"SELECT COUNT(*) FROM events {cond}", args)
@@ -152,8 +161,8 @@ class EventLog:
 
 
 #: columns of the access log as CSV (``GET /v1/events/export.csv``, ``maskface events --csv``)
-CSV_FIELDS = ("id", "time_iso", "decision", "reasons", "person_id", "person_name", "mask",
-              "temperature", "score", "liveness", "faces", "snapshot")
+CSV_FIELDS = ("id", "time_iso", "door", "decision", "reasons", "person_id", "person_name",
+              "mask", "temperature", "score", "liveness", "faces", "snapshot")
 
 
 def _csv_value(value: Any) -> Any:
@@ -169,7 +178,7 @@ def _csv_value(value: Any) -> Any:
 
 def events_csv(log: EventLog, *, since: float | None = None, until: float | None = None,
                person_id: int | None = None, decision: str | None = None,
-               page: int = 1000) -> Iterator[str]:
+               door: str | None = None, page: int = 1000) -> Iterator[str]:
     """Every event matching the filters as CSV text (header first, newest first), read a page at
     a time. Events recorded while it runs are left out (``until`` is capped at its start), so
     paging never repeats or skips a row."""
@@ -180,7 +189,7 @@ def events_csv(log: EventLog, *, since: float | None = None, until: float | None
     offset = 0
     while True:
         events, _ = log.query(since=since, until=until, person_id=person_id, decision=decision,
-                              limit=page, offset=offset)
+                              door=door, limit=page, offset=offset)
         for e in events:
             d = e.to_dict()
             writer.writerow([_csv_value(d[k]) for k in CSV_FIELDS])

@@ -19,6 +19,13 @@ def _events_liveness(db: Database, tx: Transaction) -> None:
         tx.execute("ALTER TABLE events ADD COLUMN liveness {real}".format(**db.types))
 
 
+def _events_door(db: Database, tx: Transaction) -> None:
+    # Which door (kiosk key) made each check; rows recorded before read NULL.
+    if "door" not in db.columns(tx, "events"):
+        tx.execute("ALTER TABLE events ADD COLUMN door TEXT")
+    tx.execute("CREATE INDEX IF NOT EXISTS events_door ON events (door, time)")
+
+
 Migration = list[str] | Callable[[Database, Transaction], None]
 
 MIGRATIONS: list[Migration] = [
@@ -76,6 +83,8 @@ MIGRATIONS: list[Migration] = [
             person_id   {bigint},
             person_name TEXT,
             details     TEXT NOT NULL DEFAULT '{{}}')"""],
+    # 5: events.door, the kiosk key's label (many doors, one store)
+    _events_door,
 ]
 
 #: the schema version this maskface writes

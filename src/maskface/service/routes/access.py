@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from pydantic import BaseModel, Field
 
 from maskface.results import Face
+from maskface.service.auth import ApiKey
 from maskface.service.decision import decide, decide_burst, door_face
 from maskface.service.deps import get_state, inference_slot, kiosk_key, read_image
 from maskface.service.door import door_stages
@@ -31,6 +32,7 @@ def access_check(image: UploadFile | None = File(
                                        "decision is made over the best of them"),
                  temperature: float | None = Form(
                      None, description="body temperature in °C; else the sensor's latest"),
+                 key: ApiKey = Depends(kiosk_key),
                  state: ServiceState = Depends(get_state)):
     # A bad reading is refused before any model runs.
     temp = check_celsius(temperature) if temperature is not None else None
@@ -101,12 +103,14 @@ def access_check(image: UploadFile | None = File(
         temperature=temp, mask=face.mask.label if face is not None and face.mask else None,
         score=ident.score if ident is not None else None, faces=len(best.faces),
         snapshot=snapshot,
-        liveness=face.liveness.score if face is not None and face.liveness else None)
+        liveness=face.liveness.score if face is not None and face.liveness else None,
+        door=key.door)
     state.metrics.decisions.inc(decision.decision)
     for r in decision.reasons:
         state.metrics.reasons.inc(r)
     body = decision.to_dict()
-    body.update(event_id=event.id, time=event.time, temperature_source=temp_source,
+    body.update(event_id=event.id, time=event.time, door=event.door,
+                temperature_source=temp_source,
                 faces=[f.to_dict() for f in best.faces], frames=len(results))
     return body
 

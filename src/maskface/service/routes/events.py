@@ -1,4 +1,5 @@
-"""``/v1/events``: the access log, by time range, person and decision (admin keys only)."""
+"""``/v1/events``: the access log, by time range, person, decision and door (admin keys
+only)."""
 
 from __future__ import annotations
 
@@ -28,12 +29,14 @@ def event_filter(
     until: datetime | None = Query(None, description="exclusive upper bound"),
     person_id: RowIdQuery = None,
     decision: Literal["granted", "denied"] | None = Query(None),
+    door: str | None = Query(None, max_length=200, description="the door: its kiosk key's "
+                             "label, else the key's id"),
 ) -> dict:
     """The filters of the event routes, as :meth:`EventLog.query` keywords."""
     if since is not None and until is not None and until <= since:
         raise ApiError(422, "invalid_request", "'until' must be after 'since'")
     return {"since": _ts(since), "until": _ts(until), "person_id": person_id,
-            "decision": decision}
+            "decision": decision, "door": door}
 
 
 @router.get("", summary="Query access events, newest first")

@@ -329,6 +329,7 @@ function eventFilters() {
   if (until) q.set("until", new Date(until).toISOString());
   if ($("ev-person").value) q.set("person_id", $("ev-person").value);
   if ($("ev-decision").value) q.set("decision", $("ev-decision").value);
+  if ($("ev-door").value.trim()) q.set("door", $("ev-door").value.trim());
   return q;
 }
 
@@ -342,7 +343,8 @@ async function loadEvents() {
     for (const e of r.events) {
       const tr = el("tr");
       tr.dataset.eventId = e.id;
-      tr.append(el("td", e.id), el("td", e.time_iso), el("td", e.person_name || "—"),
+      tr.append(el("td", e.id), el("td", e.time_iso), el("td", e.door || "—"),
+        el("td", e.person_name || "—"),
         el("td", e.decision, e.decision), el("td", e.reasons.join(", ")),
         el("td", e.mask || "—"), el("td", e.temperature != null ? e.temperature.toFixed(1) : "—"));
       body.append(tr);
