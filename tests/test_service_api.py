@@ -653,7 +653,7 @@ def test_masked_access_checks_identify_the_right_lfw_person(api, data_dir, engin
 def test_policy_get_put_reset_validation(api):
     h = api.h("admin")
     assert api.get("/v1/policy", headers=h).json() == {"policy": Policy().to_dict(),
-                                                       "source": "config"}
+                                                       "source": "config", "doors": {}}
     assert_error(api.put("/v1/policy", headers=h, json={"temperature_threshold": 60}), 422)
     api.put("/v1/policy", headers=h, json={"mask_required": False})
     # PUT replaces the whole policy: a misspelt field must not put every setting back at its
@@ -664,6 +664,37 @@ def test_policy_get_put_reset_validation(api):
     api.put("/v1/policy", headers=h, json={"temperature_threshold": 38.0})
     assert api.get("/v1/policy", headers=h).json()["policy"]["temperature_threshold"] == 38.0
     assert api.delete("/v1/policy", headers=h).json()["source"] == "config"
+
+
+def test_a_door_can_have_a_policy_of_its_own(api, photos):
+    """The lab's door admits lab staff only, the front door everyone enrolled: a door's own
+    policy (PUT /v1/policy?door=lab) overrides the building's for the checks made there."""
+    h = api.h("admin")
+    api.enrol("Eileen", [photos["face"]], groups="visitors")
+    _no_mask_policy(api)  # the building's
+    with open_database(api.config.db) as db:
+        lab, _ = KeyStore(db).create("kiosk", "lab")
+    lab_rules = {**api.get("/v1/policy", headers=h).json()["policy"], "allowed_groups": ["lab"]}
+    r = api.put("/v1/policy?door=lab", headers=h, json=lab_rules)
+    assert r.status_code == 200 and r.json() == {"policy": lab_rules, "source": "door",
+                                                 "door": "lab"}
+    at_lab = api.c.post("/v1/access/check", headers={"X-API-Key": lab},
+                        files={"image": ("k.jpg", photos["face"], "image/jpeg")}).json()
+    assert at_lab["door"] == "lab" and at_lab["decision"] == "denied"
+    assert [x["code"] for x in at_lab["reasons"]] == ["group_not_allowed"]
+    front = api.check(photos["face"]).json()  # the "test kiosk" door: the building's policy
+    assert front["door"] == "test kiosk" and front["decision"] == "granted", front
+    building = api.get("/v1/policy", headers=h).json()
+    assert building["source"] == "api" and building["doors"] == {"lab": lab_rules}
+    front_policy = api.get("/v1/policy?door=test%20kiosk", headers=h).json()
+    assert front_policy["source"] == "api" and front_policy["policy"] == building["policy"]
+    assert_error(api.put("/v1/policy?door=", headers=h, json=lab_rules), 422)
+    assert_error(api.put("/v1/policy?door=lab", headers=api.h("kiosk"), json=lab_rules), 403)
+    # back to the building's rules at the lab
+    assert api.delete("/v1/policy?door=lab", headers=h).json()["source"] == "api"
+    assert api.c.post("/v1/access/check", headers={"X-API-Key": lab}, files={
+        "image": ("k.jpg", photos["face"], "image/jpeg")}).json()["decision"] == "granted"
+    assert api.get("/v1/policy", headers=h).json()["doors"] == {}
 
 
 # -- events ------------------------------------------------------------------------------------

@@ -14,28 +14,60 @@ class SettingsStore:
     """Key/value JSON settings in the service database.
 
     The policy set through ``PUT /v1/policy`` overrides the config file's until it is reset
-    with ``DELETE /v1/policy``; the file stays the deployment's baseline.
+    with ``DELETE /v1/policy``; the file stays the deployment's baseline. A door may have a
+    policy of its own (``?door=``), which overrides the building's for the checks made there.
     """
 
     def __init__(self, db: Database | str | Path):
         self.db = open_database(db)
 
-    def policy(self) -> Policy | None:
+    def policy(self, door: str | None = None) -> Policy | None:
+        """The building's policy set through the API, or ``door``'s own (``None``: not set)."""
         with self.db.transaction(write=False) as tx:
-            row = tx.execute("SELECT value FROM service_settings WHERE key = 'policy'").fetchone()
-        if row is None:
-            return None
-        try:
-            return Policy(**json.loads(row[0]))
-        except (TypeError, ValueError, InputError):
-            return None  # a policy stored by an older version: fall back to the file's
+            row = tx.execute("SELECT value FROM service_settings WHERE key = ?",
+                             (_key(door),)).fetchone()
+        return None if row is None else _policy(row[0])
 
-    def set_policy(self, policy: Policy) -> None:
+    def policies(self, door: str) -> tuple[Policy | None, Policy | None]:
+        """``door``'s own policy and the building's API-set one, in one read (an access
+        check's)."""
+        with self.db.transaction(write=False) as tx:
+            rows = dict(tx.execute("SELECT key, value FROM service_settings WHERE key IN (?, ?)",
+                                   (_key(door), _key(None))).fetchall())
+        own, building = (_policy(rows[k]) if k in rows else None
+                         for k in (_key(door), _key(None)))
+        return own, building
+
+    def set_policy(self, policy: Policy, door: str | None = None) -> None:
         with self.db.transaction() as tx:
-            tx.execute("INSERT INTO service_settings (key, value) VALUES ('policy', ?) "
+            tx.execute("INSERT INTO service_settings (key, value) VALUES (?, ?) "
                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                       (json.dumps(policy.to_dict()),))
+                       (_key(door), json.dumps(policy.to_dict())))
 
-    def reset_policy(self) -> None:
+    def reset_policy(self, door: str | None = None) -> None:
         with self.db.transaction() as tx:
-            tx.execute("DELETE FROM service_settings WHERE key = 'policy'")
+            tx.execute("DELETE FROM service_settings WHERE key = ?", (_key(door),))
+
+    def door_policies(self) -> dict[str, Policy]:
+        """Every door with a policy of its own, by door name."""
+        with self.db.transaction(write=False) as tx:
+            rows = tx.execute("SELECT key, value FROM service_settings WHERE "
+                              "substr(key, 1, ?) = ? ORDER BY key",
+                              (len(_DOOR_PREFIX), _DOOR_PREFIX)).fetchall()
+        found = {k[len(_DOOR_PREFIX):]: _policy(v) for k, v in rows}
+        return {door: p for door, p in found.items() if p is not None}
+
+
+#: a door's own policy is stored under this prefix and the door's name
+_DOOR_PREFIX = "policy:door:"
+
+
+def _key(door: str | None) -> str:
+    return "policy" if door is None else _DOOR_PREFIX + door
+
+
+def _policy(value: str) -> Policy | None:
+    try:
+        return Policy(**json.loads(value))
+    except (TypeError, ValueError, InputError):
+        return None  # a policy stored by an older version: fall back to the next one

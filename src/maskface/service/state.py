@@ -59,6 +59,15 @@ class ServiceState:
     def policy_source(self) -> str:
         return "api" if self.settings.policy() is not None else "config"
 
+    def door_policy(self, door: str | None) -> tuple[Policy, str]:
+        """The policy in force at ``door`` and where it comes from: the door's own
+        (``"door"``), else the building's (``"api"`` or ``"config"``)."""
+        own, building = (self.settings.policies(door) if door is not None
+                         else (None, self.settings.policy()))
+        if own is not None:
+            return own, "door"
+        return (building, "api") if building is not None else (self.config.policy, "config")
+
     @property
     def uptime_s(self) -> float:
         return time.time() - self.started

@@ -45,7 +45,7 @@ def access_check(image: UploadFile | None = File(
         raise ApiError(413, "payload_too_large",
                        f"{len(uploads)} frames sent; at most {limit} per access check")
     imgs = [read_image(u, state, "images" if images else "image") for u in uploads]
-    policy = state.policy
+    policy, _ = state.door_policy(key.door)
     stages = door_stages(state.engine.pipeline.detector.name)
     burst = len(imgs) > 1
     results = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,20 +47,33 @@ class PolicyBody(BaseModel):
     quality_required: bool = True
 
 
-@router.get("/policy", summary="The access policy in force", dependencies=[Depends(admin_key)])
-def get_policy(state: ServiceState = Depends(get_state)):
-    return {"policy": state.policy.to_dict(), "source": state.policy_source}
+DoorQuery = Query(None, min_length=1, max_length=200,
+                  description="a door (its kiosk key's label, else the key's id): that door's "
+                              "own policy, which overrides the building's there")
 
 
-@router.put("/policy", summary="Replace the access policy (stored; survives restarts)",
+@router.get("/policy", summary="The access policy in force (the building's, or one door's)",
             dependencies=[Depends(admin_key)])
-def put_policy(body: PolicyBody, state: ServiceState = Depends(get_state)):
-    state.settings.set_policy(Policy(**body.model_dump()))
-    return get_policy(state)
+def get_policy(door: str | None = DoorQuery, state: ServiceState = Depends(get_state)):
+    policy, source = state.door_policy(door)
+    body = {"policy": policy.to_dict(), "source": source}
+    if door is None:
+        body["doors"] = {d: p.to_dict() for d, p in state.settings.door_policies().items()}
+    else:
+        body["door"] = door
+    return body
 
 
-@router.delete("/policy", summary="Go back to the config file's policy",
-               dependencies=[Depends(admin_key)])
-def reset_policy(state: ServiceState = Depends(get_state)):
-    state.settings.reset_policy()
-    return get_policy(state)
+@router.put("/policy", summary="Replace the building's (or one door's) access policy (stored; "
+            "survives restarts)", dependencies=[Depends(admin_key)])
+def put_policy(body: PolicyBody, door: str | None = DoorQuery,
+               state: ServiceState = Depends(get_state)):
+    state.settings.set_policy(Policy(**body.model_dump()), door)
+    return get_policy(door, state)
+
+
+@router.delete("/policy", summary="The building: back to the config file's policy; a door: "
+               "back to the building's", dependencies=[Depends(admin_key)])
+def reset_policy(door: str | None = DoorQuery, state: ServiceState = Depends(get_state)):
+    state.settings.reset_policy(door)
+    return get_policy(door, state)
