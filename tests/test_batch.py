@@ -98,6 +98,17 @@ def test_files_in_folders_that_are_not_images_are_counted_not_silently_dropped(
     assert [f.path for f in files] == [str(folder / "door.jpg")] and problems == []
     assert passed_over == "2 files in folders skipped: not an image or video (1 .csv, 1 .txt)"
 
+    # a video among the images is not usable here: counted and named apart from the images
+    # (the line said "1 inputs: 1 processed, 0 failed" above "failed: clip.mp4: a video")
+    (folder / "clip.mp4").write_bytes(b"\x00" * 64)
+    res = CliRunner().invoke(load_commands(), ["batch", str(folder), "--out",
+                                               str(tmp_path / "out1")])
+    assert res.exit_code == 1, res.output
+    assert res.stdout.startswith("1 image: 1 processed, 0 skipped (done before), 0 failed;")
+    assert "; 1 other input not usable" in res.stdout.splitlines()[0]
+    assert f"  not usable: {folder / 'clip.mp4'}: a video (use 'maskface watch')" in res.stderr
+    (folder / "clip.mp4").unlink()
+
     (folder / "door.jpg").unlink()  # nothing left to analyse: the error says why
     res = CliRunner().invoke(load_commands(), ["batch", str(folder), "--out",
                                                str(tmp_path / "out")])

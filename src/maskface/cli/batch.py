@@ -35,12 +35,18 @@ def batch(
     summary = run_batch(inputs, out, ray_address=ray, fmt=fmt, batch_size=batch_size,
                         workers=workers, detector=detector, det_size=det_size,
                         classifier=None if classifier == "none" else classifier)
-    typer.echo(f"{summary.inputs} inputs: {summary.processed} processed, {summary.skipped} "
+    unusable = summary.unusable_inputs
+    typer.echo(f"{summary.inputs} image{'' if summary.inputs == 1 else 's'}: "
+               f"{summary.processed} processed, {summary.skipped} "
                f"skipped (done before), {summary.failed} failed; {summary.faces} faces "
                f"{summary.mask_labels}; {summary.images_per_s:.1f} images/s "
-               f"({summary.wall_s:.1f} s)")
-    for reason in summary.failures[:20] + summary.unusable_inputs[:20]:
+               f"({summary.wall_s:.1f} s)"
+               + (f"; {len(unusable)} other input{'' if len(unusable) == 1 else 's'} not "
+                  "usable" if unusable else ""))
+    for reason in summary.failures[:20]:
         typer.echo(f"  failed: {reason}", err=True)
+    for reason in unusable[:20]:
+        typer.echo(f"  not usable: {reason}", err=True)
     if len(summary.failures) > 20:
         typer.echo(f"  … and {len(summary.failures) - 20} more (see {out}/manifest.jsonl)",
                    err=True)
