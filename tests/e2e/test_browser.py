@@ -287,3 +287,58 @@ def test_enrolling_a_face_twice_is_refused_until_the_admin_overrides(server, pag
     events = httpx.get(f"{base}/v1/audit", headers=h).json()["events"]
     assert events[0]["person_name"] == "Second Twin"
     assert events[0]["action"] == "enrol_duplicate_override"
+
+
+def test_a_door_gets_its_own_rules_from_the_policy_tab(server, page, astronaut):
+    """The Policy tab edits the building's rules or one door's: here the door this key checks
+    at ("e2e", its label) admits the lab group only, then follows the building again."""
+    import httpx
+
+    base, key, tmp = server
+    h = {"X-API-Key": key}
+    photo = tmp / "door.jpg"
+    cv2.imwrite(str(photo), astronaut)
+    with open(photo, "rb") as f:  # enrolled (or already enrolled by another test): recognised
+        httpx.post(f"{base}/v1/people", headers=h, data={"name": "Door Person"},
+                   files=[("photos", ("p.jpg", f.read(), "image/jpeg"))], timeout=60)
+
+    def check() -> dict:
+        with open(photo, "rb") as f:
+            return httpx.post(f"{base}/v1/access/check", headers=h, timeout=60,
+                              files={"image": ("k.jpg", f.read(), "image/jpeg")}).json()
+
+    page.goto(base + "/")
+    page.fill("#api-key", key)
+    page.dispatch_event("#api-key", "change")
+    page.click("button.tab[data-tab=policy]")
+    deadline = time.time() + 30  # polled: the page's CSP bans wait_for_function's eval
+    while not (page.text_content("#pol-source") or "").startswith("in force: the building"):
+        assert time.time() < deadline, page.text_content("#status")
+        page.wait_for_timeout(200)
+    page.fill("#pol-new-door", "e2e")
+    page.click("#pol-load")
+    page.wait_for_timeout(500)
+    for flag in ("mask_required", "liveness_required", "quality_required"):
+        page.uncheck(f"#pol-{flag}")  # a photograph, unmasked: only the group rule may refuse
+    page.fill("#pol-allowed_groups", "lab, night shift")
+    page.click("#pol-save")
+    while "Saved door e2e's rules." not in (page.text_content("#status") or ""):
+        assert time.time() < deadline, page.text_content("#status")
+        page.wait_for_timeout(200)
+    try:
+        door = httpx.get(f"{base}/v1/policy?door=e2e", headers=h).json()
+        assert door["source"] == "door" and door["policy"]["allowed_groups"] == ["lab",
+                                                                                 "night shift"]
+        assert door["policy"]["mask_required"] is False
+        assert "door e2e (own rules)" in page.text_content("#pol-door")
+        r = check()
+        assert r["door"] == "e2e" and r["decision"] == "denied", r
+        assert [x["code"] for x in r["reasons"]] == ["group_not_allowed"], r
+        page.click("#pol-reset")  # back to the building's rules, from the page
+        while "follows the building's rules again" not in (page.text_content("#status") or ""):
+            assert time.time() < deadline, page.text_content("#status")
+            page.wait_for_timeout(200)
+        assert httpx.get(f"{base}/v1/policy?door=e2e", headers=h).json()["source"] != "door"
+        assert "group_not_allowed" not in [x["code"] for x in check()["reasons"]]
+    finally:
+        httpx.delete(f"{base}/v1/policy?door=e2e", headers=h)

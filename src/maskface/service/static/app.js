@@ -43,6 +43,7 @@ document.querySelectorAll(".tab").forEach((b) => b.addEventListener("click", () 
     p.classList.toggle("active", p.id === b.dataset.tab));
   if (b.dataset.tab === "people") loadPeople();
   if (b.dataset.tab === "events") loadEvents();
+  if (b.dataset.tab === "policy") loadPolicy();
 }));
 
 // ---- drawing ----------------------------------------------------------------------------
@@ -375,6 +376,98 @@ $("events-csv").addEventListener("click", async () => {
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10_000);
     status("");
+  } catch (e) {
+    status(e.message);
+  }
+});
+
+// ---- policy -----------------------------------------------------------------------------
+// The building's rules, or one door's own (a door is its kiosk key's label). Every field of
+// the policy is on the form: saving replaces the whole policy, as PUT /v1/policy does.
+const POLICY_FLAGS = ["mask_required", "liveness_required", "quality_required",
+  "single_person_strict", "require_temperature"];
+const POLICY_NUMBERS = ["temperature_threshold", "min_face_size"];
+const POLICY_OPTIONAL = ["match_threshold", "liveness_threshold"];
+
+function policyDoor() {
+  return $("pol-new-door").value.trim() || $("pol-door").value;
+}
+
+function policyPath() {
+  const door = policyDoor();
+  return door ? `/v1/policy?door=${encodeURIComponent(door)}` : "/v1/policy";
+}
+
+const POLICY_SOURCE = { door: "this door's own rules", api: "the building's rules (set here)",
+  config: "the building's rules (the config file's)" };
+
+function showPolicy(r) {
+  const p = r.policy;
+  for (const k of POLICY_FLAGS) $(`pol-${k}`).checked = p[k];
+  for (const k of POLICY_NUMBERS) $(`pol-${k}`).value = p[k];
+  for (const k of POLICY_OPTIONAL) $(`pol-${k}`).value = p[k] == null ? "" : p[k];
+  $("pol-allowed_groups").value = p.allowed_groups.join(", ");
+  $("pol-source").textContent = `in force: ${POLICY_SOURCE[r.source] || r.source}`;
+  $("pol-reset").textContent = r.door ? "Back to the building's rules" : "Back to the config file's";
+  if (r.doors) {  // the building's answer lists the doors with rules of their own
+    const sel = $("pol-door");
+    const keep = sel.value;
+    sel.replaceChildren(el("option", "the building (every door)"));
+    sel.firstChild.value = "";
+    for (const d of Object.keys(r.doors)) {
+      const o = el("option", `door ${d} (own rules)`);
+      o.value = d;
+      sel.append(o);
+    }
+    sel.value = keep;
+  }
+}
+
+async function loadPolicy() {
+  try {
+    if (policyDoor()) showPolicy(await api("GET", "/v1/policy"));  // refresh the door list
+    showPolicy(await api("GET", policyPath()));
+    status("");
+  } catch (e) {
+    status(e.message);
+  }
+}
+$("pol-load").addEventListener("click", loadPolicy);
+$("pol-door").addEventListener("change", () => { $("pol-new-door").value = ""; loadPolicy(); });
+
+$("policy-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const body = {};
+  for (const k of POLICY_FLAGS) body[k] = $(`pol-${k}`).checked;
+  for (const k of POLICY_NUMBERS) body[k] = Number($(`pol-${k}`).value);
+  for (const k of POLICY_OPTIONAL) {
+    const v = $(`pol-${k}`).value.trim();
+    body[k] = v === "" ? null : Number(v);
+  }
+  body.allowed_groups = $("pol-allowed_groups").value.split(",").map((g) => g.trim())
+    .filter((g) => g);
+  try {
+    const door = policyDoor();
+    const r = await api("PUT", policyPath(), body);
+    showPolicy(await api("GET", "/v1/policy"));  // the door list, then what was saved
+    $("pol-new-door").value = "";
+    $("pol-door").value = door;
+    showPolicy(r);
+    status(door ? `Saved door ${door}'s rules.` : "Saved the building's rules.", true);
+  } catch (e) {
+    status(e.message);
+  }
+});
+
+$("pol-reset").addEventListener("click", async () => {
+  try {
+    const door = policyDoor();
+    await api("DELETE", policyPath());
+    $("pol-new-door").value = "";
+    showPolicy(await api("GET", "/v1/policy"));
+    $("pol-door").value = "";
+    status(door ? `Door ${door} follows the building's rules again.` :
+      "The building follows the config file's rules again.", true);
   } catch (e) {
     status(e.message);
   }
