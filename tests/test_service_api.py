@@ -139,7 +139,7 @@ def test_health_metrics_docs_and_page_need_no_key(api, photos):
     assert m.status_code == 200 and m.headers["content-type"].startswith("text/plain")
     assert 'maskface_http_requests_total{method="POST",route="/v1/access/check",status="200"} 1' \
         in m.text
-    assert 'maskface_access_decisions_total{decision="denied"} 1' in m.text
+    assert 'maskface_access_decisions_total{door="test kiosk",decision="denied"} 1' in m.text
     assert "maskface_http_request_duration_seconds_bucket" in m.text
     docs = api.get("/docs")
     assert docs.status_code == 200 and "/static/swagger/swagger-ui-bundle.js" in docs.text

@@ -1,7 +1,8 @@
 """Prometheus text-format metrics without a client library: counters and histograms.
 
-Labels are bounded (route templates, status codes, decision and reason codes), never raw paths
-or names, so the number of series cannot grow with traffic.
+Labels are bounded (route templates, status codes, decision and reason codes, doors: one per
+kiosk key an admin made), never raw paths or names, so the number of series cannot grow with
+traffic.
 """
 
 from __future__ import annotations
@@ -80,10 +81,10 @@ class ServiceMetrics:
                                  "HTTP request latency by route", ("route",))
         self.inference = Histogram("maskface_inference_duration_seconds",
                                    "Model inference time per image", ("task",))
-        self.decisions = Counter("maskface_access_decisions_total", "Access decisions",
-                                 ("decision",))
+        self.decisions = Counter("maskface_access_decisions_total", "Access decisions by door",
+                                 ("door", "decision"))
         self.reasons = Counter("maskface_access_denial_reasons_total",
-                               "Reasons given for denied access", ("reason",))
+                               "Reasons given for denied access, by door", ("door", "reason"))
 
     def render(self, gauges: dict[str, tuple[str, float]] | None = None) -> str:
         lines: list[str] = []

@@ -105,9 +105,9 @@ def access_check(image: UploadFile | None = File(
         snapshot=snapshot,
         liveness=face.liveness.score if face is not None and face.liveness else None,
         door=key.door)
-    state.metrics.decisions.inc(decision.decision)
+    state.metrics.decisions.inc(key.door, decision.decision)
     for r in decision.reasons:
-        state.metrics.reasons.inc(r)
+        state.metrics.reasons.inc(key.door, r)
     body = decision.to_dict()
     body.update(event_id=event.id, time=event.time, door=event.door,
                 temperature_source=temp_source,
