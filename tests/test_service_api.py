@@ -573,6 +573,14 @@ def test_sensor_pushed_temperature_is_used_then_goes_stale(api, photos, monkeypa
     r = api.check(photos["face"]).json()
     assert r["decision"] == "denied" and r["temperature_source"] == "door-1"
     assert [x["code"] for x in r["reasons"]] == ["temperature_high"]
+    # another door's kiosk never uses this door's reading
+    with open_database(api.config.db) as db:
+        door2, _ = KeyStore(db).create("kiosk", "door-2")
+    other = api.c.post("/v1/access/check", headers={"X-API-Key": door2},
+                       files={"image": ("k.jpg", photos["face"], "image/jpeg")}).json()
+    assert other["decision"] == "granted" and other["temperature"] is None, other
+    assert api.get("/v1/temperature", headers={"X-API-Key": door2}).json() == {
+        "reading": None, "door": "door-2"}
     assert_error(api.post("/v1/temperature", headers=api.h("kiosk"), json={"celsius": 12}),
                  400)
     assert_error(api.post("/v1/temperature", headers=api.h("kiosk"),

@@ -328,6 +328,25 @@ def test_temperature_sources(monkeypatch):
     with pytest.raises(InputError, match="plausible"):
         pushed.push(98.4)
     assert t.create_source("none").read() is None
+    assert pushed.read("door") is None  # pushed for no door (the sensor "door"): not a door's
+
+
+def test_pushed_readings_belong_to_their_door_and_every_replica_sees_them(tmp_path):
+    """One service, many doors: door-2's kiosk used door-1's latest reading (the service kept
+    one reading in all); and a replica the sensor did not reach saw none."""
+    from maskface.service import temperature as t
+
+    mem = t.PushedTemperature()
+    mem.push(38.4, "t1", door="door-1")
+    assert mem.read("door-2") is None and mem.read("door-1").celsius == 38.4
+    with open_database(tmp_path / "s.db") as db:
+        a, b = t.PushedTemperature(db=db), t.PushedTemperature(db=db)  # two replicas
+        a.push(36.7, "t1", door="door-1")
+        b.push(38.9, "t2", door="door-2")
+        one, two = b.read("door-1"), a.read("door-2")
+        assert (one.celsius, one.source, one.door) == (36.7, "t1", "door-1")
+        assert (two.celsius, two.source, two.door) == (38.9, "t2", "door-2")
+        assert a.read("door-3") is None and a.read() is None
     with pytest.raises(InputError):
         t.create_source("infrared")
 

@@ -47,7 +47,7 @@ class ServiceState:
         return cls(config=config, keys=KeyStore(db), events=EventLog(db),
                    settings=SettingsStore(db), database=db,
                    temperature=create_source(t.source, t.max_age_s, t.simulated_mean,
-                                             t.simulated_sd, t.seed),
+                                             t.simulated_sd, t.seed, db),
                    version=__version__)
 
     @property

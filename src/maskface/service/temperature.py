@@ -1,19 +1,23 @@
 """Body temperature: where a kiosk's reading comes from.
 
 The seeds' thermal camera becomes a :class:`TemperatureSource`. A real sensor pushes readings to
-``POST /v1/temperature`` (:class:`PushedTemperature`); :class:`SimulatedTemperature` stands in
-for one in demos and tests.
+``POST /v1/temperature`` (:class:`PushedTemperature`), each for its own door;
+:class:`SimulatedTemperature` stands in for one in demos and tests.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from maskface.errors import InputError
+
+if TYPE_CHECKING:
+    from maskface.storage import Database
 
 #: readings outside this range are sensor faults, not body temperatures
 PLAUSIBLE_C = (25.0, 45.0)
@@ -24,9 +28,12 @@ class TemperatureReading:
     celsius: float
     time: float
     source: str
+    #: the door whose sensor took it (``None``: a source that serves every door)
+    door: str | None = None
 
     def to_dict(self) -> dict:
-        return {"celsius": round(self.celsius, 2), "time": self.time, "source": self.source}
+        return {"celsius": round(self.celsius, 2), "time": self.time, "source": self.source,
+                "door": self.door}
 
 
 def check_celsius(value: float) -> float:
@@ -39,17 +46,17 @@ def check_celsius(value: float) -> float:
 
 
 class TemperatureSource(Protocol):
-    """Anything that can give the current body temperature at the kiosk."""
+    """Anything that can give the current body temperature at a door's kiosk."""
 
-    def read(self) -> TemperatureReading | None:
-        """The current reading, or ``None`` when there is none."""
+    def read(self, door: str | None = None) -> TemperatureReading | None:
+        """The current reading at ``door``, or ``None`` when there is none."""
         ...
 
 
 class NoTemperature:
     """No sensor: access checks rely on a temperature sent with the request, if any."""
 
-    def read(self) -> TemperatureReading | None:
+    def read(self, door: str | None = None) -> TemperatureReading | None:
         return None
 
 
@@ -61,42 +68,67 @@ class SimulatedTemperature:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
 
-    def read(self) -> TemperatureReading:
+    def read(self, door: str | None = None) -> TemperatureReading:
         with self._lock:
             value = self._rng.gauss(self.mean, self.sd)
         return TemperatureReading(round(value, 2), time.time(), "simulated")
 
 
 class PushedTemperature:
-    """The latest reading a sensor pushed, valid for ``max_age_s`` seconds.
+    """The latest reading each door's sensor pushed, valid for ``max_age_s`` seconds.
 
-    Stale readings are ignored: a reading belongs to the person in front of the kiosk now, not to
-    the one who stood there a minute ago.
+    A reading belongs to the door it was pushed for (the sensor's key's door) and to the person in
+    front of that kiosk now: another door's reading, or a stale one, is never used. With a
+    ``db`` the readings live in the shared store, so every replica behind a load balancer sees
+    the reading whichever one the sensor reached; without one, in this process.
     """
 
-    def __init__(self, max_age_s: float = 10.0):
+    def __init__(self, max_age_s: float = 10.0, db: Database | None = None):
         self.max_age_s = max_age_s
-        self._latest: TemperatureReading | None = None
+        self._db = db
+        self._latest: dict[str | None, TemperatureReading] = {}
         self._lock = threading.Lock()
 
-    def push(self, celsius: float, source: str = "sensor") -> TemperatureReading:
-        reading = TemperatureReading(check_celsius(celsius), time.time(), source)
-        with self._lock:
-            self._latest = reading
+    @staticmethod
+    def _key(door: str | None) -> str:
+        return _READING_PREFIX + (door or "")
+
+    def push(self, celsius: float, source: str = "sensor",
+             door: str | None = None) -> TemperatureReading:
+        reading = TemperatureReading(check_celsius(celsius), time.time(), source, door)
+        if self._db is None:
+            with self._lock:
+                self._latest[door] = reading
+            return reading
+        value = json.dumps({"celsius": reading.celsius, "time": reading.time, "source": source})
+        with self._db.transaction() as tx:
+            tx.execute("INSERT INTO service_settings (key, value) VALUES (?, ?) "
+                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                       (self._key(door), value))
         return reading
 
-    def read(self) -> TemperatureReading | None:
-        with self._lock:
-            r = self._latest
+    def read(self, door: str | None = None) -> TemperatureReading | None:
+        if self._db is None:
+            with self._lock:
+                r = self._latest.get(door)
+        else:
+            with self._db.transaction(write=False) as tx:
+                row = tx.execute("SELECT value FROM service_settings WHERE key = ?",
+                                 (self._key(door),)).fetchone()
+            r = None if row is None else TemperatureReading(**json.loads(row[0]), door=door)
         if r is None or time.time() - r.time > self.max_age_s:
             return None
         return r
 
 
+#: a door's latest pushed reading is stored (service_settings) under this prefix and its name
+_READING_PREFIX = "temperature:door:"
+
+
 def create_source(kind: str, max_age_s: float = 10.0, mean: float = 36.6, sd: float = 0.3,
-                  seed: int = 0) -> TemperatureSource:
+                  seed: int = 0, db: Database | None = None) -> TemperatureSource:
     if kind == "push":
-        return PushedTemperature(max_age_s)
+        return PushedTemperature(max_age_s, db)
     if kind == "simulated":
         return SimulatedTemperature(mean, sd, seed)
     if kind == "none":

@@ -60,7 +60,7 @@ def access_check(image: UploadFile | None = File(
     if temp is not None:
         temp_source = "request"
     else:
-        reading = state.temperature.read()
+        reading = state.temperature.read(key.door)  # this door's sensor, never another's
         temp, temp_source = (reading.celsius, reading.source) if reading else (None, None)
 
     def prepare(chosen: dict[int, Face]) -> None:
@@ -120,14 +120,17 @@ class Reading(BaseModel):
     sensor: str = Field("sensor", max_length=64, pattern=r"^[\w.\-]+$")
 
 
-@router.post("/temperature", summary="A temperature sensor pushes its latest reading")
-def push_temperature(reading: Reading, state: ServiceState = Depends(get_state)):
+@router.post("/temperature", summary="A door's temperature sensor pushes its latest reading "
+             "(the door: its key's label)")
+def push_temperature(reading: Reading, key: ApiKey = Depends(kiosk_key),
+                     state: ServiceState = Depends(get_state)):
     if not isinstance(state.temperature, PushedTemperature):
         raise ApiError(409, "conflict", "the temperature source is not 'push' in the config")
-    return state.temperature.push(reading.celsius, reading.sensor).to_dict()
+    return state.temperature.push(reading.celsius, reading.sensor, key.door).to_dict()
 
 
-@router.get("/temperature", summary="The reading an access check would use now")
-def get_temperature(state: ServiceState = Depends(get_state)):
-    reading = state.temperature.read()
-    return {"reading": reading.to_dict() if reading else None}
+@router.get("/temperature", summary="The reading an access check at this key's door would use "
+            "now")
+def get_temperature(key: ApiKey = Depends(kiosk_key), state: ServiceState = Depends(get_state)):
+    reading = state.temperature.read(key.door)
+    return {"reading": reading.to_dict() if reading else None, "door": key.door}
