@@ -152,6 +152,12 @@ def test_key_store(tmp_path):
     assert ks.revoke(rec.key_id) and ks.verify(key) is None and not ks.revoke(rec.key_id)
     with pytest.raises(InputError, match="unknown role"):
         ks.create("root")
+    # a label names a door in the log, its filters and the metrics: one printable line
+    assert ks.create("kiosk", "  lab east  ")[1].label == "lab east"
+    for bad in ("a\nb", "tab\there", "x" * 65):
+        with pytest.raises(InputError, match="at most 64 printable characters"):
+            ks.create("kiosk", bad)
+    assert len(ks.list()) == 3  # nothing stored for the refused ones
 
 
 def test_event_log_query(tmp_path):

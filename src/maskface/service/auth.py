@@ -52,6 +52,10 @@ def _digest(salt: bytes, secret: str) -> bytes:
     return hashlib.sha256(salt + secret.encode()).digest()
 
 
+#: a label is a door's name (``door-1``, ``lab east``), not free text
+MAX_LABEL_CHARS = 64
+
+
 class KeyStore:
     """API keys in the service database."""
 
@@ -62,6 +66,11 @@ class KeyStore:
         """Make a key; returns the plaintext (shown once, never stored) and its record."""
         if role not in ROLES:
             raise InputError(f"unknown role '{role}'; choose one of: {', '.join(ROLES)}")
+        label = (label or "").strip()
+        # a kiosk key's label names its door in the access log, its filters and the metrics
+        if len(label) > MAX_LABEL_CHARS or not label.isprintable():
+            raise InputError(f"a key's label must be at most {MAX_LABEL_CHARS} printable "
+                             "characters (no line breaks or tabs)")
         key_id = secrets.token_hex(4)
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_bytes(16)
