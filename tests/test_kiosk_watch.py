@@ -59,14 +59,14 @@ def gallery_db(nuaa, tmp_path_factory):
     return db
 
 
-def _watch_kiosk(door_video, gallery_db, tmp_path, *extra, db_option="--db"):
+def _watch_kiosk(door_video, gallery_db, tmp_path, *extra, db_option="--db", policy=""):
     """Run ``maskface watch --kiosk`` (mask not required) and return its result and decisions."""
     from typer.testing import CliRunner
 
     from maskface.cli import load_commands
 
     cfg = tmp_path / "door.toml"
-    cfg.write_text("[policy]\nmask_required = false\n")
+    cfg.write_text("[policy]\nmask_required = false\n" + policy)
     out = tmp_path / "out"
     res = CliRunner().invoke(load_commands(), [
         "watch", str(door_video), "--kiosk", db_option, str(gallery_db), "--config", str(cfg),
@@ -103,6 +103,25 @@ def test_watch_kiosk_stops_at_max_frames(door_video, gallery_db, tmp_path):
                               db_option="--gallery")  # the option's former name still works
     assert [d["decision"] for d in lines] == ["granted"], lines
     assert "over 13 frames" in res.output
+
+
+def test_watch_kiosk_admits_the_groups_the_policy_allows(door_video, gallery_db, tmp_path):
+    """With allowed_groups in the policy, the camera door refused everyone it recognised as
+    "not in a group allowed to enter": it never looked the person's groups up."""
+    import shutil
+
+    from maskface.gallery import Gallery
+
+    db = tmp_path / "people.db"
+    shutil.copy(gallery_db, db)
+    staff_only = 'allowed_groups = ["staff"]\n'
+    _, lines = _watch_kiosk(door_video, db, tmp_path, "--max-frames", "13", policy=staff_only)
+    assert [(d["decision"], [r["code"] for r in d["reasons"]]) for d in lines] == [
+        ("denied", ["group_not_allowed"])], lines
+    with Gallery(db) as g:
+        g.update_metadata("Subject 4", {"groups": ["staff"]})
+    _, lines = _watch_kiosk(door_video, db, tmp_path, "--max-frames", "13", policy=staff_only)
+    assert [d["decision"] for d in lines] == ["granted"], lines
 
 
 def test_watch_with_a_gallery_that_does_not_exist_is_one_line(door_video, tmp_path):

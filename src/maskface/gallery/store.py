@@ -77,6 +77,11 @@ class Person:
     #: of which synthetic masked templates (``maskface.recognize.templates``), not photos
     n_templates: int = 0
 
+    @property
+    def groups(self) -> list[str]:
+        """The groups a policy's ``allowed_groups`` is checked against (``metadata["groups"]``)."""
+        return list(self.metadata.get("groups", []))
+
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "metadata": self.metadata,
                 "created_at": self.created_at, "embeddings": self.n_embeddings,

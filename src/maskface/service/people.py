@@ -92,7 +92,7 @@ class People:
         return _person(self._get(person_id))
 
     def groups_of(self, person_id: int) -> list[str]:
-        return list(self._get(person_id).metadata.get("groups", []))
+        return self._get(person_id).groups
 
     def check_name_free(self, name: str) -> None:
         """409 ``duplicate_name`` if someone is enrolled under ``name``."""

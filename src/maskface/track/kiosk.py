@@ -11,7 +11,7 @@ once. A track is decided at most once.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,13 +49,20 @@ class KioskWatcher:
         policy: the access rules (``maskface.service.config.Policy``).
         best: frames voted over per person.
         lost_seconds: how long the door face may be missed before its track ends.
+        groups_of: a person id's groups, for a policy's ``allowed_groups``; by default read
+            from the recogniser's gallery.
     """
 
     def __init__(self, pipeline, liveness=None, policy: Policy | None = None,
-                 best: int = BEST_FRAMES, lost_seconds: float = 1.0):
+                 best: int = BEST_FRAMES, lost_seconds: float = 1.0,
+                 groups_of: Callable[[int], Collection[str]] | None = None):
         self.pipeline = pipeline
         self.liveness = liveness
         self.policy = policy or Policy()
+        gallery = getattr(pipeline.recognizer, "gallery", None)
+        # without it everyone recognised was "not in a group allowed to enter"
+        self.groups_of = groups_of or ((lambda pid: gallery.get(pid).groups)
+                                       if gallery is not None else (lambda pid: ()))
         self.best = best
         self.lost_seconds = lost_seconds
         self.quality = QualityAssessor()
@@ -79,7 +86,8 @@ class KioskWatcher:
                 if self.liveness is not None:
                     self.liveness.check(images[i], [face])
 
-        d = decide_burst([([k[3]], shape) for k in tr.kept], self.policy, prepare=prepare)
+        d = decide_burst([([k[3]], shape) for k in tr.kept], self.policy,
+                         groups_of=self.groups_of, prepare=prepare)
         out = d.to_dict()
         # evidence frame numbers: the source's, not the burst's
         idx = [k[1] for k in tr.kept]
