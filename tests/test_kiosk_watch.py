@@ -124,6 +124,50 @@ def test_watch_kiosk_admits_the_groups_the_policy_allows(door_video, gallery_db,
     assert [d["decision"] for d in lines] == ["granted"], lines
 
 
+def test_a_camera_door_uses_its_rules_and_sensor_and_records_in_the_access_log(
+        door_video, gallery_db, tmp_path):
+    """``watch --kiosk --db STORE --door lab``: the camera is one of the building's doors — the
+    lab's own policy and the lab sensor's pushed reading apply, and each decision is an event of
+    door "lab" in the store's access log (it was only a JSON line before)."""
+    import shutil
+
+    from maskface.service.config import Policy
+    from maskface.service.events import EventLog
+    from maskface.service.settings import SettingsStore
+    from maskface.service.temperature import PushedTemperature
+    from maskface.storage import open_database
+
+    db = tmp_path / "store.db"
+    shutil.copy(gallery_db, db)
+    with open_database(db) as store:
+        SettingsStore(store).set_policy(Policy(mask_required=False, allowed_groups=["lab"]),
+                                        door="lab")
+        PushedTemperature(max_age_s=600, db=store).push(38.4, "lab-thermometer", door="lab")
+        PushedTemperature(max_age_s=600, db=store).push(36.5, "front", door="front")
+    cfg = tmp_path / "site.toml"
+    cfg.write_text("[temperature]\nmax_age_s = 600\n")
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+
+    out = tmp_path / "out"
+    res = CliRunner().invoke(load_commands(), [
+        "watch", str(door_video), "--kiosk", "--db", str(db), "--config", str(cfg), "--door",
+        "lab", "--max-frames", "13", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    (d,) = [json.loads(x) for x in (out / "door.decisions.jsonl").read_text().splitlines()]
+    assert d["decision"] == "denied" and d["temperature"] == 38.4, d
+    assert sorted(r["code"] for r in d["reasons"]) == ["group_not_allowed", "temperature_high"]
+    events, total = EventLog(db).query()
+    assert total == 1 and events[0].id == d["event_id"] and events[0].door == "lab"
+    e = events[0]
+    assert (e.decision, e.person_name, e.temperature, e.faces) == ("denied", "Subject 4", 38.4, 1)
+    assert sorted(e.reasons) == ["group_not_allowed", "temperature_high"]
+    assert e.liveness is not None and e.score == d["person"]["score"]
+    res = CliRunner().invoke(load_commands(), ["watch", str(door_video), "--door", "lab"])
+    assert res.exit_code == 1 and "--door needs --kiosk and --db" in res.stderr
+
+
 def test_watch_with_a_gallery_that_does_not_exist_is_one_line(door_video, tmp_path):
     from typer.testing import CliRunner
 

@@ -12,6 +12,7 @@ from maskface.cli.common import (
     ClassifierChoice,
     DetectorName,
     DetectorSize,
+    fail,
     output_folder,
     user_errors,
 )
@@ -57,6 +58,11 @@ def watch(
     config: Annotated[Path | None, typer.Option(
         help="--kiosk: service config file whose [policy] applies (default policy if none).")
                       ] = None,
+    door: Annotated[str | None, typer.Option(
+        help="--kiosk with --db: this camera is that door (as a kiosk key's label names one): "
+             "each decision is recorded in the store's access log under it, with the door's "
+             "rules (its own policy, else the building's) and its pushed temperature reading.")
+                    ] = None,
 ) -> None:
     """Track faces through a video or stream; write an annotated video and per-track JSON lines.
 
@@ -69,6 +75,8 @@ def watch(
     from maskface.recognize import Recognizer
     from maskface.track import VideoWatcher, open_source, watch_to_files
 
+    if door is not None and not (kiosk and db is not None):
+        fail("--door needs --kiosk and --db (the store whose access log and rules it uses)")
     kwargs = {"input_size": det_size} if det_size else {}
     recognizer = None
     if db is not None:
@@ -79,7 +87,7 @@ def watch(
                     recognizer=recognizer)
     src = open_source(source, realtime=realtime)
     if kiosk:
-        _kiosk(pipe, src, out, _stem(source), config, max_frames)
+        _kiosk(pipe, src, out, _stem(source), config, max_frames, door)
         return
     try:
         summary = watch_to_files(VideoWatcher(pipe, refresh_frames=refresh), src, out,
@@ -96,20 +104,49 @@ def watch(
 
 
 def _kiosk(pipe, src, out: Path, stem: str, config: Path | None,
-           max_frames: int | None) -> None:
+           max_frames: int | None, door: str | None = None) -> None:
     from maskface.liveness import LivenessChecker
     from maskface.service.config import load_config
-    from maskface.track.kiosk import KioskWatcher, kiosk_to_file
+    from maskface.track.kiosk import KioskWatcher, event_recorder, kiosk_to_file
 
-    policy = load_config(config).policy
-    watcher = KioskWatcher(pipe, LivenessChecker(pipe.detector.name), policy)
+    cfg = load_config(config)
+    liveness = LivenessChecker(pipe.detector.name)
+    record = None
+    if door is None:
+        watcher = KioskWatcher(pipe, liveness, cfg.policy)
+    else:  # one of the building's doors: its rules, its sensor, its access log
+        from maskface.service.auth import check_label
+        from maskface.service.events import EventLog
+        from maskface.service.settings import SettingsStore
+        from maskface.service.temperature import create_source
+
+        door = check_label(door)
+        store = pipe.recognizer.gallery.db
+        settings = SettingsStore(store)
+        t = cfg.temperature
+        sensor = create_source(t.source, t.max_age_s, t.simulated_mean, t.simulated_sd, t.seed,
+                               store)
+
+        def policy_now():
+            own, building = settings.policies(door)
+            return own or building or cfg.policy
+
+        def temperature_now():
+            reading = sensor.read(door)
+            return reading.celsius if reading else None
+
+        watcher = KioskWatcher(pipe, liveness, policy_now=policy_now,
+                               temperature_now=temperature_now)
+        record = event_recorder(EventLog(store), door)
     output_folder(out)
     try:
         summary = kiosk_to_file(watcher, src, out / f"{stem}.decisions.jsonl", echo=typer.echo,
-                                max_frames=max_frames)
+                                max_frames=max_frames, record=record)
     finally:  # Ctrl-C: user_errors says "interrupted" and exits 130
         src.close()
     typer.echo(f"{summary['decisions']} decisions ({summary['granted']} granted) over "
                f"{summary['frames']} frames, {summary['fps']:.1f} frames/s"
                + (f", stream reopened {summary['reconnects']}x" if summary['reconnects'] else ""))
-    typer.echo(f"decisions (JSON lines): {summary['decisions_file']}")
+    typer.echo(f"decisions (JSON lines): {summary['decisions_file']}"
+               + (f"; recorded as door {door!r} in the access log ('maskface events --door')"
+                  if door else ""))

@@ -56,6 +56,18 @@ def _digest(salt: bytes, secret: str) -> bytes:
 MAX_LABEL_CHARS = 64
 
 
+def check_label(label: str | None, allow_empty: bool = False) -> str:
+    """A key's label, or a door's name (which a kiosk key's label is), trimmed; InputError when
+    it is not one printable line of at most :data:`MAX_LABEL_CHARS` characters (it names the
+    door in the access log, its filters and the metrics)."""
+    label = (label or "").strip()
+    if (not label and not allow_empty) or len(label) > MAX_LABEL_CHARS or \
+            not label.isprintable():
+        raise InputError(f"a door's name (a key's label) must be 1-{MAX_LABEL_CHARS} printable "
+                         "characters (no line breaks or tabs)")
+    return label
+
+
 class KeyStore:
     """API keys in the service database."""
 
@@ -66,11 +78,7 @@ class KeyStore:
         """Make a key; returns the plaintext (shown once, never stored) and its record."""
         if role not in ROLES:
             raise InputError(f"unknown role '{role}'; choose one of: {', '.join(ROLES)}")
-        label = (label or "").strip()
-        # a kiosk key's label names its door in the access log, its filters and the metrics
-        if len(label) > MAX_LABEL_CHARS or not label.isprintable():
-            raise InputError(f"a key's label must be at most {MAX_LABEL_CHARS} printable "
-                             "characters (no line breaks or tabs)")
+        label = check_label(label, allow_empty=True)
         key_id = secrets.token_hex(4)
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_bytes(16)

@@ -29,6 +29,9 @@ from maskface.service.decision import (
 )
 from maskface.track.tracker import FaceTracker
 
+#: how often a camera door re-reads rules that may change while it runs (seconds)
+POLICY_REFRESH_S = 5.0
+
 
 @dataclass
 class _DoorTrack:
@@ -51,14 +54,24 @@ class KioskWatcher:
         lost_seconds: how long the door face may be missed before its track ends.
         groups_of: a person id's groups, for a policy's ``allowed_groups``; by default read
             from the recogniser's gallery.
+        policy_now: where the rules in force come from, if they can change while it runs
+            (a door's policy in the shared store); asked at most every
+            :data:`POLICY_REFRESH_S` seconds. ``policy`` is then ignored.
+        temperature_now: the body temperature at this door now (a pushed sensor reading), or
+            ``None``; asked once per decision.
     """
 
     def __init__(self, pipeline, liveness=None, policy: Policy | None = None,
                  best: int = BEST_FRAMES, lost_seconds: float = 1.0,
-                 groups_of: Callable[[int], Collection[str]] | None = None):
+                 groups_of: Callable[[int], Collection[str]] | None = None,
+                 policy_now: Callable[[], Policy] | None = None,
+                 temperature_now: Callable[[], float | None] | None = None):
         self.pipeline = pipeline
         self.liveness = liveness
-        self.policy = policy or Policy()
+        self._policy = policy or Policy()
+        self._policy_now = policy_now
+        self._policy_at = -float("inf")
+        self.temperature_now = temperature_now or (lambda: None)
         gallery = getattr(pipeline.recognizer, "gallery", None)
         # without it everyone recognised was "not in a group allowed to enter"
         self.groups_of = groups_of or ((lambda pid: gallery.get(pid).groups)
@@ -67,6 +80,13 @@ class KioskWatcher:
         self.lost_seconds = lost_seconds
         self.quality = QualityAssessor()
         self.frames = 0
+
+    @property
+    def policy(self) -> Policy:
+        if self._policy_now is not None and \
+                time.monotonic() - self._policy_at >= POLICY_REFRESH_S:
+            self._policy, self._policy_at = self._policy_now(), time.monotonic()
+        return self._policy
 
     def _ready(self, tr: _DoorTrack) -> bool:
         return len(tr.kept) >= self.best and all(k[0][0] for k in tr.kept)
@@ -87,7 +107,7 @@ class KioskWatcher:
                     self.liveness.check(images[i], [face])
 
         d = decide_burst([([k[3]], shape) for k in tr.kept], self.policy,
-                         groups_of=self.groups_of, prepare=prepare)
+                         self.temperature_now(), groups_of=self.groups_of, prepare=prepare)
         out = d.to_dict()
         # evidence frame numbers: the source's, not the burst's
         idx = [k[1] for k in tr.kept]
@@ -145,15 +165,19 @@ class KioskWatcher:
 
 
 def kiosk_to_file(watcher: KioskWatcher, source, path, echo=print,
-                  max_frames: int | None = None) -> dict[str, Any]:
+                  max_frames: int | None = None,
+                  record: Callable[[dict[str, Any]], int] | None = None) -> dict[str, Any]:
     """Run ``watcher`` (on at most ``max_frames`` frames), write one JSON line per decision to
-    ``path``; return a summary."""
+    ``path``; with ``record`` (e.g. into the store's access log, returning the event's id) each
+    decision is recorded first and its line carries ``event_id``. Returns a summary."""
     import json
 
     t0 = time.perf_counter()
     n = granted = 0
     with open(path, "w") as out:
         for d in watcher.run(source, max_frames):
+            if record is not None:
+                d["event_id"] = record(d)
             out.write(json.dumps(d) + "\n")
             out.flush()
             n += 1
@@ -163,3 +187,23 @@ def kiosk_to_file(watcher: KioskWatcher, source, path, echo=print,
     return {"decisions": n, "granted": granted, "frames": watcher.frames, "wall_s": wall,
             "fps": watcher.frames / wall if wall > 0 else 0.0, "decisions_file": str(path),
             "reconnects": getattr(source, "reconnects", 0)}
+
+
+def event_recorder(log, door: str) -> Callable[[dict[str, Any]], int]:
+    """``record`` for :func:`kiosk_to_file`: each decision as an event of ``door`` in the access
+    log (a :class:`maskface.service.events.EventLog`), as ``POST /v1/access/check`` records
+    one."""
+
+    def record(d: dict[str, Any]) -> int:
+        person = d["person"] or {}
+        used = (d.get("evidence") or {}).get("used") or []
+        frames = {row["frame"]: row for row in (d.get("evidence") or {}).get("frames", [])}
+        faces = frames[used[0]]["faces"] if used and used[0] in frames else (
+            1 + len(d["ignored_faces"]) if person else 0)
+        return log.record(d["decision"], [r["code"] for r in d["reasons"]],
+                          person_id=person.get("person_id"), person_name=person.get("name"),
+                          temperature=d["temperature"], mask=d["mask"],
+                          score=person.get("score"), faces=faces,
+                          liveness=(d["liveness"] or {}).get("score"), door=door).id
+
+    return record
