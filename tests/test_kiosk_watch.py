@@ -145,7 +145,7 @@ def test_a_camera_door_uses_its_rules_and_sensor_and_records_in_the_access_log(
         PushedTemperature(max_age_s=600, db=store).push(38.4, "lab-thermometer", door="lab")
         PushedTemperature(max_age_s=600, db=store).push(36.5, "front", door="front")
     cfg = tmp_path / "site.toml"
-    cfg.write_text("[temperature]\nmax_age_s = 600\n")
+    cfg.write_text("[temperature]\nmax_age_s = 600\n[snapshots]\nenabled = true\n")
     from typer.testing import CliRunner
 
     from maskface.cli import load_commands
@@ -164,6 +164,8 @@ def test_a_camera_door_uses_its_rules_and_sensor_and_records_in_the_access_log(
     assert (e.decision, e.person_name, e.temperature, e.faces) == ("denied", "Subject 4", 38.4, 1)
     assert sorted(e.reasons) == ["group_not_allowed", "temperature_high"]
     assert e.liveness is not None and e.score == d["person"]["score"]
+    photo = cv2.imread(str(tmp_path / "snapshots" / e.snapshot))  # beside the store, as the
+    assert photo is not None and photo.shape[0] > 100  # service keeps them: one retention
     res = CliRunner().invoke(load_commands(), ["watch", str(door_video), "--door", "lab"])
     assert res.exit_code == 1 and "--door needs --kiosk and --db" in res.stderr
 

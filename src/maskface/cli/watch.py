@@ -137,7 +137,9 @@ def _kiosk(pipe, src, out: Path, stem: str, config: Path | None,
 
         watcher = KioskWatcher(pipe, liveness, policy_now=policy_now,
                                temperature_now=temperature_now)
-        record = event_recorder(EventLog(store), door)
+        snapshots = (cfg.with_db(store.location).snapshot_dir if cfg.snapshots.enabled
+                     else None)  # where the service keeps them, for one retention to prune
+        record = event_recorder(EventLog(store), door, snapshots)
     output_folder(out)
     try:
         summary = kiosk_to_file(watcher, src, out / f"{stem}.decisions.jsonl", echo=typer.echo,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -92,7 +93,7 @@ class KioskWatcher:
         return len(tr.kept) >= self.best and all(k[0][0] for k in tr.kept)
 
     def _decide(self, tr: _DoorTrack, shape: tuple[int, int], end_frame: int,
-                fps: float) -> dict[str, Any]:
+                fps: float) -> tuple[dict[str, Any], np.ndarray]:
         images = [k[2] for k in tr.kept]
 
         def prepare(chosen: dict[int, Face]) -> None:
@@ -109,6 +110,8 @@ class KioskWatcher:
         d = decide_burst([([k[3]], shape) for k in tr.kept], self.policy,
                          self.temperature_now(), groups_of=self.groups_of, prepare=prepare)
         out = d.to_dict()
+        used = (out.get("evidence") or {}).get("used") or [0]
+        best = images[used[0]]  # the frame the decision rests on
         # evidence frame numbers: the source's, not the burst's
         idx = [k[1] for k in tr.kept]
         if out.get("evidence"):
@@ -117,11 +120,17 @@ class KioskWatcher:
             out["evidence"]["used"] = [idx[i] for i in out["evidence"]["used"]]
         return {"track_id": tr.track_id, "frame": end_frame,
                 "time_s": round(end_frame / fps, 3), "first_frame": tr.first_frame,
-                "frames_seen": tr.seen, **out}
+                "frames_seen": tr.seen, **out}, best
 
     def run(self, source, max_frames: int | None = None) -> Iterator[dict[str, Any]]:
         """Yield one decision dict per person at the door (stop after ``max_frames`` frames;
         people still in view are then decided on what was seen)."""
+        for decision, _ in self.run_with_frames(source, max_frames):
+            yield decision
+
+    def run_with_frames(self, source, max_frames: int | None = None
+                        ) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
+        """:meth:`run`, each decision with the frame it rests on (for a snapshot photo)."""
         fps = source.info.fps
         tracker = FaceTracker(fps=fps, lost_seconds=self.lost_seconds,
                               min_score=getattr(self.pipeline.detector, "score_threshold", 0.6))
@@ -166,18 +175,20 @@ class KioskWatcher:
 
 def kiosk_to_file(watcher: KioskWatcher, source, path, echo=print,
                   max_frames: int | None = None,
-                  record: Callable[[dict[str, Any]], int] | None = None) -> dict[str, Any]:
+                  record: Callable[[dict[str, Any], np.ndarray], int] | None = None
+                  ) -> dict[str, Any]:
     """Run ``watcher`` (on at most ``max_frames`` frames), write one JSON line per decision to
-    ``path``; with ``record`` (e.g. into the store's access log, returning the event's id) each
-    decision is recorded first and its line carries ``event_id``. Returns a summary."""
+    ``path``; with ``record`` (e.g. into the store's access log, given the decision and its
+    frame, returning the event's id) each decision is recorded first and its line carries
+    ``event_id``. Returns a summary."""
     import json
 
     t0 = time.perf_counter()
     n = granted = 0
     with open(path, "w") as out:
-        for d in watcher.run(source, max_frames):
+        for d, frame in watcher.run_with_frames(source, max_frames):
             if record is not None:
-                d["event_id"] = record(d)
+                d["event_id"] = record(d, frame)
             out.write(json.dumps(d) + "\n")
             out.flush()
             n += 1
@@ -189,12 +200,23 @@ def kiosk_to_file(watcher: KioskWatcher, source, path, echo=print,
             "reconnects": getattr(source, "reconnects", 0)}
 
 
-def event_recorder(log, door: str) -> Callable[[dict[str, Any]], int]:
+def event_recorder(log, door: str, snapshot_dir: Path | None = None
+                   ) -> Callable[[dict[str, Any], np.ndarray], int]:
     """``record`` for :func:`kiosk_to_file`: each decision as an event of ``door`` in the access
     log (a :class:`maskface.service.events.EventLog`), as ``POST /v1/access/check`` records
-    one."""
+    one; with ``snapshot_dir`` (the config's snapshots on) the frame is kept as its photo."""
 
-    def record(d: dict[str, Any]) -> int:
+    def record(d: dict[str, Any], frame: np.ndarray) -> int:
+        snapshot = None
+        if snapshot_dir is not None:
+            import uuid
+
+            import cv2
+
+            snapshot = f"{uuid.uuid4().hex}.jpg"
+            snapshot_dir.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(snapshot_dir / snapshot), frame):
+                snapshot = None
         person = d["person"] or {}
         used = (d.get("evidence") or {}).get("used") or []
         frames = {row["frame"]: row for row in (d.get("evidence") or {}).get("frames", [])}
@@ -204,6 +226,7 @@ def event_recorder(log, door: str) -> Callable[[dict[str, Any]], int]:
                           person_id=person.get("person_id"), person_name=person.get("name"),
                           temperature=d["temperature"], mask=d["mask"],
                           score=person.get("score"), faces=faces,
-                          liveness=(d["liveness"] or {}).get("score"), door=door).id
+                          liveness=(d["liveness"] or {}).get("score"), door=door,
+                          snapshot=snapshot).id
 
     return record
