@@ -128,8 +128,7 @@ def _kiosk(pipe, src, out: Path, stem: str, config: Path | None,
                                store)
 
         def policy_now():
-            own, building = settings.policies(door)
-            return own or building or cfg.policy
+            return settings.in_force(door, cfg.policy)[0]
 
         def temperature_now():
             reading = sensor.read(door)

@@ -38,6 +38,15 @@ class SettingsStore:
                          for k in (_key(door), _key(None)))
         return own, building
 
+    def in_force(self, door: str | None, config_policy: Policy) -> tuple[Policy, str]:
+        """The policy that applies at ``door`` (``None``: the building) and where it comes
+        from: the door's own (``"door"``), else the building's set through the API (``"api"``),
+        else the config file's (``"config"``). One read."""
+        own, building = self.policies(door) if door is not None else (None, self.policy())
+        if own is not None:
+            return own, "door"
+        return (building, "api") if building is not None else (config_policy, "config")
+
     def set_policy(self, policy: Policy, door: str | None = None) -> None:
         with self.db.transaction() as tx:
             tx.execute("INSERT INTO service_settings (key, value) VALUES (?, ?) "

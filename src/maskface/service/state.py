@@ -52,21 +52,13 @@ class ServiceState:
 
     @property
     def policy(self) -> Policy:
-        """The policy set through the API if any, else the config file's."""
-        return self.settings.policy() or self.config.policy
-
-    @property
-    def policy_source(self) -> str:
-        return "api" if self.settings.policy() is not None else "config"
+        """The building's policy: set through the API if any, else the config file's."""
+        return self.door_policy(None)[0]
 
     def door_policy(self, door: str | None) -> tuple[Policy, str]:
         """The policy in force at ``door`` and where it comes from: the door's own
         (``"door"``), else the building's (``"api"`` or ``"config"``)."""
-        own, building = (self.settings.policies(door) if door is not None
-                         else (None, self.settings.policy()))
-        if own is not None:
-            return own, "door"
-        return (building, "api") if building is not None else (self.config.policy, "config")
+        return self.settings.in_force(door, self.config.policy)
 
     @property
     def uptime_s(self) -> float:
