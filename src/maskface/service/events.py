@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from maskface.storage import Database, open_database
+
+log = logging.getLogger(__name__)
 
 DECISIONS = ("granted", "denied")
 #: the service applies the retention settings at start and then this often (seconds)
@@ -158,6 +161,22 @@ class EventLog:
                                 "ORDER BY time DESC, id DESC LIMIT ? OFFSET ?",
                                 [*args, limit, offset]).fetchall()
         return [_event(r) for r in rows], int(total)
+
+
+def save_snapshot(image, folder: Path) -> str | None:
+    """Keep the frame an access decision rests on as ``folder/<random>.jpg``; returns the file
+    name for the event (generated here: nothing a client sent reaches the file system), or
+    ``None`` if it could not be written (logged; the event is recorded without it)."""
+    import uuid
+
+    import cv2
+
+    name = f"{uuid.uuid4().hex}.jpg"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(folder / name), image):
+        log.warning("could not write snapshot to %s", folder)
+        return None
+    return name
 
 
 #: columns of the access log as CSV (``GET /v1/events/export.csv``, ``maskface events --csv``)

@@ -207,16 +207,9 @@ def event_recorder(log, door: str, snapshot_dir: Path | None = None
     one; with ``snapshot_dir`` (the config's snapshots on) the frame is kept as its photo."""
 
     def record(d: dict[str, Any], frame: np.ndarray) -> int:
-        snapshot = None
-        if snapshot_dir is not None:
-            import uuid
+        from maskface.service.events import save_snapshot
 
-            import cv2
-
-            snapshot = f"{uuid.uuid4().hex}.jpg"
-            snapshot_dir.mkdir(parents=True, exist_ok=True)
-            if not cv2.imwrite(str(snapshot_dir / snapshot), frame):
-                snapshot = None
+        snapshot = save_snapshot(frame, snapshot_dir) if snapshot_dir is not None else None
         person = d["person"] or {}
         used = (d.get("evidence") or {}).get("used") or []
         frames = {row["frame"]: row for row in (d.get("evidence") or {}).get("frames", [])}

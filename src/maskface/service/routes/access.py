@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import uuid
-
-import cv2
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from pydantic import BaseModel, Field
 
@@ -15,11 +11,11 @@ from maskface.service.decision import decide, decide_burst, door_face
 from maskface.service.deps import get_state, inference_slot, kiosk_key, read_image
 from maskface.service.door import door_stages
 from maskface.service.errors import ApiError
+from maskface.service.events import save_snapshot
 from maskface.service.routes import API_PREFIX
 from maskface.service.state import ServiceState
 from maskface.service.temperature import PushedTemperature, check_celsius
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix=API_PREFIX, tags=["access"], dependencies=[Depends(kiosk_key)])
 
 
@@ -86,14 +82,8 @@ def access_check(image: UploadFile | None = File(
     # The snapshot is the frame the decision rests on (the best frame of a burst).
     used = (decision.evidence or {}).get("used") or [0]
     best = results[used[0]]
-    snapshot = None
-    if state.config.snapshots.enabled:
-        # The file name is generated here; nothing the client sent reaches the file system.
-        snapshot = f"{uuid.uuid4().hex}.jpg"
-        state.config.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(state.config.snapshot_dir / snapshot), best.image):
-            log.warning("could not write snapshot to %s", state.config.snapshot_dir)
-            snapshot = None
+    snapshot = (save_snapshot(best.image, state.config.snapshot_dir)
+                if state.config.snapshots.enabled else None)
     face = decision.face
     ident = face.identity if face is not None else None
     event = state.events.record(
