@@ -1,4 +1,5 @@
-"""Settings changed through the API (the policy), persisted so they survive a restart."""
+"""Settings changed through the API (the policies), and each door's latest sensor reading,
+persisted in the store so they survive a restart and every replica sees them."""
 
 from __future__ import annotations
 
@@ -21,41 +22,49 @@ class SettingsStore:
     def __init__(self, db: Database | str | Path):
         self.db = open_database(db)
 
+    def get(self, *keys: str) -> dict[str, str]:
+        """The stored values of ``keys`` (those that are set), in one read."""
+        marks = ", ".join("?" * len(keys))
+        with self.db.transaction(write=False) as tx:
+            return dict(tx.execute(f"SELECT key, value FROM service_settings WHERE key IN "
+                                   f"({marks})", keys).fetchall())
+
+    def put(self, key: str, value: str) -> None:
+        with self.db.transaction() as tx:
+            tx.execute("INSERT INTO service_settings (key, value) VALUES (?, ?) "
+                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def delete(self, key: str) -> None:
+        with self.db.transaction() as tx:
+            tx.execute("DELETE FROM service_settings WHERE key = ?", (key,))
+
     def policy(self, door: str | None = None) -> Policy | None:
         """The building's policy set through the API, or ``door``'s own (``None``: not set)."""
-        with self.db.transaction(write=False) as tx:
-            row = tx.execute("SELECT value FROM service_settings WHERE key = ?",
-                             (_key(door),)).fetchone()
-        return None if row is None else _policy(row[0])
+        value = self.get(_key(door)).get(_key(door))
+        return None if value is None else _policy(value)
 
-    def policies(self, door: str) -> tuple[Policy | None, Policy | None]:
-        """``door``'s own policy and the building's API-set one, in one read (an access
-        check's)."""
-        with self.db.transaction(write=False) as tx:
-            rows = dict(tx.execute("SELECT key, value FROM service_settings WHERE key IN (?, ?)",
-                                   (_key(door), _key(None))).fetchall())
-        own, building = (_policy(rows[k]) if k in rows else None
-                         for k in (_key(door), _key(None)))
+    def policies(self, door: str | None) -> tuple[Policy | None, Policy | None]:
+        """``door``'s own policy (``None`` for no door) and the building's API-set one, in one
+        read (an access check's)."""
+        keys = (None if door is None else _key(door), _key(None))
+        rows = self.get(*(k for k in keys if k is not None))
+        own, building = (_policy(rows[k]) if k in rows else None for k in keys)
         return own, building
 
     def in_force(self, door: str | None, config_policy: Policy) -> tuple[Policy, str]:
         """The policy that applies at ``door`` (``None``: the building) and where it comes
         from: the door's own (``"door"``), else the building's set through the API (``"api"``),
         else the config file's (``"config"``). One read."""
-        own, building = self.policies(door) if door is not None else (None, self.policy())
+        own, building = self.policies(door)
         if own is not None:
             return own, "door"
         return (building, "api") if building is not None else (config_policy, "config")
 
     def set_policy(self, policy: Policy, door: str | None = None) -> None:
-        with self.db.transaction() as tx:
-            tx.execute("INSERT INTO service_settings (key, value) VALUES (?, ?) "
-                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                       (_key(door), json.dumps(policy.to_dict())))
+        self.put(_key(door), json.dumps(policy.to_dict()))
 
     def reset_policy(self, door: str | None = None) -> None:
-        with self.db.transaction() as tx:
-            tx.execute("DELETE FROM service_settings WHERE key = ?", (_key(door),))
+        self.delete(_key(door))
 
     def door_policies(self) -> dict[str, Policy]:
         """Every door with a policy of its own, by door name."""

@@ -84,8 +84,10 @@ class PushedTemperature:
     """
 
     def __init__(self, max_age_s: float = 10.0, db: Database | None = None):
+        from maskface.service.settings import SettingsStore
+
         self.max_age_s = max_age_s
-        self._db = db
+        self._store = SettingsStore(db) if db is not None else None
         self._latest: dict[str | None, TemperatureReading] = {}
         self._lock = threading.Lock()
 
@@ -96,26 +98,21 @@ class PushedTemperature:
     def push(self, celsius: float, source: str = "sensor",
              door: str | None = None) -> TemperatureReading:
         reading = TemperatureReading(check_celsius(celsius), time.time(), source, door)
-        if self._db is None:
+        if self._store is None:
             with self._lock:
                 self._latest[door] = reading
-            return reading
-        value = json.dumps({"celsius": reading.celsius, "time": reading.time, "source": source})
-        with self._db.transaction() as tx:
-            tx.execute("INSERT INTO service_settings (key, value) VALUES (?, ?) "
-                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                       (self._key(door), value))
+        else:
+            self._store.put(self._key(door), json.dumps(
+                {"celsius": reading.celsius, "time": reading.time, "source": source}))
         return reading
 
     def read(self, door: str | None = None) -> TemperatureReading | None:
-        if self._db is None:
+        if self._store is None:
             with self._lock:
                 r = self._latest.get(door)
         else:
-            with self._db.transaction(write=False) as tx:
-                row = tx.execute("SELECT value FROM service_settings WHERE key = ?",
-                                 (self._key(door),)).fetchone()
-            r = None if row is None else TemperatureReading(**json.loads(row[0]), door=door)
+            value = self._store.get(self._key(door)).get(self._key(door))
+            r = None if value is None else TemperatureReading(**json.loads(value), door=door)
         if r is None or time.time() - r.time > self.max_age_s:
             return None
         return r
