@@ -72,9 +72,9 @@ def eval_liveness(
 
     scores = np.array([-1.0 if r["score"] is None else r["score"] for r in rows])
     bona = np.array([r["kind"] in BONA_FIDE for r in rows])
-    plot_roc({det.name: (roc_curve(scores, bona), rep["roc_auc"])},
-             beside(report.stem + "_roc.png"),
-             title="liveness ROC (positive = bona fide)")
+    roc_png = plot_roc({det.name: (roc_curve(scores, bona), rep["roc_auc"])},
+                       beside(report.stem + "_roc.png"),
+                       title="liveness ROC (positive = bona fide)")
     scores_png = plot_histogram(rows, th, beside(report.stem + "_scores.png"))
     errors = plot_errors(rows, th, beside(report.stem + "_errors.png"), grey=grey)
     write_json(report, {**rep, "rows": rows}, indent=1)
@@ -89,7 +89,7 @@ def eval_liveness(
     typer.echo(f"BPCER @ APCER 1% {rep['bpcer_at_apcer_1pct']['bpcer']:.2%}, @ APCER 5% "
                f"{rep['bpcer_at_apcer_5pct']['bpcer']:.2%}; ROC AUC {rep['roc_auc']:.5f}")
     typer.echo(f"report: {report}")
-    for plot in (beside(report.stem + "_roc.png"), scores_png, errors):
+    for plot in (roc_png, scores_png, errors):
         if plot:
             typer.echo(f"plot:   {plot}")
 

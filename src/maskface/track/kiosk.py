@@ -56,8 +56,8 @@ class KioskWatcher:
         groups_of: a person id's groups, for a policy's ``allowed_groups``; by default read
             from the recogniser's gallery.
         policy_now: where the rules in force come from, if they can change while it runs
-            (a door's policy in the shared store); asked at most every
-            :data:`POLICY_REFRESH_S` seconds. ``policy`` is then ignored.
+            (a door's policy in the shared store), instead of a fixed ``policy``; asked at most
+            every :data:`POLICY_REFRESH_S` seconds.
         temperature_now: the body temperature at this door now (a pushed sensor reading), or
             ``None``; asked once per decision.
     """
@@ -69,9 +69,9 @@ class KioskWatcher:
                  temperature_now: Callable[[], float | None] | None = None):
         self.pipeline = pipeline
         self.liveness = liveness
-        self._policy = policy or Policy()
-        self._policy_now = policy_now
-        self._policy_at = -float("inf")
+        fixed = policy or Policy()
+        self._policy_now = policy_now or (lambda: fixed)
+        self._policy, self._policy_at = fixed, -float("inf")
         self.temperature_now = temperature_now or (lambda: None)
         gallery = getattr(pipeline.recognizer, "gallery", None)
         # without it everyone recognised was "not in a group allowed to enter"
@@ -84,8 +84,7 @@ class KioskWatcher:
 
     @property
     def policy(self) -> Policy:
-        if self._policy_now is not None and \
-                time.monotonic() - self._policy_at >= POLICY_REFRESH_S:
+        if time.monotonic() - self._policy_at >= POLICY_REFRESH_S:
             self._policy, self._policy_at = self._policy_now(), time.monotonic()
         return self._policy
 
