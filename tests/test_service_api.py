@@ -697,6 +697,13 @@ def test_a_door_can_have_a_policy_of_its_own(api, photos):
     front_policy = api.get("/v1/policy?door=test%20kiosk", headers=h).json()
     assert front_policy["source"] == "api" and front_policy["policy"] == building["policy"]
     assert_error(api.put("/v1/policy?door=", headers=h, json=lab_rules), 422)
+    # a name no door can have (a key's label is 1-64 printable characters) is refused, not
+    # stored as rules that never apply
+    for bad in ("x" * 65, "lab%09b"):
+        r = api.put(f"/v1/policy?door={bad}", headers=h, json=lab_rules)
+        assert_error(r, 422)
+        assert "door" in r.text
+    assert api.get("/v1/policy", headers=h).json()["doors"] == {"lab": lab_rules}
     assert_error(api.put("/v1/policy?door=lab", headers=api.h("kiosk"), json=lab_rules), 403)
     # back to the building's rules at the lab
     assert api.delete("/v1/policy?door=lab", headers=h).json()["source"] == "api"
@@ -767,6 +774,7 @@ def test_events_query_filters(api, photos):
                                        headers=h).text.splitlines()))
     assert [(int(x["id"]), x["door"]) for x in rows] == [(e4, rec.key_id)]
     assert api.get("/v1/events?door=front", headers=h).json()["total"] == 0
+    assert_error(api.get("/v1/events?door=" + "x" * 65, headers=h), 422)
 
 
 def test_snapshots_use_server_generated_names(engine, tmp_path, photos):  # noqa: F811

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from fastapi import Depends, Request, UploadFile
+from fastapi import Depends, Query, Request, UploadFile
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from maskface.errors import InputError
 from maskface.io import decode_image
-from maskface.service.auth import ADMIN, KIOSK, ApiKey
+from maskface.service.auth import ADMIN, KIOSK, MAX_LABEL_CHARS, ApiKey, check_label
 from maskface.service.errors import ApiError
 from maskface.service.state import ServiceState
 
@@ -48,6 +49,20 @@ def require(role: str) -> Callable[..., ApiKey]:
 
 admin_key = require(ADMIN)
 kiosk_key = require(KIOSK)
+
+
+def door_query(door: str | None = Query(
+        None, max_length=MAX_LABEL_CHARS,
+        description="a door: its kiosk key's label, else the key's id")) -> str | None:
+    """The ``?door=`` of the policy and event routes, checked as a door's name is when a key
+    is labelled: a name no door can have is a 422, not a filter that finds nothing or a
+    policy that never applies."""
+    if door is None:
+        return None
+    try:
+        return check_label(door)
+    except InputError as exc:
+        raise ApiError(422, "invalid_request", f"door: {exc}") from None
 
 
 async def inference_slot(state: ServiceState = Depends(get_state)):

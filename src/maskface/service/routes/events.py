@@ -10,7 +10,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, StreamingResponse
 
-from maskface.service.deps import admin_key, get_state
+from maskface.service.deps import admin_key, door_query, get_state
 from maskface.service.errors import ApiError
 from maskface.service.events import events_csv
 from maskface.service.routes import API_PREFIX, Offset, RowId, RowIdQuery
@@ -29,8 +29,7 @@ def event_filter(
     until: datetime | None = Query(None, description="exclusive upper bound"),
     person_id: RowIdQuery = None,
     decision: Literal["granted", "denied"] | None = Query(None),
-    door: str | None = Query(None, max_length=200, description="the door: its kiosk key's "
-                             "label, else the key's id"),
+    door: str | None = Depends(door_query),
 ) -> dict:
     """The filters of the event routes, as :meth:`EventLog.query` keywords."""
     if since is not None and until is not None and until <= since:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from maskface.service.config import Policy
-from maskface.service.deps import admin_key, get_state
+from maskface.service.deps import admin_key, door_query, get_state
 from maskface.service.routes import API_PREFIX
 from maskface.service.state import ServiceState
 
@@ -47,14 +47,11 @@ class PolicyBody(BaseModel):
     quality_required: bool = True
 
 
-DoorQuery = Query(None, min_length=1, max_length=200,
-                  description="a door (its kiosk key's label, else the key's id): that door's "
-                              "own policy, which overrides the building's there")
 
 
 @router.get("/policy", summary="The access policy in force (the building's, or one door's)",
             dependencies=[Depends(admin_key)])
-def get_policy(door: str | None = DoorQuery, state: ServiceState = Depends(get_state)):
+def get_policy(door: str | None = Depends(door_query), state: ServiceState = Depends(get_state)):
     policy, source = state.door_policy(door)
     body = {"policy": policy.to_dict(), "source": source}
     if door is None:
@@ -66,7 +63,7 @@ def get_policy(door: str | None = DoorQuery, state: ServiceState = Depends(get_s
 
 @router.put("/policy", summary="Replace the building's (or one door's) access policy (stored; "
             "survives restarts)", dependencies=[Depends(admin_key)])
-def put_policy(body: PolicyBody, door: str | None = DoorQuery,
+def put_policy(body: PolicyBody, door: str | None = Depends(door_query),
                state: ServiceState = Depends(get_state)):
     state.settings.set_policy(Policy(**body.model_dump()), door)
     return get_policy(door, state)
@@ -74,6 +71,6 @@ def put_policy(body: PolicyBody, door: str | None = DoorQuery,
 
 @router.delete("/policy", summary="The building: back to the config file's policy; a door: "
                "back to the building's", dependencies=[Depends(admin_key)])
-def reset_policy(door: str | None = DoorQuery, state: ServiceState = Depends(get_state)):
+def reset_policy(door: str | None = Depends(door_query), state: ServiceState = Depends(get_state)):
     state.settings.reset_policy(door)
     return get_policy(door, state)
