@@ -134,6 +134,19 @@ def test_unknown_detector_and_bad_size():
         create_detector("mtcnn", input_size=640)
 
 
+def test_pipeline_options_are_checked_when_it_is_built():
+    """A wrong option is an InputError naming it at construction, not an AttributeError deep
+    in the first analyze()."""
+    import maskface
+
+    for kwargs, option in [({"detector": None}, "detector"), ({"detector": 3}, "detector"),
+                           ({"liveness": "yes"}, "liveness"), ({"quality": 1}, "quality"),
+                           ({"recognizer": "gallery.db"}, "recognizer")]:
+        with pytest.raises(InputError, match=f"Pipeline\\({option}="):
+            maskface.Pipeline(classifier=None, **kwargs)
+    assert {"Pipeline", "analyze", "Result"} <= set(dir(maskface))  # lazy, and still listed
+
+
 @pytest.mark.parametrize("name", ["retinaface", "yunet"])
 def test_close_up_gets_a_pass_at_moderate_upscale(astronaut, reference, name, monkeypatch):
     det = create_detector(name, input_size=1024, max_upscale=2.0)

@@ -177,3 +177,52 @@ def test_heic_without_the_extra_says_what_to_do(astronaut_path, tmp_path, monkey
         load_image(heic)
     assert str(err.value) == (f"{heic}: HEIC/HEIF photo (iPhone): install the 'heif' extra "
                               "(pip install 'maskface[heif]') or export it as JPEG")
+
+
+def test_array_value_ranges_read_from_the_values(astronaut_path):
+    """One photo, in the forms arrays come in, loads as the same picture: a 0..1 float image
+    that overshoots 1 a little (cubic resizing does), 8-bit values in a uint16 array, 16-bit
+    values in an int32 array."""
+    img = load_image(astronaut_path)
+    unit = img.astype(np.float32) / 255.0
+    unit[0, 0, 0] = 1.08  # an overshoot: before, the whole image was read as 0..255, black
+    near = [load_image(unit), load_image(img.astype(np.uint16)),
+            load_image(img.astype(np.int32) * 257), load_image(img.astype(np.float64))]
+    for arr in near:
+        diff = np.abs(arr.astype(int) - img)
+        diff[0, 0] = 0
+        assert diff.max() <= 1
+    # genuinely 16-bit data keeps its tonal range
+    assert np.abs(load_image(img.astype(np.uint16) * 257).astype(int) - img).max() <= 1
+
+
+def test_a_bgra_array_is_drawn_over_white_as_its_png_is(astronaut_path, tmp_path):
+    img = load_image(astronaut_path)
+    alpha = np.zeros(img.shape[:2], np.uint8)
+    alpha[:, : img.shape[1] // 2] = 255  # right half transparent
+    bgra = np.dstack([img, alpha])
+    cv2.imwrite(str(tmp_path / "half.png"), bgra)
+    from_array = load_image(bgra)
+    assert np.array_equal(from_array, load_image(tmp_path / "half.png"))
+    assert (from_array[:, -1] == 255).all()
+    # alpha all 0 is what screen grabbers leave: it means nothing, the colours stay
+    assert np.array_equal(load_image(np.dstack([img, np.zeros_like(alpha)])), img)
+
+
+def test_a_pil_image_gets_the_checks_a_file_gets(astronaut_path, tmp_path, monkeypatch):
+    from PIL import Image
+
+    with pytest.raises(ImageLoadError, match="no pixels"):
+        load_image(Image.new("RGB", (0, 0)))
+    data = astronaut_path.read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageLoadError, match="truncated"):
+        load_image(Image.open(tmp_path / "cut.jpg"))  # opened lazily: fails on load
+    monkeypatch.setenv("MASKFACE_MAX_PIXELS", "100000")
+    with pytest.raises(ImageLoadError, match="too large"):
+        load_image(Image.open(astronaut_path))
+
+
+def test_a_path_too_long_for_the_file_system_is_a_load_error():
+    with pytest.raises(ImageLoadError, match="not a usable path"):
+        load_image("a" * 5000)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from maskface.draw import GREEN, RED, annotate, label_for
+from maskface.errors import InputError
 from maskface.results import Face, Identity, MaskPrediction, Result
 
 
@@ -95,3 +97,23 @@ def test_result_json_roundtrip():
     assert d["faces"][0]["box"] == [1.0, 2.0, 30.0, 40.0]
     assert d["faces"][0]["mask"]["label"] == "with_mask"
     assert d["faces"][0]["identity"] is None
+
+
+def test_result_json_is_strict_with_numpy_figures():
+    img = np.zeros((50, 80, 3), np.uint8)
+    face = _face([1, 2, 30, 40])
+    face.identity = Identity(3, "ann", np.float32(0.61), np.float32(0.4), "unmasked-unmasked")
+    d = json.loads(Result([face], img, "x.jpg", {"total": float("nan")}).to_json())
+    assert d["faces"][0]["identity"]["threshold"] == 0.4
+    assert d["timings_ms"]["total"] is None
+
+
+def test_save_refuses_what_cannot_be_an_image_file_in_one_line(tmp_path):
+    res = Result([_face([1, 2, 30, 40])], np.zeros((50, 80, 3), np.uint8), "x.jpg")
+    assert res.save(tmp_path / "new" / "a.png").is_file()
+    (tmp_path / "file").write_text("x")
+    for bad, fragment in [(tmp_path / "noext", "no suffix"), (tmp_path / "a.xyz", ".xyz"),
+                          (tmp_path, "is a folder"), (tmp_path / "file" / "a.jpg", "folder")]:
+        with pytest.raises(InputError, match=fragment) as err:
+            res.save(bad)
+        assert "\n" not in str(err.value)

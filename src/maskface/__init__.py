@@ -47,3 +47,8 @@ def __getattr__(name: str):
 
         return getattr(results, name)
     raise AttributeError(name)
+
+
+def __dir__() -> list[str]:
+    # the lazy names too, so that dir(), help() and tab completion show them
+    return sorted(set(globals()) | set(__all__))

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maskface.errors import InputError
 from maskface.results import Face
 
 # BGR colours
@@ -193,10 +194,25 @@ def image_grid(cells: Sequence[tuple[np.ndarray, Sequence[str]]], columns: int =
 
 
 def write_image(path: str | Path, image: np.ndarray) -> Path:
-    """Write ``image`` (PNG compressed hard), creating the folder; raises ``OSError``."""
+    """The one image writer: ``image`` to ``path`` in the format its suffix names (PNG
+    compressed hard), creating the folder. :class:`InputError` in one line when the path
+    cannot be an image file (no or unknown suffix, a folder, a file in the way, no
+    permission)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give an image file name (e.g. out.jpg)")
+    if not path.suffix or not cv2.haveImageWriter(str(path)):
+        raise InputError(f"{path}: give an image file name ending in .jpg, .png, .webp, …"
+                         f" ({path.suffix or 'no suffix'} is not an image format)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{path.parent}: cannot be a folder ({exc.strerror})") from None
     params = [cv2.IMWRITE_PNG_COMPRESSION, 9] if path.suffix.lower() == ".png" else []
-    if not cv2.imwrite(str(path), image, params):
-        raise OSError(f"cannot write {path}")
+    try:
+        written = cv2.imwrite(str(path), image, params)
+    except cv2.error:
+        written = False
+    if not written:
+        raise InputError(f"{path}: cannot be written (permissions, disk space?)")
     return path

@@ -23,8 +23,13 @@ def finite(obj: Any) -> Any:
     return obj
 
 
+def dumps(obj: Any, indent: int | None = 2) -> str:
+    """``obj`` as strict JSON text: undefined figures as ``null``, numpy scalars as numbers."""
+    return json.dumps(finite(obj), indent=indent, allow_nan=False)
+
+
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
     """Write ``obj`` as strict JSON (undefined figures as ``null``) and return the path."""
     path = Path(path)
-    path.write_text(json.dumps(finite(obj), indent=indent, allow_nan=False))
+    path.write_text(dumps(obj, indent=indent))
     return path

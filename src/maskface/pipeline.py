@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from maskface.detect import DEFAULT_DETECTOR, FaceDetector, create_detector
+from maskface.errors import InputError
 from maskface.io.image import ImageInput, load_image
 from maskface.results import Face, Result
 
@@ -43,6 +44,14 @@ class Pipeline:
     def __init__(self, detector: str | FaceDetector = DEFAULT_DETECTOR,
                  classifier: str | Path | MaskClassifier | None = "default",
                  recognizer=None, liveness=None, quality=None):
+        _check_stage("detector", detector, "detect", "a detector name or a FaceDetector",
+                     allow=(str,))
+        _check_stage("recognizer", recognizer, "identify", "an object with identify(image, "
+                     "faces), e.g. a gallery Recognizer, or None")
+        _check_stage("liveness", liveness, "check", "True, False, None or a LivenessChecker",
+                     allow=(bool, type(None)))
+        _check_stage("quality", quality, "assess", "True, False, None or a QualityAssessor",
+                     allow=(bool, type(None)))
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
         if classifier is None:
             self.classifier = None
@@ -98,6 +107,16 @@ class Pipeline:
         result = self.analyze(image)
         result.source = source
         return result
+
+
+def _check_stage(option: str, value, method: str, expected: str, allow: tuple = ()) -> None:
+    """An option that is neither one of the ``allow`` types nor an object with ``method`` is an
+    InputError now, not an AttributeError deep inside the first analyze()."""
+    if value is None and option == "recognizer":
+        return
+    if isinstance(value, allow) or callable(getattr(value, method, None)):
+        return
+    raise InputError(f"Pipeline({option}=...): expected {expected}, got {value!r:.60}")
 
 
 def face_stages(image: np.ndarray, faces: list[Face], liveness=None, quality=None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from maskface.jsonfile import dumps
 
 #: mask labels, in the classifier's output order for the three-class model
 MASK_LABELS = ("with_mask", "without_mask", "mask_incorrect")
@@ -56,9 +57,10 @@ class Identity:
         return self.person_id is not None
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"person_id": self.person_id, "name": self.name, "score": round(self.score, 4)}
+        d = {"person_id": self.person_id, "name": self.name,
+             "score": round(float(self.score), 4)}
         if self.threshold is not None:
-            d.update(threshold=round(self.threshold, 4), condition=self.condition)
+            d.update(threshold=round(float(self.threshold), 4), condition=self.condition)
         return d
 
 
@@ -160,7 +162,8 @@ class Result:
 
     faces: list[Face]
     image: np.ndarray = field(repr=False)
-    source: str = "<array>"
+    #: the path analysed, or ``"<image>"`` (bytes, arrays, PIL images), ``"<frame>"`` (video)
+    source: str = "<image>"
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -184,7 +187,8 @@ class Result:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        """Strict JSON (what :func:`maskface.jsonfile.write_json` writes to files)."""
+        return dumps(self.to_dict(), indent=indent)
 
     def plot(self) -> np.ndarray:
         """A copy of the image (BGR) with boxes and labels drawn on it."""
@@ -193,11 +197,9 @@ class Result:
         return annotate(self.image, self.faces)
 
     def save(self, path: str | Path) -> Path:
-        """Write the annotated image to ``path`` (format from the suffix)."""
-        import cv2
+        """Write the annotated image to ``path`` (format from the suffix: .jpg, .png, …),
+        creating its folder; :class:`~maskface.errors.InputError` for a path that cannot be
+        written."""
+        from maskface.draw import write_image
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(path), self.plot()):
-            raise OSError(f"cannot write image to {path}")
-        return path
+        return write_image(path, self.plot())

@@ -110,18 +110,43 @@ def _check_array(arr: np.ndarray, name: str) -> np.ndarray:
             raise ImageLoadError(name, "array has NaN or infinite values")
         if arr.dtype == np.bool_:
             arr = arr.astype(np.float32)  # a mask image: black and white
-        if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0:
-            arr = arr * 255.0
-        elif arr.dtype == np.uint16:
-            arr = arr / 257.0
-        arr = np.clip(arr, 0, 255).astype(np.uint8)
+        arr = np.clip(arr * _value_scale(arr), 0, 255).astype(np.uint8)
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
     elif arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     elif arr.shape[2] == 4:
-        arr = arr[..., :3]
+        arr = _over_white(arr)
     return np.ascontiguousarray(arr)
+
+
+#: float arrays whose values reach at most this are taken as 0..1 images: resizing, blurring
+#: or normalising a 0..1 image overshoots 1 a little (cubic resizing: ~1.1), and a 0..255
+#: image this dark would be black anyway
+FLOAT_UNIT_MAX = 2.0
+
+
+def _value_scale(arr: np.ndarray) -> float:
+    """The factor that brings ``arr``'s values to 0..255, read from its range, not only its
+    dtype: 8-bit values in a uint16 or int array are common (``img.astype(np.uint16)``), and so
+    are 16-bit ones in an int32 array."""
+    hi = float(arr.max(initial=0))
+    if np.issubdtype(arr.dtype, np.floating):
+        return 255.0 if hi <= FLOAT_UNIT_MAX else 1.0
+    if hi <= 255:
+        return 1.0
+    return 1.0 / 257.0 if hi <= 65535 else 255.0 / hi
+
+
+def _over_white(bgra: np.ndarray) -> np.ndarray:
+    """A BGRA array's colours over white, as :func:`_to_rgb_array` does for a PNG's alpha,
+    so one image gives one answer whether it comes as a file or as an array."""
+    alpha = bgra[..., 3:4]
+    # all opaque, or all transparent: screen grabbers often leave alpha at 0, meaning nothing
+    if alpha.min() == 255 or alpha.max() == 0:
+        return bgra[..., :3]
+    a = alpha.astype(np.float32) / 255.0
+    return np.rint(bgra[..., :3] * a + 255.0 * (1.0 - a)).astype(np.uint8)
 
 
 def _decode_plain_jpeg(im: Image.Image, data: bytes) -> np.ndarray | None:
@@ -197,17 +222,36 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
     return _rgb_to_bgr(rgb)
 
 
+def _from_pil(im: Image.Image, name: str = "<PIL image>") -> np.ndarray:
+    """A PIL image held by the caller, under the checks a file gets: no pixels, over the pixel
+    limit, and a lazily opened file that turns out corrupt are :class:`ImageLoadError`."""
+    w, h = im.size
+    if w == 0 or h == 0:
+        raise ImageLoadError(name, "image has no pixels")
+    if w * h > pixel_limit():
+        raise ImageTooLargeError(name, f"image of {w}x{h} px is too large "
+                                       f"(limit {pixel_limit():,} px)")
+    try:
+        im.load()
+        return _rgb_to_bgr(_to_rgb_array(ImageOps.exif_transpose(im)))
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageLoadError(name, f"corrupt or truncated image ({exc})") from None
+
+
 def load_image(source: ImageInput) -> np.ndarray:
     """Load an image from a path, encoded bytes, a PIL image or an array.
 
-    Arrays are taken as BGR (OpenCV's convention) when they have 3 channels. Returns an upright
-    ``uint8`` BGR array of shape ``(H, W, 3)``; raises :class:`ImageLoadError` with a one-line
-    reason naming the source otherwise.
+    Arrays are taken as BGR (OpenCV's convention) when they have 3 channels, BGRA with 4 (drawn
+    over white, as a PNG's transparency is); float arrays as 0..1 when no value exceeds
+    :data:`FLOAT_UNIT_MAX`, else 0..255; integer arrays as 8-bit when no value exceeds 255,
+    else 16-bit (wider: scaled by their maximum). Returns an upright ``uint8`` BGR array of
+    shape ``(H, W, 3)``; raises :class:`ImageLoadError` with a one-line reason naming the
+    source otherwise.
     """
     if isinstance(source, np.ndarray):
         return _check_array(source, "<array>")
     if isinstance(source, Image.Image):
-        return _rgb_to_bgr(_to_rgb_array(ImageOps.exif_transpose(source)))
+        return _from_pil(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return decode_image(bytes(source))
     if not isinstance(source, (str, os.PathLike)):
@@ -216,7 +260,11 @@ def load_image(source: ImageInput) -> np.ndarray:
                              "numpy array")
     path = Path(os.fspath(source))
     name = str(path)
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # a name too long for the file system, say
+        raise ImageLoadError(name[:200], f"not a usable path ({exc.strerror})") from None
+    if not exists:
         if is_url(source):
             raise ImageLoadError(os.fspath(source), "URLs are not fetched: download the image "
                                  "and give its path")
