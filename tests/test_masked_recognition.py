@@ -291,11 +291,35 @@ def test_cli_templates_remask_and_calibrate(tmp_path, data_dir, astronaut_path):
     res = invoke("people", "remask", "--db", db, "--templates", 2)
     assert res.exit_code == 0, res.output
     assert "Astro: 0 masked templates made from 0 photos (0 old ones replaced, 2 of photos " \
-           "not on disk kept)" in res.output
+           "not remade kept)" in res.output
     assert "1 enrolment photos no longer on disk (their 2 templates kept)" in res.output
     with Gallery(db) as g:
         assert g.get("Astro").n_templates == 2 and g.get("Abdullah_Gul").n_templates == 4
         g.delete("Astro")
+    # another face at an enrolment photo's path (or, for a relative path, in the folder remask
+    # runs in) must not become the person's templates: a masked stranger would be let in
+    # as them. Paths are stored absolute, and the photo must still show the enrolled face.
+    photo = tmp_path / "mine.jpg"
+    shutil.copy(data_dir / "lfw/images/Aaron_Sorkin/Aaron_Sorkin_0001.jpg", photo)
+    assert invoke("enroll", "Mine", photo, "--db", db, "--templates", 2).exit_code == 0
+    with Gallery(db) as g:
+        assert str(photo.resolve()) in g.embedding_rows("Mine")[2]
+    shutil.copy(data_dir / "lfw/images/Adrien_Brody/Adrien_Brody_0003.jpg", photo)
+    res = invoke("people", "remask", "Mine", "--db", db, "--templates", 2)
+    assert res.exit_code == 0 and "no longer shows the face enrolled from it" in res.output
+    assert "0 masked templates made from 0 photos (0 old ones replaced, 2 of photos not " \
+           "remade kept)" in res.output and "1 showing another face" in res.output
+    with Gallery(db) as g:
+        assert g.get("Mine").n_templates == 2
+        g.delete("Mine")
+    # --templates 0 means none: the templates of the photos remade are removed
+    res = invoke("people", "remask", "Abel_Pacheco", "--db", db, "--templates", 0)
+    assert res.exit_code == 0 and "0 masked templates made from 2 photos (4 old ones " \
+        "replaced)" in res.output, res.output
+    with Gallery(db) as g:
+        assert g.get("Abel_Pacheco").n_templates == 0
+    assert invoke("people", "remask", "Abel_Pacheco", "--db", db, "--templates", 2
+                  ).exit_code == 0
     res = invoke("people", "remask", "99999999999999999999999", "--db", db)
     assert res.exit_code == 1 and "no enrolled person" in res.output
     with Gallery(db) as g:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,11 @@ TemplateWeightOpt = Annotated[float | None, typer.Option(
     help="Masked probe score = w * best masked template + (1 - w) * best unmasked photo "
          "(default: the shipped rule, the better of photo and template, the template's score "
          "lowered by the masked-masked less the masked-unmasked threshold).")]
+
+
+#: a photo re-read for ``people remask`` is the one enrolled when its face embeds this close to
+#: the stored embedding (the same file gives ~1.0; another photo of the same person ~0.5-0.8)
+SAME_PHOTO_COSINE = 0.9
 
 
 def _template_rule(templates: int | None, weight: float | None) -> tuple[int, float | None]:
@@ -156,7 +162,8 @@ def enroll(
         aligned = [align_faces(img, f.landmarks[None])[0] for img, f in picked]
         flags = _mask_flags(picked)
         emb = embedder.embed(np.stack(aligned), flags)
-        sources = [str(p) for p in images]
+        # absolute: `people remask` reads the photos again, from whatever folder it is run in
+        sources = [os.path.abspath(p) for p in images]
         # One person, one identity: refuse a face enrolled as someone else (the door's
         # threshold), checked as part of the write (another enrolment may commit in between:
         # store_unless_duplicate) and before the masked templates are made.
@@ -438,34 +445,45 @@ def people_remask(
     """(Re)make the synthetic masked templates of enrolled people from their enrolment photos.
 
     For galleries enrolled before templates existed: each unmasked embedding whose source photo
-    is still on disk gets its templates again (its old synthetic ones are replaced). Templates of
-    photos that are not on disk, and of people enrolled through the API (no photo paths), are
-    kept as they are: to remake those, enrol the photos again (maskface enroll --add)."""
+    is still on disk, and still shows the face enrolled from it, gets its templates again (its
+    old synthetic ones are replaced). Templates of photos that are not on disk or now show
+    another face, and of people enrolled through the API (no photo paths), are kept as they
+    are: to remake those, enrol the photos again (maskface enroll --add)."""
     import numpy as np
 
+    from maskface.align import align_faces
     from maskface.detect import create_detector
     from maskface.io import load_image
     from maskface.recognize import single_face
-    from maskface.recognize.templates import SOURCE_PREFIX, template_embeddings
+    from maskface.recognize.templates import N_TEMPLATES, SOURCE_PREFIX, template_embeddings
 
-    n = _template_rule(templates, None)[0] or 3
+    n = templates if templates is not None else (_template_rule(None, None)[0] or N_TEMPLATES)
     gallery, embedder = open_gallery(db, None, for_writing=False)
     detector = create_detector("yunet")
-    done = missing = kept = 0
+    done = missing = changed = kept = 0
     with gallery:
         targets = [gallery.get(p) for p in people] if people else gallery.people()
         for person in progress(targets, desc="people", unit="person", leave=False,
                                disable=len(targets) < 3):
-            _, flags, sources = gallery.embedding_rows(person.id)
-            photos = [s for m, s in zip(flags, sources) if not m and s
+            vectors, flags, sources = gallery.embedding_rows(person.id)
+            photos = [(v, s) for v, m, s in zip(vectors, flags, sources) if not m and s
                       and not s.startswith(SOURCE_PREFIX)]
             rows, srcs, remade = [], [], set()
-            for src in photos:
+            for enrolled, src in photos:
                 if not Path(src).is_file():
                     missing += 1
                     continue
                 img = load_image(src)
                 face = single_face(detector, img, src, pick_largest=True).face
+                # The path is only where the photo was: another file there now (or, for a
+                # path enrolled relative to another folder, here) must not become this
+                # person's templates, or a stranger's masked face would open their door.
+                now = embedder.embed(align_faces(img, face.landmarks[None]), [False])[0]
+                if float(now @ enrolled) < SAME_PHOTO_COSINE:
+                    changed += 1
+                    typer.echo(f"warning: {src} no longer shows the face enrolled from it; "
+                               "its templates kept", err=True)
+                    continue
                 t, ts = template_embeddings(embedder, img, face, src, n=n, detector=detector)
                 rows += list(t)
                 srcs += ts
@@ -484,8 +502,9 @@ def people_remask(
             done += 1
             typer.echo(f"{person.name}: {len(rows)} masked templates made from "
                        f"{len(remade)} photos ({removed} old ones replaced"
-                       + (f", {left} of photos not on disk kept)" if left else ")"))
+                       + (f", {left} of photos not remade kept)" if left else ")"))
     typer.echo(f"remasked {done} people; {missing} enrolment photos no longer on disk"
+               + (f", {changed} showing another face" if changed else "")
                + (f" (their {kept} templates kept)" if kept else ""), err=True)
 
 
