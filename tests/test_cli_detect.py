@@ -158,3 +158,25 @@ def test_folder_summary_says_what_was_skipped(astronaut_path, tmp_path):
                  str(tmp_path / "o"), "--classifier", "none")
     assert res.exit_code == 1 and "2 files in folders skipped" in res.stdout
     assert "notes.txt: not a recognised image format" in res.stderr
+
+
+def test_out_in_the_inputs_own_folder_never_overwrites_an_input(astronaut_path, astronaut,
+                                                                 tmp_path, monkeypatch):
+    """`detect p.jpg clip.mp4 --out .` wrote the annotated copies over p.jpg and clip.mp4
+    (the video while it was being read: 3 of 10 frames, exit 0)."""
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(astronaut_path.read_bytes())
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (512, 512))
+    for k in range(10):
+        writer.write(np.roll(astronaut, 4 * k, axis=1))
+    writer.release()
+    before = {p: p.read_bytes() for p in (photo, video)}
+    monkeypatch.chdir(tmp_path)
+    res = invoke("detect", "p.jpg", "clip.mp4", "--out", ".", "--profile", "kiosk",
+                 "--classifier", "none")
+    assert res.exit_code == 0, res.output
+    assert all(p.read_bytes() == data for p, data in before.items())
+    assert (tmp_path / "p_2.jpg").is_file() and (tmp_path / "p_2.json").is_file()
+    record = json.loads((tmp_path / "clip_2.json").read_text())
+    assert len(record["frames"]) == 10

@@ -113,6 +113,24 @@ def test_watch_cli_writes_video_and_track_lines(video, tmp_path):
     assert summary["frames_processed"] == N_FRAMES and summary["n_tracks"] == 2
 
 
+def test_watch_out_in_the_videos_own_folder_leaves_the_video_alone(video, tmp_path):
+    """`watch clip.mp4 --out .` wrote the annotated video over the one it was reading."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+
+    clip = tmp_path / "pan.mp4"
+    shutil.copy(video, clip)
+    before = clip.read_bytes()
+    res = CliRunner().invoke(load_commands(), ["watch", str(clip), "--out", str(tmp_path),
+                                               "--max-frames", "5", "--classifier", "none"])
+    assert res.exit_code == 0, res.output
+    assert clip.read_bytes() == before
+    assert (tmp_path / "pan_2.mp4").is_file() and (tmp_path / "pan_2.tracks.jsonl").is_file()
+
+
 @pytest.mark.parametrize("kiosk", [False, True])
 def test_a_file_that_is_not_a_video_is_a_one_line_error_before_any_output(tmp_path, kiosk):
     """OpenCV opens a few bytes named .jpg as an MJPEG 'video' and reads nothing: this was an

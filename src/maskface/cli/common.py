@@ -78,6 +78,21 @@ def output_folder(path: Path) -> Path:
     return path
 
 
+def output_stem(stem: str, out: Path, suffixes: tuple[str, ...], inputs: set[Path],
+                used: set[str]) -> str:
+    """The stem of one input's outputs in ``out`` (``out/<stem><suffix>``): ``stem``, else
+    ``stem_2``, ``stem_3``… when another input of the run took it or when one of those outputs
+    would be an input itself (``--out`` the inputs' own folder: the annotated copy must not
+    overwrite the photo or video it is made from). ``inputs`` are resolved paths; the stem
+    chosen is added to ``used``."""
+    name, k = stem, 1
+    while name in used or any((out / f"{name}{s}").resolve() in inputs for s in suffixes):
+        k += 1
+        name = f"{stem}_{k}"
+    used.add(name)
+    return name
+
+
 def user_errors(func: Callable) -> Callable:
     """Turn MaskfaceError (and a few OS errors) into a one-line message and exit code 1."""
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import app
-from maskface.cli.common import fail, output_folder, progress, user_errors
+from maskface.cli.common import fail, output_folder, output_stem, progress, user_errors
 from maskface.detect import DEFAULT_DETECTOR
 from maskface.errors import MaskfaceError
 from maskface.jsonfile import write_json
@@ -19,14 +19,8 @@ from maskface.jsonfile import write_json
 DEFAULT_OUT = Path("maskface-out")
 
 
-def _unique_stem(path: Path, used: set[str]) -> str:
-    stem = path.stem
-    name, k = stem, 1
-    while name in used:
-        k += 1
-        name = f"{stem}_{k}"
-    used.add(name)
-    return name
+#: what ``detect`` writes per input: the annotated image or video and its JSON
+OUTPUT_SUFFIXES = (".jpg", ".mp4", ".json")
 
 
 def run_detect(inputs: list[str], out: Path, detector, classifier: str | None,
@@ -47,6 +41,7 @@ def run_detect(inputs: list[str], out: Path, detector, classifier: str | None,
     failures: list[str] = []
     n_faces = n_ok = 0
     used: set[str] = set()
+    inputs = {src.path.resolve() for src in sources if not src.error}
     bar = progress(sources, desc="detect", unit="file", disable=quiet or len(sources) < 2,
                    leave=False)
     for src in bar:
@@ -54,7 +49,7 @@ def run_detect(inputs: list[str], out: Path, detector, classifier: str | None,
             failures.append(f"{src.path}: {src.error}")
             tqdm.write(f"error: {src.path}: {src.error}", file=sys.stderr)
             continue
-        stem = _unique_stem(src.path, used)
+        stem = output_stem(src.path.stem, out, OUTPUT_SUFFIXES, inputs, used)
         try:
             if src.kind == "video":
                 summary = _detect_video(pipe, src.path, out, stem, stride)

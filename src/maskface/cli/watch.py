@@ -14,15 +14,19 @@ from maskface.cli.common import (
     DetectorSize,
     fail,
     output_folder,
+    output_stem,
     user_errors,
 )
 
+#: what ``watch`` writes: the annotated video, the tracks, the summary, the door's decisions
+OUTPUT_SUFFIXES = (".mp4", ".tracks.jsonl", ".summary.json", ".decisions.jsonl")
 
-def _stem(source: str) -> str:
-    if source.isdigit():
-        return f"camera{source}"
+
+def _stem(source: str, out: Path) -> str:
     path = Path(source)
-    return path.stem if path.is_file() else "stream"
+    if path.is_file():  # a file named "7" is a file, not camera 7
+        return output_stem(path.stem, out, OUTPUT_SUFFIXES, {path.resolve()}, set())
+    return f"camera{source}" if source.isdigit() else "stream"
 
 
 @app.command()
@@ -87,11 +91,11 @@ def watch(
                     recognizer=recognizer)
     src = open_source(source, realtime=realtime)
     if kiosk:
-        _kiosk(pipe, src, out, _stem(source), config, max_frames, door)
+        _kiosk(pipe, src, out, _stem(source, out), config, max_frames, door)
         return
     try:
         summary = watch_to_files(VideoWatcher(pipe, refresh_frames=refresh), src, out,
-                                 _stem(source), max_frames=max_frames)
+                                 _stem(source, out), max_frames=max_frames)
     finally:  # Ctrl-C: user_errors says "interrupted" and exits 130
         src.close()
     typer.echo(f"{summary['frames_processed']} frames analysed "
