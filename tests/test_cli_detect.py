@@ -90,6 +90,10 @@ def test_detect_video_with_stride(astronaut, tmp_path):
     assert all(b > a for a, b in zip(xs, xs[1:]))  # the box follows the pan
     cap = cv2.VideoCapture(str(out / "clip.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+    # a stride far past the clip: its first frame, not "cannot write video" (fps 10/10000)
+    res = invoke("detect", str(video), "--out", str(out), "--stride", "10000",
+                 "--classifier", "none")
+    assert res.exit_code == 0, res.output
 
 
 def test_unknown_detector_is_one_line_error(astronaut_path, tmp_path):
@@ -180,3 +184,25 @@ def test_out_in_the_inputs_own_folder_never_overwrites_an_input(astronaut_path, 
     assert (tmp_path / "p_2.jpg").is_file() and (tmp_path / "p_2.json").is_file()
     record = json.loads((tmp_path / "clip_2.json").read_text())
     assert len(record["frames"]) == 10
+
+
+def test_a_video_is_known_by_its_bytes_when_its_name_does_not_say(astronaut, tmp_path):
+    """A phone clip saved as .3gp, or without an extension, was sent to the image loader
+    ("a video file, not an image") or skipped in folders, though watch read it."""
+    clip = tmp_path / "src.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (512, 512))
+    for _ in range(3):
+        writer.write(astronaut)
+    writer.release()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "clip.3gp").write_bytes(clip.read_bytes())
+    (folder / "noext").write_bytes(clip.read_bytes())
+    (folder / "notes").write_text("not a video")
+    out = tmp_path / "o"
+    res = invoke("detect", str(folder), "--out", str(out), "--profile", "kiosk",
+                 "--classifier", "none")
+    assert res.exit_code == 0, res.output
+    assert "2 of 2 inputs processed" in res.stdout and "1 file in folders skipped" in res.stdout
+    for name in ("clip", "noext"):
+        assert len(json.loads((out / f"{name}.json").read_text())["frames"]) == 3

@@ -166,13 +166,16 @@ def _decode_plain_jpeg(im: Image.Image, data: bytes) -> np.ndarray | None:
     return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
 
 
-def _looks_like_video(data: bytes) -> bool:
-    """Whether undecodable bytes start like a video container (MP4/MOV/3GP, Matroska/WebM,
-    AVI, MPEG): said so, rather than "not a recognised image format"."""
+def looks_like_video(data: bytes) -> bool:
+    """Whether bytes start like a video container: MP4/MOV/3GP, Matroska/WebM, AVI, MPEG
+    program or transport stream, FLV, ASF/WMV, Ogg. ``data``: at least the first 189 bytes
+    of the file (a transport stream is known by its second packet)."""
     head = data[:16]
     return ((head[4:8] == b"ftyp" and head[8:12] not in (b"heic", b"heix", b"mif1", b"avif"))
-            or head.startswith((b"\x1a\x45\xdf\xa3", b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"))
-            or (head.startswith(b"RIFF") and head[8:12] == b"AVI "))
+            or head.startswith((b"\x1a\x45\xdf\xa3", b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3",
+                                b"FLV\x01", b"OggS", b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"))
+            or (head.startswith(b"RIFF") and head[8:12] == b"AVI ")
+            or (len(data) > 188 and data[0] == data[188] == 0x47))
 
 
 def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = None
@@ -212,7 +215,7 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
     except ImageLoadError:
         raise
     except UnidentifiedImageError:
-        if _looks_like_video(data):
+        if looks_like_video(data):
             raise ImageLoadError(name, "a video file, not an image") from None
         raise ImageLoadError(name, "not a recognised image format") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

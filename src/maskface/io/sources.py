@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from maskface.io.image import IMAGE_SUFFIXES
+from maskface.io.image import IMAGE_SUFFIXES, looks_like_video
 from maskface.locations import is_url
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg",
+                            ".3gp", ".3g2", ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".asf",
+                            ".ogv"})
 
 
 @dataclass(frozen=True)
@@ -72,9 +74,18 @@ def image_files(folder: Path) -> list[Path]:
 
 
 def _kind(path: Path) -> str:
+    """``video`` or ``image``: by the name's suffix, else (no suffix, or one we do not know) by
+    the file's first bytes, so a phone's clip saved without its extension is still a video."""
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         return "video"
+    if suffix not in IMAGE_SUFFIXES:
+        try:
+            with open(path, "rb") as f:
+                if looks_like_video(f.read(189)):
+                    return "video"
+        except OSError:
+            pass  # the loader says what is wrong with it
     return "image"
 
 
@@ -106,8 +117,9 @@ def expand_sources(inputs: list[str]) -> Sources:
                     p = d / f
                     if not p.is_file():
                         continue
-                    if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
-                        add(Source(p, _kind(p)))
+                    kind = _kind(p)
+                    if kind == "video" or p.suffix.lower() in IMAGE_SUFFIXES:
+                        add(Source(p, kind))
                         found = True
                     else:
                         passed_over.setdefault(p.resolve(), p)

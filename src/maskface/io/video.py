@@ -76,9 +76,14 @@ def iter_frames(cap: cv2.VideoCapture, stride: int = 1) -> Iterator[tuple[int, n
 class VideoWriter:
     """MP4 writer that opens on the first frame (so its size is the frames' size)."""
 
+    #: slowest frame rate written: FFmpeg's MPEG-4 writer refuses rates under ~0.01 fps
+    #: (`detect --stride 10000` on a 10 fps clip); slower frames just show longer (10 s each),
+    #: the JSON keeps their true times
+    MIN_FPS = 0.1
+
     def __init__(self, path: Path, fps: float):
         self.path = Path(path)
-        self.fps = fps
+        self.fps = max(float(fps), self.MIN_FPS)
         self._writer: cv2.VideoWriter | None = None
 
     def write(self, frame: np.ndarray) -> None:
