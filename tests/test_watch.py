@@ -220,6 +220,30 @@ def test_live_source_gives_up_on_a_stream_that_cannot_be_reopened(video, tmp_pat
     assert n > 0 and (src.reconnect_tries, src.reconnects) == (3, 0)
 
 
+def test_a_stream_that_opens_but_breaks_at_once_is_retried_ever_more_slowly(video, tmp_path,
+                                                                             caplog):
+    """A stream that reopens fine but delivers nothing was reopened every second for ever
+    (the back-off restarted at each successful open); one that delivers nothing from the start
+    is an error at once."""
+    from maskface.errors import InputError
+    from maskface.track import LiveSource
+
+    camera = tmp_path / "camera.jpg"  # OpenCV opens any bytes named .jpg and reads nothing
+    camera.write_bytes(b"no frames here")
+    with pytest.raises(InputError, match="opens but delivers no frames"):
+        LiveSource(str(camera))
+    camera.write_bytes(video.read_bytes())  # an MP4 under that name plays
+    src = LiveSource(str(camera), max_reconnects=3, reconnect_delays=(0.01, 0.02, 0.05))
+    camera.write_bytes(b"no frames here")  # ...and then opens but sends nothing
+    with caplog.at_level("WARNING", logger="maskface.track.source"):
+        n = sum(1 for _ in src)
+    src.close()
+    assert n > 0 and (src.reconnect_tries, src.reconnects) == (3, 3)
+    waits = [r.getMessage().rsplit(" in ", 1)[1] for r in caplog.records
+             if "reconnecting in" in r.getMessage()]
+    assert waits == ["0.01 s", "0.02 s", "0.05 s"]
+
+
 def test_a_camera_or_stream_that_does_not_open_says_what_to_check(tmp_path):
     from typer.testing import CliRunner
 

@@ -115,6 +115,18 @@ class LiveSource:
         self.max_reconnects = max_reconnects
         self.reconnect_delays = tuple(reconnect_delays)
         self._cap, self.info = open_video(source)
+        # A stream can open and then deliver nothing (a server that ignores range requests, a
+        # camera that accepts the connection but sends no video): say so now, as FileSource
+        # does, instead of reopening it every few seconds for ever with nothing to watch.
+        ok, first = self._cap.read()
+        if not ok:
+            self._cap.release()
+            raise InputError(f"{source}: opens but delivers no frames (not a video stream, "
+                             "or the camera sends nothing)")
+        self._first: np.ndarray | None = first
+        #: reopenings since the last frame read: the back-off grows with it, so a stream that
+        #: opens but breaks at once is not hammered every second
+        self._lost_in_a_row = 0
         self._queue: queue.Queue[Frame | None] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self.read = 0
@@ -130,11 +142,15 @@ class LiveSource:
         idx = 0
         try:
             while not self._stop.is_set():
-                ok, image = self._cap.read()
+                if self._first is not None:
+                    ok, image, self._first = True, self._first, None
+                else:
+                    ok, image = self._cap.read()
                 if not ok:
                     if self._stop.is_set() or not self._reopen():
                         break
                     continue
+                self._lost_in_a_row = 0
                 self.read += 1
                 frame = Frame(idx, time.perf_counter() - t0, image)
                 idx += 1
@@ -161,17 +177,17 @@ class LiveSource:
     def _reopen(self) -> bool:
         """Reopen the lost stream (on the reader thread); False when out of tries or closing."""
         self._cap.release()
-        failed = 0
         while self.max_reconnects is None or self.reconnect_tries < self.max_reconnects:
-            delay = self.reconnect_delays[min(failed, len(self.reconnect_delays) - 1)]
+            delay = self.reconnect_delays[min(self._lost_in_a_row,
+                                              len(self.reconnect_delays) - 1)]
             log.warning("%s: stream lost; reconnecting in %g s", self.source, delay)
             if self._stop.wait(delay):
                 return False
             self.reconnect_tries += 1
+            self._lost_in_a_row += 1
             try:
                 self._cap, _ = open_video(self.source)
             except InputError:
-                failed += 1
                 continue
             self.reconnects += 1
             log.warning("%s: reconnected", self.source)
