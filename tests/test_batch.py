@@ -117,3 +117,18 @@ def test_files_in_folders_that_are_not_images_are_counted_not_silently_dropped(
         f"error: no images found in: {folder} ({folder}: no images or videos in this folder) "
         "(2 files in folders skipped: not an image or video (1 .csv, 1 .txt))")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_torn_manifest_line_does_not_swallow_the_next_record(tmp_path):
+    """New records went straight after a line torn by a crash, glued to it and lost: the input
+    was analysed again on every later run and the results held it twice."""
+    from maskface.batch import InputFile, Manifest
+
+    path = tmp_path / "manifest.jsonl"
+    before, after = InputFile("/a.jpg", 1, 2), InputFile("/b.jpg", 3, 4)
+    Manifest(path).add([(before, None)])
+    with open(path, "a") as f:
+        f.write('{"path": "/x/torn')
+    Manifest(path).add([(after, None)])
+    reread = Manifest(path)
+    assert before in reread and after in reread and len(reread) == 2

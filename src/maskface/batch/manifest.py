@@ -56,10 +56,16 @@ class Manifest:
     def add(self, items: list[tuple[InputFile, str | None]]) -> None:
         """Record finished inputs (each with its error, ``None`` when it succeeded)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as f:
+        with open(self.path, "a+b") as f:
+            # A line torn by a crash would swallow the first new record: end it first.
+            end = f.seek(0, os.SEEK_END)
+            if end:
+                f.seek(end - 1)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")  # appends go to the end whatever the position
             for item, error in items:
                 f.write(json.dumps({**asdict(item), "status": "failed" if error else "ok",
-                                    "error": error}) + "\n")
+                                    "error": error}).encode() + b"\n")
             f.flush()
             os.fsync(f.fileno())
         self.done.update(item.key for item, _ in items)
