@@ -132,3 +132,28 @@ def test_a_torn_manifest_line_does_not_swallow_the_next_record(tmp_path):
     Manifest(path).add([(after, None)])
     reread = Manifest(path)
     assert before in reread and after in reread and len(reread) == 2
+
+
+def test_bad_model_options_are_one_line_before_ray_starts(tmp_path, astronaut_path,
+                                                          monkeypatch):
+    """They were raised in every Ray actor's constructor: ~250 lines of Ray traceback."""
+    from typer.testing import CliRunner
+
+    from maskface.batch import job
+    from maskface.cli import load_commands
+
+    def no_ray(*args):
+        raise AssertionError("Ray started")
+
+    monkeypatch.setattr(job, "_init_ray", no_ray)
+    out = tmp_path / "out"
+    for options, said in (
+            (["--detector", "foo"], "unknown detector 'foo'"),
+            (["--classifier", "/nonexist.onnx"], "/nonexist.onnx"),
+            (["--detector", "mtcnn", "--det-size", "33"], "mtcnn detector has no option")):
+        res = CliRunner().invoke(load_commands(), ["batch", str(astronaut_path), "--out",
+                                                   str(out), "--format", "jsonl", *options])
+        assert res.exit_code == 1, (options, res.output)
+        assert res.stderr.startswith("error: ") and said in res.stderr, (options, res.stderr)
+        assert len(res.stderr.splitlines()) == 1 and res.stdout == "", (options, res.output)
+    assert not out.exists()

@@ -59,6 +59,16 @@ def list_inputs(inputs: list[str]) -> tuple[list[InputFile], list[str], str | No
     return files, problems, sources.skipped_note()
 
 
+def build_pipeline(detector: str, det_size: int | None, classifier: str | None):
+    """The pipeline each worker actor runs; the driver builds it once first, so that a bad
+    option is one error before Ray starts instead of a traceback from every actor."""
+    from maskface.detect import create_detector
+    from maskface.pipeline import Pipeline
+
+    kwargs = {"input_size": det_size} if det_size else {}
+    return Pipeline(detector=create_detector(detector, **kwargs), classifier=classifier)
+
+
 class FacePredictor:
     """Ray Data callable class: the models are built once per worker actor."""
 
@@ -69,12 +79,7 @@ class FacePredictor:
         import cv2
 
         cv2.setNumThreads(threads)
-        from maskface.detect import create_detector
-        from maskface.pipeline import Pipeline
-
-        kwargs = {"input_size": det_size} if det_size else {}
-        self.pipeline = Pipeline(detector=create_detector(detector, **kwargs),
-                                 classifier=classifier)
+        self.pipeline = build_pipeline(detector, det_size, classifier)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out: dict[str, list] = {k: [] for k in ("width", "height", "n_faces", "faces", "error",
@@ -187,6 +192,7 @@ def run_batch(inputs: list[str], out: Path, *, ray_address: str | None = None,
         raise InputError(f"format '{fmt}' is not one of: {', '.join(FORMATS)}")
     require_extra("scale", "ray", *(["pyarrow"] if fmt == "parquet" else []),
                   doing="batch analysis")
+    build_pipeline(detector, det_size, classifier)
     t0 = time.perf_counter()
     files, problems, passed_over = list_inputs(inputs)
     if not files:  # one line, before an output folder and an empty summary are written
