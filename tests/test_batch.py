@@ -58,17 +58,19 @@ def test_batch_processes_reports_failures_and_resumes(ray_local, classifier, dat
     if classifier:
         assert first.mask_labels and sum(first.mask_labels.values()) == first.faces
 
+    # A re-run skips what succeeded and tries the failed input again (it may have been fixed).
     second = run_batch([str(listing)], out, batch_size=4, classifier=classifier,
                        progress=False)
-    assert (second.skipped, second.processed, second.failed) == (20, 0, 0)
-    # The CLI over the same done-list: nothing to do, so Ray is not even needed.
+    assert (second.skipped, second.processed, second.failed, second.retried) == (19, 0, 1, 1)
+    # The CLI over the same done-list: it still fails, so the exit code says so.
     from typer.testing import CliRunner
 
     from maskface.cli import load_commands
 
     res = CliRunner().invoke(load_commands(), ["batch", str(listing), "--out", str(out)])
-    assert res.exit_code == 0, res.output
-    assert "0 processed, 20 skipped" in res.output
+    assert res.exit_code == 1, res.output
+    assert "0 processed, 19 skipped (done before), 1 failed, 1 retried (failed before);" in (
+        res.stdout)
 
     # A replaced input (new size and mtime) is processed again, here as JSON lines.
     corrupt.write_bytes(images[1].read_bytes())
@@ -157,3 +159,18 @@ def test_bad_model_options_are_one_line_before_ray_starts(tmp_path, astronaut_pa
         assert res.stderr.startswith("error: ") and said in res.stderr, (options, res.stderr)
         assert len(res.stderr.splitlines()) == 1 and res.stdout == "", (options, res.output)
     assert not out.exists()
+
+
+def test_an_input_that_failed_is_not_done(tmp_path):
+    """Failed inputs were recorded as done: never retried, though a file may have been fixed in
+    place (or the failure been ours), and a re-run counted them as skipped and exited 0."""
+    from maskface.batch import InputFile, Manifest
+
+    path = tmp_path / "manifest.jsonl"
+    bad, good = InputFile("/bad.jpg", 1, 2), InputFile("/good.jpg", 3, 4)
+    Manifest(path).add([(bad, "/bad.jpg: not an image"), (good, None)])
+    reread = Manifest(path)
+    assert bad not in reread and bad.key in reread.failed and good in reread
+    reread.add([(bad, None)])  # the retry succeeded: its latest line counts
+    for manifest in (reread, Manifest(path)):
+        assert bad in manifest and not manifest.failed and len(manifest) == 2

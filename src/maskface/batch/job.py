@@ -118,6 +118,8 @@ class BatchSummary:
     run_id: str
     inputs: int = 0
     skipped: int = 0
+    #: inputs that had failed before, processed again (counted again as processed or failed)
+    retried: int = 0
     processed: int = 0
     failed: int = 0
     faces: int = 0
@@ -185,7 +187,8 @@ def run_batch(inputs: list[str], out: Path, *, ray_address: str | None = None,
               fmt: str = "parquet", batch_size: int = 16, workers: int | None = None,
               detector: str = "yunet", det_size: int | None = None,
               classifier: str | None = "default", progress: bool = True) -> BatchSummary:
-    """Analyse every image of ``inputs`` not yet in ``out``'s done-list; return the summary."""
+    """Analyse every image of ``inputs`` not yet done in ``out``'s done-list (those that
+    failed are tried again); return the summary."""
     from maskface.progress import progress as bar_of
 
     if fmt not in FORMATS:
@@ -205,6 +208,7 @@ def run_batch(inputs: list[str], out: Path, *, ray_address: str | None = None,
     todo = [f for f in files if f not in manifest]
     summary = BatchSummary(run_id=time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
                            inputs=len(files), skipped=len(files) - len(todo),
+                           retried=sum(f.key in manifest.failed for f in todo),
                            unusable_inputs=problems, passed_over=passed_over)
     labels: Counter[str] = Counter()
     if todo:

@@ -1,9 +1,10 @@
 """The done-list that makes ``maskface batch`` resumable.
 
 One JSON line per finished input, keyed by path, size and modification time: an input is
-skipped when all three match (a file edited or replaced since is processed again). Lines are
-appended only after that input's result has been written, so a crash loses at most the batch
-in flight; a torn last line is ignored.
+skipped when all three match and its latest line says it succeeded (a file edited or replaced
+since is processed again, and so is one that failed: it may have been fixed in place, or the
+failure may have been ours). Lines are appended only after that input's result has been
+written, so a crash loses at most the batch in flight; a torn last line is ignored.
 """
 
 from __future__ import annotations
@@ -33,19 +34,26 @@ class InputFile:
 
 
 class Manifest:
-    """Append-only record of the inputs already processed (successfully or not)."""
+    """Append-only record of the inputs already processed; ``in`` means it succeeded."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.done: set[tuple[str, int, int]] = set()
+        #: inputs whose latest attempt failed (processed again by the next run)
+        self.failed: set[tuple[str, int, int]] = set()
         if self.path.is_file():
             with open(self.path) as f:
                 for line in f:
                     try:
                         rec = json.loads(line)
-                        self.done.add((rec["path"], int(rec["size"]), int(rec["mtime_ns"])))
+                        key = rec["path"], int(rec["size"]), int(rec["mtime_ns"])
                     except (ValueError, KeyError, TypeError):
                         continue  # a line torn by a crash: that input is simply redone
+                    self._mark(key, failed=rec.get("status") == "failed")
+
+    def _mark(self, key: tuple[str, int, int], failed: bool) -> None:
+        (self.failed if failed else self.done).add(key)
+        (self.done if failed else self.failed).discard(key)
 
     def __contains__(self, item: InputFile) -> bool:
         return item.key in self.done
@@ -68,4 +76,5 @@ class Manifest:
                                     "error": error}).encode() + b"\n")
             f.flush()
             os.fsync(f.fileno())
-        self.done.update(item.key for item, _ in items)
+        for item, error in items:
+            self._mark(item.key, failed=bool(error))

@@ -29,7 +29,8 @@ def batch(
     det_size: DetectorSize = None,
     classifier: ClassifierChoice = "default",
 ) -> None:
-    """Detect faces and classify masks in every image; inputs already done are skipped."""
+    """Detect faces and classify masks in every image; inputs done before are skipped (failed
+    ones are tried again)."""
     from maskface.batch import run_batch
 
     summary = run_batch(inputs, out, ray_address=ray, fmt=fmt, batch_size=batch_size,
@@ -38,7 +39,9 @@ def batch(
     unusable = summary.unusable_inputs
     typer.echo(f"{summary.inputs} image{'' if summary.inputs == 1 else 's'}: "
                f"{summary.processed} processed, {summary.skipped} "
-               f"skipped (done before), {summary.failed} failed; {summary.faces} faces "
+               f"skipped (done before), {summary.failed} failed"
+               + (f", {summary.retried} retried (failed before)" if summary.retried else "")
+               + f"; {summary.faces} faces "
                f"{summary.mask_labels}; {summary.images_per_s:.1f} images/s "
                f"({summary.wall_s:.1f} s)"
                + (f"; {len(unusable)} other input{'' if len(unusable) == 1 else 's'} not "
