@@ -92,3 +92,23 @@ def test_masked_identification_over_the_approximate_index_matches_exact(tmp_path
     agree = [a.person_id == e.person_id and abs(a.score - e.score) < 1e-5
              for a, e in zip(approx, exact)]
     assert np.mean(agree) >= 0.97
+
+
+def test_gallery_bench_over_fewer_embeddings_than_queries():
+    """`gallery-bench --n 1` (any --n below --queries) crashed sampling the queries, and an --n
+    below the 5 embeddings per person enrolled nobody (a crash too)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+
+    for args, n, people, queries in ((["--n", "1"], 1, 1, 1),
+                                     (["--n", "7", "--queries", "3"], 7, 2, 3),
+                                     (["--index", "ivf", "--n", "10"], 10, 2, 10)):
+        res = CliRunner().invoke(load_commands(), ["gallery-bench", *args])
+        assert res.exit_code == 0, (args, res.output)
+        report = json.loads(res.stdout)
+        assert (report["embeddings"], report["people"], report["queries"]) == (
+            n, people, queries), args
+        assert report["recall_at_1"] == 1.0 and report["found"] == report["queries"], args

@@ -726,7 +726,7 @@ def _model_thresholds(model: str) -> dict[str, float] | None:
 def gallery_bench(
     report: Annotated[Path | None, FileOption(help="Write the result as JSON here.")] = None,
     n: Annotated[int, typer.Option(min=1, help="Enrolled embeddings.")] = 100_000,
-    queries: Annotated[int, typer.Option(min=1, help="Timed queries.")] = 200,
+    queries: Annotated[int, typer.Option(min=1, help="Timed queries (at most --n).")] = 200,
     index: Annotated[str, typer.Option(
         help="auto (exact below 200,000 embeddings, IVF above), exact or ivf.")] = "auto",
 ) -> None:

@@ -34,7 +34,8 @@ def benchmark_search(n_embeddings: int = 100_000, dim: int = 128, per_person: in
     ``index``: ``auto`` (the gallery's default: exact below
     :data:`~maskface.gallery.index.ANN_THRESHOLD`, IVF above), ``exact`` or ``ivf``.
 
-    Queries are enrolled vectors plus noise (a known person coming back). Recall@1 is the
+    Queries are enrolled vectors plus noise (a known person coming back), so there are at most
+    ``n_embeddings`` of them; the last person may have fewer than ``per_person``. Recall@1 is the
     fraction whose best person equals exact search's; it is also reported for unrelated random
     queries (strangers), whose best candidate is far below any threshold.
 
@@ -46,6 +47,7 @@ def benchmark_search(n_embeddings: int = 100_000, dim: int = 128, per_person: in
         raise ValueError(f"index must be auto, exact or ivf, not {index!r}")
     idx = AutoIndex(threshold=0 if index == "ivf" else
                     (n_embeddings + 1 if index == "exact" else AutoIndex().threshold))
+    n_queries = min(n_queries, n_embeddings)
     rng = np.random.default_rng(seed)
     vecs = rng.standard_normal((n_embeddings, dim)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
@@ -57,12 +59,12 @@ def benchmark_search(n_embeddings: int = 100_000, dim: int = 128, per_person: in
         path = Path(db_path) if db_path else Path(tmp) / "bench.db"
         with Gallery(path, model="benchmark", dim=dim, index=idx) as g:
             t0 = time.perf_counter()
-            n_people = n_embeddings // per_person
+            n_people = -(-n_embeddings // per_person)
             with g._transaction() as conn:  # one bulk transaction: enrolment speed is not the point
                 conn.executemany("INSERT INTO people (name, metadata, created_at) "
                                  "VALUES (?, '{}', '')", [(f"p{i}",) for i in range(n_people)])
                 ids = [r[0] for r in conn.execute("SELECT id FROM people ORDER BY id")]
-                labels = np.repeat(ids, per_person)
+                labels = np.repeat(ids, per_person)[:n_embeddings]
                 g._bind_model(conn, dim)
                 conn.executemany(
                     "INSERT INTO embeddings (person_id, model, dim, masked, vector, created_at)"
