@@ -87,7 +87,16 @@ def test_duplicate_and_unknown_and_bad_input(gallery):
         with pytest.raises(InputError, match="control characters"):
             gallery.rename("Bob", forged)
     assert gallery.enroll("  Zoë  Ünal ", unit(rng)).name == "Zoë  Ünal"  # not ASCII: fine
-    gallery.delete("Zoë  Ünal")
+    # the same name typed with a combining accent is the same person, found either way
+    with pytest.raises(DuplicateNameError):
+        gallery.enroll("Zoe\u0308  Ünal", unit(rng))
+    gallery.delete("Zoe\u0308  Ünal")
+    # a name of digits would shadow that id in every "NAME or id" argument (remove 3 removed
+    # the person named "3", not id 3)
+    with pytest.raises(InputError, match="only digits"):
+        gallery.enroll("3", unit(rng))
+    with pytest.raises(InputError, match="only digits"):
+        gallery.rename("Bob", " 42 ")
     with pytest.raises(InputError):
         gallery.enroll("Zero", np.zeros((1, DIM)))
     for junk in ("0.1, 0.2", [[0.1] * DIM, [0.2]], object()):  # was a raw ValueError

@@ -139,11 +139,15 @@ def _now() -> str:
 
 
 def check_name(name: str) -> str:
-    """The trimmed name, or :class:`InputError` (empty, over 200 characters, or holding line
-    breaks or other control characters, which would break every list and log line it is in)."""
-    name = (name or "").strip()
+    """The trimmed name in Unicode's composed form (NFC), or :class:`InputError` (empty, only
+    digits, over 200 characters, or holding line breaks or other control characters, which
+    would break every list and log line it is in)."""
+    # composed: "Zoë" typed on two keyboards is one name, not two people who look the same
+    name = unicodedata.normalize("NFC", (name or "").strip())
     if not name:
         raise InputError("a person's name must not be empty")
+    if name.isdigit():  # every command takes "a name or an id": "3" would shadow id 3
+        raise InputError(f"a person's name must not be only digits ('{name}' reads as an id)")
     if len(name) > 200:
         raise InputError("a person's name must be at most 200 characters")
     if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in name):
@@ -395,7 +399,8 @@ class Gallery:
         if isinstance(person, (int, np.integer)):
             row = conn.execute("SELECT id FROM people WHERE id=?", (int(person),)).fetchone()
         else:
-            row = conn.execute("SELECT id FROM people WHERE name=?", (str(person),)).fetchone()
+            row = conn.execute("SELECT id FROM people WHERE name=?",
+                               (unicodedata.normalize("NFC", str(person)),)).fetchone()
             if row is None and str(person).isdigit() and int(person) <= _ROW_ID_MAX:
                 row = conn.execute("SELECT id FROM people WHERE id=?", (int(person),)).fetchone()
         if row is None:
