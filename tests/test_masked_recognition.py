@@ -326,6 +326,8 @@ def test_cli_templates_remask_and_calibrate(tmp_path, data_dir, astronaut_path):
         assert g.get("Adrien_Brody").n_embeddings == 6
 
     report = tmp_path / "cal.json"
+    res = invoke("calibrate", "--db", db, "--far", 0.01, "--fpir", 0.1, "--report", report)
+    assert res.exit_code == 1 and "--far or --fpir, not both" in res.output  # fpir won
     res = invoke("calibrate", "--db", db, "--far", 0.01, "--report", report)
     assert res.exit_code == 0, res.output
     rep = json.loads(report.read_text())

@@ -512,9 +512,9 @@ def people_remask(
 @user_errors
 def calibrate(
     db: DbOpt = None,
-    far: Annotated[float, typer.Option(
+    far: Annotated[float | None, typer.Option(
         help="Target false-accept rate of every condition (one stranger against one "
-             "person).")] = 1e-3,
+             "person); default 0.001.")] = None,
     fpir: Annotated[float | None, typer.Option(
         help="Instead of --far: target rate at which a stranger passes for anyone enrolled "
              "(false-positive identification rate).")] = None,
@@ -534,6 +534,9 @@ def calibrate(
     from maskface.gallery.thresholds import calibrate as fit
     from maskface.gallery.thresholds import store_calibration
 
+    if far is not None and fpir is not None:
+        fail("give --far or --fpir, not both (one target sets the thresholds)")
+    far = 1e-3 if far is None else far
     if not 0 < far < 1:
         fail(f"--far {far} must be between 0 and 1")
     if fpir is not None and not 0 < fpir < 1:
@@ -574,17 +577,23 @@ def _plot_roc(rep: dict, path: Path) -> Path:
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
+    plotted = False
     for c, e in rep["conditions"].items():
         pts = [p for p in e.get("roc", []) if p[1] > 0]
         if pts:
             ax.plot([p[1] for p in pts], [p[2] for p in pts], label=c)
+            plotted = True
     ax.set_xscale("log")
     if rep.get("far"):
         ax.axvline(rep["far"], color="grey", ls="--", lw=0.8)
     ax.set_xlabel("false accept rate")
     ax.set_ylabel("true accept rate")
     ax.set_title(f"{rep['model']}: {rep['people']} people")
-    ax.legend()
+    if plotted:  # else no genuine comparisons yet (one photo each): say so, not matplotlib
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no genuine comparisons: enrol people with two photos or more",
+                ha="center", va="center", transform=ax.transAxes)
     return save_figure(fig, path, dpi=100)
 
 

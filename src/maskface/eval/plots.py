@@ -41,7 +41,8 @@ def plot_roc(curves: Mapping[str, tuple[RocCurve, float]], path: str | Path,
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title,
            xlim=(-0.01, 1.0), ylim=(0.0, 1.01))
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    if curves:  # no curve (nothing to compare yet): no legend, and no matplotlib warning
+        ax.legend(loc="lower right", fontsize=8)
     return save_figure(fig, path)
 
 
