@@ -142,6 +142,13 @@ def enroll(
             raise InputError(f"--metadata is not JSON: {exc}") from None
         if not isinstance(meta, dict):
             raise InputError("--metadata must be a JSON object")
+    seen: set[str] = set()
+    unique = [p for p in images
+              if os.path.realpath(p) not in seen and not seen.add(os.path.realpath(p))]
+    if len(unique) < len(images):  # one photo twice would count as two, with its templates
+        typer.echo(f"note: {len(images) - len(unique)} photo(s) given twice; each enrolled "
+                   "once", err=True)
+        images = unique
     gallery, embedder = open_gallery(db, model, for_writing=True)
     with gallery:
         if not add and name.strip() in {p.name for p in gallery.people()}:
