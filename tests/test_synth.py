@@ -209,6 +209,35 @@ def test_synthesize_folder_is_deterministic_and_reports_skips(tmp_path, astronau
     assert skipped[0]["reason"] == "no face detected"
 
 
+def test_output_names_never_clash():
+    from maskface.synth.batch import output_bases
+
+    rels = [Path("x.JPG"), Path("x.jpg"), Path("x-2.jpg"), Path("a/b_c.jpg"), Path("a_b/c.jpg")]
+    assert output_bases(rels, 1, flat=False) == [
+        Path("x.jpg"), Path("x-2.jpg"), Path("x-2-2.jpg"), Path("a/b_c.jpg"), Path("a_b/c.jpg")]
+    assert output_bases(rels, 2, flat=True)[3:] == [Path("a_b_c.jpg"), Path("a_b_c-2.jpg")]
+
+
+@pytest.mark.parametrize("by_class", [False, True])
+def test_sources_whose_names_clash_get_files_of_their_own(tmp_path, astronaut_path, by_class):
+    """x.jpg and x.JPG (suffixes are lower-cased), and a/b_c.jpg and a_b/c.jpg (joined by
+    --by-class), each get their own file, and each manifest row names its own source's."""
+    from maskface.synth.batch import SynthConfig, read_manifest, synthesize
+
+    src = tmp_path / "in"
+    image = cv2.imread(str(astronaut_path))
+    for i, rel in enumerate(["x.jpg", "x.JPG", "a/b_c.jpg", "a_b/c.jpg"]):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(src / rel), cv2.resize(image, (300 + 20 * i, 300 + 20 * i)))
+    out = tmp_path / "out"
+    synthesize(src, out, SynthConfig(seed=2, by_class=by_class))
+    rows = read_manifest(out / "manifest.csv")
+    assert len(rows) == 4 and len({r.output for r in rows}) == 4
+    assert len([p for p in out.rglob("*.jpg")]) == 4
+    for r in rows:  # the output's size is its own source's
+        assert cv2.imread(str(out / r.output)).shape == cv2.imread(r.source).shape
+
+
 def test_workers_give_the_same_bytes(tmp_path, astronaut_path):
     from maskface.synth.batch import SynthConfig, synthesize
 
@@ -288,7 +317,8 @@ def test_mirrored_landmarks_fallback(tmp_path, astronaut_path, landmarker, detec
         original = load_image(src)  # what the masker will see
         found = masker.find_face(original)
         assert found.mirrored, "the fallback should have been taken"
-        rows, reason = masker.process(src, Path("astro.jpg"), tmp_path / "out")
+        rows, reason = masker.process(src, Path("astro.jpg"), Path("astro.jpg"),
+                                     tmp_path / "out")
     finally:
         masker.close()
     assert reason is None and len(rows) == 1

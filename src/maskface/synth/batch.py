@@ -13,7 +13,7 @@ import hashlib
 import logging
 import multiprocessing as mp
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from multiprocessing import util as mp_util
 from pathlib import Path
@@ -113,14 +113,38 @@ def list_images(folder: Path) -> list[Path]:
     return image_files(folder)
 
 
-def output_name(rel: Path, k: int, per_image: int, label: str | None = None) -> Path:
-    """Where the ``k``-th masked version of ``rel`` goes: beside it in the mirrored layout, or
-    flattened into the class folder ``label`` (sub-folders joined into the name with ``_``)."""
-    suffix = rel.suffix.lower() if rel.suffix.lower() in _KEEP_SUFFIXES else ".png"
-    stem = rel.stem if per_image == 1 else f"{rel.stem}_{k}"
-    if label is not None:
-        return Path(label) / "_".join([*rel.parent.parts, stem + suffix])
-    return rel.with_name(stem + suffix)
+def output_bases(rels: Sequence[Path], per_image: int, flat: bool) -> list[Path]:
+    """The output name of each source before ``output_name`` numbers and files it: ``rel``
+    itself, or with ``flat`` its sub-folders joined into the name with ``_``; the suffix lower
+    case (``.png`` if not JPEG or PNG). Names that would clash (``x.jpg`` and ``x.JPG``; flat
+    ``a/b_c.jpg`` and ``a_b/c.jpg``) get ``-2``, ``-3``, ... on the later source in path order,
+    so each source has files of its own, the same whatever the number of workers."""
+    taken: set[str] = set()
+    bases = []
+    for rel in rels:
+        suffix = rel.suffix.lower() if rel.suffix.lower() in _KEEP_SUFFIXES else ".png"
+        stem = "_".join([*rel.parent.parts, rel.stem]) if flat else rel.stem
+        folder = Path() if flat else rel.parent
+        n = 1
+        while True:
+            base = folder / f"{stem}{f'-{n}' if n > 1 else ''}{suffix}"
+            # Compared without case: on a case-insensitive file system X.jpg is x.jpg.
+            names = {output_name(base, k, per_image).as_posix().lower()
+                     for k in range(per_image)}
+            if not names & taken:
+                break
+            n += 1
+        taken |= names
+        bases.append(base)
+    return bases
+
+
+def output_name(base: Path, k: int, per_image: int, label: str | None = None) -> Path:
+    """Where the ``k``-th masked version of the source named ``base`` (``output_bases``)
+    goes: ``base`` itself, numbered ``_k`` with ``per_image`` above 1, in the class folder
+    ``label`` if given."""
+    name = base.name if per_image == 1 else f"{base.stem}_{k}{base.suffix}"
+    return Path(label or "") / base.with_name(name)
 
 
 @dataclass(frozen=True)
@@ -180,9 +204,10 @@ class FaceMasker:
             return FoundFace(box, lm, mirrored=True)
         return "landmarker found no face in the detected box"
 
-    def process(self, src: Path, rel: Path, out_dir: Path
+    def process(self, src: Path, rel: Path, base: Path, out_dir: Path
                 ) -> tuple[list[ManifestRow], str | None]:
-        """Mask ``src`` ``per_image`` times into ``out_dir/rel``-named files."""
+        """Mask ``src`` (``rel`` in the input folder) ``per_image`` times into files named
+        after ``base`` (``output_bases``) in ``out_dir``."""
         from maskface.io import load_image
 
         try:
@@ -204,11 +229,11 @@ class FaceMasker:
             label = None
             if cfg.by_class:
                 label = "with_mask" if style.worn_correctly else "mask_incorrect"
-            out_rel = output_name(rel, k, cfg.per_image, label)
+            out_rel = output_name(base, k, cfg.per_image, label)
             _write(out_dir / out_rel, self._view(out, found.box), cfg.jpeg_quality)
             rows.append(_row(src, rel, out_rel, style, found))
         if cfg.face_crop and cfg.by_class:
-            _write(out_dir / output_name(rel, 0, 1, "without_mask"),
+            _write(out_dir / output_name(base, 0, 1, "without_mask"),
                    self._view(image, found.box), cfg.jpeg_quality)
         return rows, None
 
@@ -261,11 +286,11 @@ def _init_worker(config: SynthConfig) -> None:
     mp_util.Finalize(_worker, _worker.close, exitpriority=10)
 
 
-def _work(task: tuple[Path, Path, Path]) -> tuple[str, list[ManifestRow], str | None]:
-    src, rel, out_dir = task
+def _work(task: tuple[Path, Path, Path, Path]) -> tuple[str, list[ManifestRow], str | None]:
     if _worker is None:
         raise RuntimeError("synth worker used before _init_worker")
-    rows, reason = _worker.process(src, rel, out_dir)
+    rows, reason = _worker.process(*task)
+    src = task[0]
     return str(src), rows, reason
 
 
@@ -285,7 +310,9 @@ def synthesize(in_dir: Path, out_dir: Path, config: SynthConfig, workers: int = 
     if out_dir.resolve() == in_dir.resolve() or in_dir.resolve() in out_dir.resolve().parents:
         raise InputError("the output folder must not be inside the input folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    tasks = [(f, f.relative_to(in_dir), out_dir) for f in files]
+    rels = [f.relative_to(in_dir) for f in files]
+    bases = output_bases(rels, config.per_image, config.by_class)
+    tasks = [(f, rel, base, out_dir) for f, rel, base in zip(files, rels, bases, strict=True)]
     t0 = time.perf_counter()
     rows: list[ManifestRow] = []
     skipped: list[tuple[str, str]] = []
