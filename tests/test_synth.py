@@ -273,6 +273,33 @@ def test_cli_synth_with_preview(tmp_path, astronaut_path):
     assert bad.exit_code == 1 and "unknown mask type" in bad.output
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--incorrect-rate", "nan"], "--incorrect-rate must be a number between 0 and 1, not nan"),
+    (["--preview", "{tmp}"], "is a folder; give an image file name"),
+    (["--preview", "{tmp}/sheet"], "give an image file name ending in .jpg"),
+    (["--preview", "{tmp}/afile/p.png"], "afile: is a file, so it cannot be the folder"),
+    (["--out", "{tmp}/afile"], "afile: exists and is not a folder; give OUT a folder"),
+])
+def test_cli_synth_refuses_bad_options_before_any_work(tmp_path, astronaut_path, args,
+                                                       message):
+    from typer.testing import CliRunner
+
+    import maskface.cli.synth  # noqa: F401 - registers the command
+    from maskface.cli.apps import app
+
+    src = _small_tree(tmp_path, astronaut_path, None)
+    (tmp_path / "afile").write_text("kept")
+    args = [a.format(tmp=tmp_path) for a in args]
+    out = str(tmp_path / "out")
+    if args[0] == "--out":
+        out, args = args[1], []
+    result = CliRunner().invoke(app, ["synth", str(src), out, *args])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1
+    assert message in result.output
+    assert not (tmp_path / "out").exists() and (tmp_path / "afile").read_text() == "kept"
+
+
 def test_eval_synth_writes_report(tmp_path, astronaut_path):
     from maskface.classify import MaskClassifier
     from maskface.errors import ModelError

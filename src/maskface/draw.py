@@ -193,17 +193,29 @@ def image_grid(cells: Sequence[tuple[np.ndarray, Sequence[str]]], columns: int =
     return sheet
 
 
-def write_image(path: str | Path, image: np.ndarray) -> Path:
-    """The one image writer: ``image`` to ``path`` in the format its suffix names (PNG
-    compressed hard), creating the folder. :class:`InputError` in one line when the path
-    cannot be an image file (no or unknown suffix, a folder, a file in the way, no
-    permission)."""
+def check_image_path(path: str | Path) -> Path:
+    """``path`` as a Path if :func:`write_image` can take it, else :class:`InputError` in one
+    line (a folder, no or unknown suffix, a file in the way): for a command to check before
+    its work."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a folder; give an image file name (e.g. out.jpg)")
     if not path.suffix or not cv2.haveImageWriter(str(path)):
         raise InputError(f"{path}: give an image file name ending in .jpg, .png, .webp, …"
                          f" ({path.suffix or 'no suffix'} is not an image format)")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"{parent}: is a file, so it cannot be the folder of {path}")
+            break
+    return path
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """The one image writer: ``image`` to ``path`` in the format its suffix names (PNG
+    compressed hard), creating the folder. :class:`InputError` in one line when the path
+    cannot be an image file (:func:`check_image_path`) or cannot be written there."""
+    path = check_image_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

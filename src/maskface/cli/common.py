@@ -66,15 +66,15 @@ def FileOption(*decls: str, **kwargs: Any) -> Any:
     return typer.Option(*decls, callback=output_file, **kwargs)
 
 
-def output_folder(path: Path) -> Path:
+def output_folder(path: Path, name: str = "--out") -> Path:
     """Create the output folder ``path`` (and its parents), or fail in one line if it cannot be
-    one (an existing file, or under one)."""
+    one (an existing file, or under one); ``name`` is how the command line calls it."""
     if path.exists() and not path.is_dir():
-        fail(f"{path}: exists and is not a folder; give --out a folder")
+        fail(f"{path}: exists and is not a folder; give {name} a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        fail(f"{path}: cannot be a folder (a file is in the way); give --out a folder")
+        fail(f"{path}: cannot be a folder (a file is in the way); give {name} a folder")
     return path
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from maskface.cli.apps import app, eval_app
-from maskface.cli.common import progress, user_errors
+from maskface.cli.common import output_folder, progress, user_errors
 from maskface.errors import InputError
 
 DEFAULT_TYPES = "surgical,n95,kn95,cloth"
@@ -45,9 +45,10 @@ def synth(
     types: Annotated[str, typer.Option(
         help="Comma-separated mask types: surgical, n95, kn95, cloth.")] = DEFAULT_TYPES,
     per_image: Annotated[int, typer.Option(min=1, help="Masked versions per photo.")] = 1,
+    # No min/max here: Typer's range check lets NaN through to a misleading message;
+    # SynthConfig checks it.
     incorrect_rate: Annotated[float, typer.Option(
-        min=0.0, max=1.0,
-        help="Share of masks worn incorrectly (nose exposed or chin only).")] = 0.0,
+        help="Share of masks worn incorrectly (nose exposed or chin only), 0 to 1.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Same seed, byte-identical outputs.")] = 0,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     templates: Annotated[Path | None, typer.Option(
@@ -76,6 +77,11 @@ def synth(
                       templates=templates, by_class=by_class, face_crop=face_crop)
     if templates is not None and not templates.is_dir():
         raise InputError(f"{templates}: not a folder")
+    if preview is not None:
+        from maskface.draw import check_image_path
+
+        check_image_path(preview)  # here, not after all the images are written
+    output_folder(out_dir, "OUT")
     summary = synthesize(in_dir, out_dir, cfg, workers=workers, limit=limit,
                          progress=_bar("synth"))
     typer.echo(f"{summary.outputs} masked images from {summary.inputs - len(summary.skipped)} of "

@@ -59,8 +59,9 @@ class SynthConfig:
                              f"choose from: {', '.join(MASK_TYPES)}")
         if self.per_image < 1:
             raise InputError("--per-image must be at least 1")
-        if not 0.0 <= self.incorrect_rate <= 1.0:
-            raise InputError("--incorrect-rate must be between 0 and 1")
+        if not 0.0 <= self.incorrect_rate <= 1.0:  # also false for NaN
+            raise InputError(f"--incorrect-rate must be a number between 0 and 1, not "
+                             f"{self.incorrect_rate}")
 
 
 @dataclass
