@@ -300,6 +300,37 @@ def test_cli_synth_refuses_bad_options_before_any_work(tmp_path, astronaut_path,
     assert not (tmp_path / "out").exists() and (tmp_path / "afile").read_text() == "kept"
 
 
+def test_rerun_into_the_same_folder_replaces_the_previous_run(tmp_path, astronaut_path):
+    """The images an earlier run's manifest lists are deleted first (none is left in a second
+    class or as a _1 copy); other files stay, and a manifest.csv that is not synth's is kept
+    and refused."""
+    from typer.testing import CliRunner
+
+    import maskface.cli.synth  # noqa: F401 - registers the command
+    from maskface.cli.apps import app
+    from maskface.errors import InputError
+    from maskface.synth.batch import SynthConfig, read_manifest, synthesize
+
+    src = _small_tree(tmp_path, astronaut_path, None)
+    out = tmp_path / "out"
+    synthesize(src, out, SynthConfig(by_class=True, face_crop=True, incorrect_rate=1,
+                                     per_image=2))
+    (out / "mask_incorrect" / "mine.txt").write_text("not synth's")
+    result = CliRunner().invoke(app, ["synth", str(src), str(out), "--by-class"])
+    assert result.exit_code == 0, result.output
+    assert f"removed the 6 images of the previous run in {out}" in result.output
+    left = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert left == {r.output for r in read_manifest(out / "manifest.csv")} | {
+        "manifest.csv", "skipped.csv", "mask_incorrect/mine.txt"}
+    assert not (out / "without_mask").exists()  # emptied: not a class any more
+
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "manifest.csv").write_text("id,label\n1,x\n")
+    with pytest.raises(InputError, match="not a manifest of maskface synth"):
+        synthesize(src, tmp_path / "other", SynthConfig())
+    assert (tmp_path / "other" / "manifest.csv").read_text() == "id,label\n1,x\n"
+
+
 def test_eval_synth_writes_report(tmp_path, astronaut_path):
     from maskface.classify import MaskClassifier
     from maskface.errors import ModelError

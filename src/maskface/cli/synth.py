@@ -84,6 +84,9 @@ def synth(
     output_folder(out_dir, "OUT")
     summary = synthesize(in_dir, out_dir, cfg, workers=workers, limit=limit,
                          progress=_bar("synth"))
+    if summary.removed:
+        typer.echo(f"removed the {summary.removed} images of the previous run in {out_dir} "
+                   f"(listed in its {MANIFEST}) before writing")
     typer.echo(f"{summary.outputs} masked images from {summary.inputs - len(summary.skipped)} of "
                f"{summary.inputs} photos in {summary.seconds:.1f} s "
                f"({summary.images_per_second:.1f} photos/s, {workers} worker(s)); "

@@ -13,8 +13,8 @@ import hashlib
 import logging
 import multiprocessing as mp
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from multiprocessing import util as mp_util
 from pathlib import Path
 
@@ -85,6 +85,8 @@ class ManifestRow:
     y1: float
     x2: float
     y2: float
+    #: the bare face written beside it with ``face_crop`` and ``by_class``, else empty
+    unmasked: str = ""
 
 
 @dataclass
@@ -94,6 +96,8 @@ class SynthSummary:
     rows: list[ManifestRow]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    #: images of an earlier run in the output folder deleted first (``remove_previous_run``)
+    removed: int = 0
 
     @property
     def images_per_second(self) -> float:
@@ -234,8 +238,10 @@ class FaceMasker:
             _write(out_dir / out_rel, self._view(out, found.box), cfg.jpeg_quality)
             rows.append(_row(src, rel, out_rel, style, found))
         if cfg.face_crop and cfg.by_class:
-            _write(out_dir / output_name(base, 0, 1, "without_mask"),
-                   self._view(image, found.box), cfg.jpeg_quality)
+            bare = output_name(base, 0, 1, "without_mask")
+            _write(out_dir / bare, self._view(image, found.box), cfg.jpeg_quality)
+            for row in rows:
+                row.unmasked = bare.as_posix()
         return rows, None
 
     def _view(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
@@ -311,6 +317,7 @@ def synthesize(in_dir: Path, out_dir: Path, config: SynthConfig, workers: int = 
     if out_dir.resolve() == in_dir.resolve() or in_dir.resolve() in out_dir.resolve().parents:
         raise InputError("the output folder must not be inside the input folder")
     out_dir.mkdir(parents=True, exist_ok=True)
+    removed = remove_previous_run(out_dir, keep=files)
     rels = [f.relative_to(in_dir) for f in files]
     bases = output_bases(rels, config.per_image, config.by_class)
     tasks = [(f, rel, base, out_dir) for f, rel, base in zip(files, rels, bases, strict=True)]
@@ -349,7 +356,7 @@ def synthesize(in_dir: Path, out_dir: Path, config: SynthConfig, workers: int = 
         w = csv.writer(f)
         w.writerow(["source", "reason"])
         w.writerows(skipped)
-    return SynthSummary(len(files), len(rows), rows, skipped, seconds)
+    return SynthSummary(len(files), len(rows), rows, skipped, seconds, removed)
 
 
 def write_manifest(path: Path, rows: list[ManifestRow]) -> None:
@@ -364,11 +371,52 @@ def read_manifest(path: Path) -> list[ManifestRow]:
     """Rows of a manifest written by :func:`synthesize`."""
     if not path.is_file():
         raise InputError(f"{path}: no manifest (run maskface synth first)")
+    names = [fl.name for fl in fields(ManifestRow)]
+    required = [fl.name for fl in fields(ManifestRow) if fl.default is MISSING]
     out = []
     with open(path, newline="") as f:
-        for d in csv.DictReader(f):
+        reader = csv.DictReader(f)
+        missing = [n for n in required if n not in (reader.fieldnames or ())]
+        if missing:
+            raise InputError(f"{path}: not a manifest of maskface synth (no column "
+                             f"{', '.join(missing)})")
+        for d in reader:
+            d = {k: v for k, v in d.items() if k in names}
             d["worn_correctly"] = d["worn_correctly"] == "True"
-            for k in ("yaw", "x1", "y1", "x2", "y2"):
-                d[k] = float(d[k])
+            try:
+                for k in ("yaw", "x1", "y1", "x2", "y2"):
+                    d[k] = float(d[k])
+            except (TypeError, ValueError):
+                raise InputError(f"{path}: line {reader.line_num}: {k} is not a number") from None
             out.append(ManifestRow(**d))
     return out
+
+
+def remove_previous_run(out_dir: Path, keep: Iterable[Path] = ()) -> int:
+    """Delete the images that the manifest of an earlier run in ``out_dir`` lists, and that
+    manifest, so that a new run leaves none of them behind (a source also in its old class
+    folder, the ``_1`` copies of ``--per-image 2``). Nothing else goes: no file the manifest
+    does not list, outside ``out_dir``, or in ``keep`` (the new run's inputs). Returns how many
+    images were deleted."""
+    manifest = out_dir / MANIFEST
+    if not manifest.is_file():
+        return 0
+    root = out_dir.resolve()
+    kept = {p.resolve() for p in keep}
+    listed = {n for r in read_manifest(manifest) for n in (r.output, r.unmasked) if n}
+    removed = 0
+    for name in sorted(listed):
+        path = out_dir / name
+        real = path.resolve()
+        if root not in real.parents or real in kept or not path.is_file():
+            continue
+        path.unlink()
+        removed += 1
+        # OUT is then as a fresh run leaves it: no empty mask_incorrect/ after a re-run with
+        # --incorrect-rate 0 to suggest a class that has no images.
+        folder = real.parent
+        while folder != root and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent
+    manifest.unlink()  # it names images that are gone; an interrupted run must not trust it
+    return removed
