@@ -355,3 +355,53 @@ def test_a_postgresql_store_that_cannot_be_reached_says_why_in_one_line(
     assert not [r for r in caplog.records if r.name.startswith("psycopg")]
     with open_database(postgres.new_database()) as db:  # a reachable one still opens
         assert db.kind == "postgresql"
+
+
+def test_export_and_import_refuse_what_would_destroy_or_escape(tmp_path):
+    """`db export g.db --db g.db` replaced the store with its own export; an export edited to
+    give an event the snapshot '/etc/x' had that file deleted by `db prune` (and served by
+    the snapshot route); a damaged header or a store holding only audit records were
+    tracebacks."""
+    from maskface.service.events import EventLog
+
+    rng = np.random.default_rng(4)
+    src = tmp_path / "src.db"
+    _fill(src, rng)
+    before = _dump(src)
+    with pytest.raises(InputError, match="is the store being exported"):
+        export_store(open_database(src), src)
+    with pytest.raises(InputError, match="is the store being exported"):
+        export_store(open_database(src), tmp_path / "src.db-wal")
+    assert _dump(src) == before
+    export_store(open_database(src), tmp_path / "x.jsonl")
+    header, *rows = (tmp_path / "x.jsonl").read_text().splitlines()
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not the service's")
+    for snap in (str(victim), "../victim.txt"):
+        edited = [json.loads(r) for r in rows]
+        next(r for r in edited if r["t"] == "events")["r"]["snapshot"] = snap
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text("\n".join([header, *map(json.dumps, edited)]) + "\n")
+        target = tmp_path / f"t{len(snap)}.db"
+        with pytest.raises(InputError, match="not a name the service makes"):
+            import_store(open_database(target), bad)
+        assert all(not r for t, r in _dump(target).items() if t != "meta")
+        # and were one there already (written by hand), it is neither deleted nor served
+        log = EventLog(open_database(target))
+        log.record("denied", ["x"], snapshot=snap, when=1.0)
+        assert log.prune(None, 2.0, tmp_path / "snapshots") == (0, 0)
+        assert victim.read_text() == "not the service's"
+
+    for damaged in ({"schema_version": "five"}, {"rows": [1, 2]}, {"rows": {"people": "x"}}):
+        h = {**json.loads(header), **damaged}
+        (tmp_path / "h.jsonl").write_text("\n".join([json.dumps(h), *rows]) + "\n")
+        with pytest.raises(InputError, match="header is damaged"):
+            import_store(open_database(tmp_path / "h.db"), tmp_path / "h.jsonl")
+
+    only_audit = tmp_path / "audit.db"
+    with Gallery(only_audit, model="m", dim=DIM) as g:
+        g.enroll("Dan", unit(rng), audit=("duplicate_allowed", {"of": 9}))
+        g.delete("Dan")
+    with pytest.raises(InputError, match="already holds audit"):
+        import_store(open_database(only_audit), tmp_path / "x.jsonl")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from maskface.storage import Database, open_database
+from maskface.storage.schema import SNAPSHOT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,14 @@ class EventLog:
         return [_event(r) for r in rows], int(total)
 
 
+def snapshot_file(folder: Path, name: str | None) -> Path | None:
+    """The file of an event's snapshot ``name`` in ``folder``, or ``None`` when the name is not
+    one the server makes (an absolute path or ``../x`` would reach outside the folder)."""
+    if not name or not SNAPSHOT_NAME.fullmatch(name):
+        return None
+    return folder / name
+
+
 def save_snapshot(image, folder: Path) -> str | None:
     """Keep the frame an access decision rests on as ``folder/<random>.jpg``; returns the file
     name for the event (generated here: nothing a client sent reaches the file system), or
@@ -224,8 +233,12 @@ def _unlink(folder: Path, names: list[str]) -> int:
     """Delete these snapshot files (server-made names); returns how many were there."""
     removed = 0
     for name in set(names):
+        path = snapshot_file(folder, name)
+        if path is None:
+            log.warning("snapshot name %r is not one the server makes; no file deleted", name)
+            continue
         try:
-            (folder / name).unlink()
+            path.unlink()
             removed += 1
         except FileNotFoundError:
             pass

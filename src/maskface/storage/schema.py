@@ -8,6 +8,7 @@ between processes, so replicas starting together migrate once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from maskface.storage.base import Database, StoreError, Transaction
@@ -91,6 +92,10 @@ MIGRATIONS: list[Migration] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: every table, parents before children (export and import follow this order)
+#: what ``events.snapshot`` may hold: a name the service made (``<uuid hex>.jpg``), never a
+#: path; anything else (an edited export) is refused on import and never opened or deleted
+SNAPSHOT_NAME = re.compile(r"[0-9a-f]{32}\.jpg")
+
 TABLES = ("meta", "people", "embeddings", "api_keys", "events", "service_settings",
           "gallery_version", "audit")
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from maskface.errors import InputError
 from maskface.storage.base import Database
-from maskface.storage.schema import SCHEMA_VERSION, TABLES, schema_version
+from maskface.storage.schema import SCHEMA_VERSION, SNAPSHOT_NAME, TABLES, schema_version
 
 FORMAT = "maskface-store-export"
 #: rows the target must not already hold: importing merges nothing, it moves a whole store
-_CONTENT = ("people", "embeddings", "api_keys", "events")
+_CONTENT = ("people", "embeddings", "api_keys", "events", "audit")
 #: managed by each store itself
 _SKIP_META = {"schema_version"}
 
@@ -39,6 +39,11 @@ def _decode(v: Any) -> Any:
 def export_store(db: Database, out: str | Path) -> dict[str, int]:
     """Write every table of ``db`` (one consistent snapshot) to ``out``; returns rows per table."""
     out = Path(out)
+    if db.kind == "sqlite":
+        store = Path(db.location).resolve()
+        if out.resolve() in {store, *(store.with_name(store.name + s)
+                                      for s in ("-wal", "-shm", "-journal"))}:
+            raise InputError(f"{out}: is the store being exported; give another file name")
     counts: dict[str, int] = {}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
@@ -77,8 +82,8 @@ def _insert(tx, table: str, row: dict[str, Any]) -> None:
 
 
 def import_store(db: Database, src: str | Path) -> dict[str, int]:
-    """Load an export into ``db``, which must hold no people, embeddings, keys or events yet;
-    everything goes in one transaction (all or nothing). Returns rows per table."""
+    """Load an export into ``db``, which must hold no people, embeddings, keys, events or audit
+    records yet; everything goes in one transaction (all or nothing). Returns rows per table."""
     src = Path(src)
     if not src.is_file():
         raise InputError(f"{src}: no such export file")
@@ -91,9 +96,16 @@ def import_store(db: Database, src: str | Path) -> dict[str, int]:
             header = {}
         if header.get("format") != FORMAT:
             raise InputError(f"{src}: not a maskface store export")
-        if int(header.get("schema_version", 0)) > SCHEMA_VERSION:
-            raise InputError(f"{src}: exported from a newer schema ({header['schema_version']}) "
-                             f"than this maskface supports ({SCHEMA_VERSION}); upgrade maskface")
+        try:
+            version = int(header.get("schema_version", 0))
+            expected = {str(t): int(n) for t, n in header.get("rows", {}).items()
+                        if t not in ("gallery_version", "meta")}
+        except (TypeError, ValueError, AttributeError):
+            raise InputError(f"{src}: its header is damaged (schema_version and rows)"
+                             ) from None
+        if version > SCHEMA_VERSION:
+            raise InputError(f"{src}: exported from a newer schema ({version}) than this "
+                             f"maskface supports ({SCHEMA_VERSION}); upgrade maskface")
         counts: dict[str, int] = {}
         with db.transaction() as tx:
             busy = [t for t in _CONTENT if tx.one(f"SELECT COUNT(*) FROM {t}")]
@@ -108,13 +120,16 @@ def import_store(db: Database, src: str | Path) -> dict[str, int]:
                     table, row = item["t"], {k: _decode(v) for k, v in item["r"].items()}
                     if table not in TABLES:
                         raise InputError(f"{src}:{line_no}: unknown table '{table}'")
+                    snap = row.get("snapshot") if table == "events" else None
+                    if snap is not None and not (isinstance(snap, str)
+                                                 and SNAPSHOT_NAME.fullmatch(snap)):
+                        raise InputError(f"{src}:{line_no}: an event's snapshot {snap!r:.80} "
+                                         "is not a name the service makes; nothing imported")
                     _insert(tx, table, row)
                     counts[table] = counts.get(table, 0) + 1
             except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError,
                     AttributeError):
                 raise InputError(f"{src}:{line_no}: not an export row") from None
-            expected = {t: int(n) for t, n in header.get("rows", {}).items()
-                        if t not in ("gallery_version", "meta")}
             got = {t: counts.get(t, 0) for t in expected}
             if got != expected:  # raised inside the transaction: nothing is imported
                 raise InputError(f"{src}: truncated export (the header promises {expected}, "

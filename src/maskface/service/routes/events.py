@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from maskface.service.deps import admin_key, door_query, get_state
 from maskface.service.errors import ApiError
-from maskface.service.events import events_csv
+from maskface.service.events import events_csv, snapshot_file
 from maskface.service.routes import API_PREFIX, Offset, RowId, RowIdQuery
 from maskface.service.state import ServiceState
 
@@ -76,7 +76,7 @@ def get_snapshot(event_id: RowId, state: ServiceState = Depends(get_state)):
     event = state.events.get(event_id)
     if event is None:
         raise ApiError(404, "not_found", f"no event with id {event_id}")
-    path = state.config.snapshot_dir / event.snapshot if event.snapshot else None
+    path = snapshot_file(state.config.snapshot_dir, event.snapshot)
     if path is None or not path.is_file():
         raise ApiError(404, "not_found", f"event {event_id} has no snapshot")
     return FileResponse(path, media_type="image/jpeg")
