@@ -60,6 +60,25 @@ def test_records_give_back_the_summary_figures():
                for r in m.values())
 
 
+def test_a_run_without_a_classifier_has_no_mask_figures_to_compare():
+    """Its undefined figures (null in its report) were read as 0, and B's lead over them was
+    'significant'."""
+    import copy
+
+    b = _report(_two_images())
+    a = copy.deepcopy(b)
+    a["classifier"] = None
+    for f in a["per_face"]:
+        f["predicted"] = f["p_with_mask"] = None
+    result = compare_reports(a, b, resamples=200)
+    assert result["unclassified"] == ["A"]
+    assert set(result["metrics"]) == {"recall", "recall_iou_0.3", "recall_small (< 32 px)",
+                                      "false_detections_per_image"}
+    from maskface.cli.pipeline_eval import format_comparison
+
+    assert "A ran without a classifier" in format_comparison(result, Path("a"), Path("b"))
+
+
 def test_difference_is_b_minus_a():
     a, b = _report(_two_images()), _report(_two_images("without_mask"))
     m = compare_reports(a, b, resamples=200)["metrics"]

@@ -223,6 +223,9 @@ def format_comparison(result: dict[str, Any], a: Path, b: Path) -> str:
         lo, hi = r["ci95"]
         lines.append(f"{name:<28}{r['A']:>9.4f}{r['B']:>9.4f}{r['difference']:>+9.4f}   "
                      f"[{lo:+.4f}, {hi:+.4f}]" + ("  *" if r["significant"] else ""))
+    if result.get("unclassified"):
+        lines.append(f"{' and '.join(result['unclassified'])} ran without a classifier: the "
+                     "mask figures are left out (undefined there, not 0)")
     if any(r["significant"] for r in result["metrics"].values()):
         lines.append("* the interval excludes 0: a difference beyond what resampling the "
                      "photos gives")

@@ -90,10 +90,17 @@ def _metrics(classes: Sequence[int], classified: bool
     return out
 
 
+def _classified(report: dict[str, Any]) -> bool:
+    """Whether the run classified its faces (``--classifier none``: its figures are undefined,
+    not 0)."""
+    return report.get("classifier") is not None or any(f.get("predicted")
+                                                       for f in report["per_face"])
+
+
 def _figures(*reports: dict[str, Any]) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    """The figures of these runs (on the same faces): the classifier's only if one ran, F1 for
-    each class in the truth."""
-    classified = any(f.get("predicted") for r in reports for f in r["per_face"])
+    """The figures of these runs (on the same faces): the classifier's only if every one of
+    them classified, F1 for each class in the truth."""
+    classified = all(_classified(r) for r in reports)
     classes = sorted({SCENE_LABELS.index(f["label"]) for f in reports[0]["per_face"]})
     return _metrics(classes, classified)
 
@@ -224,8 +231,12 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any], resamples: int = 2000,
         rows[name] = {names[0]: round(float(va), 4), names[1]: round(float(vb), 4),
                       "difference": round(float(vb - va), 4), "ci95": [round(lo, 4), round(hi, 4)],
                       "significant": bool(lo > 0 or hi < 0)}
+    unclassified = [] if "per_crop" in a else [
+        name for r, name in zip((a, b), names) if not _classified(r)]
     return {"images": n, "faces": len(a.get("per_crop") or a["per_face"]),
             "resamples": resamples, "seed": seed,
+            #: runs without a classifier: the classifier's figures are left out (undefined)
+            "unclassified": unclassified,
             "runs": {names[0]: _describe(a), names[1]: _describe(b)},
             "method": "paired bootstrap over images: both runs' figures recomputed on the same "
                       "resampled photos; ci95 = 2.5th-97.5th percentile of the difference "
