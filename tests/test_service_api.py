@@ -49,7 +49,8 @@ class Api:
     def h(self, role: str | None) -> dict[str, str]:
         return {} if role is None else {"X-API-Key": getattr(self, role)}
 
-    def enrol(self, name: str, photos: list[bytes], role: str = "admin", groups: str = "",
+    def enrol(self, name: str | list[str], photos: list[bytes], role: str = "admin",
+              groups: str | list[str] = "",
               **data):
         files = [("photos", (f"p{i}.jpg", p, "image/jpeg")) for i, p in enumerate(photos)]
         return self.c.post("/v1/people", headers=self.h(role), files=files,
@@ -426,6 +427,15 @@ def test_groups_are_bounded_and_printable(api, photos):
         assert "group" in err["message"]
     a = api.enrol("Ann", [photos["face"]], groups=" staff , lab,staff").json()
     assert a["groups"] == ["lab", "staff"]
+    # the field repeated, as forms repeat photos: every group, not only the last one
+    b = api.enrol("Bea", [photos["face"]], groups=["staff", "lab, night"],
+                  allow_duplicate="true").json()
+    assert b["groups"] == ["lab", "night", "staff"]
+    r = api.enrol("Cy", [photos["face"]], groups=[f"g{i}" for i in range(51)])
+    assert "at most 50 groups" in assert_error(r, 400, "bad_request")["message"]
+    # a second name field was taken over the first without a word
+    r = api.enrol(["Dee", "Eve"], [photos["face"]])
+    assert "one name" in assert_error(r, 400, "bad_request")["message"]
     assert_error(api.patch(f"/v1/people/{a['id']}", headers=h, json={"groups": ["a\nb"]}), 400)
     assert api.get(f"/v1/people/{a['id']}", headers=h).json()["groups"] == ["lab", "staff"]
 
@@ -671,6 +681,15 @@ def test_policy_get_put_reset_validation(api):
     assert api.get("/v1/policy", headers=h).json()["policy"]["mask_required"] is False
     api.put("/v1/policy", headers=h, json={"temperature_threshold": 38.0})
     assert api.get("/v1/policy", headers=h).json()["policy"]["temperature_threshold"] == 38.0
+    # a policy's groups follow a person's rule: "staff " admitted no one, a threshold at or
+    # below 0 admitted every stranger as someone enrolled
+    r = api.put("/v1/policy", headers=h, json={"allowed_groups": ["staff ", "lab,night"]})
+    assert r.json()["policy"]["allowed_groups"] == ["lab", "night", "staff"]
+    for body in ({"allowed_groups": ["a\tb"]}, {"allowed_groups": [f"g{i}" for i in range(51)]},
+                 {"match_threshold": -1.0}, {"match_threshold": 0.0}):
+        assert_error(api.put("/v1/policy", headers=h, json=body), 422, "invalid_request")
+    assert api.get("/v1/policy", headers=h).json()["policy"]["allowed_groups"] == [
+        "lab", "night", "staff"]
     assert api.delete("/v1/policy", headers=h).json()["source"] == "config"
 
 
@@ -883,8 +902,10 @@ def test_adding_someone_elses_photo_to_a_person_is_refused(api, data_dir, photos
     assert ev["details"]["matched"]["person_id"] == bob
 
 
-@pytest.mark.parametrize("name", ["", "   "])
+@pytest.mark.parametrize("name", ["", "   ", "\u200b\u200b", "\ufeff\u00ad", "\u202eevil"])
 def test_empty_or_blank_name_is_400_bad_request(api, photos, name):
+    """Zero-width and invisible names listed people with no name; a direction override made
+    one display as another."""
     err = assert_error(api.enrol(name, [photos["face"]]), 400, "bad_request")
     assert "name" in err["message"]
     r = api.post("/v1/people", headers=api.h("admin"),

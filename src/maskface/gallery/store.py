@@ -138,10 +138,15 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+#: explicit embeddings, overrides and isolates: "\u202eevil" displays reversed
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def check_name(name: str) -> str:
     """The trimmed name in Unicode's composed form (NFC), or :class:`InputError` (empty, only
-    digits, over 200 characters, or holding line breaks or other control characters, which
-    would break every list and log line it is in)."""
+    digits, nothing visible, over 200 characters, or holding line breaks, control characters
+    or text-direction controls, which would break or disguise every list and log line it is
+    in)."""
     # composed: "Zoë" typed on two keyboards is one name, not two people who look the same
     name = unicodedata.normalize("NFC", (name or "").strip())
     if not name:
@@ -153,6 +158,12 @@ def check_name(name: str) -> str:
     if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in name):
         raise InputError("a person's name must not contain line breaks, tabs or other "
                          "control characters")
+    if any(c in _BIDI_CONTROLS for c in name):
+        raise InputError("a person's name must not contain text-direction controls (they "
+                         "make a name display as another)")
+    if not any(unicodedata.category(c)[0] in "LNS" for c in name):
+        # zero-width spaces, a soft hyphen, a byte-order mark: a person listed with no name
+        raise InputError("a person's name must have a letter, digit or symbol in it")
     return name
 
 

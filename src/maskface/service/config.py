@@ -54,6 +54,24 @@ from maskface.locations import default_db_path, is_url
 
 TEMPERATURE_SOURCES = ("push", "simulated", "none")
 
+#: bounds on a person's groups, which a policy's ``allowed_groups`` lists: names, not free text
+MAX_GROUPS, MAX_GROUP_CHARS = 50, 64
+
+
+def check_groups(groups) -> tuple[str, ...]:
+    """Groups trimmed, unique and sorted (a comma separates groups, as in a person's groups);
+    InputError when there are too many, or one is too long or holds control characters. One
+    rule for a person's groups and a policy's: ``"staff "`` in a policy admitted no one."""
+    out = sorted({g.strip() for raw in groups for g in str(raw).split(",") if g.strip()})
+    if len(out) > MAX_GROUPS:
+        raise InputError(f"at most {MAX_GROUPS} groups, not {len(out)}")
+    for g in out:
+        if len(g) > MAX_GROUP_CHARS or not g.isprintable():
+            shown = g if len(g) <= 20 else g[:20] + "…"
+            raise InputError(f"group {shown!r} must be at most {MAX_GROUP_CHARS} printable "
+                             "characters")
+    return tuple(out)
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -84,14 +102,20 @@ class Policy:
             raise InputError(
                 f"policy.temperature_threshold {self.temperature_threshold} °C is not a plausible"
                 " body temperature threshold (30-45)")
-        if self.match_threshold is not None and not -1.0 <= self.match_threshold <= 1.0:
-            raise InputError(f"policy.match_threshold {self.match_threshold} is outside [-1, 1]")
+        # at or below 0 a stranger's unrelated face matches someone: recognition is off
+        if self.match_threshold is not None and not 0.0 < self.match_threshold <= 1.0:
+            raise InputError(f"policy.match_threshold {self.match_threshold} is outside (0, 1]:"
+                             " at or below 0 anyone passes for someone enrolled")
         if self.liveness_threshold is not None and not 0.0 <= self.liveness_threshold <= 1.0:
             raise InputError(f"policy.liveness_threshold {self.liveness_threshold} is outside "
                              "[0, 1]")
         if not 0.0 <= self.min_face_size <= 4096:
             raise InputError(f"policy.min_face_size {self.min_face_size} is outside 0-4096 px")
-        object.__setattr__(self, "allowed_groups", tuple(str(g) for g in self.allowed_groups))
+        try:
+            groups = check_groups(self.allowed_groups)
+        except InputError as exc:
+            raise InputError(f"policy.allowed_groups: {exc}") from None
+        object.__setattr__(self, "allowed_groups", groups)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

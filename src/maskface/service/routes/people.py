@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from maskface.errors import InputError
 from maskface.gallery import check_name
 from maskface.service.auth import ApiKey
+from maskface.service.config import check_groups
 from maskface.service.deps import admin_key, get_state, inference_slot, read_image
 from maskface.service.errors import ApiError
 from maskface.service.routes import API_PREFIX, Offset, RowId, RowIdQuery
@@ -25,22 +26,14 @@ class PersonUpdate(BaseModel):
     groups: list[str] | None = None
 
 
-#: bounds on a person's groups: names a policy's ``allowed_groups`` can list, not free text
-MAX_GROUPS, MAX_GROUP_CHARS = 50, 64
-
-
-def _groups(raw: str) -> list[str]:
-    """Comma-separated groups, trimmed, unique and sorted; 400 ``bad_request`` when there are
-    too many, one is too long or one holds control characters."""
-    groups = sorted({g.strip() for g in raw.split(",") if g.strip()})
-    if len(groups) > MAX_GROUPS:
-        raise ApiError(400, "bad_request", f"at most {MAX_GROUPS} groups, not {len(groups)}")
-    for g in groups:
-        if len(g) > MAX_GROUP_CHARS or not g.isprintable():
-            shown = g if len(g) <= 20 else g[:20] + "…"
-            raise ApiError(400, "bad_request", f"group {shown!r} must be at most "
-                           f"{MAX_GROUP_CHARS} printable characters")
-    return groups
+def _groups(raw: str | list[str]) -> list[str]:
+    """Groups (comma-separated, or the field repeated) as :func:`check_groups` tidies them;
+    400 ``bad_request`` when there are too many, one is too long or holds control
+    characters."""
+    try:
+        return list(check_groups([raw] if isinstance(raw, str) else raw))
+    except InputError as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
 
 
 def _name(raw: str) -> str:
@@ -86,15 +79,18 @@ def _embeddings(photos: list[UploadFile], largest: bool, state: ServiceState,
 
 @router.post("", status_code=201, summary="Enrol a person from one or more photos",
              dependencies=[Depends(inference_slot)])
-def enrol(name: str = Form("", description="the person's name (unique)"),
+def enrol(name: list[str] = Form([], description="the person's name (unique)"),
           photos: list[UploadFile] = File(..., description="photos of the person, masked or not"),
-          groups: str = Form("", description="comma-separated groups, e.g. staff,lab"),
+          groups: list[str] = Form([], description="groups, comma-separated (staff,lab) or "
+                                   "the field repeated"),
           largest: bool = Form(False, description="use the largest face of group photos"),
           allow_duplicate: bool = _ALLOW_DUPLICATE,
           allow_small_face: bool = _ALLOW_SMALL_FACE,
           key: ApiKey = Depends(admin_key),
           state: ServiceState = Depends(get_state)):
-    name = _name(name)
+    if len(name) > 1:  # a form keeps the last of a repeated field: say so, not guess
+        raise ApiError(400, "bad_request", f"one name, not {len(name)}")
+    name = _name(name[0] if name else "")
     state.people.check_name_free(name)  # both before any inference
     faces, images = _embeddings(photos, largest, state, allow_small_face)
     return state.people.enrol(name, faces, _groups(groups), images,
@@ -124,7 +120,7 @@ def update_person(person_id: RowId, update: PersonUpdate,
     if update.name is not None:
         state.people.rename(person_id, update.name.strip())
     if update.groups is not None:
-        state.people.set_groups(person_id, _groups(",".join(update.groups)))
+        state.people.set_groups(person_id, _groups(update.groups))
     return state.people.get(person_id)
 
 

@@ -6,8 +6,10 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from maskface.errors import InputError
 from maskface.service.config import Policy
 from maskface.service.deps import admin_key, door_query, get_state
+from maskface.service.errors import ApiError
 from maskface.service.routes import API_PREFIX
 from maskface.service.state import ServiceState
 
@@ -38,7 +40,7 @@ class PolicyBody(BaseModel):
     mask_required: bool = True
     temperature_threshold: float = Field(37.5, ge=30.0, le=45.0)
     require_temperature: bool = False
-    match_threshold: float | None = Field(None, ge=-1.0, le=1.0)
+    match_threshold: float | None = Field(None, gt=0.0, le=1.0)
     allowed_groups: list[str] = Field(default_factory=list)
     liveness_required: bool = True
     liveness_threshold: float | None = Field(None, ge=0.0, le=1.0)
@@ -65,7 +67,11 @@ def get_policy(door: str | None = Depends(door_query), state: ServiceState = Dep
             "survives restarts)", dependencies=[Depends(admin_key)])
 def put_policy(body: PolicyBody, door: str | None = Depends(door_query),
                state: ServiceState = Depends(get_state)):
-    state.settings.set_policy(Policy(**body.model_dump()), door)
+    try:
+        policy = Policy(**body.model_dump())
+    except InputError as exc:  # the rules a body's types cannot say (allowed_groups)
+        raise ApiError(422, "invalid_request", str(exc)) from None
+    state.settings.set_policy(policy, door)
     return get_policy(door, state)
 
 
