@@ -4,11 +4,14 @@ persisted in the store so they survive a restart and every replica sees them."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from maskface.errors import InputError
 from maskface.service.config import Policy
 from maskface.storage import Database, open_database
+
+log = logging.getLogger(__name__)
 
 
 class SettingsStore:
@@ -87,5 +90,8 @@ def _key(door: str | None) -> str:
 def _policy(value: str) -> Policy | None:
     try:
         return Policy(**json.loads(value))
-    except (TypeError, ValueError, InputError):
-        return None  # a policy stored by an older version: fall back to the next one
+    except (TypeError, ValueError, InputError) as exc:
+        # stored by an older version, under looser rules: the next policy in line applies
+        log.warning("a stored policy is not valid now and is not applied (%s); set it again",
+                    exc)
+        return None
