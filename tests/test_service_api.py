@@ -480,6 +480,11 @@ def test_huge_dimensions_are_refused_before_decoding(api):
     err = assert_error(api.post_image("/v1/analyze", buf.getvalue(), name="bomb.png"), 413,
                        "image_too_large")
     assert "10000x5000" in err["message"]
+    # over the decoder's own bound (~89 MP) it was a 400 bad_image: the same 413
+    buf = io.BytesIO()
+    Image.new("1", (10_000, 10_000)).save(buf, "PNG")
+    assert_error(api.post_image("/v1/analyze", buf.getvalue(), name="bomb.png"), 413,
+                 "image_too_large")
 
 
 def test_oversized_upload(engine, tmp_path, astronaut):  # noqa: F811

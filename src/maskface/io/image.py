@@ -23,6 +23,10 @@ ImageInput = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray | I
 
 #: largest image accepted, in pixels (override with MASKFACE_MAX_PIXELS)
 DEFAULT_MAX_PIXELS = 64_000_000
+#: Pillow refuses images over this many pixels before any limit of ours is checked (its
+#: decompression-bomb guard; its default, left as it is: the process is not ours alone)
+MAX_DECODABLE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
 #: largest encoded file accepted, in bytes (override with MASKFACE_MAX_BYTES)
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 
@@ -219,7 +223,9 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
             raise ImageLoadError(name, "a video file, not an image") from None
         raise ImageLoadError(name, "not a recognised image format") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageLoadError(name, "image is too large (decompression bomb guard)") from None
+        # raised while reading the header, before our own size check: the same refusal
+        raise ImageTooLargeError(name, f"image is too large (over {MAX_DECODABLE_PIXELS:,} "
+                                       "px, the decoder's bound)") from None
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt streams
         raise ImageLoadError(name, f"corrupt or truncated image ({exc})") from None
     return _rgb_to_bgr(rgb)

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from maskface.errors import InputError
+from maskface.io.image import MAX_DECODABLE_PIXELS
 from maskface.locations import default_db_path, is_url
 
 TEMPERATURE_SOURCES = ("push", "simulated", "none")
@@ -135,9 +136,10 @@ class Limits:
         # NaN fails every comparison, so each range is written as "not inside"
         if not 0.01 <= self.max_upload_mb <= 1024:
             raise InputError(f"limits.max_upload_mb {self.max_upload_mb} is outside 0.01-1024")
-        if not 10_000 <= self.max_pixels <= 400_000_000:
+        if not 10_000 <= self.max_pixels <= MAX_DECODABLE_PIXELS:
             raise InputError(f"limits.max_pixels {self.max_pixels} is outside "
-                             "10,000-400,000,000")
+                             f"10,000-{MAX_DECODABLE_PIXELS:,} (the image decoder's own "
+                             "bound against decompression bombs)")
         if not 1 <= self.max_photos <= 100:
             raise InputError(f"limits.max_photos {self.max_photos} is outside 1-100")
 
