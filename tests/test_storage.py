@@ -240,6 +240,12 @@ def test_db_cli_migrate_export_import(tmp_path, postgres):  # noqa: F811
     assert json.loads(r.stdout)["imported"]["people"] == 2
     r = run(app, ["db", "import", str(tmp_path / "e.jsonl"), "--db", pg])
     assert r.exit_code == 1 and "already holds" in r.output
+    # an import that cannot happen leaves no empty store behind
+    for missing in (tmp_path / "none.jsonl", tmp_path):
+        r = run(app, ["db", "import", str(missing), "--db", str(tmp_path / "new.db")])
+        assert r.exit_code == 1 and ("no such export file" in r.output
+                                     or "is a folder" in r.output), r.output
+    assert not (tmp_path / "new.db").exists()
     r = run(app, ["db", "migrate", "--db", "postgresql://nobody@127.0.0.1:1/none"])
     assert r.exit_code == 1 and "cannot connect" in r.output
 

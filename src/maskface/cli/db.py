@@ -60,8 +60,9 @@ def import_(
     config: ConfigOption = None,
 ) -> None:
     """Load an export into an empty store (all or nothing), e.g. a new PostgreSQL database."""
-    from maskface.storage.transfer import import_store
+    from maskface.storage.transfer import export_file, import_store
 
+    export_file(src)  # before the store is opened (and, if new, created)
     with _open(config, db) as store:
         counts = import_store(store, src)
     typer.echo(json.dumps({"store": store.location, "imported": counts}))

@@ -81,12 +81,21 @@ def _insert(tx, table: str, row: dict[str, Any]) -> None:
         tx.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(row.values()))
 
 
+def export_file(src: str | Path) -> Path:
+    """``src`` if it is a file to import, else InputError: checked before the target store is
+    opened, which would create an empty one for an import that cannot happen."""
+    src = Path(src)
+    if src.is_dir():
+        raise InputError(f"{src}: is a folder; give the file 'maskface db export' wrote")
+    if not src.is_file():
+        raise InputError(f"{src}: no such export file")
+    return src
+
+
 def import_store(db: Database, src: str | Path) -> dict[str, int]:
     """Load an export into ``db``, which must hold no people, embeddings, keys, events or audit
     records yet; everything goes in one transaction (all or nothing). Returns rows per table."""
-    src = Path(src)
-    if not src.is_file():
-        raise InputError(f"{src}: no such export file")
+    src = export_file(src)
     with open(src, encoding="utf-8") as f:
         try:
             header = json.loads(f.readline() or "{}")
