@@ -228,3 +228,15 @@ def test_bench_against_times_two_classifiers_in_pairs(classifier_available, tmp_
         "bench", "--report", str(report), "--repeats", "1", "--embedder", "none",
         "--no-baseline", "--streams", "1", "--against", str(tmp_path / "nope.onnx")])
     assert bad.exit_code == 1 and "nope.onnx" in bad.output
+
+
+def test_frame_sizes_are_checked_both_ways():
+    """A typo'd 100000x100000 tried to allocate 30 GB and died in a cv2.error traceback."""
+    from maskface.bench.images import parse_size
+    from maskface.errors import InputError
+
+    assert parse_size("1920X1080") == (1920, 1080)
+    for bad, said in (("16x16", "too small"), ("100000x100000", "too large"),
+                      ("640", "not WIDTHxHEIGHT")):
+        with pytest.raises(InputError, match=said):
+            parse_size(bad)

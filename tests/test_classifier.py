@@ -133,6 +133,8 @@ def test_eval_classifier_follows_symlinked_class_folders(astronaut_path, tmp_pat
     data.mkdir()
     (data / "with_mask").symlink_to(store / "masked_photos", target_is_directory=True)
     (data / "without_mask").symlink_to(store / "bare_photos", target_is_directory=True)
+    # a link from a class up to the dataset: its other classes are not this class's photos
+    (store / "bare_photos" / "up").symlink_to(data, target_is_directory=True)
 
     samples = read_class_folders(data, ("with_mask", "without_mask"))
     assert sorted(s.label for s in samples) == ["with_mask"] * 3 + ["without_mask"] * 3

@@ -76,4 +76,6 @@ def parse_size(text: str) -> tuple[int, int]:
         raise InputError(f"size '{text}' is not WIDTHxHEIGHT, e.g. 640x480") from None
     if w < 32 or h < 32:
         raise InputError(f"size '{text}' is too small")
+    if w > 8192 or h > 8192:  # an 8K frame is the largest a camera gives; more is a typo
+        raise InputError(f"size '{text}' is too large (at most 8192 a side)")
     return w, h

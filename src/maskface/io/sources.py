@@ -29,8 +29,11 @@ class Source:
 def walk(folder: str | os.PathLike) -> Iterator[tuple[Path, list[str], list[str]]]:
     """``os.walk`` that follows symlinked folders, each real folder visited once (a link back
     to an ancestor cannot loop), with folder and file names sorted. Like ``os.walk``, callers
-    may prune the yielded folder list in place."""
-    seen: set[tuple[int, int]] = set()
+    may prune the yielded folder list in place. A link to a folder above ``folder`` is not
+    followed: what is there is not inside it (a class folder's link up to the dataset would
+    count the other classes' images as its own)."""
+    above = {*Path(folder).absolute().parents, *Path(folder).resolve().parents}
+    seen: set[tuple[int, int]] = {(st.st_dev, st.st_ino) for st in map(os.stat, above)}
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         st = os.stat(dirpath)
         if (st.st_dev, st.st_ino) in seen:
