@@ -65,6 +65,12 @@ def test_voc_xml(tmp_path):
     np.testing.assert_allclose(a.boxes, [[1, 2, 11, 22], [30, 5, 40, 15]])
     assert a.labels == ("with_mask", "mask_incorrect")
     assert scenes["b.png"].labels == ("with_mask", "without_mask")
+    # a box wholly outside its declared 60x40 image was counted as a face the detector missed
+    (tmp_path / "annotations" / "b.xml").write_text(
+        VOC.format(fn="b.png").replace("<xmin>30</xmin>", "<xmin>70</xmin>").replace(
+            "<xmax>40</xmax>", "<xmax>90</xmax>"))
+    with pytest.raises(InputError, match="lies outside its 60x40 image"):
+        load_scenes(tmp_path)
 
 
 @pytest.mark.parametrize("csv_text, message", [

@@ -177,6 +177,10 @@ def _voc_objects(xml_path: Path) -> tuple[str | None, list[tuple[list[float], st
         raise InputError(f"{xml_path}: not valid XML ({exc})") from None
     ann = tree.getroot()
     filename = (ann.findtext("filename") or "").strip() or None
+    try:  # the declared size, when there is one: a box wholly outside it is a broken label
+        size = (float(ann.findtext("size/width") or 0), float(ann.findtext("size/height") or 0))
+    except ValueError:
+        size = (0.0, 0.0)
     items = []
     for k, obj in enumerate(ann.iter("object")):
         where = f"{xml_path} object {k + 1}"
@@ -187,7 +191,12 @@ def _voc_objects(xml_path: Path) -> tuple[str | None, list[tuple[list[float], st
             coords = [float(bb.findtext(t) or "nan") for t in ("xmin", "ymin", "xmax", "ymax")]
         except ValueError:
             raise InputError(f"{where}: bndbox coordinates must be numbers") from None
-        items.append((_box(*coords, where), normalise_label(obj.findtext("name") or "", where)))
+        box = _box(*coords, where)
+        if min(size) > 0 and (box[0] >= size[0] or box[1] >= size[1] or box[2] <= 0
+                              or box[3] <= 0):
+            raise InputError(f"{where}: box ({', '.join(f'{v:g}' for v in box)}) lies outside "
+                             f"its {size[0]:g}x{size[1]:g} image")
+        items.append((box, normalise_label(obj.findtext("name") or "", where)))
     return filename, items
 
 
