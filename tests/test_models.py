@@ -51,3 +51,15 @@ def test_missing_carrier_names_package_to_install():
 def test_unknown_model_name():
     with pytest.raises(ModelError, match="unknown model"):
         models.model_path("nope")
+
+
+def test_models_cli_says_where_each_file_is():
+    """Its help promised where the files are; it printed only names and descriptions."""
+    from typer.testing import CliRunner
+
+    from maskface.cli import load_commands
+
+    res = CliRunner().invoke(load_commands(), ["models"])
+    assert res.exit_code == 0, res.output
+    for row in models.describe():
+        assert f"\n    {row['path']}\n" in res.output

@@ -219,7 +219,6 @@ def models() -> None:
         ok = row["status"] == "ok"
         bad += not ok
         typer.echo(f"{'ok ' if ok else 'BAD'} {row['name']:<{width}} {row['description']}")
-        if not ok:
-            typer.echo(f"    {row['status']}")
+        typer.echo(f"    {row['path']}" + ("" if ok else f"\n    {row['status']}"))
     if bad:
         raise typer.Exit(1)

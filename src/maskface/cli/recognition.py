@@ -713,12 +713,16 @@ def eval_identify(
                             if cache_dir else None, mask_queries=mask_queries,
                             templates=n_tmpl, template_weight=t_weight,
                             thresholds=_model_thresholds(model))
-    typer.echo(f"{res['model']}: rank-1 {res['rank1']:.2%}{_ci(res, 'rank1')} over "
+    def pct(key: str) -> str:  # n/a where the report has null (no unknown queries)
+        v = res.get(key)
+        return "n/a" if v is None or v != v else f"{v:.2%}"
+
+    typer.echo(f"{res['model']}: rank-1 {pct('rank1')}{_ci(res, 'rank1')} over "
                f"{res['known_queries']} {res['queries']} "
                f"queries of {res['gallery_people']} enrolled people; at threshold "
-               f"{res['threshold']:.3f}: TPIR {res['tpir']:.2%}, FPIR {res['fpir']:.2%} "
+               f"{res['threshold']:.3f}: TPIR {pct('tpir')}, FPIR {pct('fpir')} "
                f"({res['unknown_queries']} unknown queries); TPIR at FPIR 1 % "
-               f"{res['tpir_at_fpir_0.01']:.2%}{_ci(res, 'tpir_at_fpir_0.01')}")
+               f"{pct('tpir_at_fpir_0.01')}{_ci(res, 'tpir_at_fpir_0.01')}")
     typer.echo(f"report: {report}", err=True)
     if res.get("errors_png"):
         typer.echo(f"errors: {res['errors_png']}", err=True)
