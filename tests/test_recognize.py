@@ -293,16 +293,17 @@ def test_cli_remove_deletes_the_snapshot_photos_of_the_persons_events(tmp_path, 
         pid = g.get("A").id
     shots = tmp_path / "snapshots"  # the service's default place: beside the database
     shots.mkdir()
-    (shots / "a1.jpg").write_bytes(b"jpeg")
-    (shots / "x1.jpg").write_bytes(b"jpeg")
+    a1, x1 = "a" * 32 + ".jpg", "f" * 32 + ".jpg"  # names the service makes
+    (shots / a1).write_bytes(b"jpeg")
+    (shots / x1).write_bytes(b"jpeg")
     log = EventLog(db)
-    log.record("granted", [], person_id=pid, person_name="A", snapshot="a1.jpg")
-    log.record("denied", ["unknown_person"], snapshot="x1.jpg")
+    log.record("granted", [], person_id=pid, person_name="A", snapshot=a1)
+    log.record("denied", ["unknown_person"], snapshot=x1)
     res = invoke("people", "remove", "A", "--yes", "--db", str(db))
     assert res.exit_code == 0 and "1 snapshot photos" in res.output
-    assert sorted(p.name for p in shots.iterdir()) == ["x1.jpg"]
+    assert sorted(p.name for p in shots.iterdir()) == [x1]
     events = {e.person_id: e.snapshot for e in log.query()[0]}
-    assert events == {pid: None, None: "x1.jpg"}  # the access record stays, without the photo
+    assert events == {pid: None, None: x1}  # the access record stays, without the photo
 
 
 def test_a_gallery_made_with_fused_is_used_with_fused_without_saying_so(tmp_path,

@@ -270,7 +270,8 @@ def test_retention_deletes_old_events_and_snapshot_photos(tmp_path):
     shots = tmp_path / "snapshots"
     shots.mkdir()
     log = EventLog(tmp_path / "e.db")
-    ages = {"a.jpg": 400, "b.jpg": 40, "c.jpg": 3, None: 500}  # days old
+    a, b, c = (ch * 32 + ".jpg" for ch in "abc")  # names the service makes (32 hex digits)
+    ages = {a: 400, b: 40, c: 3, None: 500}  # days old
     ids = {}
     for name, age in ages.items():
         if name:
@@ -279,8 +280,8 @@ def test_retention_deletes_old_events_and_snapshot_photos(tmp_path):
     # events kept for a year, photos for 30 days
     assert apply_retention(log, Retention(365, 30), shots, now) == (2, 2)
     kept = {e.id: e.snapshot for e in log.query()[0]}
-    assert kept == {ids["b.jpg"]: None, ids["c.jpg"]: "c.jpg"}  # b's event stays, its photo goes
-    assert sorted(p.name for p in shots.iterdir()) == ["c.jpg"]
+    assert kept == {ids[b]: None, ids[c]: c}  # b's event stays, its photo goes
+    assert sorted(p.name for p in shots.iterdir()) == [c]
     assert apply_retention(log, Retention(365, 30), shots, now) == (0, 0)  # idempotent
     assert apply_retention(log, Retention(0, 0), shots, now + 999 * day) == (0, 0)  # 0: for ever
     with pytest.raises(InputError, match="retention.events_days -1"):
