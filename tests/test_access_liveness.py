@@ -111,6 +111,11 @@ def test_burst_with_one_good_frame_among_blurred_ones_is_granted(door, nuaa):
     body = burst(door, [blur(imgs[0]), blur(imgs[2])]).json()
     assert body["decision"] == "denied" and "face_blurred" in codes(body), body
     assert "unknown_person" not in codes(body) and body["person"] is None
+    # ... nor a name anywhere else in the answer (faces, evidence): it went back to the kiosk
+    assert all(f["identity"] is None for f in body["faces"]), body["faces"]
+    assert all(f.get("person") is None for f in body["evidence"]["frames"])
+    body = door.check(jpeg(blur(imgs[0])), temperature=36.6).json()
+    assert "face_blurred" in codes(body) and all(f["identity"] is None for f in body["faces"])
 
 
 def test_burst_of_printed_photo_is_denied(door, nuaa):

@@ -121,3 +121,48 @@ def test_quality_measures_on_a_real_photo(astronaut):
     turned = Face(box=f.box, score=f.score, landmarks=f.landmarks.copy())
     turned.landmarks[2, 0] = turned.landmarks[1, 0] + 5
     assert "turned_away" in qa.measure(astronaut, turned).problems
+
+
+def test_a_burst_proves_liveness_on_the_frames_that_name_the_person():
+    """Two frames of an enrolled person's photo (spoof, or grey and so not assessable) and one
+    live stranger were granted as the person: identity from the photos, liveness from the
+    stranger's frame."""
+    shape = (480, 640)
+    stranger = face(q=0.7, person=None, live=0.99)
+    photos = [([face(q=0.9, live=0.3)], shape), ([face(q=0.8, live=0.2)], shape),
+              ([stranger], shape)]
+    d = decide_burst(photos, NO_MASK, 36.5)
+    assert codes(d) == ["spoof_suspected"] and d.face.liveness.score == 0.25
+
+    def grey(q):
+        f = face(q=q)
+        f.liveness = Liveness(0.1, "unknown", 0.5, "grey_frame")
+        return f
+
+    d = decide_burst([([grey(0.9)], shape), ([grey(0.8)], shape), ([stranger], shape)],
+                     NO_MASK, 36.5)
+    assert codes(d) == ["grey_camera"]
+
+
+def test_a_second_person_in_any_frame_of_a_burst_denies():
+    """A frame showing a second person at the door was dropped and the burst decided on the
+    rest (granted); under single_person_strict a passer-by in one frame was dropped too."""
+    shape = (480, 640)
+    door = dict(x=250, y=180, size=150)
+    clean = [([face(**door, q=0.9)], shape), ([face(**door, q=0.85)], shape)]
+    rival = ([face(**door, q=0.8), face(x=450, y=180, size=130, person=2)], shape)
+    d = decide_burst([*clean, rival], NO_MASK, 36.5)
+    assert codes(d) == ["several_faces"] and d.face is None
+    assert d.evidence["frames"][2]["problems"] == ["several_faces"]
+    passer = ([face(**door, q=0.8), face(x=20, y=20, size=50, person=None)], shape)
+    assert decide_burst([*clean, passer], NO_MASK, 36.5).granted
+    strict = Policy(mask_required=False, single_person_strict=True)
+    assert codes(decide_burst([*clean, passer], strict, 36.5)) == ["several_faces"]
+
+
+def test_a_gated_burst_names_no_one_in_its_evidence():
+    shape = (480, 640)
+    blurred = [([face(q=0.3, problems=("blurred",))], shape)] * 2
+    d = decide_burst(blurred, NO_MASK, 36.5)
+    assert codes(d) == ["face_blurred"] and d.to_dict()["person"] is None
+    assert all(f.get("person") is None for f in d.evidence["frames"])

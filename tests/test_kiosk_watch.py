@@ -182,3 +182,23 @@ def test_watch_with_a_gallery_that_does_not_exist_is_one_line(door_video, tmp_pa
     assert res.stderr.strip().splitlines() == [
         f"error: {missing}: no gallery yet; enrol someone first (maskface enroll NAME PHOTO...)"]
     assert not missing.exists()  # looking for a gallery does not create one
+
+
+def test_watch_kiosk_denies_two_people_at_the_door(nuaa, gallery_db, tmp_path):
+    """Only the tracked face of each frame reached the decision, so two people side by side
+    at the camera door were GRANTED as the enrolled one (the same frame through the API:
+    several_faces)."""
+    a = cv2.imread(str(nuaa / "real" / "0004" / "0004_01_00_02_306.jpg"))
+    b = cv2.imread(str(nuaa / "real" / "0001" / "0001_00_00_01_105.jpg"))
+    b = cv2.resize(b, (a.shape[1], a.shape[0]))
+    both = np.hstack([a, b])
+    video = tmp_path / "two" / "door.mp4"
+    video.parent.mkdir()
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), FPS,
+                             (both.shape[1], both.shape[0]))
+    for _ in range(12):
+        writer.write(both)
+    writer.release()
+    _, lines = _watch_kiosk(video, gallery_db, tmp_path)
+    assert lines and all(d["decision"] == "denied" for d in lines), lines
+    assert all([r["code"] for r in d["reasons"]] == ["several_faces"] for d in lines), lines

@@ -197,8 +197,10 @@ def decide(faces: Sequence[Face], policy: Policy, temperature: float | None = No
 
 
 def _vote(faces: list[Face]) -> Face:
-    """One face from several views of the same person: identity and mask by majority (ties:
-    the higher mean score), liveness by the mean live score."""
+    """One face from several views of the same person: identity by majority (ties: the higher
+    mean score); mask by majority and liveness by the mean live score over the frames that
+    name that person (all frames when no one is recognised), so the frames that prove a live
+    face are the frames that say who it is."""
     best = faces[0]
     ids = Counter(f.identity.person_id if f.identity else None for f in faces)
     def id_key(pid):
@@ -211,6 +213,11 @@ def _vote(faces: list[Face]) -> Face:
     identity = max(cands, key=lambda i: i.score) if cands else best.identity
     if pid is None and identity is not None and identity.known:
         identity = None
+    if pid is not None:
+        # Two photos of an enrolled person and one live stranger were granted as the person:
+        # identity from the photos, liveness from the stranger.
+        faces = [f for f in faces if f.identity and f.identity.person_id == pid]
+        best = faces[0]
     masks = [f.mask for f in faces if f.mask is not None]
     mask = None
     if masks:
@@ -257,12 +264,14 @@ def decide_burst(frames: Sequence[tuple[Sequence[Face], tuple[int, int]]], polic
             rivals = (others if policy.single_person_strict else _rivals(face, others, policy))
             crowded += bool(rivals)
             row.update(quality=round(face.quality.score, 4) if face.quality else None,
-                       problems=quality_reasons(face, policy))
-            if not rivals:
-                doors.append((i, face, others))
+                       problems=(["several_faces"] if rivals else [])
+                       + quality_reasons(face, policy))
+            doors.append((i, face, others))
         evidence.append(row)
     votes: dict[str, Any] = {"used": []}
-    if not doors:
+    if crowded or not doors:
+        # A second person in any frame is a second person at the door, as in a single photo:
+        # dropping that frame and deciding on the rest let someone in behind the person.
         reason = "several_faces" if crowded else "no_face"
         return Decision(DENIED, (reason,), None, temperature, (),
                         {"frames": evidence, **votes})
@@ -289,4 +298,8 @@ def decide_burst(frames: Sequence[tuple[Sequence[Face], tuple[int, int]]], polic
     pid = face.identity.person_id if face.identity is not None and face.identity.known else None
     groups = groups_of(pid) if pid is not None else ()
     d = decide([face], policy, temperature, groups)
+    if d.face is None or d.face.identity is None:
+        # gated: identified by no one, so no frame says who it was either
+        for i, _, _ in best:
+            evidence[i]["person"] = None
     return replace(d, ignored=tuple(best[0][2]), evidence={"frames": evidence, **votes})

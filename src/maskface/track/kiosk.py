@@ -40,8 +40,9 @@ class _DoorTrack:
     first_frame: int
     last_frame: int
     seen: int = 0
-    #: (quality key, frame index, image, face), best first, at most ``best``
-    kept: list[tuple[tuple[bool, float], int, np.ndarray, Face]] = field(default_factory=list)
+    #: (quality key, frame index, image, door face, every face), best first, at most ``best``
+    kept: list[tuple[tuple[bool, float], int, np.ndarray, Face, list[Face]]] = field(
+        default_factory=list)
 
 
 class KioskWatcher:
@@ -106,7 +107,9 @@ class KioskWatcher:
                 if self.liveness is not None:
                     self.liveness.check(images[i], [face])
 
-        d = decide_burst([([k[3]], shape) for k in tr.kept], self.policy,
+        # every face of each frame: a second person beside the tracked one is judged as in
+        # a single photo (several_faces), not left out
+        d = decide_burst([(k[4], shape) for k in tr.kept], self.policy,
                          self.temperature_now(), groups_of=self.groups_of, prepare=prepare)
         out = d.to_dict()
         used = (out.get("evidence") or {}).get("used") or [0]
@@ -159,7 +162,7 @@ class KioskWatcher:
                 tr.seen += 1
                 tr.last_frame = frame.index
                 key = (not quality_reasons(door, self.policy), door.quality.score)
-                tr.kept.append((key, frame.index, image, door))
+                tr.kept.append((key, frame.index, image, door, faces))
                 tr.kept.sort(key=lambda k: k[0], reverse=True)
                 del tr.kept[self.best:]
                 if self._ready(tr):

@@ -101,8 +101,19 @@ def access_check(image: UploadFile | None = File(
     body = decision.to_dict()
     body.update(event_id=event.id, time=event.time, door=event.door,
                 temperature_source=temp_source,
-                faces=[f.to_dict() for f in best.faces], frames=len(results))
+                faces=_faces_shown(best.faces, ident), frames=len(results))
     return body
+
+
+def _faces_shown(faces: list[Face], judged) -> list[dict]:
+    """The frame's faces for the answer, named only as the decision names its person: a face
+    the gate refused (blurred, too small), or a door with two people, is identified by no one,
+    so neither its name nor a burst frame's own answer goes back to the kiosk."""
+    out = [f.to_dict() for f in faces]
+    for d in out:
+        if d["identity"] is not None:
+            d["identity"] = judged.to_dict() if judged is not None else None
+    return out
 
 
 class Reading(BaseModel):
