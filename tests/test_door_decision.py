@@ -121,6 +121,18 @@ def test_quality_measures_on_a_real_photo(astronaut):
     turned = Face(box=f.box, score=f.score, landmarks=f.landmarks.copy())
     turned.landmarks[2, 0] = turned.landmarks[1, 0] + 5
     assert "turned_away" in qa.measure(astronaut, turned).problems
+    # half the face past the right edge: the box is clipped to the image and looks whole, and
+    # its mask was judged on the half that shows (a bare face called masked, and let in)
+    w = astronaut.shape[1]
+    for shift, out in ((100, False), (250, False), (270, True), (290, True)):
+        moved = cv2.warpAffine(astronaut, np.float32([[1, 0, shift], [0, 1, 0]]),
+                               (w, astronaut.shape[0]))
+        d = create_detector("yunet").detect(moved)
+        g = Face(box=d.boxes[0], score=float(d.scores[0]), landmarks=d.landmarks[0])
+        g.quality = qa.measure(moved, g)
+        assert ("out_of_frame" in g.quality.problems) is out, shift
+        if out:  # advice, and nothing judged
+            assert "face_out_of_frame" in codes(decide([g], NO_MASK, 36.5))
 
 
 def test_a_burst_proves_liveness_on_the_frames_that_name_the_person():

@@ -25,6 +25,7 @@ ADVICE = {
     "turned_away": "look straight at the camera",
     "too_dark": "step into the light",
     "too_bright": "step out of direct light",
+    "out_of_frame": "step into the middle of the camera's view",
 }
 
 
@@ -39,6 +40,23 @@ class QualityLimits:
     max_roll_deg: float = 30.0
     min_exposure: float = 40.0
     max_exposure: float = 220.0
+    #: the face must reach this far, in eye distances, from the eyes' midpoint to either side
+    #: and below the mouth, inside the image (a face half past the edge is not judged)
+    side_margin: float = 0.9
+    chin_margin: float = 0.5
+
+
+def out_of_frame(landmarks: np.ndarray, shape: tuple[int, ...], limits: QualityLimits) -> bool:
+    """Whether the face runs past the image's side or bottom edge. From the landmarks, not the
+    box: detectors clip their boxes to the image, so a face cut in half still gets a whole-
+    looking box, and its mask was judged on the half that shows (a bare face called masked)."""
+    h, w = shape[:2]
+    eye_r, eye_l = np.asarray(landmarks[0], float), np.asarray(landmarks[1], float)
+    dist = max(float(np.hypot(*(eye_l - eye_r))), 1.0)
+    cx = (eye_r[0] + eye_l[0]) / 2
+    chin = max(float(landmarks[3][1]), float(landmarks[4][1])) + limits.chin_margin * dist
+    return (cx - limits.side_margin * dist < 0 or cx + limits.side_margin * dist > w
+            or chin > h)
 
 
 def yaw_roll(landmarks: np.ndarray) -> tuple[float, float]:
@@ -86,6 +104,8 @@ class QualityAssessor:
             problems.append("too_dark")
         elif exposure > lim.max_exposure:
             problems.append("too_bright")
+        if out_of_frame(face.landmarks, image.shape, lim):
+            problems.append("out_of_frame")
         parts = (min(1.0, size / (2 * lim.min_size)), min(1.0, sharp / (4 * lim.min_sharpness)),
                  frontal, max(0.0, 1 - abs(exposure - 128) / 128))
         score = float(np.prod(np.maximum(parts, 1e-3)) ** 0.25)
@@ -97,4 +117,4 @@ class QualityAssessor:
             face.quality = self.measure(image, face)
 
 
-__all__ = ["ADVICE", "QualityAssessor", "QualityLimits", "yaw_roll"]
+__all__ = ["ADVICE", "QualityAssessor", "QualityLimits", "out_of_frame", "yaw_roll"]

@@ -90,7 +90,8 @@ class Liveness:
 @dataclass(frozen=True)
 class Quality:
     """How usable one face is for a decision: 0..1 overall ``score`` from its parts, and the
-    problems (``too_small``, ``blurred``, ``turned_away``, ``too_dark``, ``too_bright``)."""
+    problems (``too_small``, ``blurred``, ``turned_away``, ``too_dark``, ``too_bright``,
+    ``out_of_frame``)."""
 
     score: float
     size: float

@@ -40,6 +40,7 @@ REASONS = {
     "face_turned_away": "look straight at the camera",
     "face_too_dark": "step into the light",
     "face_too_bright": "step out of direct light",
+    "face_out_of_frame": "step into the middle of the camera's view",
 }
 
 #: a second face at least this share of the door face's area is also "at the door"
