@@ -224,6 +224,9 @@ def test_bench_against_times_two_classifiers_in_pairs(classifier_available, tmp_
         lo, hi = vs[part]["ratio_ci95"]
         assert 0 < lo <= vs[part]["ratio_median"] <= hi
     assert "Against `mask_classifier`" in report.with_suffix(".md").read_text()
+    # no baseline was run: no memory figure "after the baseline" (it was printed anyway)
+    assert json.loads(report.read_text())["memory_mb"]["peak_after_baseline"] is None
+    assert "after the baseline" not in report.with_suffix(".md").read_text()
     bad = CliRunner().invoke(load_commands(), [
         "bench", "--report", str(report), "--repeats", "1", "--embedder", "none",
         "--no-baseline", "--streams", "1", "--against", str(tmp_path / "nope.onnx")])

@@ -45,6 +45,26 @@ def test_help_pages_show_no_internal_type_tags():
     assert re.search(r"--out\s+-o\s+PATH", out) and re.search(r"--stride\s+INTEGER", out)
 
 
+def test_bracketed_words_in_option_help_are_printed():
+    """Rich took "[policy]" and "[retention]" in option help for markup and printed "the
+    config's  events_days": every bracketed word an option's help names must be shown."""
+    runner = CliRunner()
+    root = typer.main.get_command(load_commands())
+    checked = 0
+    for path in _command_paths():
+        cmd = root
+        for name in path:
+            cmd = cmd.commands[name]
+        words = {w for p in getattr(cmd, "params", []) for w in
+                 re.findall(r"\[([a-z_]+)\]", getattr(p, "help", None) or "")}
+        if words:
+            out = runner.invoke(load_commands(), [*path, "--help"]).output
+            for w in words:
+                checked += 1
+                assert f"[{w}]" in out, (path, w)
+    assert checked >= 2
+
+
 def _modules_after(*argv: str) -> list[str]:
     code = (f"import sys; sys.argv = ['maskface', *{list(argv)!r}]\n"
             "from maskface.cli import main\n"

@@ -109,7 +109,9 @@ def to_markdown(report: dict[str, Any]) -> str:
                 lines.append(f"| {name} | {a['faces']} | {a['recall']:.3f} | "
                              f"{a['accuracy']:.3f} | {a['false_detections']} |")
     mem = report["memory_mb"]
+    after_base = mem.get("peak_after_baseline")
     lines += ["", f"Peak memory (RSS): {mem['peak_after_loading_ours']:.0f} MiB after loading "
-              f"our models, {mem['peak_after_ours']:.0f} MiB after running them, "
-              f"{mem['peak_after_baseline']:.0f} MiB after the baseline too."]
+              f"our models, {mem['peak_after_ours']:.0f} MiB after running them"
+              + (f", {after_base:.0f} MiB after the baseline too." if after_base is not None
+                 else ".")]
     return "\n".join(lines) + "\n"

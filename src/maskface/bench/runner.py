@@ -388,7 +388,9 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None
     report["memory_mb"] = {"before_models": round(rss0, 1),
                            "peak_after_loading_ours": round(rss_loaded, 1),
                            "peak_after_ours": round(rss_ours, 1),
-                           "peak_after_baseline": round(peak_rss_mb(), 1)}
+                           # null without a baseline run: there is no "after" it
+                           "peak_after_baseline": round(peak_rss_mb(), 1)
+                           if baseline is not None else None}
     if cfg.scenes is not None:
         say("accuracy")
         report["accuracy"] = _accuracy(cfg, ours, baseline)

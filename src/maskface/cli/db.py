@@ -75,10 +75,10 @@ def prune(
     config: ConfigOption = None,
     events_days: Annotated[float | None, typer.Option(
         min=0, help="Delete access events older than this many days (default: the config's "
-        "[retention] events_days; 0 keeps them).")] = None,
+        "\\[retention] events_days; 0 keeps them).")] = None,
     snapshots_days: Annotated[float | None, typer.Option(
         min=0, help="Delete snapshot photos older than this (default: the config's "
-        "[retention] snapshots_days, 30).")] = None,
+        "\\[retention] snapshots_days, 30).")] = None,
 ) -> None:
     """Apply the retention of access events and their snapshot photos now (the service also
     does it at start and every hour)."""

@@ -60,7 +60,7 @@ def watch(
                         "frames (liveness, mask, identity with --db); writes "
                         "<stem>.decisions.jsonl.")] = False,
     config: Annotated[Path | None, typer.Option(
-        help="--kiosk: service config file whose [policy] applies (default policy if none).")
+        help="--kiosk: service config file whose \\[policy] applies (default policy if none).")
                       ] = None,
     door: Annotated[str | None, typer.Option(
         help="--kiosk with --db: this camera is that door (as a kiosk key's label names one): "
